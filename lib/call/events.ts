@@ -1,0 +1,27 @@
+/**
+ * What happens on calls, as events: the printer, tests (and later the store
+ * and the dashboard) all listen to the same stream.
+ *
+ * @module
+ */
+import type { Transcript } from "../transcribe/engine.ts";
+
+/** Facts about a call, from Twilio's `start` message and the TwiML parameters. */
+export interface CallInfo {
+  callSid: string;
+  /** Short label shown when several calls are active. */
+  label: string;
+  direction: string;
+  from?: string;
+  to?: string;
+}
+
+/** One thing that happened on a call. */
+export type CallEvent =
+  | { type: "call-started"; call: CallInfo; at: number }
+  | { type: "transcript"; call: CallInfo; transcript: Transcript }
+  | { type: "call-ended"; call: CallInfo; at: number; reason: string }
+  | { type: "call-error"; call: CallInfo; message: string };
+
+/** Receives call events. */
+export type CallListener = (event: CallEvent) => void;

@@ -1,0 +1,134 @@
+/**
+ * Prints call events for people (`text`) or programs (`jsonl`).
+ *
+ * text: each final as `Inbound: <text> [<start> - <end>]`, prefixed with the
+ * call's label while more than one call is active. On a terminal the current
+ * partials sit on one status line rewritten in place; piped output never has
+ * partials or escape codes.
+ * jsonl: one JSON object per event on stdout and nothing else; partials only
+ * when asked for.
+ *
+ * @module
+ */
+import type { Transcript } from "../transcribe/engine.ts";
+import type { CallEvent, CallListener } from "./events.ts";
+
+/** Output options. */
+export interface PrinterOptions {
+  format: "text" | "jsonl";
+  /** jsonl: include partials. text: partials are shown only on a terminal. */
+  partials?: boolean;
+  /** Where lines go; defaults to stdout. */
+  write?: (text: string) => void;
+  /** Whether `write` is a terminal (status line allowed). */
+  isTerminal?: boolean;
+}
+
+const TRACK_NAMES = { inbound: "Inbound", outbound: "Outbound" } as const;
+
+/** `Inbound: Hello there. [0 - 1500]` */
+export function formatFinal(transcript: Transcript): string {
+  return `${TRACK_NAMES[transcript.track]}: ${transcript.text} [${transcript.startMs} - ${transcript.endMs}]`;
+}
+
+/** Returns a listener that prints events as configured. */
+export function createPrinter(options: PrinterOptions): CallListener {
+  const encoder = new TextEncoder();
+  const write = options.write ?? ((text: string) => Deno.stdout.writeSync(encoder.encode(text)));
+  const terminal = options.isTerminal ?? (options.write ? false : Deno.stdout.isTerminal());
+  const active = new Set<string>();
+  const partials = new Map<string, string>();
+  let statusShown = false;
+
+  const clearStatus = () => {
+    if (statusShown) write("\r\x1b[2K");
+    statusShown = false;
+  };
+  const drawStatus = () => {
+    const line = [...partials.values()].join("  |  ");
+    if (!line) return;
+    const width = Deno.consoleSize?.().columns ?? 100;
+    write(`\x1b[2m${line.length > width - 1 ? "…" + line.slice(-(width - 2)) : line}\x1b[0m`);
+    statusShown = true;
+  };
+
+  if (options.format === "jsonl") {
+    return (event) => {
+      const line = jsonEvent(event, options.partials ?? false);
+      if (line) write(line + "\n");
+    };
+  }
+
+  return (event: CallEvent) => {
+    const prefix = active.size > 1 ? `[${event.call.label}] ` : "";
+    switch (event.type) {
+      case "call-started":
+        active.add(event.call.callSid);
+        return;
+      case "call-ended":
+        active.delete(event.call.callSid);
+        for (const key of partials.keys()) {
+          if (key.startsWith(event.call.callSid)) partials.delete(key);
+        }
+        if (terminal) {
+          clearStatus();
+          drawStatus();
+        }
+        return;
+      case "call-error":
+        return;
+      case "transcript": {
+        const { transcript } = event;
+        const key = `${event.call.callSid}:${transcript.track}`;
+        if (transcript.type === "partial") {
+          if (!terminal) return;
+          partials.set(key, `${prefix}${TRACK_NAMES[transcript.track]}: ${transcript.text}`);
+        } else {
+          partials.delete(key);
+        }
+        if (terminal) clearStatus();
+        if (transcript.type === "final") write(prefix + formatFinal(transcript) + "\n");
+        if (terminal) drawStatus();
+        return;
+      }
+    }
+  };
+}
+
+/** The JSON line for an event, or null when the event is not printed. */
+export function jsonEvent(event: CallEvent, partials: boolean): string | null {
+  const callSid = event.call.callSid;
+  switch (event.type) {
+    case "transcript": {
+      const t = event.transcript;
+      if (t.type === "partial" && !partials) return null;
+      return JSON.stringify({
+        type: t.type,
+        callSid,
+        track: t.track,
+        text: t.text,
+        startMs: t.startMs,
+        endMs: t.endMs,
+        words: t.words,
+      });
+    }
+    case "call-started":
+      return JSON.stringify({
+        type: "call-started",
+        callSid,
+        direction: event.call.direction,
+        from: event.call.from,
+        to: event.call.to,
+        at: new Date(event.at).toISOString(),
+      });
+    case "call-ended":
+      return JSON.stringify({
+        type: "call-ended",
+        callSid,
+        reason: event.reason,
+        at: new Date(event.at).toISOString(),
+      });
+    case "call-error":
+      return JSON.stringify({ type: "call-error", callSid, message: event.message });
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Configuration from the environment (load `.env` with `deno run --env-file`)
+ * and command-line flags. Flags win over the environment. Validation happens
+ * here, before any network call, with messages that name the variable.
+ *
+ * @module
+ */
+import type { LocalEngineOptions } from "./transcribe/local.ts";
+
+/** Everything the server and the commands need to know. */
+export interface Config {
+  host: string;
+  port: number;
+  /** Base URL Twilio reaches (https://…); defaults to the local listen address. */
+  publicUrl?: string;
+  /** Used to check (and, in the simulator, to make) `X-Twilio-Signature`s. */
+  twilioAuthToken?: string;
+  /** Explicit opt-out of signature checks (`TWILIO_SKIP_SIGNATURE=1`). */
+  skipSignature: boolean;
+  /** Audio the laptop leg (`/audio`) sends into the call: a WAV path, or undefined for none. */
+  audioInput?: string;
+  model: {
+    dir?: string;
+    name: string;
+    nameExplicit: boolean;
+    url?: string;
+    cacheDir?: string;
+    overrides: { encoder?: string; decoder?: string; joiner?: string; tokens?: string };
+  };
+  local: Partial<LocalEngineOptions>;
+}
+
+/** A configuration problem, reported before anything starts. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** The model users get by default (downloaded from the sherpa-onnx release on first use). */
+export const DEFAULT_MODEL = "sherpa-onnx-streaming-zipformer-en-20M-2023-02-17";
+
+type Env = Record<string, string | undefined>;
+
+/** Reads the configuration; `flags` holds command-line values that override the environment. */
+export function loadConfig(
+  env: Env = Deno.env.toObject(),
+  flags: { host?: string; port?: string; audioInput?: string } = {},
+): Config {
+  const host = flags.host ?? env.HOST ?? "127.0.0.1";
+  const port = parsePort(flags.port ?? env.PORT ?? "8080", flags.port ? "--port" : "PORT");
+  const publicUrl = env.PUBLIC_URL ? parsePublicUrl(env.PUBLIC_URL) : undefined;
+  const audioInput = flags.audioInput ?? env.AUDIO_INPUT;
+  return {
+    host,
+    port,
+    publicUrl,
+    twilioAuthToken: env.TWILIO_AUTH_TOKEN || undefined,
+    skipSignature: env.TWILIO_SKIP_SIGNATURE === "1",
+    audioInput: audioInput && audioInput !== "none" ? audioInput : undefined,
+    model: {
+      dir: env.SHERPA_MODEL_DIR || undefined,
+      name: env.SHERPA_MODEL || DEFAULT_MODEL,
+      nameExplicit: Boolean(env.SHERPA_MODEL),
+      url: env.SHERPA_MODEL_URL || undefined,
+      cacheDir: env.SHERPA_CACHE_DIR || undefined,
+      overrides: {
+        encoder: env.SHERPA_ENCODER || undefined,
+        decoder: env.SHERPA_DECODER || undefined,
+        joiner: env.SHERPA_JOINER || undefined,
+        tokens: env.SHERPA_TOKENS || undefined,
+      },
+    },
+    local: {
+      ...optionalNumber(env, "ENDPOINT_RULE1_SILENCE", "rule1MinTrailingSilence"),
+      ...optionalNumber(env, "ENDPOINT_RULE2_SILENCE", "rule2MinTrailingSilence"),
+      ...optionalNumber(env, "ENDPOINT_MAX_UTTERANCE", "rule3MinUtteranceLength"),
+      ...optionalNumber(env, "SHERPA_THREADS", "numThreads"),
+      ...optionalNumber(env, "SHERPA_TOKEN_DELAY_MS", "tokenDelayMs"),
+    },
+  };
+}
+
+function parsePort(value: string, name: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) {
+    throw new ConfigError(`${name} must be a port number (0-65535), got "${value}"`);
+  }
+  return port;
+}
+
+function parsePublicUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(
+      `PUBLIC_URL must be a URL such as https://example.ngrok.app, got "${value}"`,
+    );
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") {
+    throw new ConfigError(`PUBLIC_URL must start with https://, got "${value}"`);
+  }
+  return url.href.replace(/\/$/, "");
+}
+
+function optionalNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
+  const value = env[name];
+  if (value === undefined || value === "") return {};
+  const number = Number(value);
+  if (!Number.isFinite(number) || number < 0) {
+    throw new ConfigError(`${name} must be a non-negative number, got "${value}"`);
+  }
+  return { [key]: number };
+}
+
+/** The base URL Twilio uses to reach us: PUBLIC_URL, or the local listen address. */
+export function publicBase(config: Config, boundPort = config.port): string {
+  if (config.publicUrl) return config.publicUrl;
+  const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
+}

@@ -1,0 +1,101 @@
+/**
+ * The HTTP routes, as a Hono app: TwiML webhooks, the two Media Stream
+ * WebSockets and a health check. Every Twilio route checks
+ * `X-Twilio-Signature` against the public URL (never the Host header, which
+ * tunnels rewrite).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context } from "hono";
+import type { CallRegistry } from "../call/registry.ts";
+import type { Logger } from "../log.ts";
+import { signatureValid } from "../twilio/signature.ts";
+import { streamTwiml, streamUrls } from "../twilio/twiml.ts";
+import { upgradeMediaStream } from "./deno_websocket.ts";
+import { MediaStreamHandler, type StreamKind } from "./media_stream.ts";
+
+/** What the routes need. */
+export interface AppOptions {
+  registry: CallRegistry;
+  log: Logger;
+  /** The public base URL (known only once the server is bound). */
+  publicBase: () => string;
+  /** Token for signature checks; undefined only when checks are explicitly skipped. */
+  authToken?: string;
+  /** µ-law frames the laptop leg sends into each call (until the audio bridge exists). */
+  audioFrames?: Uint8Array[];
+}
+
+/** Builds the app. */
+export function createApp(options: AppOptions): Hono {
+  const { registry, log } = options;
+  const app = new Hono();
+
+  app.get("/healthz", (c) =>
+    c.json({ ok: true, engine: registry.engine.name, activeCalls: registry.activeCalls }));
+
+  app.post("/twiml/outbound", async (c) => {
+    const params = await formParams(c);
+    if (params === null) return c.text("expected an application/x-www-form-urlencoded body", 400);
+    if (!verifySignature(c, params)) return c.text("invalid Twilio signature", 403);
+    const { streamUrl, audioUrl } = streamUrls(options.publicBase());
+    const twiml = streamTwiml({
+      streamUrl,
+      audioUrl,
+      parameters: {
+        direction: "outbound",
+        ...(params.From ? { from: params.From } : {}),
+        ...(params.To ? { to: params.To } : {}),
+      },
+    });
+    return c.body(twiml, 200, { "content-type": "text/xml; charset=utf-8" });
+  });
+
+  const streamRoute = (kind: StreamKind) => (c: Context) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      return c.text("this route expects a WebSocket upgrade from Twilio Media Streams", 426);
+    }
+    if (!verifySignature(c, {})) return c.text("invalid Twilio signature", 403);
+    return upgradeMediaStream(c.req.raw, (socket) =>
+      new MediaStreamHandler({
+        kind,
+        registry,
+        socket,
+        log,
+        audioFrames: kind === "audio" ? options.audioFrames : undefined,
+      }));
+  };
+  app.get("/stream", streamRoute("transcription"));
+  app.get("/audio", streamRoute("audio"));
+
+  /** Twilio signs the public URL it requested: https for webhooks, wss for streams. */
+  function verifySignature(c: Context, params: Record<string, string>): boolean {
+    if (options.authToken === undefined) return true;
+    const requestUrl = new URL(c.req.url);
+    const base = new URL(options.publicBase());
+    const isUpgrade = c.req.header("upgrade")?.toLowerCase() === "websocket";
+    const protocol = isUpgrade ? base.protocol.replace("http", "ws") : base.protocol;
+    const url = `${protocol}//${base.host}${base.pathname.replace(/\/$/, "")}${requestUrl.pathname}${requestUrl.search}`;
+    const signature = c.req.header("x-twilio-signature") ?? "";
+    if (signature && signatureValid(options.authToken, signature, url, params)) return true;
+    const remote = c.req.header("x-forwarded-for") ?? "direct";
+    log.warn(
+      `refused ${c.req.method} ${requestUrl.pathname} from ${remote}: ${
+        signature ? "invalid" : "missing"
+      } X-Twilio-Signature`,
+    );
+    return false;
+  }
+
+  return app;
+}
+
+/** Parses a Twilio webhook body; null when it is not a form. */
+async function formParams(c: Context): Promise<Record<string, string> | null> {
+  const type = c.req.header("content-type") ?? "";
+  if (!type.startsWith("application/x-www-form-urlencoded")) return null;
+  const params: Record<string, string> = {};
+  for (const [key, value] of new URLSearchParams(await c.req.text())) params[key] = value;
+  return params;
+}

@@ -1,0 +1,28 @@
+/**
+ * The Deno adapter: upgrades a request with `Deno.upgradeWebSocket` and wires
+ * the native socket to a transport-independent {@link MediaStreamHandler}.
+ *
+ * @module
+ */
+import type { MediaStreamHandler, StreamSocket } from "./media_stream.ts";
+
+/** Upgrades `request` and hands every message of the socket to the handler `make` returns. */
+export function upgradeMediaStream(
+  request: Request,
+  make: (socket: StreamSocket) => MediaStreamHandler,
+): Response {
+  const { socket, response } = Deno.upgradeWebSocket(request);
+  const handler = make({
+    send: (text) => {
+      if (socket.readyState === WebSocket.OPEN) socket.send(text);
+    },
+    close: (code, reason) => {
+      if (socket.readyState === WebSocket.OPEN) socket.close(code, reason);
+    },
+  });
+  socket.onmessage = (event) => handler.onMessage(event.data);
+  socket.onclose = () => handler.onClose();
+  // An error is followed by close, which ends the stream; nothing more to do here.
+  socket.onerror = () => {};
+  return response;
+}

@@ -1,0 +1,176 @@
+/**
+ * One Twilio Media Stream connection, independent of the socket library:
+ * the Deno adapter hands it text frames and a way to send and close.
+ *
+ * Two kinds of stream reach us per call: `transcription` (`<Start><Stream>`,
+ * unidirectional, both tracks) feeds the transcribers; `audio`
+ * (`<Connect><Stream>`, bidirectional) is the laptop leg, which sends audio
+ * into the call.
+ *
+ * @module
+ */
+import type { CallRegistry } from "../call/registry.ts";
+import type { CallSession } from "../call/session.ts";
+import type { Logger } from "../log.ts";
+import { decodeBase64 } from "../twilio/base64.ts";
+import {
+  markMessage,
+  mediaMessage,
+  parseTwilioMessage,
+  ProtocolError,
+  type StartMessage,
+} from "../twilio/protocol.ts";
+
+/** What a stream handler needs from its socket. */
+export interface StreamSocket {
+  send(text: string): void;
+  close(code: number, reason: string): void;
+}
+
+/** Which of the two streams of a call this is. */
+export type StreamKind = "transcription" | "audio";
+
+/** Close codes (RFC 6455) used when we drop a stream. */
+export const CLOSE = {
+  normal: 1000,
+  unsupportedData: 1003,
+  policyViolation: 1008,
+  tooBig: 1009,
+} as const;
+
+/** Largest message we accept; Twilio's media messages are well under 1 KiB. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+
+/** Name of the mark sent after the laptop leg's audio, echoed back by Twilio when played. */
+export const AUDIO_END_MARK = "audio-input-end";
+
+/** Options of a stream handler. */
+export interface MediaStreamOptions {
+  kind: StreamKind;
+  registry: CallRegistry;
+  socket: StreamSocket;
+  log: Logger;
+  /** For the audio leg: the µ-law frames to send into the call, if any. */
+  audioFrames?: Uint8Array[];
+}
+
+/** Handles the messages of one stream, from `connected` to `stop`. */
+export class MediaStreamHandler {
+  #options: MediaStreamOptions;
+  #session: CallSession | null = null;
+  #streamSid = "";
+  #closed = false;
+  /** Media messages received on the audio leg (discarded until the speaker bridge exists). */
+  receivedFrames = 0;
+
+  constructor(options: MediaStreamOptions) {
+    this.#options = options;
+  }
+
+  /** Handles one WebSocket message. */
+  onMessage(data: string | ArrayBuffer | Blob | Uint8Array): void {
+    if (this.#closed) return;
+    if (typeof data !== "string") {
+      this.#fail(CLOSE.unsupportedData, "binary frames are not part of the Twilio protocol");
+      return;
+    }
+    if (data.length > MAX_MESSAGE_BYTES) {
+      this.#fail(CLOSE.tooBig, `message of ${data.length} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+      return;
+    }
+    try {
+      this.#handle(data);
+    } catch (error) {
+      if (error instanceof ProtocolError) this.#fail(CLOSE.policyViolation, error.message);
+      else this.#fail(CLOSE.policyViolation, `internal error: ${(error as Error).message}`);
+    }
+  }
+
+  /** The socket closed; a transcription stream that never sent `stop` still ends its call. */
+  onClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#finish("stream closed without stop");
+  }
+
+  #handle(text: string): void {
+    const message = parseTwilioMessage(text);
+    switch (message.event) {
+      case "connected":
+        return;
+      case "start":
+        return this.#start(message);
+      case "media": {
+        const session = this.#requireStarted("media");
+        if (this.#options.kind === "audio") {
+          this.receivedFrames++;
+          return;
+        }
+        session.media(message.media.track, message.media.timestamp, decodeBase64(message.media.payload));
+        return;
+      }
+      case "stop":
+        this.#requireStarted("stop");
+        this.#closed = true;
+        this.#finish("stop");
+        this.#options.socket.close(CLOSE.normal, "stop received");
+        return;
+      case "mark":
+      case "dtmf":
+        this.#requireStarted(message.event);
+        return;
+    }
+  }
+
+  #start(message: StartMessage): void {
+    if (this.#session) throw new ProtocolError("a second start on the same stream");
+    const { start } = message;
+    const parameters = start.customParameters;
+    this.#streamSid = message.streamSid;
+    this.#session = this.#options.registry.attachStream(message.streamSid, {
+      callSid: start.callSid,
+      direction: parameters.direction ?? "unknown",
+      from: parameters.from,
+      to: parameters.to,
+    });
+    if (this.#options.kind === "transcription") {
+      for (const track of start.tracks) this.#session.openTrack(track);
+    } else {
+      this.#sendAudio();
+    }
+  }
+
+  /** Queues the laptop leg's audio; Twilio buffers it and plays it in real time. */
+  #sendAudio(): void {
+    const frames = this.#options.audioFrames;
+    if (!frames?.length) return;
+    const { socket } = this.#options;
+    for (const frame of frames) socket.send(mediaMessage(this.#streamSid, frame));
+    socket.send(markMessage(this.#streamSid, AUDIO_END_MARK));
+  }
+
+  #requireStarted(event: string): CallSession {
+    if (!this.#session) throw new ProtocolError(`${event} before start`);
+    return this.#session;
+  }
+
+  #finish(reason: string): void {
+    const session = this.#session;
+    if (!session) return;
+    this.#options.registry.detachStream(this.#streamSid);
+    if (this.#options.kind === "transcription") {
+      this.#options.registry.endCall(session.info.callSid, reason).catch((error) =>
+        this.#options.log.error(`ending call ${session.info.callSid}: ${error.message}`)
+      );
+    }
+  }
+
+  #fail(code: number, reason: string): void {
+    const sid = this.#streamSid || "(before start)";
+    this.#options.log.warn(`${this.#options.kind} stream ${sid} closed: ${reason}`);
+    this.#closed = true;
+    this.#finish(`stream closed: ${reason}`);
+    // Close reasons are limited to 123 bytes by RFC 6455.
+    this.#options.socket.close(code, reason.slice(0, 120));
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * The Twilio simulator: plays Twilio's part of a call against our server
+ * over real HTTP and WebSockets, the way Twilio does it.
+ *
+ * It requests the TwiML webhook with a signed form POST, follows
+ * `<Start><Stream>` (both tracks, unidirectional) and `<Connect><Stream>`
+ * (bidirectional), opens both sockets with signed upgrades, and streams
+ * 20 ms µ-law frames: the callee's audio on the inbound track, and on the
+ * outbound track exactly what our server sent on the bidirectional stream
+ * (silence when nothing is queued), echoing marks once their audio has
+ * played and honouring `clear`.
+ *
+ * @module
+ */
+import { FRAME_BYTES, FRAME_MS, splitFrames } from "../audio/framing.ts";
+import { MULAW_SILENCE } from "../audio/mulaw.ts";
+import { decodeBase64 } from "../twilio/base64.ts";
+import {
+  connectedMessage,
+  startMessage,
+  stopMessage,
+  twilioMarkMessage,
+  twilioMediaMessage,
+} from "../twilio/protocol.ts";
+import { signRequest } from "../twilio/signature.ts";
+import { parseStreamTwiml } from "../twilio/twiml.ts";
+
+/** One simulated call. */
+export interface SimulatedCallOptions {
+  /** Where our server listens, e.g. `http://127.0.0.1:8080`. */
+  serverUrl: string;
+  /** The callee's speech (µ-law 8 kHz), played on the inbound track. */
+  calleeAudio: Uint8Array;
+  /** Signs every request like Twilio when set (must match the server's TWILIO_AUTH_TOKEN). */
+  authToken?: string;
+  /** Webhook path; `/twiml/outbound` by default. */
+  twimlPath?: string;
+  from?: string;
+  to?: string;
+  callSid?: string;
+  accountSid?: string;
+  /** Silence after the callee's audio before hanging up, in ms (default 1000). */
+  tailMs?: number;
+  /** Run faster than real time (tests). */
+  fast?: boolean;
+}
+
+/** What happened on the simulated call. */
+export interface SimulatedCallResult {
+  callSid: string;
+  /** Frames sent per track on the transcription stream. */
+  framesSent: number;
+  /** Frames of our server's audio played on the outbound track. */
+  outboundFramesPlayed: number;
+  /** Marks echoed back to our server. */
+  marksEchoed: string[];
+  /** Close code and reason our server gave each socket, if it closed first. */
+  serverClosed: { stream?: string; audio?: string };
+}
+
+/** A Twilio-style SID: two letters and 32 hex digits. */
+export function makeSid(prefix: string): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return prefix + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The outbound queue of a bidirectional stream: audio and marks in the order sent. */
+class PlaybackQueue {
+  #items: Array<Uint8Array | string> = [];
+  #partial: Uint8Array | null = null;
+
+  push(item: Uint8Array | string): void {
+    this.#items.push(item);
+  }
+
+  /** Empties the queue (`clear`); returns the marks Twilio echoes for it. */
+  clear(): string[] {
+    const marks = this.#items.filter((i): i is string => typeof i === "string");
+    this.#items = [];
+    this.#partial = null;
+    return marks;
+  }
+
+  /** Takes 20 ms of audio (or silence) and the marks reached after it. */
+  next(): { frame: Uint8Array; audio: boolean; marks: string[] } {
+    const frame = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
+    const marks: string[] = [];
+    let filled = 0;
+    let audio = false;
+    while (filled < FRAME_BYTES) {
+      if (this.#partial) {
+        const n = Math.min(FRAME_BYTES - filled, this.#partial.length);
+        frame.set(this.#partial.subarray(0, n), filled);
+        filled += n;
+        audio = true;
+        this.#partial = n < this.#partial.length ? this.#partial.subarray(n) : null;
+        continue;
+      }
+      const item = this.#items.shift();
+      if (item === undefined) break;
+      if (typeof item === "string") marks.push(item);
+      else this.#partial = item;
+    }
+    // Marks right behind the played audio are reached now, too.
+    while (typeof this.#items[0] === "string" && !this.#partial) marks.push(this.#items.shift() as string);
+    return { frame, audio, marks };
+  }
+}
+
+/** Opens a WebSocket the way Twilio does: signed `wss://` URL, no params. */
+async function openStream(url: string, authToken?: string): Promise<WebSocket> {
+  const headers: Record<string, string> = {};
+  if (authToken) headers["X-Twilio-Signature"] = signRequest(authToken, url, {});
+  const socket = new WebSocket(url, { headers });
+  await new Promise<void>((resolve, reject) => {
+    socket.onopen = () => resolve();
+    socket.onerror = (e) =>
+      reject(new Error(`simulator: could not open ${url}: ${(e as ErrorEvent).message ?? "refused"}`));
+  });
+  return socket;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Runs one call from the webhook to `stop`. */
+export async function simulateCall(options: SimulatedCallOptions): Promise<SimulatedCallResult> {
+  const callSid = options.callSid ?? makeSid("CA");
+  const accountSid = options.accountSid ?? makeSid("AC");
+  const base = options.serverUrl.replace(/\/$/, "");
+  const webhookUrl = base + (options.twimlPath ?? "/twiml/outbound");
+  const params: Record<string, string> = {
+    AccountSid: accountSid,
+    ApiVersion: "2010-04-01",
+    CallSid: callSid,
+    CallStatus: "in-progress",
+    Direction: "outbound-api",
+    From: options.from ?? "+15005550006",
+    To: options.to ?? "+15551234567",
+  };
+  const headers: Record<string, string> = {
+    "content-type": "application/x-www-form-urlencoded",
+  };
+  if (options.authToken) headers["X-Twilio-Signature"] = signRequest(options.authToken, webhookUrl, params);
+  const response = await fetch(webhookUrl, {
+    method: "POST",
+    headers,
+    body: new URLSearchParams(params),
+  });
+  const body = await response.text();
+  if (!response.ok) {
+    throw new Error(`simulator: ${webhookUrl} answered ${response.status}: ${body.slice(0, 200)}`);
+  }
+  const twiml = parseStreamTwiml(body);
+  if (!twiml.start) throw new Error("simulator: the TwiML has no <Start><Stream> to transcribe");
+
+  const result: SimulatedCallResult = {
+    callSid,
+    framesSent: 0,
+    outboundFramesPlayed: 0,
+    marksEchoed: [],
+    serverClosed: {},
+  };
+  const streamSocket = await openStream(twiml.start.url, options.authToken);
+  const audioSocket = twiml.connect ? await openStream(twiml.connect.url, options.authToken) : null;
+  const streamSid = makeSid("MZ");
+  const audioSid = makeSid("MZ");
+  const queue = new PlaybackQueue();
+  let firstAudio = Promise.withResolvers<void>();
+
+  streamSocket.onclose = (e) => (result.serverClosed.stream = `${e.code} ${e.reason}`);
+  if (audioSocket) {
+    audioSocket.onclose = (e) => (result.serverClosed.audio = `${e.code} ${e.reason}`);
+    audioSocket.onmessage = (e) => {
+      const message = JSON.parse(String(e.data));
+      if (message.event === "media") {
+        queue.push(decodeBase64(message.media.payload));
+        firstAudio.resolve();
+      } else if (message.event === "mark") {
+        queue.push(message.mark.name);
+      } else if (message.event === "clear") {
+        for (const name of queue.clear()) echoMark(name);
+      }
+    };
+  }
+  let audioSequence = 1;
+  const echoMark = (name: string) => {
+    if (audioSocket?.readyState !== WebSocket.OPEN) return;
+    audioSocket.send(twilioMarkMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, name }));
+    result.marksEchoed.push(name);
+  };
+
+  const send = (socket: WebSocket | null, text: string) => {
+    if (socket?.readyState === WebSocket.OPEN) socket.send(text);
+  };
+  send(streamSocket, connectedMessage());
+  send(
+    streamSocket,
+    startMessage({
+      streamSid,
+      accountSid,
+      callSid,
+      sequenceNumber: 1,
+      tracks: ["inbound", "outbound"],
+      customParameters: twiml.start.parameters,
+    }),
+  );
+  send(audioSocket, connectedMessage());
+  send(
+    audioSocket,
+    startMessage({
+      streamSid: audioSid,
+      accountSid,
+      callSid,
+      sequenceNumber: 1,
+      tracks: ["inbound"],
+      customParameters: twiml.connect?.parameters ?? {},
+    }),
+  );
+
+  // Faster than real time, our server's first audio must not race the clock.
+  if (options.fast && audioSocket) await Promise.race([firstAudio.promise, sleep(300)]);
+  firstAudio = Promise.withResolvers<void>();
+
+  const callee = splitFrames(options.calleeAudio);
+  const tailFrames = Math.ceil((options.tailMs ?? 1000) / FRAME_MS);
+  const total = callee.length + tailFrames;
+  const silence = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
+  const started = performance.now();
+  let streamSequence = 1;
+  for (let i = 0; i < total; i++) {
+    if (streamSocket.readyState !== WebSocket.OPEN) break;
+    const inbound = callee[i] ?? silence;
+    const played = queue.next();
+    if (played.audio) result.outboundFramesPlayed++;
+    const timestamp = i * FRAME_MS;
+    const chunk = i + 1;
+    send(
+      streamSocket,
+      twilioMediaMessage({ streamSid, sequenceNumber: ++streamSequence, track: "inbound", chunk, timestamp, payload: inbound }),
+    );
+    send(
+      streamSocket,
+      twilioMediaMessage({ streamSid, sequenceNumber: ++streamSequence, track: "outbound", chunk, timestamp, payload: played.frame }),
+    );
+    send(
+      audioSocket,
+      twilioMediaMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, track: "inbound", chunk, timestamp, payload: inbound }),
+    );
+    for (const name of played.marks) echoMark(name);
+    result.framesSent++;
+    if (options.fast) {
+      if (i % 10 === 9) await sleep(0);
+    } else {
+      const wait = started + (i + 1) * FRAME_MS - performance.now();
+      if (wait > 0) await sleep(wait);
+    }
+  }
+
+  send(streamSocket, stopMessage({ streamSid, sequenceNumber: ++streamSequence, accountSid, callSid }));
+  send(audioSocket, stopMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, accountSid, callSid }));
+  await Promise.all([closeSocket(streamSocket), audioSocket ? closeSocket(audioSocket) : null]);
+  return result;
+}
+
+/** Closes a socket and waits (bounded) until it is closed. */
+async function closeSocket(socket: WebSocket): Promise<void> {
+  if (socket.readyState === WebSocket.CLOSED) return;
+  const closed = new Promise<void>((resolve) => socket.addEventListener("close", () => resolve()));
+  if (socket.readyState === WebSocket.OPEN) socket.close(1000, "call ended");
+  await Promise.race([closed, sleep(2000)]);
+}

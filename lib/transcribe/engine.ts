@@ -1,0 +1,56 @@
+/**
+ * The transcriber interface every engine implements.
+ *
+ * An engine is created once per process (loading a model per call is too
+ * slow); it opens one {@link TrackTranscriber} per track of a call. Audio goes
+ * in as G.711 µ-law at 8 kHz, exactly as Twilio sends it; partial and final
+ * {@link Transcript}s come out with times in ms from the start of that track.
+ * Engines know nothing of Twilio, sockets or calls.
+ *
+ * @module
+ */
+
+/** Which side of the call a track carries: inbound is the phone party, outbound the laptop. */
+export type Track = "inbound" | "outbound";
+
+/** One recognized word, with times in ms from the start of its track's audio. */
+export interface Word {
+  text: string;
+  startMs: number;
+  endMs: number;
+  confidence?: number;
+}
+
+/** A partial (still changing) or final (settled) piece of one track's transcript. */
+export interface Transcript {
+  type: "partial" | "final";
+  track: Track;
+  text: string;
+  startMs: number;
+  endMs: number;
+  words: Word[];
+}
+
+/** Receives what a track transcriber recognizes, and any fault it hits. */
+export interface TranscriptSink {
+  onTranscript(transcript: Transcript): void;
+  /** A fault worth reporting; the call goes on. */
+  onError?(error: Error): void;
+}
+
+/** Transcribes one track of one call. */
+export interface TrackTranscriber {
+  /** Feeds µ-law 8 kHz audio (any length; usually one 160-byte frame). */
+  write(mulaw: Uint8Array): void;
+  /** Ends the track: flushes the last words as a final, then releases resources. */
+  close(): Promise<void>;
+}
+
+/** A loaded engine: opens one transcriber per track. */
+export interface TranscriberEngine {
+  /** Short name for logs and the store, e.g. `local` or `assemblyai`. */
+  readonly name: string;
+  open(track: Track, sink: TranscriptSink): TrackTranscriber;
+  /** Releases the engine (model, sockets) when the process is done with it. */
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,265 @@
+/**
+ * The local engine: sherpa-onnx streaming transducer, embedded through
+ * `sherpa-onnx-node` (Node-API, needs `--allow-ffi`).
+ *
+ * One recognizer per process holds the model; each track gets its own
+ * stream. µ-law is decoded to float at 8 kHz and sherpa resamples to the
+ * model's 16 kHz features.
+ *
+ * @module
+ */
+import sherpa from "sherpa-onnx-node";
+import { mulawToFloat32 } from "../audio/mulaw.ts";
+import type {
+  Track,
+  TrackTranscriber,
+  TranscriberEngine,
+  Transcript,
+  TranscriptSink,
+  Word,
+} from "./engine.ts";
+import type { ModelFiles } from "./model.ts";
+
+/** Endpointing and decoding options of the local engine. */
+export interface LocalEngineOptions {
+  /** Seconds of trailing silence that end an utterance with no words (rule 1). */
+  rule1MinTrailingSilence: number;
+  /** Seconds of trailing silence that end an utterance after words (rule 2). */
+  rule2MinTrailingSilence: number;
+  /** Longest utterance in seconds before it is cut (rule 3). */
+  rule3MinUtteranceLength: number;
+  /** Inference threads for the shared recognizer. */
+  numThreads: number;
+  /**
+   * How late the model emits a token after the word starts, in ms; subtracted
+   * from token times so `[start - end]` matches the audio.
+   */
+  tokenDelayMs: number;
+}
+
+/** Defaults measured on the shared test speech (see README, "Local engine"). */
+export const LOCAL_DEFAULTS: LocalEngineOptions = {
+  rule1MinTrailingSilence: 2.4,
+  rule2MinTrailingSilence: 0.8,
+  rule3MinUtteranceLength: 20,
+  numThreads: 1,
+  tokenDelayMs: 200,
+};
+
+const SAMPLE_RATE = 8000;
+/** Audio is decoded in 100 ms batches: one native call per batch, not per 20 ms frame. */
+const BATCH_BYTES = 800;
+/** Silence fed after the last audio so the model emits its last tokens. */
+const TAIL_SECONDS = 0.6;
+/** Assumed length of a word's last token, in ms, for the word's end time. */
+const LAST_TOKEN_MS = 160;
+
+interface SherpaResult {
+  text: string;
+  tokens: string[];
+  timestamps: number[];
+  ys_probs?: number[];
+  start_time: number;
+}
+
+/** Loads the model once; open() is cheap. */
+export class LocalEngine implements TranscriberEngine {
+  readonly name = "local";
+  readonly model: ModelFiles;
+  readonly options: LocalEngineOptions;
+  // deno-lint-ignore no-explicit-any
+  readonly #recognizer: any;
+
+  constructor(model: ModelFiles, options: Partial<LocalEngineOptions> = {}) {
+    this.model = model;
+    this.options = { ...LOCAL_DEFAULTS, ...options };
+    this.#recognizer = new sherpa.OnlineRecognizer({
+      featConfig: { sampleRate: 16000, featureDim: 80 },
+      modelConfig: {
+        transducer: {
+          encoder: model.encoder,
+          decoder: model.decoder,
+          joiner: model.joiner,
+        },
+        tokens: model.tokens,
+        numThreads: this.options.numThreads,
+        provider: "cpu",
+        debug: 0,
+      },
+      decodingMethod: "greedy_search",
+      enableEndpoint: true,
+      rule1MinTrailingSilence: this.options.rule1MinTrailingSilence,
+      rule2MinTrailingSilence: this.options.rule2MinTrailingSilence,
+      rule3MinUtteranceLength: this.options.rule3MinUtteranceLength,
+    });
+  }
+
+  open(track: Track, sink: TranscriptSink): TrackTranscriber {
+    return new LocalTrack(this.#recognizer, track, sink, this.options);
+  }
+
+  dispose(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+class LocalTrack implements TrackTranscriber {
+  // deno-lint-ignore no-explicit-any
+  #recognizer: any;
+  // deno-lint-ignore no-explicit-any
+  #stream: any;
+  #track: Track;
+  #sink: TranscriptSink;
+  #options: LocalEngineOptions;
+  #pending = new Uint8Array(BATCH_BYTES);
+  #pendingBytes = 0;
+  #samples = new Float32Array(BATCH_BYTES);
+  #lastPartial = "";
+  #failed = false;
+  #closed = false;
+
+  // deno-lint-ignore no-explicit-any
+  constructor(recognizer: any, track: Track, sink: TranscriptSink, options: LocalEngineOptions) {
+    this.#recognizer = recognizer;
+    this.#stream = recognizer.createStream();
+    this.#track = track;
+    this.#sink = sink;
+    this.#options = options;
+  }
+
+  write(mulaw: Uint8Array): void {
+    if (this.#failed || this.#closed) return;
+    let offset = 0;
+    while (offset < mulaw.length) {
+      const n = Math.min(mulaw.length - offset, BATCH_BYTES - this.#pendingBytes);
+      this.#pending.set(mulaw.subarray(offset, offset + n), this.#pendingBytes);
+      this.#pendingBytes += n;
+      offset += n;
+      if (this.#pendingBytes === BATCH_BYTES) this.#decodePending();
+    }
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (!this.#failed) {
+      this.#guard(() => {
+        this.#decodePending();
+        this.#stream.acceptWaveform({
+          samples: new Float32Array(Math.round(SAMPLE_RATE * TAIL_SECONDS)),
+          sampleRate: SAMPLE_RATE,
+        });
+        this.#stream.inputFinished();
+        while (this.#recognizer.isReady(this.#stream)) this.#recognizer.decode(this.#stream);
+        this.#emitFinal();
+      });
+    }
+    this.#closed = true;
+    this.#stream = null;
+    return Promise.resolve();
+  }
+
+  #decodePending(): void {
+    if (this.#pendingBytes === 0) return;
+    const samples = mulawToFloat32(
+      this.#pending.subarray(0, this.#pendingBytes),
+      this.#samples.subarray(0, this.#pendingBytes),
+    );
+    this.#pendingBytes = 0;
+    this.#guard(() => {
+      this.#stream.acceptWaveform({ samples, sampleRate: SAMPLE_RATE });
+      const recognizer = this.#recognizer;
+      while (recognizer.isReady(this.#stream)) recognizer.decode(this.#stream);
+      if (recognizer.isEndpoint(this.#stream)) {
+        this.#emitFinal();
+        recognizer.reset(this.#stream);
+      } else {
+        const result: SherpaResult = recognizer.getResult(this.#stream);
+        if (result.text !== this.#lastPartial) {
+          this.#lastPartial = result.text;
+          if (result.text.trim()) this.#sink.onTranscript(this.#toTranscript("partial", result));
+        }
+      }
+    });
+  }
+
+  #emitFinal(): void {
+    const result: SherpaResult = this.#recognizer.getResult(this.#stream);
+    this.#lastPartial = "";
+    if (result.text.trim()) this.#sink.onTranscript(this.#toTranscript("final", result));
+  }
+
+  /** Runs native work; an engine fault stops this track only and is reported once. */
+  #guard(work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      this.#failed = true;
+      this.#sink.onError?.(
+        new Error(`local engine failed on the ${this.#track} track: ${(error as Error).message}`),
+      );
+    }
+  }
+
+  #toTranscript(type: Transcript["type"], result: SherpaResult): Transcript {
+    const words = tokensToWords(result, this.#options.tokenDelayMs);
+    const text = sentenceCase(words.map((w) => w.text).join(" "));
+    return {
+      type,
+      track: this.#track,
+      text,
+      startMs: words[0]?.startMs ?? 0,
+      endMs: words.at(-1)?.endMs ?? 0,
+      words,
+    };
+  }
+}
+
+/**
+ * Groups BPE tokens into words (a token starting with a space starts a word)
+ * and turns token times (seconds from the segment start) into ms from the
+ * start of the track.
+ */
+export function tokensToWords(result: SherpaResult, tokenDelayMs: number): Word[] {
+  const words: Word[] = [];
+  const base = result.start_time * 1000 - tokenDelayMs;
+  let current: { text: string; first: number; last: number; logProb: number; n: number } | null =
+    null;
+  const finish = () => {
+    if (!current || !current.text) return;
+    words.push({
+      text: current.text.toLowerCase(),
+      startMs: Math.max(0, Math.round(base + current.first * 1000)),
+      endMs: Math.max(0, Math.round(base + current.last * 1000 + LAST_TOKEN_MS)),
+      confidence: Math.round(Math.exp(current.logProb / current.n) * 1000) / 1000,
+    });
+  };
+  result.tokens.forEach((token, i) => {
+    const time = result.timestamps[i] ?? 0;
+    const logProb = result.ys_probs?.[i] ?? 0;
+    if (current === null || token.startsWith(" ")) {
+      finish();
+      current = { text: token.trim(), first: time, last: time, logProb, n: 1 };
+    } else {
+      current.text += token;
+      current.last = time;
+      current.logProb += logProb;
+      current.n += 1;
+    }
+  });
+  finish();
+  // A word ends no later than the next one starts; times never go backwards.
+  for (let i = 0; i < words.length; i++) {
+    if (i > 0 && words[i].startMs < words[i - 1].startMs) words[i].startMs = words[i - 1].startMs;
+    const next = words[i + 1];
+    if (next && words[i].endMs > next.startMs) {
+      words[i].endMs = Math.max(words[i].startMs, next.startMs);
+    }
+  }
+  return words;
+}
+
+/** `WHY SHOULD I` -> `Why should I`: the model has no case or punctuation. */
+export function sentenceCase(text: string): string {
+  const lower = text.toLowerCase().replace(/\bi\b/g, "I").replace(/\bi'/g, "I'");
+  return lower.charAt(0).toUpperCase() + lower.slice(1);
+}

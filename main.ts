@@ -1,0 +1,68 @@
+/**
+ * `deno task serve`: the callscribe server. Listens on HOST:PORT (default
+ * 127.0.0.1:8080), transcribes every call Twilio streams to it and prints
+ * the transcript.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { createPrinter } from "./lib/call/printer.ts";
+import { ConfigError, loadConfig } from "./lib/config.ts";
+import { stderrLogger } from "./lib/log.ts";
+import { startServer } from "./lib/server/serve.ts";
+import { createEngine } from "./lib/transcribe/create.ts";
+import { ModelError } from "./lib/transcribe/model.ts";
+import { WavError } from "./lib/audio/wav.ts";
+
+const USAGE = `Usage: deno task serve [--host 127.0.0.1] [--port 8080] [--format text|jsonl] [--partials]
+
+Starts the server Twilio streams calls to. Configuration comes from .env
+(see .env.example); flags override it.`;
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      format: { type: "string", default: "text" },
+      partials: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = stderrLogger();
+  if (values.format !== "text" && values.format !== "jsonl") {
+    log.error(`--format must be text or jsonl, got "${values.format}"`);
+    return 2;
+  }
+  const config = loadConfig(Deno.env.toObject(), { host: values.host, port: values.port });
+  const engine = await createEngine(config, log);
+  const server = await startServer(config, engine, log);
+  server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
+  log.info(`listening on ${server.url} (Twilio reaches it as ${server.publicUrl})`);
+
+  const stop = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  }
+  const signal = await stop.promise;
+  log.info(`${signal}: ending ${server.registry.activeCalls} call(s) and stopping`);
+  await server.shutdown();
+  await engine.dispose();
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof ModelError || error instanceof WavError) {
+      stderrLogger().error(error.message);
+      Deno.exit(2);
+    }
+    throw error;
+  }
+}
