@@ -14,7 +14,8 @@ import { createEngine } from "./lib/transcribe/create.ts";
 import { ModelError } from "./lib/transcribe/model.ts";
 import { WavError } from "./lib/audio/wav.ts";
 
-const USAGE = `Usage: deno task serve [--host 127.0.0.1] [--port 8080] [--format text|jsonl] [--partials]
+const USAGE =
+  `Usage: deno task serve [--host 127.0.0.1] [--port 8080] [--format text|jsonl] [--partials]
 
 Starts the server Twilio streams calls to. Configuration comes from .env
 (see .env.example); flags override it.`;

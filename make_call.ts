@@ -9,7 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { toCallAudio, readWavFile, WavError } from "./lib/audio/wav.ts";
+import { readWavFile, toCallAudio, WavError } from "./lib/audio/wav.ts";
 import { createPrinter } from "./lib/call/printer.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { stderrLogger } from "./lib/log.ts";
@@ -73,7 +73,9 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   if (values.server && values["caller-audio"]) {
-    log.error("--caller-audio only works with the in-process server; set AUDIO_INPUT=<wav> on the running server instead");
+    log.error(
+      "--caller-audio only works with the in-process server; set AUDIO_INPUT=<wav> on the running server instead",
+    );
     return 2;
   }
   const calleeAudio = toCallAudio(await readWavFile(calleePath));
@@ -93,7 +95,14 @@ export async function main(args: string[]): Promise<number> {
   // In-process: a random token per run, so even the offline demo checks signatures.
   const authToken = makeSid("").slice(0, 32);
   const config = loadConfig(
-    { ...Deno.env.toObject(), HOST: "127.0.0.1", PORT: "0", PUBLIC_URL: "", TWILIO_AUTH_TOKEN: authToken, TWILIO_SKIP_SIGNATURE: "" },
+    {
+      ...Deno.env.toObject(),
+      HOST: "127.0.0.1",
+      PORT: "0",
+      PUBLIC_URL: "",
+      TWILIO_AUTH_TOKEN: authToken,
+      TWILIO_SKIP_SIGNATURE: "",
+    },
     { audioInput: values["caller-audio"] ?? "none" },
   );
   const quietLog = stderrLogger({ quiet: values.format === "jsonl" });
@@ -103,7 +112,13 @@ export async function main(args: string[]): Promise<number> {
   const callSid = makeSid("CA");
   const ended = server.registry.whenEnded(callSid);
   try {
-    await simulateCall({ serverUrl: server.url, calleeAudio, authToken, callSid, fast: values.fast });
+    await simulateCall({
+      serverUrl: server.url,
+      calleeAudio,
+      authToken,
+      callSid,
+      fast: values.fast,
+    });
     await ended;
   } finally {
     await server.shutdown();

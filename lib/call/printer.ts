@@ -28,7 +28,9 @@ const TRACK_NAMES = { inbound: "Inbound", outbound: "Outbound" } as const;
 
 /** `Inbound: Hello there. [0 - 1500]` */
 export function formatFinal(transcript: Transcript): string {
-  return `${TRACK_NAMES[transcript.track]}: ${transcript.text} [${transcript.startMs} - ${transcript.endMs}]`;
+  return `${
+    TRACK_NAMES[transcript.track]
+  }: ${transcript.text} [${transcript.startMs} - ${transcript.endMs}]`;
 }
 
 /** Returns a listener that prints events as configured. */

@@ -41,8 +41,7 @@ export class CallSession {
   openTrack(track: Track): void {
     if (this.#tracks.has(track) || this.ended) return;
     const transcriber = this.#engine.open(track, {
-      onTranscript: (transcript) =>
-        this.#emit({ type: "transcript", call: this.info, transcript }),
+      onTranscript: (transcript) => this.#emit({ type: "transcript", call: this.info, transcript }),
       onError: (error) =>
         this.#emit({ type: "call-error", call: this.info, message: error.message }),
     });

@@ -32,8 +32,10 @@ export function createApp(options: AppOptions): Hono {
   const { registry, log } = options;
   const app = new Hono();
 
-  app.get("/healthz", (c) =>
-    c.json({ ok: true, engine: registry.engine.name, activeCalls: registry.activeCalls }));
+  app.get(
+    "/healthz",
+    (c) => c.json({ ok: true, engine: registry.engine.name, activeCalls: registry.activeCalls }),
+  );
 
   app.post("/twiml/outbound", async (c) => {
     const params = await formParams(c);
@@ -76,7 +78,9 @@ export function createApp(options: AppOptions): Hono {
     const base = new URL(options.publicBase());
     const isUpgrade = c.req.header("upgrade")?.toLowerCase() === "websocket";
     const protocol = isUpgrade ? base.protocol.replace("http", "ws") : base.protocol;
-    const url = `${protocol}//${base.host}${base.pathname.replace(/\/$/, "")}${requestUrl.pathname}${requestUrl.search}`;
+    const url = `${protocol}//${base.host}${
+      base.pathname.replace(/\/$/, "")
+    }${requestUrl.pathname}${requestUrl.search}`;
     const signature = c.req.header("x-twilio-signature") ?? "";
     if (signature && signatureValid(options.authToken, signature, url, params)) return true;
     const remote = c.req.header("x-forwarded-for") ?? "direct";

@@ -106,7 +106,11 @@ export class MediaStreamHandler {
           this.receivedFrames++;
           return;
         }
-        session.media(message.media.track, message.media.timestamp, decodeBase64(message.media.payload));
+        session.media(
+          message.media.track,
+          message.media.timestamp,
+          decodeBase64(message.media.payload),
+        );
         return;
       }
       case "stop":

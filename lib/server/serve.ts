@@ -38,7 +38,9 @@ export async function startServer(
     );
   }
   if (config.skipSignature) {
-    log.warn("TWILIO_SKIP_SIGNATURE=1: Twilio signatures are NOT checked; anyone who reaches this server can stream to it");
+    log.warn(
+      "TWILIO_SKIP_SIGNATURE=1: Twilio signatures are NOT checked; anyone who reaches this server can stream to it",
+    );
   }
   const audioFrames = config.audioInput
     ? splitFrames(toCallAudio(await readWavFile(config.audioInput)))

@@ -102,7 +102,9 @@ class PlaybackQueue {
       else this.#partial = item;
     }
     // Marks right behind the played audio are reached now, too.
-    while (typeof this.#items[0] === "string" && !this.#partial) marks.push(this.#items.shift() as string);
+    while (typeof this.#items[0] === "string" && !this.#partial) {
+      marks.push(this.#items.shift() as string);
+    }
     return { frame, audio, marks };
   }
 }
@@ -115,7 +117,9 @@ async function openStream(url: string, authToken?: string): Promise<WebSocket> {
   await new Promise<void>((resolve, reject) => {
     socket.onopen = () => resolve();
     socket.onerror = (e) =>
-      reject(new Error(`simulator: could not open ${url}: ${(e as ErrorEvent).message ?? "refused"}`));
+      reject(
+        new Error(`simulator: could not open ${url}: ${(e as ErrorEvent).message ?? "refused"}`),
+      );
   });
   return socket;
 }
@@ -140,7 +144,9 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
   const headers: Record<string, string> = {
     "content-type": "application/x-www-form-urlencoded",
   };
-  if (options.authToken) headers["X-Twilio-Signature"] = signRequest(options.authToken, webhookUrl, params);
+  if (options.authToken) {
+    headers["X-Twilio-Signature"] = signRequest(options.authToken, webhookUrl, params);
+  }
   const response = await fetch(webhookUrl, {
     method: "POST",
     headers,
@@ -185,7 +191,9 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
   let audioSequence = 1;
   const echoMark = (name: string) => {
     if (audioSocket?.readyState !== WebSocket.OPEN) return;
-    audioSocket.send(twilioMarkMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, name }));
+    audioSocket.send(
+      twilioMarkMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, name }),
+    );
     result.marksEchoed.push(name);
   };
 
@@ -236,15 +244,36 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     const chunk = i + 1;
     send(
       streamSocket,
-      twilioMediaMessage({ streamSid, sequenceNumber: ++streamSequence, track: "inbound", chunk, timestamp, payload: inbound }),
+      twilioMediaMessage({
+        streamSid,
+        sequenceNumber: ++streamSequence,
+        track: "inbound",
+        chunk,
+        timestamp,
+        payload: inbound,
+      }),
     );
     send(
       streamSocket,
-      twilioMediaMessage({ streamSid, sequenceNumber: ++streamSequence, track: "outbound", chunk, timestamp, payload: played.frame }),
+      twilioMediaMessage({
+        streamSid,
+        sequenceNumber: ++streamSequence,
+        track: "outbound",
+        chunk,
+        timestamp,
+        payload: played.frame,
+      }),
     );
     send(
       audioSocket,
-      twilioMediaMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, track: "inbound", chunk, timestamp, payload: inbound }),
+      twilioMediaMessage({
+        streamSid: audioSid,
+        sequenceNumber: ++audioSequence,
+        track: "inbound",
+        chunk,
+        timestamp,
+        payload: inbound,
+      }),
     );
     for (const name of played.marks) echoMark(name);
     result.framesSent++;
@@ -256,8 +285,14 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     }
   }
 
-  send(streamSocket, stopMessage({ streamSid, sequenceNumber: ++streamSequence, accountSid, callSid }));
-  send(audioSocket, stopMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, accountSid, callSid }));
+  send(
+    streamSocket,
+    stopMessage({ streamSid, sequenceNumber: ++streamSequence, accountSid, callSid }),
+  );
+  send(
+    audioSocket,
+    stopMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, accountSid, callSid }),
+  );
   await Promise.all([closeSocket(streamSocket), audioSocket ? closeSocket(audioSocket) : null]);
   return result;
 }

@@ -1,0 +1,106 @@
+/**
+ * Shared test fixtures: the real speech in ../shared/audio (read in place),
+ * one loaded engine per test file, and a server with a collected event log.
+ */
+import { fileURLToPath } from "node:url";
+import { readWavFile, resample, writeWav } from "../lib/audio/wav.ts";
+import { mulawEncode } from "../lib/audio/mulaw.ts";
+import type { CallEvent } from "../lib/call/events.ts";
+import { loadConfig } from "../lib/config.ts";
+import { memoryLogger } from "../lib/log.ts";
+import { type RunningServer, startServer } from "../lib/server/serve.ts";
+import type { Track, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
+import { createEngine } from "../lib/transcribe/create.ts";
+
+/** `../shared/audio/` beside the project. */
+export const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
+
+/** One utterance of a shared audio set with its reference transcript. */
+export interface Utterance {
+  path: string;
+  text: string;
+}
+
+/** The utterances of a set in ../shared/audio, in transcripts.tsv order. */
+export async function audioSet(name: string): Promise<Utterance[]> {
+  const tsv = await Deno.readTextFile(`${SHARED_AUDIO}${name}/transcripts.tsv`);
+  return tsv.trim().split("\n").map((line) => {
+    const [file, text] = line.split("\t");
+    return { path: `${SHARED_AUDIO}${name}/${file}`, text };
+  });
+}
+
+/** Utterances joined with `gapMs` of silence, as 8 kHz float samples, plus the joined reference. */
+export async function conversation(
+  utterances: Utterance[],
+  gapMs = 1000,
+): Promise<{ samples: Float32Array; text: string; durationMs: number }> {
+  const parts: Float32Array[] = [];
+  for (const u of utterances) {
+    const wav = await readWavFile(u.path);
+    parts.push(resample(wav.samples, wav.sampleRate, 8000), new Float32Array(gapMs * 8));
+  }
+  const samples = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    samples.set(p, offset);
+    offset += p.length;
+  }
+  return {
+    samples,
+    text: utterances.map((u) => u.text).join(" "),
+    durationMs: samples.length / 8,
+  };
+}
+
+/** Float samples as µ-law bytes. */
+export function toMulaw(samples: Float32Array): Uint8Array {
+  const pcm = new Int16Array(samples.length);
+  for (let i = 0; i < samples.length; i++) {
+    pcm[i] = Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32768)));
+  }
+  return mulawEncode(pcm);
+}
+
+/** Writes float samples to a temp 8 kHz WAV and returns its path. */
+export async function tempWav(samples: Float32Array): Promise<string> {
+  const path = await Deno.makeTempFile({ suffix: ".wav" });
+  await Deno.writeFile(path, writeWav(samples, 8000));
+  return path;
+}
+
+let enginePromise: Promise<TranscriberEngine> | null = null;
+
+/** The local engine, loaded once per test file. */
+export function sharedEngine(): Promise<TranscriberEngine> {
+  enginePromise ??= createEngine(loadConfig({}), memoryLogger());
+  return enginePromise;
+}
+
+/** A server on a free port with a signing token, recording every event. */
+export async function testServer(
+  options: { audioInput?: string; token?: string } = {},
+): Promise<
+  RunningServer & { events: CallEvent[]; token: string; log: ReturnType<typeof memoryLogger> }
+> {
+  const token = options.token ?? "test-token-0123456789abcdef";
+  const config = loadConfig(
+    { HOST: "127.0.0.1", PORT: "0", TWILIO_AUTH_TOKEN: token },
+    { audioInput: options.audioInput },
+  );
+  const log = memoryLogger();
+  const server = await startServer(config, await sharedEngine(), log);
+  const events: CallEvent[] = [];
+  server.registry.listen((e) => events.push(e));
+  return { ...server, events, token, log };
+}
+
+/** The finals of one track of one call, in order. */
+export function finals(events: CallEvent[], callSid: string, track: Track): Transcript[] {
+  return events.flatMap((e) =>
+    e.type === "transcript" && e.call.callSid === callSid && e.transcript.track === track &&
+      e.transcript.type === "final"
+      ? [e.transcript]
+      : []
+  );
+}
