@@ -49,7 +49,7 @@ export function createPrinter(options: PrinterOptions): CallListener {
   const drawStatus = () => {
     const line = [...partials.values()].join("  |  ");
     if (!line) return;
-    const width = Deno.consoleSize?.().columns ?? 100;
+    const width = terminalWidth();
     write(`\x1b[2m${line.length > width - 1 ? "…" + line.slice(-(width - 2)) : line}\x1b[0m`);
     statusShown = true;
   };
@@ -95,6 +95,14 @@ export function createPrinter(options: PrinterOptions): CallListener {
       }
     }
   };
+}
+
+function terminalWidth(): number {
+  try {
+    return Deno.consoleSize().columns;
+  } catch {
+    return 100;
+  }
 }
 
 /** The JSON line for an event, or null when the event is not printed. */

@@ -3,13 +3,14 @@
  * `sherpa-onnx-node` (Node-API, needs `--allow-ffi`).
  *
  * One recognizer per process holds the model; each track gets its own
- * stream. µ-law is decoded to float at 8 kHz and sherpa resamples to the
- * model's 16 kHz features.
+ * stream. µ-law is decoded to float at 8 kHz and upsampled to the model's
+ * 16 kHz.
  *
  * @module
  */
 import sherpa from "sherpa-onnx-node";
 import { mulawToFloat32 } from "../audio/mulaw.ts";
+import { Upsampler2x } from "../audio/upsample.ts";
 import type {
   Track,
   TrackTranscriber,
@@ -46,7 +47,8 @@ export const LOCAL_DEFAULTS: LocalEngineOptions = {
   tokenDelayMs: 200,
 };
 
-const SAMPLE_RATE = 8000;
+/** The rate the models' features are computed at. */
+const MODEL_RATE = 16000;
 /** Audio is decoded in 100 ms batches: one native call per batch, not per 20 ms frame. */
 const BATCH_BYTES = 800;
 /** Silence fed after the last audio so the model emits its last tokens. */
@@ -114,6 +116,7 @@ class LocalTrack implements TrackTranscriber {
   #pending = new Uint8Array(BATCH_BYTES);
   #pendingBytes = 0;
   #samples = new Float32Array(BATCH_BYTES);
+  #upsampler = new Upsampler2x();
   #lastPartial = "";
   #failed = false;
   #closed = false;
@@ -145,8 +148,8 @@ class LocalTrack implements TrackTranscriber {
       this.#guard(() => {
         this.#decodePending();
         this.#stream.acceptWaveform({
-          samples: new Float32Array(Math.round(SAMPLE_RATE * TAIL_SECONDS)),
-          sampleRate: SAMPLE_RATE,
+          samples: new Float32Array(Math.round(MODEL_RATE * TAIL_SECONDS)),
+          sampleRate: MODEL_RATE,
         });
         this.#stream.inputFinished();
         while (this.#recognizer.isReady(this.#stream)) this.#recognizer.decode(this.#stream);
@@ -166,7 +169,10 @@ class LocalTrack implements TrackTranscriber {
     );
     this.#pendingBytes = 0;
     this.#guard(() => {
-      this.#stream.acceptWaveform({ samples, sampleRate: SAMPLE_RATE });
+      this.#stream.acceptWaveform({
+        samples: this.#upsampler.process(samples),
+        sampleRate: MODEL_RATE,
+      });
       const recognizer = this.#recognizer;
       while (recognizer.isReady(this.#stream)) recognizer.decode(this.#stream);
       if (recognizer.isEndpoint(this.#stream)) {

@@ -1,0 +1,59 @@
+/**
+ * Streaming 2× upsampler (8 kHz → 16 kHz): a windowed-sinc polyphase
+ * low-pass that keeps its history between calls, so 100 ms batches join
+ * without seams. The local engine feeds the model's 16 kHz features with
+ * it (sherpa-onnx would resample too, but logs a line for every stream).
+ *
+ * @module
+ */
+
+/** Half the filter length, in input samples. */
+const HALF = 16;
+/** Cut-off as a fraction of the output rate (just under the input's Nyquist, 0.25). */
+const CUTOFF = 0.23;
+
+function makeTaps(): Float32Array {
+  const length = 4 * HALF + 1;
+  const center = 2 * HALF;
+  const taps = new Float32Array(length);
+  for (let k = 0; k < length; k++) {
+    const t = k - center;
+    const sinc = t === 0 ? 2 * CUTOFF : Math.sin(2 * Math.PI * CUTOFF * t) / (Math.PI * t);
+    const blackman = 0.42 - 0.5 * Math.cos((2 * Math.PI * k) / (length - 1)) +
+      0.08 * Math.cos((4 * Math.PI * k) / (length - 1));
+    // ×2 restores the level lost to the inserted zeros.
+    taps[k] = 2 * sinc * blackman;
+  }
+  return taps;
+}
+
+const TAPS = makeTaps();
+
+/** Doubles the sample rate of a stream of float samples. */
+export class Upsampler2x {
+  /** The last 2·HALF input samples, then room for the next batch. */
+  #buffer = new Float32Array(2 * HALF);
+
+  /** Upsamples one batch; output has twice the input's length, delayed by HALF input samples. */
+  process(input: Float32Array): Float32Array {
+    const history = 2 * HALF;
+    if (this.#buffer.length < history + input.length) {
+      const grown = new Float32Array(history + input.length);
+      grown.set(this.#buffer.subarray(0, history));
+      this.#buffer = grown;
+    }
+    const x = this.#buffer;
+    x.set(input, history);
+    const out = new Float32Array(input.length * 2);
+    const last = TAPS.length - 1;
+    for (let n = 0; n < out.length; n++) {
+      // Output n sits at zero-stuffed index m; only taps on even (non-zero) samples count.
+      const m = 2 * history + n;
+      let sum = 0;
+      for (let k = m & 1; k <= last; k += 2) sum += TAPS[k] * x[(m - k) >> 1];
+      out[n] = sum;
+    }
+    x.copyWithin(0, input.length, input.length + history);
+    return out;
+  }
+}
