@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the bundled demo call used by `deno task demo`:
 #   demo/inbound.wav   the person answering the phone (Festival, HTS voice cmu_us_slt_arctic_hts, female)
-#   demo/outbound.wav  the caller at the laptop       (Flite, voice kal, duration_stretch 1.2, male)
+#   demo/outbound.wav  the caller at the laptop       (Flite, voice kal16, duration_stretch 1.2, male)
 #   demo/script.tsv    one line per turn: <track>\t<start_ms>\t<text>  (reference text for WER tests)
 #
 # Both WAVs are 8 kHz mono G.711 µ-law, the same length, on one shared timeline:
@@ -46,18 +46,19 @@ TURNS=(
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# synth <track> <text> <out.wav>: 8 kHz mono 16-bit, leading/trailing silence trimmed, peak -3 dBFS.
+# synth <track> <text> <out.wav>: 8 kHz mono 16-bit, the synthesizer's leading/trailing silence
+# trimmed (below -60 dB) but 50 ms kept each side so soft onsets ("h") survive, peak -3 dBFS.
 synth() {
   local track=$1 text=$2 out=$3 raw="$tmp/raw.wav"
   case "$track" in
     inbound)
       printf '%s\n' "$text" | text2wave -eval '(voice_cmu_us_slt_arctic_hts)' -o "$raw" ;;
     outbound)
-      flite -voice kal --setf duration_stretch=1.2 -t "$text" -o "$raw" ;;
+      flite -voice kal16 --setf duration_stretch=1.2 -t "$text" -o "$raw" ;;
     *) echo "make_demo_audio: unknown track '$track'" >&2; exit 1 ;;
   esac
   sox -D -R "$raw" -r "$RATE" -c 1 -b 16 -e signed-integer "$out" \
-    silence 1 0.02 -50d reverse silence 1 0.02 -50d reverse norm -3 rate -v "$RATE"
+    silence 1 0.02 -60d reverse silence 1 0.02 -60d reverse pad 0.05 0.05 norm -3 rate -v "$RATE"
 }
 
 # silence <N>s <out.wav>: N samples of silence
