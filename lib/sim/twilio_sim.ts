@@ -35,6 +35,12 @@ export interface SimulatedCallOptions {
   authToken?: string;
   /** Webhook path; `/twiml/outbound` by default. */
   twimlPath?: string;
+  /** The call's TwiML, as given to the REST API (`Twiml=`): no webhook request is made. */
+  twiml?: string;
+  /** Twilio's `Direction` webhook parameter (default `outbound-api`). */
+  direction?: "inbound" | "outbound-api";
+  /** Hangs up early (a REST `Status=completed`): the streams get `stop` and close. */
+  signal?: AbortSignal;
   from?: string;
   to?: string;
   callSid?: string;
@@ -56,6 +62,12 @@ export interface SimulatedCallResult {
   marksEchoed: string[];
   /** Close code and reason our server gave each socket, if it closed first. */
   serverClosed: { stream?: string; audio?: string };
+  /** Stream status callbacks posted (`StreamEvent`) with our server's HTTP status. */
+  streamCallbacks: Array<{ event: string; status: number }>;
+  /** The `<Dial>` number of the TwiML, if it forwarded the call. */
+  dialed?: string;
+  /** True when `signal` ended the call before the audio ran out. */
+  hungUp: boolean;
 }
 
 /** A Twilio-style SID: two letters and 32 hex digits. */
@@ -64,8 +76,8 @@ export function makeSid(prefix: string): string {
   return prefix + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The outbound queue of a bidirectional stream: audio and marks in the order sent. */
-class PlaybackQueue {
+/** The outbound queue of a bidirectional stream, as Twilio plays it: audio and marks in the order sent. */
+export class PlaybackQueue {
   #items: Array<Uint8Array | string> = [];
   #partial: Uint8Array | null = null;
 
@@ -137,24 +149,17 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     ApiVersion: "2010-04-01",
     CallSid: callSid,
     CallStatus: "in-progress",
-    Direction: "outbound-api",
+    Direction: options.direction ?? "outbound-api",
     From: options.from ?? "+15005550006",
     To: options.to ?? "+15551234567",
   };
-  const headers: Record<string, string> = {
-    "content-type": "application/x-www-form-urlencoded",
-  };
-  if (options.authToken) {
-    headers["X-Twilio-Signature"] = signRequest(options.authToken, webhookUrl, params);
-  }
-  const response = await fetch(webhookUrl, {
-    method: "POST",
-    headers,
-    body: new URLSearchParams(params),
-  });
-  const body = await response.text();
-  if (!response.ok) {
-    throw new Error(`simulator: ${webhookUrl} answered ${response.status}: ${body.slice(0, 200)}`);
+  let body = options.twiml;
+  if (body === undefined) {
+    const response = await postSigned(webhookUrl, params, options.authToken);
+    body = await response.text();
+    if (!response.ok) {
+      throw new Error(`simulator: ${webhookUrl} answered ${response.status}: ${body.slice(0, 200)}`);
+    }
   }
   const twiml = parseStreamTwiml(body);
   if (!twiml.start) throw new Error("simulator: the TwiML has no <Start><Stream> to transcribe");
@@ -165,6 +170,23 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     outboundFramesPlayed: 0,
     marksEchoed: [],
     serverClosed: {},
+    streamCallbacks: [],
+    dialed: twiml.dial,
+    hungUp: false,
+  };
+  const streamStatus = async (event: string, streamSid: string) => {
+    const url = twiml.start?.statusCallback;
+    if (!url) return;
+    const response = await postSigned(url, {
+      AccountSid: accountSid,
+      CallSid: callSid,
+      StreamSid: streamSid,
+      StreamName: twiml.start?.name ?? streamSid,
+      StreamEvent: event,
+      Timestamp: new Date().toISOString(),
+    }, options.authToken);
+    await response.body?.cancel();
+    result.streamCallbacks.push({ event, status: response.status });
   };
   const streamSocket = await openStream(twiml.start.url, options.authToken);
   const audioSocket = twiml.connect ? await openStream(twiml.connect.url, options.authToken) : null;
@@ -212,6 +234,7 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
       customParameters: twiml.start.parameters,
     }),
   );
+  await streamStatus("stream-started", streamSid);
   send(audioSocket, connectedMessage());
   send(
     audioSocket,
@@ -237,6 +260,10 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
   let streamSequence = 1;
   for (let i = 0; i < total; i++) {
     if (streamSocket.readyState !== WebSocket.OPEN) break;
+    if (options.signal?.aborted) {
+      result.hungUp = true;
+      break;
+    }
     const inbound = callee[i] ?? silence;
     const played = queue.next();
     if (played.audio) result.outboundFramesPlayed++;
@@ -294,7 +321,21 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     stopMessage({ streamSid: audioSid, sequenceNumber: ++audioSequence, accountSid, callSid }),
   );
   await Promise.all([closeSocket(streamSocket), audioSocket ? closeSocket(audioSocket) : null]);
+  await streamStatus("stream-stopped", streamSid);
   return result;
+}
+
+/** A form POST signed the way Twilio signs its webhooks. */
+export function postSigned(
+  url: string,
+  params: Record<string, string>,
+  authToken?: string,
+): Promise<Response> {
+  const headers: Record<string, string> = {
+    "content-type": "application/x-www-form-urlencoded",
+  };
+  if (authToken) headers["X-Twilio-Signature"] = signRequest(authToken, url, params);
+  return fetch(url, { method: "POST", headers, body: new URLSearchParams(params) });
 }
 
 /** Closes a socket and waits (bounded) until it is closed. */
