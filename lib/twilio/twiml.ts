@@ -17,6 +17,12 @@ export interface StreamTwimlOptions {
   audioUrl: string;
   /** Call data passed to both streams. */
   parameters: Record<string, string>;
+  /** Where Twilio posts the transcription stream's status events (started, stopped, error). */
+  statusCallback?: string;
+  /** Spoken with `<Say>` once transcription has started, before the call is bridged. */
+  greeting?: string;
+  /** `<Dial>` this number instead of bridging to the laptop (the Start Stream still transcribes). */
+  forwardTo?: string;
 }
 
 /**
@@ -29,11 +35,16 @@ export function streamTwiml(options: StreamTwimlOptions): string {
     name: "transcription",
     track: "both_tracks",
     url: options.streamUrl,
+    ...(options.statusCallback
+      ? { statusCallback: options.statusCallback, statusCallbackMethod: "POST" }
+      : {}),
   });
-  const bridge = response.connect().stream({ url: options.audioUrl });
+  if (options.greeting) response.say(options.greeting);
+  const bridge = options.forwardTo ? null : response.connect().stream({ url: options.audioUrl });
+  if (options.forwardTo) response.dial(options.forwardTo);
   for (const [name, value] of Object.entries(options.parameters)) {
     stream.parameter({ name, value });
-    bridge.parameter({ name, value });
+    bridge?.parameter({ name, value });
   }
   return response.toString();
 }
@@ -55,6 +66,7 @@ export interface ParsedStream {
   name?: string;
   url: string;
   track?: string;
+  statusCallback?: string;
   parameters: Record<string, string>;
 }
 
@@ -62,12 +74,15 @@ export interface ParsedStream {
 export interface ParsedStreamTwiml {
   start?: ParsedStream;
   connect?: ParsedStream;
+  /** The number of a `<Dial>`, if any. */
+  dial?: string;
 }
 
 interface XmlElement {
   name: string;
   attributes: Record<string, string>;
   children: XmlElement[];
+  text: string;
 }
 
 const ENTITIES: Record<string, string> = {
@@ -80,22 +95,36 @@ const ENTITIES: Record<string, string> = {
 
 function unescapeXml(text: string): string {
   return text.replace(/&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);/g, (_, entity: string) => {
-    if (entity.startsWith("#x")) return String.fromCodePoint(parseInt(entity.slice(2), 16));
-    if (entity.startsWith("#")) return String.fromCodePoint(Number(entity.slice(1)));
-    return ENTITIES[entity];
+    if (!entity.startsWith("#")) return ENTITIES[entity];
+    const code = entity.startsWith("#x") ? parseInt(entity.slice(2), 16) : Number(entity.slice(1));
+    // XML's Char: tab, newline, carriage return, and the rest minus surrogates, FFFE and FFFF.
+    const char = code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) ||
+      (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+    if (!char) throw new Error(`TwiML: entity &${entity}; is not a character`);
+    return String.fromCodePoint(code);
   });
 }
 
-/** A strict little XML reader: elements and attributes only (TwiML for streams has no text). */
+/** The start of a malformed tag, for an error message. */
+function describeTag(text: string): string {
+  const line = text.split("\n")[0].trim();
+  return line.length > 40 ? line.slice(0, 40) + "…" : line;
+}
+
+/** A strict little XML reader: elements, attributes and text (`<Say>`, `<Dial>`) only. */
 function parseXml(xml: string): XmlElement {
-  const root: XmlElement = { name: "#root", attributes: {}, children: [] };
+  const root: XmlElement = { name: "#root", attributes: {}, children: [], text: "" };
   const stack = [root];
   const tag =
     /<(\/?)([A-Za-z][\w.-]*)((?:\s+[\w:.-]+\s*=\s*(?:"[^"]*"|'[^']*'))*)\s*(\/?)>|<\?[^>]*\?>|<!--[\s\S]*?-->/g;
   let last = 0;
   for (let match = tag.exec(xml); match; match = tag.exec(xml)) {
-    if (xml.slice(last, match.index).trim()) {
-      throw new Error(`TwiML: unexpected text before <${match[2] ?? "?"}>`);
+    const text = xml.slice(last, match.index);
+    if (text.trim()) {
+      if (stack.length === 1) throw new Error(`TwiML: unexpected text before <${match[2] ?? "?"}>`);
+      const broken = text.indexOf("<");
+      if (broken !== -1) throw new Error(`TwiML: malformed tag ${describeTag(text.slice(broken))}`);
+      stack.at(-1)!.text += unescapeXml(text);
     }
     last = tag.lastIndex;
     if (!match[2]) continue; // declaration or comment
@@ -109,7 +138,7 @@ function parseXml(xml: string): XmlElement {
     for (const a of attributeText.matchAll(/([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')/g)) {
       attributes[a[1]] = unescapeXml(a[2] ?? a[3]);
     }
-    const element = { name, attributes, children: [] };
+    const element = { name, attributes, children: [], text: "" };
     stack.at(-1)!.children.push(element);
     if (!selfClosing) stack.push(element);
   }
@@ -132,6 +161,7 @@ function readStream(element: XmlElement, verb: string): ParsedStream {
     name: stream.attributes.name,
     url: stream.attributes.url,
     track: stream.attributes.track,
+    statusCallback: stream.attributes.statusCallback,
     parameters,
   };
 }
@@ -144,6 +174,10 @@ export function parseStreamTwiml(xml: string): ParsedStreamTwiml {
   for (const verb of response.children) {
     if (verb.name === "Start" && !result.start) result.start = readStream(verb, "Start");
     if (verb.name === "Connect" && !result.connect) result.connect = readStream(verb, "Connect");
+    if (verb.name === "Dial" && result.dial === undefined) {
+      const number = verb.children.find((c) => c.name === "Number");
+      result.dial = (number ?? verb).text.trim();
+    }
   }
   return result;
 }
