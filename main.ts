@@ -10,6 +10,7 @@ import { createPrinter } from "./lib/call/printer.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { stderrLogger } from "./lib/log.ts";
 import { startServer } from "./lib/server/serve.ts";
+import { openPublicUrl, TunnelError } from "./lib/server/tunnel.ts";
 import { createEngine } from "./lib/transcribe/create.ts";
 import { ModelError } from "./lib/transcribe/model.ts";
 import { WavError } from "./lib/audio/wav.ts";
@@ -43,7 +44,15 @@ async function main(): Promise<number> {
   const engine = await createEngine(config, log);
   const server = await startServer(config, engine, log);
   server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
-  log.info(`listening on ${server.url} (Twilio reaches it as ${server.publicUrl})`);
+  const endpoint = await openPublicUrl({
+    publicUrl: config.publicUrl,
+    ngrokAuthtoken: config.ngrokAuthtoken,
+    localUrl: server.url,
+    log,
+  });
+  // Stream URLs and signature checks follow the tunnel's URL from here on.
+  if (endpoint.source === "ngrok") config.publicUrl = endpoint.url;
+  log.info(`listening on ${server.url} (Twilio reaches it as ${endpoint.url})`);
 
   const stop = Promise.withResolvers<string>();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -52,6 +61,7 @@ async function main(): Promise<number> {
   const signal = await stop.promise;
   log.info(`${signal}: ending ${server.registry.activeCalls} call(s) and stopping`);
   await server.shutdown();
+  await endpoint.close();
   await engine.dispose();
   return 0;
 }
@@ -60,7 +70,10 @@ if (import.meta.main) {
   try {
     Deno.exit(await main());
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof ModelError || error instanceof WavError) {
+    if (
+      error instanceof ConfigError || error instanceof ModelError || error instanceof WavError ||
+      error instanceof TunnelError
+    ) {
       stderrLogger().error(error.message);
       Deno.exit(2);
     }

@@ -17,11 +17,17 @@ import { startServer } from "./lib/server/serve.ts";
 import { makeSid, simulateCall } from "./lib/sim/twilio_sim.ts";
 import { createEngine } from "./lib/transcribe/create.ts";
 import { ModelError } from "./lib/transcribe/model.ts";
+import { placeCall } from "./lib/twilio/place_call.ts";
 
 const USAGE = `Usage:
+  deno task call <+15551234567> [--from <+1…>] [--server <url>]
   deno task call --simulate --callee-audio <wav> [--caller-audio <wav>]
                  [--format text|jsonl] [--partials] [--fast] [--server <url>]
 
+  <number>          call it through Twilio (credentials in .env; \`deno task serve\` must be
+                    running and reachable by Twilio: PUBLIC_URL or NGROK_AUTHTOKEN); the
+                    server prints the transcript; Ctrl-C hangs up
+  --from            caller ID (default TWILIO_PHONE_NUMBER)
   --simulate        run the call through the built-in Twilio simulator (no account needed)
   --callee-audio    what the phone party says (any WAV; played on the inbound track)
   --caller-audio    what the laptop side says (sent by the server's laptop leg,
@@ -36,8 +42,9 @@ const USAGE = `Usage:
 export async function main(args: string[]): Promise<number> {
   const log = stderrLogger();
   let values;
+  let positionals;
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args,
       options: {
         simulate: { type: "boolean", default: false },
@@ -47,6 +54,7 @@ export async function main(args: string[]): Promise<number> {
         partials: { type: "boolean", default: false },
         fast: { type: "boolean", default: false },
         server: { type: "string" },
+        from: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -60,8 +68,13 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   if (!values.simulate) {
-    log.error("placing real calls through Twilio is not available yet; use --simulate\n\n" + USAGE);
-    return 2;
+    return await placeCall({
+      positionals,
+      from: values.from,
+      server: values.server,
+      env: Deno.env.toObject(),
+      log,
+    });
   }
   if (values.format !== "text" && values.format !== "jsonl") {
     log.error(`--format must be text or jsonl, got "${values.format}"`);
@@ -105,6 +118,8 @@ export async function main(args: string[]): Promise<number> {
     },
     { audioInput: values["caller-audio"] ?? "none" },
   );
+  // Faster than real time, a clock-paced caller file would fall behind the call: send it ahead.
+  config.audioInputUnpaced = values.fast;
   const quietLog = stderrLogger({ quiet: values.format === "jsonl" });
   const engine = await createEngine(config, quietLog);
   const server = await startServer(config, engine, quietLog);

@@ -17,8 +17,24 @@ export interface Config {
   twilioAuthToken?: string;
   /** Explicit opt-out of signature checks (`TWILIO_SKIP_SIGNATURE=1`). */
   skipSignature: boolean;
-  /** Audio the laptop leg (`/audio`) sends into the call: a WAV path, or undefined for none. */
+  /** Folder of the transcript database (`DATA_DIR`, default `./data`). */
+  dataDir: string;
+  /** Required by the dashboard and API when set (`DASHBOARD_TOKEN`); never by Twilio's routes. */
+  dashboardToken?: string;
+  /** The laptop's microphone (`AUDIO_INPUT`): a device (`default`, `pulse:NAME`, …), a file path, or undefined for none. */
   audioInput?: string;
+  /** The laptop's speaker (`AUDIO_OUTPUT`): a device, a `.wav` path, or undefined for none. */
+  audioOutput?: string;
+  /** The ffmpeg program the audio bridge runs (`FFMPEG_PATH`, default `ffmpeg`). */
+  ffmpegPath?: string;
+  /** File input is sent as fast as decoded instead of paced (simulated calls with `--fast`). */
+  audioInputUnpaced?: boolean;
+  /** Opens an ngrok tunnel at startup when set and PUBLIC_URL is not (`NGROK_AUTHTOKEN`). */
+  ngrokAuthtoken?: string;
+  /** Inbound calls: spoken with `<Say>` before the call is bridged (`INBOUND_GREETING`). */
+  inboundGreeting?: string;
+  /** Inbound calls: `<Dial>` this E.164 number instead of the laptop (`INBOUND_FORWARD_TO`). */
+  inboundForwardTo?: string;
   model: {
     dir?: string;
     name: string;
@@ -55,7 +71,16 @@ export function loadConfig(
     publicUrl,
     twilioAuthToken: env.TWILIO_AUTH_TOKEN || undefined,
     skipSignature: env.TWILIO_SKIP_SIGNATURE === "1",
+    dataDir: env.DATA_DIR || "./data",
+    dashboardToken: env.DASHBOARD_TOKEN || undefined,
     audioInput: audioInput && audioInput !== "none" ? audioInput : undefined,
+    audioOutput: env.AUDIO_OUTPUT && env.AUDIO_OUTPUT !== "none" ? env.AUDIO_OUTPUT : undefined,
+    ffmpegPath: env.FFMPEG_PATH || undefined,
+    ngrokAuthtoken: env.NGROK_AUTHTOKEN || undefined,
+    inboundGreeting: env.INBOUND_GREETING || undefined,
+    inboundForwardTo: env.INBOUND_FORWARD_TO
+      ? parsePhoneNumber(env.INBOUND_FORWARD_TO, "INBOUND_FORWARD_TO")
+      : undefined,
     model: {
       dir: env.SHERPA_MODEL_DIR || undefined,
       name: env.SHERPA_MODEL || DEFAULT_MODEL,
@@ -100,6 +125,21 @@ function parsePublicUrl(value: string): string {
     throw new ConfigError(`PUBLIC_URL must start with https://, got "${value}"`);
   }
   return url.href.replace(/\/$/, "");
+}
+
+/** E.164: `+`, country code, up to 15 digits in all. */
+export const E164 = /^\+[1-9]\d{1,14}$/;
+
+/** Checks an E.164 phone number; `name` is the variable or flag it came from. */
+export function parsePhoneNumber(value: string, name: string): string {
+  const trimmed = value.trim();
+  if (!E164.test(trimmed)) {
+    throw new ConfigError(
+      `${name} must be a phone number in E.164 form such as +15551234567 (plus sign, ` +
+        `country code, no spaces or dashes), got "${value}"`,
+    );
+  }
+  return trimmed;
 }
 
 function optionalNumber(env: Env, name: string, key: keyof LocalEngineOptions) {

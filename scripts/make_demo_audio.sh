@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the bundled demo call used by `deno task demo`:
 #   demo/inbound.wav   the person answering the phone (Festival, HTS voice cmu_us_slt_arctic_hts, female)
-#   demo/outbound.wav  the caller at the laptop       (Flite, voice kal16, duration_stretch 1.2, male)
+#   demo/outbound.wav  the caller at the laptop       (Flite, voice kal, duration_stretch 1.2, male)
 #   demo/script.tsv    one line per turn: <track>\t<start_ms>\t<text>  (reference text for WER tests)
 #
 # Both WAVs are 8 kHz mono G.711 µ-law, the same length, on one shared timeline:
@@ -10,9 +10,13 @@
 # Debian packages needed (only to regenerate; the WAVs are committed, CI doesn't run this):
 #   apt-get install sox flite festival festvox-us-slt-hts
 #
-# The voices were chosen by measuring WER with the project's speech model
-# (sherpa-onnx kws-zipformer-gigaspeech-3.3M, after a µ-law round trip). Output is
-# deterministic: no dither (-D), repeatable mode (-R).
+# The voices, the outbound rate and the wording were chosen by measuring WER with the
+# project's speech model (sherpa-onnx kws-zipformer-gigaspeech-3.3M, after a µ-law round
+# trip, and through `make_call.ts --simulate --fast`). Of the Debian voices, Festival's
+# HTS slt was best by far (~5% WER); espeak-ng was 40-70%. Flite kal at duration_stretch
+# 1.2 was the best male voice on these lines. Any change to text, voice or timing moves
+# the WER by a few words either way, so re-measure after editing.
+# Output is deterministic (no dither: -D; repeatable mode: -R): same input, same bytes.
 #
 # Usage: scripts/make_demo_audio.sh   (from anywhere; writes into <repo>/demo/)
 set -euo pipefail
@@ -47,18 +51,18 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # synth <track> <text> <out.wav>: 8 kHz mono 16-bit, the synthesizer's leading/trailing silence
-# trimmed (below -60 dB) but 50 ms kept each side so soft onsets ("h") survive, peak -3 dBFS.
+# (below -50 dB) trimmed, peak -3 dBFS.
 synth() {
   local track=$1 text=$2 out=$3 raw="$tmp/raw.wav"
   case "$track" in
     inbound)
       printf '%s\n' "$text" | text2wave -eval '(voice_cmu_us_slt_arctic_hts)' -o "$raw" ;;
     outbound)
-      flite -voice kal16 --setf duration_stretch=1.2 -t "$text" -o "$raw" ;;
+      flite -voice kal --setf duration_stretch=1.2 -t "$text" -o "$raw" ;;
     *) echo "make_demo_audio: unknown track '$track'" >&2; exit 1 ;;
   esac
   sox -D -R "$raw" -r "$RATE" -c 1 -b 16 -e signed-integer "$out" \
-    silence 1 0.02 -60d reverse silence 1 0.02 -60d reverse pad 0.05 0.05 norm -3 rate -v "$RATE"
+    silence 1 0.02 -50d reverse silence 1 0.02 -50d reverse norm -3 rate -v "$RATE"
 }
 
 # silence <N>s <out.wav>: N samples of silence

@@ -79,15 +79,36 @@ export function sharedEngine(): Promise<TranscriberEngine> {
 
 /** A server on a free port with a signing token, recording every event. */
 export async function testServer(
-  options: { audioInput?: string; token?: string } = {},
+  options: {
+    audioInput?: string;
+    token?: string;
+    dataDir?: string;
+    dashboardToken?: string;
+    /** The laptop speaker (a device or a .wav path). */
+    audioOutput?: string;
+    /** Pace file input by the clock, as for a real call (default: sent ahead, for `fast` calls). */
+    pacedInput?: boolean;
+    /** The ffmpeg program for the audio bridge. */
+    ffmpeg?: string;
+  } = {},
 ): Promise<
   RunningServer & { events: CallEvent[]; token: string; log: ReturnType<typeof memoryLogger> }
 > {
   const token = options.token ?? "test-token-0123456789abcdef";
   const config = loadConfig(
-    { HOST: "127.0.0.1", PORT: "0", TWILIO_AUTH_TOKEN: token },
+    {
+      HOST: "127.0.0.1",
+      PORT: "0",
+      TWILIO_AUTH_TOKEN: token,
+      // Each test server keeps its transcripts in a fresh folder, never in ./data.
+      DATA_DIR: options.dataDir ?? await Deno.makeTempDir({ prefix: "callscribe-test-" }),
+      DASHBOARD_TOKEN: options.dashboardToken,
+      AUDIO_OUTPUT: options.audioOutput,
+      FFMPEG_PATH: options.ffmpeg,
+    },
     { audioInput: options.audioInput },
   );
+  config.audioInputUnpaced = !options.pacedInput;
   const log = memoryLogger();
   const server = await startServer(config, await sharedEngine(), log);
   const events: CallEvent[] = [];

@@ -8,12 +8,15 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import type { BridgeManager } from "../bridge/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { Logger } from "../log.ts";
 import { signatureValid } from "../twilio/signature.ts";
-import { streamTwiml, streamUrls } from "../twilio/twiml.ts";
+import { CallStatusBook } from "../call/status.ts";
+import { callTwiml, registerWebhooks } from "./webhooks.ts";
 import { upgradeMediaStream } from "./deno_websocket.ts";
 import { MediaStreamHandler, type StreamKind } from "./media_stream.ts";
+import { transcriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
 
 /** What the routes need. */
 export interface AppOptions {
@@ -23,8 +26,14 @@ export interface AppOptions {
   publicBase: () => string;
   /** Token for signature checks; undefined only when checks are explicitly skipped. */
   authToken?: string;
-  /** µ-law frames the laptop leg sends into each call (until the audio bridge exists). */
-  audioFrames?: Uint8Array[];
+  /** The laptop audio bridge, given to one call's `/audio` stream at a time. */
+  bridges?: BridgeManager;
+  /** The transcript store, live events and dashboard token: mounts the dashboard and `/api`. */
+  transcripts?: TranscriptRoutesOptions;
+  /** Call and stream status callbacks land here (a new book when omitted). */
+  statuses?: CallStatusBook;
+  /** Inbound calls (`/twiml/inbound`): greeting and forwarding number. */
+  inbound?: { greeting?: string; forwardTo?: string };
 }
 
 /** Builds the app. */
@@ -41,15 +50,10 @@ export function createApp(options: AppOptions): Hono {
     const params = await formParams(c);
     if (params === null) return c.text("expected an application/x-www-form-urlencoded body", 400);
     if (!verifySignature(c, params)) return c.text("invalid Twilio signature", 403);
-    const { streamUrl, audioUrl } = streamUrls(options.publicBase());
-    const twiml = streamTwiml({
-      streamUrl,
-      audioUrl,
-      parameters: {
-        direction: "outbound",
-        ...(params.From ? { from: params.From } : {}),
-        ...(params.To ? { to: params.To } : {}),
-      },
+    const twiml = callTwiml(options.publicBase(), {
+      direction: "outbound",
+      ...(params.From ? { from: params.From } : {}),
+      ...(params.To ? { to: params.To } : {}),
     });
     return c.body(twiml, 200, { "content-type": "text/xml; charset=utf-8" });
   });
@@ -65,9 +69,12 @@ export function createApp(options: AppOptions): Hono {
         registry,
         socket,
         log,
-        audioFrames: kind === "audio" ? options.audioFrames : undefined,
+        bridges: kind === "audio" ? options.bridges : undefined,
       }));
   };
+  // Dashboard and API (guarded by the dashboard token, never by Twilio signatures).
+  if (options.transcripts) app.route("/", transcriptRoutes(options.transcripts));
+
   app.get("/stream", streamRoute("transcription"));
   app.get("/audio", streamRoute("audio"));
 
@@ -91,6 +98,14 @@ export function createApp(options: AppOptions): Hono {
     );
     return false;
   }
+
+  registerWebhooks(app, {
+    publicBase: options.publicBase,
+    verify: verifySignature,
+    formParams,
+    statuses: options.statuses ?? new CallStatusBook(log),
+    inbound: options.inbound,
+  });
 
   return app;
 }

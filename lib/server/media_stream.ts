@@ -9,13 +9,12 @@
  *
  * @module
  */
+import type { AudioBridge, BridgeManager } from "../bridge/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { CallSession } from "../call/session.ts";
 import type { Logger } from "../log.ts";
 import { decodeBase64 } from "../twilio/base64.ts";
 import {
-  markMessage,
-  mediaMessage,
   parseTwilioMessage,
   ProtocolError,
   type StartMessage,
@@ -41,17 +40,14 @@ export const CLOSE = {
 /** Largest message we accept; Twilio's media messages are well under 1 KiB. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
-/** Name of the mark sent after the laptop leg's audio, echoed back by Twilio when played. */
-export const AUDIO_END_MARK = "audio-input-end";
-
 /** Options of a stream handler. */
 export interface MediaStreamOptions {
   kind: StreamKind;
   registry: CallRegistry;
   socket: StreamSocket;
   log: Logger;
-  /** For the audio leg: the µ-law frames to send into the call, if any. */
-  audioFrames?: Uint8Array[];
+  /** For the audio leg: the laptop's microphone and speaker (one call at a time). */
+  bridges?: BridgeManager;
 }
 
 /** Handles the messages of one stream, from `connected` to `stop`. */
@@ -60,7 +56,8 @@ export class MediaStreamHandler {
   #session: CallSession | null = null;
   #streamSid = "";
   #closed = false;
-  /** Media messages received on the audio leg (discarded until the speaker bridge exists). */
+  #bridge: AudioBridge | null = null;
+  /** Media messages received on the audio leg (played on the laptop's speaker when bridged). */
   receivedFrames = 0;
 
   constructor(options: MediaStreamOptions) {
@@ -104,6 +101,7 @@ export class MediaStreamHandler {
         const session = this.#requireStarted("media");
         if (this.#options.kind === "audio") {
           this.receivedFrames++;
+          this.#bridge?.play(decodeBase64(message.media.payload));
           return;
         }
         session.media(
@@ -120,6 +118,9 @@ export class MediaStreamHandler {
         this.#options.socket.close(CLOSE.normal, "stop received");
         return;
       case "mark":
+        this.#requireStarted(message.event);
+        this.#bridge?.markEchoed(message.mark.name);
+        return;
       case "dtmf":
         this.#requireStarted(message.event);
         return;
@@ -140,17 +141,15 @@ export class MediaStreamHandler {
     if (this.#options.kind === "transcription") {
       for (const track of start.tracks) this.#session.openTrack(track);
     } else {
-      this.#sendAudio();
+      const { socket } = this.#options;
+      this.#bridge = this.#options.bridges?.open({
+        callSid: start.callSid,
+        streamSid: message.streamSid,
+        send: (text) => {
+          if (!this.#closed) socket.send(text);
+        },
+      }) ?? null;
     }
-  }
-
-  /** Queues the laptop leg's audio; Twilio buffers it and plays it in real time. */
-  #sendAudio(): void {
-    const frames = this.#options.audioFrames;
-    if (!frames?.length) return;
-    const { socket } = this.#options;
-    for (const frame of frames) socket.send(mediaMessage(this.#streamSid, frame));
-    socket.send(markMessage(this.#streamSid, AUDIO_END_MARK));
   }
 
   #requireStarted(event: string): CallSession {
@@ -159,6 +158,10 @@ export class MediaStreamHandler {
   }
 
   #finish(reason: string): void {
+    if (this.#bridge) {
+      this.#options.bridges?.release(this.#bridge);
+      this.#bridge = null;
+    }
     const session = this.#session;
     if (!session) return;
     this.#options.registry.detachStream(this.#streamSid);

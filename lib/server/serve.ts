@@ -4,14 +4,17 @@
  *
  * @module
  */
-import { toCallAudio } from "../audio/wav.ts";
-import { readWavFile } from "../audio/wav.ts";
-import { splitFrames } from "../audio/framing.ts";
+import { BridgeManager } from "../bridge/bridge.ts";
+import { parseAudioInput, parseAudioOutput } from "../bridge/devices.ts";
 import { CallRegistry } from "../call/registry.ts";
 import { type Config, ConfigError, publicBase } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
 import { createApp } from "./app.ts";
+import { dbPath, TranscriptStore } from "../store/db.ts";
+import { isLoopback } from "./auth.ts";
+import { LiveHub } from "./live.ts";
+import { callKind, CallStatusBook } from "../call/status.ts";
 
 /** A running server. */
 export interface RunningServer {
@@ -20,7 +23,15 @@ export interface RunningServer {
   /** Base URL Twilio uses (PUBLIC_URL or the local address). */
   publicUrl: string;
   registry: CallRegistry;
-  /** Ends every call (flushing its finals), then stops listening. */
+  /** The transcript database (open until shutdown). */
+  store: TranscriptStore;
+  /** Live events for the dashboard. */
+  live: LiveHub;
+  /** Call progress from Twilio's status callbacks. */
+  statuses: CallStatusBook;
+  /** The laptop audio bridge (microphone and speaker through ffmpeg). */
+  bridges: BridgeManager;
+  /** Ends every call (flushing its finals) and every ffmpeg process, then stops listening. */
   shutdown(): Promise<void>;
 }
 
@@ -42,14 +53,31 @@ export async function startServer(
       "TWILIO_SKIP_SIGNATURE=1: Twilio signatures are NOT checked; anyone who reaches this server can stream to it",
     );
   }
-  const audioFrames = config.audioInput
-    ? splitFrames(toCallAudio(await readWavFile(config.audioInput)))
-    : undefined;
+  const bridges = await BridgeManager.create({
+    input: parseAudioInput(config.audioInput),
+    output: parseAudioOutput(config.audioOutput),
+    ffmpeg: config.ffmpegPath,
+    unpacedFileInput: config.audioInputUnpaced,
+    log,
+  });
 
   const registry = new CallRegistry(engine);
+  // The store listens first: a final is committed before any later listener prints it.
+  const store = openStore(config, log);
+  const live = new LiveHub({ store });
+  store.attach(registry, (segment) => live.publishSegment(segment));
+  live.attach(registry);
+  if (!isLoopback(config.host) && !config.dashboardToken) {
+    log.warn(
+      `!!! listening on ${config.host} without DASHBOARD_TOKEN: anyone who reaches this address ` +
+        "can read and delete every transcript. Set DASHBOARD_TOKEN in .env, or HOST=127.0.0.1. !!!",
+    );
+  }
   registry.listen((event) => {
     if (event.type === "call-started") {
-      log.info(`call ${event.call.callSid} started (${event.call.direction})`);
+      const { from, to } = event.call;
+      const parties = from && to ? `, ${from} → ${to}` : "";
+      log.info(`call ${event.call.callSid} started (${callKind(event.call.direction)}${parties})`);
     } else if (event.type === "call-ended") {
       log.info(`call ${event.call.callSid} ended (${event.reason})`);
     } else if (event.type === "call-error") {
@@ -58,12 +86,16 @@ export async function startServer(
   });
 
   let boundPort = config.port;
+  const statuses = new CallStatusBook(log);
   const app = createApp({
+    statuses,
+    inbound: { greeting: config.inboundGreeting, forwardTo: config.inboundForwardTo },
     registry,
     log,
     publicBase: () => publicBase(config, boundPort),
     authToken: config.skipSignature ? undefined : config.twilioAuthToken,
-    audioFrames,
+    bridges,
+    transcripts: { store, live, dashboardToken: config.dashboardToken },
   });
   const ready = Promise.withResolvers<void>();
   const server = Deno.serve({
@@ -84,9 +116,37 @@ export async function startServer(
     url: `http://${host}:${boundPort}`,
     publicUrl: publicBase(config, boundPort),
     registry,
+    store,
+    live,
+    statuses,
+    bridges,
     async shutdown() {
+      await bridges.closeAll();
       await registry.endAll("server shutting down");
+      // Open event streams would keep the server from shutting down.
+      live.close();
       await server.shutdown();
+      store.close();
     },
   };
+}
+
+/** Opens the transcript store under DATA_DIR; calls a killed server left open become `interrupted`. */
+function openStore(config: Config, log: Logger): TranscriptStore {
+  const path = dbPath(config.dataDir);
+  let store: TranscriptStore;
+  try {
+    store = new TranscriptStore(path);
+  } catch (error) {
+    throw new ConfigError(
+      `cannot open the transcript database ${path}: ${(error as Error).message}. ` +
+        "Set DATA_DIR to a folder this user can write.",
+    );
+  }
+  const interrupted = store.markInterrupted();
+  if (interrupted) {
+    log.warn(`${interrupted} call(s) from an earlier run were cut off; kept as interrupted`);
+  }
+  log.info(`transcripts are kept in ${path}`);
+  return store;
 }

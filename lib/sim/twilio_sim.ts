@@ -58,6 +58,8 @@ export interface SimulatedCallResult {
   framesSent: number;
   /** Frames of our server's audio played on the outbound track. */
   outboundFramesPlayed: number;
+  /** When each media message of our server arrived on the bidirectional stream (performance.now() ms). */
+  serverMediaTimes: number[];
   /** Marks echoed back to our server. */
   marksEchoed: string[];
   /** Close code and reason our server gave each socket, if it closed first. */
@@ -158,7 +160,9 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     const response = await postSigned(webhookUrl, params, options.authToken);
     body = await response.text();
     if (!response.ok) {
-      throw new Error(`simulator: ${webhookUrl} answered ${response.status}: ${body.slice(0, 200)}`);
+      throw new Error(
+        `simulator: ${webhookUrl} answered ${response.status}: ${body.slice(0, 200)}`,
+      );
     }
   }
   const twiml = parseStreamTwiml(body);
@@ -168,6 +172,7 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     callSid,
     framesSent: 0,
     outboundFramesPlayed: 0,
+    serverMediaTimes: [],
     marksEchoed: [],
     serverClosed: {},
     streamCallbacks: [],
@@ -201,6 +206,7 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     audioSocket.onmessage = (e) => {
       const message = JSON.parse(String(e.data));
       if (message.event === "media") {
+        result.serverMediaTimes.push(performance.now());
         queue.push(decodeBase64(message.media.payload));
         firstAudio.resolve();
       } else if (message.event === "mark") {

@@ -1,0 +1,180 @@
+/**
+ * Pieces shared by the benchmark's processes: the clock, the frame stamp that
+ * carries a frame's due time from the load generator to the engine, a latency
+ * histogram, and process CPU/memory readings from /proc.
+ *
+ * @module
+ */
+import process from "node:process";
+
+/** Wall-clock ms with sub-ms resolution, comparable between processes on one machine. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/**
+ * Relay runs carry no speech (the null engine listens to nothing), so the
+ * first bytes of each payload carry a magic and the frame's due time. The
+ * engine side reads it back: latency = handed-to-engine time − due time.
+ */
+const MAGIC = [0x42, 0x4e, 0x43, 0x48]; // "BNCH"
+/** Bytes the stamp takes at the start of a payload. */
+export const STAMP_BYTES = 12;
+
+/** Writes the stamp (magic + due time, float64 LE) into the start of `payload`. */
+export function writeStamp(payload: Uint8Array, dueMs: number): void {
+  payload.set(MAGIC, 0);
+  new DataView(payload.buffer, payload.byteOffset, STAMP_BYTES).setFloat64(4, dueMs, true);
+}
+
+/** The due time stamped into `payload`, or NaN when it carries none (e.g. filled silence). */
+export function readStamp(payload: Uint8Array): number {
+  if (
+    payload.length < STAMP_BYTES || payload[0] !== MAGIC[0] || payload[1] !== MAGIC[1] ||
+    payload[2] !== MAGIC[2] || payload[3] !== MAGIC[3]
+  ) return NaN;
+  return new DataView(payload.buffer, payload.byteOffset, STAMP_BYTES).getFloat64(4, true);
+}
+
+/** Latencies in 0.1 ms buckets up to 10 s; later ones land in the last bucket. */
+export class Histogram {
+  #buckets = new Uint32Array(100_001);
+  count = 0;
+  max = 0;
+
+  record(ms: number): void {
+    const v = ms < 0 ? 0 : ms;
+    const i = Math.min(this.#buckets.length - 1, Math.round(v * 10));
+    this.#buckets[i]++;
+    this.count++;
+    if (v > this.max) this.max = v;
+  }
+
+  /** The `q` quantile (0–1) in ms; NaN when empty. */
+  quantile(q: number): number {
+    if (this.count === 0) return NaN;
+    const rank = Math.max(1, Math.ceil(q * this.count));
+    let seen = 0;
+    for (let i = 0; i < this.#buckets.length; i++) {
+      seen += this.#buckets[i];
+      if (seen >= rank) return i / 10;
+    }
+    return this.max;
+  }
+
+  reset(): void {
+    this.#buckets.fill(0);
+    this.count = 0;
+    this.max = 0;
+  }
+}
+
+/** Quantile of a list of numbers (nearest rank); NaN when empty. */
+export function quantile(values: number[], q: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+/**
+ * CPU time (user + system, all threads) of this process in µs: getrusage,
+ * the same kernel accounting as utime + stime in /proc/<pid>/stat, at µs
+ * rather than 10 ms resolution (and Deno needs --allow-all to read /proc).
+ */
+export function ownCpuUs(): number {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+}
+
+/** Resident memory of this process in bytes. */
+export function ownRssBytes(): number {
+  return Deno.memoryUsage().rss;
+}
+
+/** Progress line on stderr (stdout carries results). */
+export function progress(message: string): void {
+  Deno.stderr.writeSync(new TextEncoder().encode(`bench: ${message}\n`));
+}
+
+/** Prints one JSON line on stdout, for the parent process. */
+export function report(value: unknown): void {
+  Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(value) + "\n"));
+}
+
+export const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Counters a benchmark server keeps for its runner. */
+export class FrameCounters {
+  /** Stamped frames handed on (to the engine, or decoded by the floor server). */
+  frames = 0;
+  /** Writes without a stamp (gap-filling silence). */
+  unstamped = 0;
+  bytes = 0;
+  latency = new Histogram();
+
+  /** Counts one payload handed on at `now`. */
+  count(payload: Uint8Array): void {
+    this.bytes += payload.length;
+    const due = readStamp(payload);
+    if (Number.isNaN(due)) {
+      this.unstamped++;
+      return;
+    }
+    this.frames++;
+    this.latency.record(epochMs() - due);
+  }
+
+  snapshot(): Record<string, number> {
+    return {
+      frames: this.frames,
+      unstamped: this.unstamped,
+      bytes: this.bytes,
+      latencyP50Ms: this.latency.quantile(0.5),
+      latencyP99Ms: this.latency.quantile(0.99),
+      latencyMaxMs: this.latency.max,
+    };
+  }
+
+  reset(): void {
+    this.frames = 0;
+    this.unstamped = 0;
+    this.bytes = 0;
+    this.latency.reset();
+  }
+}
+
+/**
+ * A control endpoint on its own port, beside the server under test (the
+ * product app gets no bench routes): `GET /stats`, `POST /reset` and `POST /exit`.
+ * Resolves to its base URL.
+ */
+export async function serveControl(handlers: {
+  stats: (url: URL) => unknown;
+  reset: () => void;
+}): Promise<string> {
+  const ready = Promise.withResolvers<number>();
+  Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: ({ port }) => ready.resolve(port),
+  }, (request) => {
+    const url = new URL(request.url);
+    if (url.pathname === "/stats") {
+      // Read CPU and memory first: the rest of this request is not the server's load.
+      const usage = { cpuUs: ownCpuUs(), rssBytes: ownRssBytes() };
+      return Response.json({ ...usage, ...handlers.stats(url) as object });
+    }
+    if (url.pathname === "/exit" && request.method === "POST") {
+      // A normal exit, so `--cpu-prof` gets to write its profile.
+      setTimeout(() => Deno.exit(0), 50);
+      return Response.json({ ok: true });
+    }
+    if (url.pathname === "/reset" && request.method === "POST") {
+      handlers.reset();
+      return Response.json({ ok: true });
+    }
+    return new Response("not found", { status: 404 });
+  });
+  return `http://127.0.0.1:${await ready.promise}`;
+}

@@ -1,0 +1,77 @@
+/**
+ * The engine's limit: sherpa-onnx decoding the same audio in a tight loop,
+ * with no server, socket, timeline or transcript building. Same model and
+ * recognizer settings as {@link LocalEngine}, same 100 ms batches, same
+ * 0.6 s of tail silence at the end of each track. The audio is decoded from
+ * µ-law and upsampled before the clock starts.
+ *
+ * Usage: `engine_raw.ts <tracks.json>` (a JSON array of raw µ-law file
+ * paths). Prints `{cpuUs, wallMs, audioMs, tracks}` on stdout.
+ *
+ * @module
+ */
+import sherpa from "sherpa-onnx-node";
+import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
+import { Upsampler2x } from "../lib/audio/upsample.ts";
+import { loadConfig } from "../lib/config.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local.ts";
+import { resolveModel } from "../lib/transcribe/model.ts";
+import { ownCpuUs, report } from "./common.ts";
+
+const paths: string[] = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
+const config = loadConfig();
+const options = { ...LOCAL_DEFAULTS, ...config.local };
+const model = await resolveModel({
+  modelDir: config.model.dir,
+  modelName: config.model.name,
+  modelNameExplicit: config.model.nameExplicit,
+  cacheDir: config.model.cacheDir,
+  downloadUrl: config.model.url,
+  overrides: config.model.overrides,
+});
+// The same recognizer LocalEngine builds.
+const recognizer = new sherpa.OnlineRecognizer({
+  featConfig: { sampleRate: 16000, featureDim: 80 },
+  modelConfig: {
+    transducer: { encoder: model.encoder, decoder: model.decoder, joiner: model.joiner },
+    tokens: model.tokens,
+    numThreads: options.numThreads,
+    provider: "cpu",
+    debug: 0,
+  },
+  decodingMethod: "greedy_search",
+  enableEndpoint: true,
+  rule1MinTrailingSilence: options.rule1MinTrailingSilence,
+  rule2MinTrailingSilence: options.rule2MinTrailingSilence,
+  rule3MinUtteranceLength: options.rule3MinUtteranceLength,
+});
+
+const BATCH = 1600; // 100 ms at 16 kHz
+const tracks = paths.map((path) => {
+  const mulaw = Deno.readFileSync(path);
+  return { audioMs: mulaw.length / 8, samples: new Upsampler2x().process(mulawToFloat32(mulaw)) };
+});
+
+const cpuStart = ownCpuUs();
+const wallStart = performance.now();
+for (const { samples } of tracks) {
+  const stream = recognizer.createStream();
+  for (let offset = 0; offset < samples.length; offset += BATCH) {
+    stream.acceptWaveform({ samples: samples.slice(offset, offset + BATCH), sampleRate: 16000 });
+    while (recognizer.isReady(stream)) recognizer.decode(stream);
+    if (recognizer.isEndpoint(stream)) {
+      recognizer.getResult(stream);
+      recognizer.reset(stream);
+    }
+  }
+  stream.acceptWaveform({ samples: new Float32Array(16000 * 0.6), sampleRate: 16000 });
+  stream.inputFinished();
+  while (recognizer.isReady(stream)) recognizer.decode(stream);
+  recognizer.getResult(stream);
+}
+report({
+  cpuUs: ownCpuUs() - cpuStart,
+  wallMs: performance.now() - wallStart,
+  audioMs: tracks.reduce((n, t) => n + t.audioMs, 0),
+  tracks: tracks.length,
+});

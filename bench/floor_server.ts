@@ -1,0 +1,35 @@
+/**
+ * The floor: the least a Twilio Media Streams receiver on `Deno.serve` can
+ * do per frame. It upgrades every request, `JSON.parse`s each message and
+ * base64-decodes media payloads, and nothing else (no signature check, no
+ * validation, no calls). The relay benchmark compares our server to it.
+ *
+ * Prints `{"url", "control"}` on stdout once listening.
+ *
+ * @module
+ */
+import { FrameCounters, report, serveControl } from "./common.ts";
+
+const counters = new FrameCounters();
+let sockets = 0;
+const ready = Promise.withResolvers<number>();
+Deno.serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  onListen: ({ port }) => ready.resolve(port),
+}, (request) => {
+  const { socket, response } = Deno.upgradeWebSocket(request);
+  sockets++;
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.event === "media") counters.count(Uint8Array.fromBase64(message.media.payload));
+    else if (message.event === "stop") socket.close(1000, "stop received");
+  };
+  socket.onclose = () => sockets--;
+  return response;
+});
+const control = await serveControl({
+  stats: () => ({ ...counters.snapshot(), activeCalls: sockets }),
+  reset: () => counters.reset(),
+});
+report({ url: `http://127.0.0.1:${await ready.promise}`, control });

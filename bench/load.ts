@@ -1,0 +1,191 @@
+/**
+ * The benchmark's load generator, run as its own process so its CPU is not
+ * counted as the server's. It plays Twilio's part of N calls on the
+ * transcription stream: a signed `/stream` WebSocket per call, `connected`
+ * and `start`, then one `media` message per track every 20 ms on a shared
+ * clock (one timer for all calls, each tick scheduled against the start
+ * time, so lateness never accumulates), then `stop`.
+ *
+ * Frame i of every call is sent when its audio has happened, at
+ * T0 + (i + 1) × 20 ms, like Twilio does. In relay mode the payload carries
+ * that due time (see {@link writeStamp}); in audio mode it carries the
+ * given speech.
+ *
+ * Usage: `load.ts --url http://… --calls N --seconds S` (relay) or
+ * `load.ts --url http://… --audio spec.json` (speech; see {@link AudioSpec}).
+ * `TWILIO_AUTH_TOKEN` signs the upgrades. Reports JSON lines on stdout:
+ * `connected`, `started` (with `t0`), `done` (with counts).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { FRAME_BYTES, FRAME_MS, splitFrames } from "../lib/audio/framing.ts";
+import { MULAW_SILENCE } from "../lib/audio/mulaw.ts";
+import { makeSid } from "../lib/sim/twilio_sim.ts";
+import {
+  connectedMessage,
+  type MediaTrack,
+  startMessage,
+  stopMessage,
+  twilioMediaMessage,
+} from "../lib/twilio/protocol.ts";
+import { signRequest } from "../lib/twilio/signature.ts";
+import { epochMs, Histogram, ownCpuUs, report, sleep, writeStamp } from "./common.ts";
+
+/** Speech mode: one entry per call, µ-law files (raw bytes) per track. */
+export interface AudioSpec {
+  calls: Array<{ callSid: string; inbound: string; outbound: string }>;
+}
+
+interface Call {
+  callSid: string;
+  streamSid: string;
+  socket: WebSocket;
+  sequence: number;
+  frames?: Record<MediaTrack, Uint8Array[]>;
+  closedByServer?: string;
+}
+
+const { values } = parseArgs({
+  options: {
+    url: { type: "string" },
+    calls: { type: "string" },
+    seconds: { type: "string" },
+    audio: { type: "string" },
+  },
+});
+if (!values.url) throw new Error("load.ts: --url is required");
+const token = Deno.env.get("TWILIO_AUTH_TOKEN");
+const accountSid = makeSid("AC");
+const streamUrl = values.url.replace(/^http/, "ws").replace(/\/$/, "") + "/stream";
+
+const spec: AudioSpec | null = values.audio ? JSON.parse(Deno.readTextFileSync(values.audio)) : null;
+const callCount = spec ? spec.calls.length : Number(values.calls ?? "1");
+const silence = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
+
+async function open(index: number): Promise<Call> {
+  const headers: Record<string, string> = {};
+  if (token) headers["X-Twilio-Signature"] = signRequest(token, streamUrl, {});
+  const socket = new WebSocket(streamUrl, { headers });
+  await new Promise<void>((resolve, reject) => {
+    socket.onopen = () => resolve();
+    socket.onerror = () => reject(new Error(`load: could not open ${streamUrl} (call ${index})`));
+  });
+  const entry = spec?.calls[index];
+  const call: Call = {
+    callSid: entry?.callSid ?? makeSid("CA"),
+    streamSid: makeSid("MZ"),
+    socket,
+    sequence: 1,
+  };
+  if (entry) {
+    call.frames = {
+      inbound: splitFrames(Deno.readFileSync(entry.inbound)),
+      outbound: splitFrames(Deno.readFileSync(entry.outbound)),
+    };
+  }
+  socket.onclose = (e) => (call.closedByServer ??= `${e.code} ${e.reason}`);
+  socket.send(connectedMessage());
+  socket.send(startMessage({
+    streamSid: call.streamSid,
+    accountSid,
+    callSid: call.callSid,
+    sequenceNumber: 1,
+    tracks: ["inbound", "outbound"],
+    customParameters: { direction: "outbound", from: "+15005550006", to: "+15551234567" },
+  }));
+  return call;
+}
+
+// Connect in batches: a burst of hundreds of upgrades at once is not what we measure.
+const calls: Call[] = [];
+for (let i = 0; i < callCount; i += 50) {
+  const batch = [];
+  for (let j = i; j < Math.min(callCount, i + 50); j++) batch.push(open(j));
+  calls.push(...await Promise.all(batch));
+}
+report({ event: "connected", calls: calls.length });
+await sleep(200);
+
+const ticks = spec
+  ? Math.max(...calls.map((c) => Math.max(c.frames!.inbound.length, c.frames!.outbound.length)))
+  : Math.round(Number(values.seconds ?? "5") * 1000 / FRAME_MS);
+const t0 = epochMs() + 50;
+report({ event: "started", t0, ticks });
+
+const lag = new Histogram();
+const cpuStart = ownCpuUs();
+let framesSent = 0;
+let framesSkipped = 0;
+const stamped = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
+const tracks: MediaTrack[] = ["inbound", "outbound"];
+
+function sendTick(i: number): void {
+  const due = t0 + (i + 1) * FRAME_MS;
+  lag.record(epochMs() - due);
+  if (!spec) writeStamp(stamped, due);
+  for (const call of calls) {
+    if (call.socket.readyState !== WebSocket.OPEN) {
+      framesSkipped += 2;
+      continue;
+    }
+    for (const track of tracks) {
+      call.socket.send(twilioMediaMessage({
+        streamSid: call.streamSid,
+        sequenceNumber: ++call.sequence,
+        track,
+        chunk: i + 1,
+        timestamp: i * FRAME_MS,
+        payload: spec ? call.frames![track][i] ?? silence : stamped,
+      }));
+      framesSent++;
+    }
+  }
+}
+
+const finished = Promise.withResolvers<void>();
+let next = 0;
+function tick(): void {
+  const now = epochMs();
+  // Catch up on every tick that is due (a late timer must not lose frames).
+  while (next < ticks && t0 + (next + 1) * FRAME_MS <= now) sendTick(next++);
+  if (next >= ticks) {
+    finished.resolve();
+    return;
+  }
+  setTimeout(tick, Math.max(0, t0 + (next + 1) * FRAME_MS - epochMs()));
+}
+setTimeout(tick, Math.max(0, t0 + FRAME_MS - epochMs()));
+await finished.promise;
+const cpuUs = ownCpuUs() - cpuStart;
+
+for (const call of calls) {
+  if (call.socket.readyState !== WebSocket.OPEN) continue;
+  call.socket.send(stopMessage({
+    streamSid: call.streamSid,
+    sequenceNumber: ++call.sequence,
+    accountSid,
+    callSid: call.callSid,
+  }));
+}
+// The server closes each socket once it has read `stop`; wait for that (bounded).
+const deadline = Date.now() + 10_000;
+while (calls.some((c) => c.socket.readyState !== WebSocket.CLOSED) && Date.now() < deadline) {
+  await sleep(50);
+}
+const closedAbnormally = calls.filter((c) => c.closedByServer && !c.closedByServer.startsWith("1000"))
+  .length;
+report({
+  event: "done",
+  calls: calls.length,
+  ticks,
+  framesSent,
+  framesSkipped,
+  closedAbnormally,
+  cpuUsPerFrame: framesSent ? cpuUs / framesSent : 0,
+  lagP50Ms: lag.quantile(0.5),
+  lagP99Ms: lag.quantile(0.99),
+  lagMaxMs: lag.max,
+});
+for (const call of calls) if (call.socket.readyState === WebSocket.OPEN) call.socket.close();
+Deno.exit(0);

@@ -1,0 +1,541 @@
+/**
+ * `deno task bench [--quick] [--out path]`: how fast callscribe is, measured
+ * as ratios within one run (absolute times on a shared machine are noise).
+ *
+ * 1. Relay: N concurrent simulated calls against our server with the null
+ *    engine, and against the floor (a bare `Deno.serve` WebSocket server that
+ *    only parses JSON and decodes base64): server CPU µs per frame, memory
+ *    per call, drops, and added latency (frame due → handed to the engine).
+ * 2. Capacity: the largest N with zero drops and p99 added latency < 20 ms.
+ * 3. Engine: our server with the local engine transcribing real speech, CPU
+ *    per audio second (RTF), against raw sherpa-onnx decoding the same audio.
+ * 4. Transcript latency and 5. word error rate, from that same run.
+ *
+ * Every server and the load generator run as separate processes, so the
+ * load's CPU is never counted as ours. Progress goes to stderr; the table to
+ * stdout; everything to `bench/results.json` (or `--out`).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { makeSid } from "../lib/sim/twilio_sim.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local.ts";
+import { wordErrorRate } from "../lib/transcribe/wer.ts";
+import { loadConfig } from "../lib/config.ts";
+import { packTracks, readSet, type SpeechTrack } from "./audio.ts";
+import { progress, quantile, sleep } from "./common.ts";
+import type { TimedTranscript } from "./relay_server.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
+const PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-run",
+  "--allow-sys",
+];
+/** Capacity: a run passes with zero drops and p99 added latency under this. */
+const MAX_P99_MS = 20;
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    out: { type: "string" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (flags.help) {
+  console.log("usage: deno task bench [--quick] [--out results.json]");
+  Deno.exit(0);
+}
+const quick = flags.quick;
+const outPath = flags.out ?? `${ROOT}bench/results.json`;
+// A fresh token per run: signatures are checked as in production.
+const token = crypto.randomUUID().replaceAll("-", "");
+
+// ---------------------------------------------------------------- processes
+
+interface Proc {
+  child: Deno.ChildProcess;
+  pid: number;
+  nextLine(): Promise<string | null>;
+}
+
+/** `BENCH_CPU_PROF=dir`: servers write V8 CPU profiles there (open in Chrome DevTools). */
+function profileFlags(script: string): string[] {
+  const dir = Deno.env.get("BENCH_CPU_PROF");
+  return dir && script.endsWith("_server.ts") ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+}
+
+/** Scratch space of this run: servers' databases, speech files. Removed at the end. */
+const workDir = await Deno.makeTempDir({ prefix: "callscribe-bench-" });
+let serverCount = 0;
+
+function spawn(script: string, args: string[] = [], env: Record<string, string> = {}): Proc {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...PERMISSIONS, ...profileFlags(script), `${ROOT}bench/${script}`, ...args],
+    cwd: ROOT,
+    env: { ...env, TWILIO_AUTH_TOKEN: token },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  return {
+    child,
+    pid: child.pid,
+    async nextLine() {
+      while (!buffer.includes("\n")) {
+        const { value, done } = await reader.read();
+        if (done) return null;
+        buffer += value;
+      }
+      const at = buffer.indexOf("\n");
+      const line = buffer.slice(0, at);
+      buffer = buffer.slice(at + 1);
+      return line;
+    },
+  };
+}
+
+async function nextJson<T = Record<string, unknown>>(proc: Proc, what: string): Promise<T> {
+  const line = await proc.nextLine();
+  if (line === null) throw new Error(`bench: ${what} exited early (see its errors above)`);
+  return JSON.parse(line);
+}
+
+interface Server extends Proc {
+  url: string;
+  control: string;
+}
+
+async function startServer(script: string, args: string[] = []): Promise<Server> {
+  // Each server keeps its transcript database in the scratch space, never in ./data.
+  const proc = spawn(script, args, { DATA_DIR: `${workDir}/data-${++serverCount}` });
+  const { url, control } = await nextJson<{ url: string; control: string }>(proc, script);
+  return { ...proc, url, control };
+}
+
+async function stopServer(server: Server): Promise<void> {
+  try {
+    await (await fetch(`${server.control}/exit`, { method: "POST" })).body?.cancel();
+    await Promise.race([server.child.status, sleep(5000)]);
+  } catch { /* already gone */ }
+  try {
+    server.child.kill("SIGTERM");
+  } catch { /* exited */ }
+  await server.child.status;
+}
+
+// deno-lint-ignore no-explicit-any
+async function stats(server: Server, query = ""): Promise<any> {
+  return await (await fetch(`${server.control}/stats${query}`)).json();
+}
+
+async function reset(server: Server): Promise<void> {
+  await (await fetch(`${server.control}/reset`, { method: "POST" })).body?.cancel();
+}
+
+// ---------------------------------------------------------------- relay
+
+/** One relay run: N calls against one server. */
+interface RelayRun {
+  server: "ours" | "floor";
+  calls: number;
+  cpuUsPerFrame: number;
+  memoryKbPerCall: number;
+  framesSent: number;
+  framesReceived: number;
+  dropped: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencyMaxMs: number;
+  /** The load generator's own lateness: above a few ms, it (not the server) is the limit. */
+  loadLagP99Ms: number;
+  loadCpuUsPerFrame: number;
+  passed: boolean;
+}
+
+async function relayRun(
+  server: Server,
+  kind: RelayRun["server"],
+  calls: number,
+  seconds: number,
+): Promise<RelayRun> {
+  await reset(server);
+  await sleep(200);
+  const rssBefore = (await stats(server)).rssBytes;
+  const load = spawn("load.ts", [
+    "--url",
+    server.url,
+    "--calls",
+    String(calls),
+    "--seconds",
+    String(seconds),
+  ]);
+  await nextJson(load, "the load generator"); // connected
+  const { t0 } = await nextJson<{ t0: number }>(load, "the load generator");
+  // Measure the steady state: skip the first second (or fifth) and the last half second.
+  const warmupMs = Math.min(2000, seconds * 200);
+  const windowMs = seconds * 1000 - warmupMs - 500;
+  await sleep(Math.max(0, t0 - Date.now()) + warmupMs);
+  const a = await stats(server);
+  await sleep(windowMs);
+  const b = await stats(server);
+  const done = await nextJson<Record<string, number>>(load, "the load generator");
+  await load.child.status;
+  // Let the server drain what is still in its sockets.
+  let after = await stats(server);
+  for (let i = 0; i < 30 && after.frames < done.framesSent; i++) {
+    await sleep(100);
+    after = await stats(server);
+  }
+  const dropped = done.framesSent - after.frames;
+  const run: RelayRun = {
+    server: kind,
+    calls,
+    cpuUsPerFrame: (b.cpuUs - a.cpuUs) / Math.max(1, b.frames - a.frames),
+    memoryKbPerCall: (b.rssBytes - rssBefore) / 1024 / calls,
+    framesSent: done.framesSent,
+    framesReceived: after.frames,
+    dropped,
+    latencyP50Ms: after.latencyP50Ms,
+    latencyP99Ms: after.latencyP99Ms,
+    latencyMaxMs: after.latencyMaxMs,
+    loadLagP99Ms: done.lagP99Ms,
+    loadCpuUsPerFrame: done.cpuUsPerFrame,
+    passed: dropped === 0 && after.latencyP99Ms < MAX_P99_MS,
+  };
+  progress(
+    `relay ${kind.padEnd(5)} N=${String(calls).padStart(4)}: ${
+      run.cpuUsPerFrame.toFixed(1)
+    } µs/frame, ${run.memoryKbPerCall.toFixed(0)} KiB/call, dropped ${dropped}, ` +
+      `latency p50 ${run.latencyP50Ms} p99 ${run.latencyP99Ms} ms, load lag p99 ${
+        done.lagP99Ms.toFixed(1)
+      } ms${run.passed ? "" : " (FAILED)"}`,
+  );
+  return run;
+}
+
+async function relayPhase() {
+  const seconds = quick ? 5 : 10;
+  const referenceCalls = quick ? 20 : 200;
+  const ladder = quick ? [1, 20] : [1, 50, 200, 500, 750, 1000, 1500, 2000, 3000];
+  progress(`relay: N = ${ladder.join(", ")} calls (until one fails), ${seconds} s each`);
+  const ours = await startServer("relay_server.ts", ["--engine", "null"]);
+  const floor = await startServer("floor_server.ts");
+  const runs: RelayRun[] = [];
+  try {
+    for (const calls of ladder) {
+      // Ours and the floor back to back, so both see the same machine load.
+      const run = await relayRun(ours, "ours", calls, seconds);
+      runs.push(run, await relayRun(floor, "floor", calls, seconds));
+      if (!run.passed) break;
+    }
+  } finally {
+    await stopServer(ours);
+    await stopServer(floor);
+  }
+  const at = (kind: string) =>
+    runs.find((r) => r.server === kind && r.calls === referenceCalls) ??
+      runs.filter((r) => r.server === kind).at(-1)!;
+  const our = at("ours");
+  const floorRun = at("floor");
+  let maxCalls = 0;
+  for (const run of runs.filter((r) => r.server === "ours")) {
+    if (!run.passed) break;
+    maxCalls = run.calls;
+  }
+  return {
+    referenceCalls: our.calls,
+    cpuUsPerFrame: our.cpuUsPerFrame,
+    floorCpuUsPerFrame: floorRun.cpuUsPerFrame,
+    ratio: our.cpuUsPerFrame / floorRun.cpuUsPerFrame,
+    maxCallsZeroDrop: maxCalls,
+    memoryKbPerCall: our.memoryKbPerCall,
+    latencyP50Ms: our.latencyP50Ms,
+    latencyP99Ms: our.latencyP99Ms,
+    runs,
+  };
+}
+
+// ---------------------------------------------------------------- engine
+
+/** A call of the engine run: a speech track per side (or silence). */
+interface SpeechCall {
+  callSid: string;
+  inbound: SpeechTrack | null;
+  outbound: SpeechTrack | null;
+  /** µ-law files as played (both tracks padded to the call's length). */
+  files: { inbound: string; outbound: string };
+  durationMs: number;
+}
+
+async function speechCalls(dir: string): Promise<SpeechCall[]> {
+  const gapMs = 1500;
+  const tracks: SpeechTrack[] = [];
+  const sets = quick
+    ? [["librispeech-samples", 2], ["asterisk-allison-8k", 2]] as const
+    : [["librispeech-samples", 0], ["librivox-sense-and-sensibility", 0], [
+      "asterisk-allison-8k",
+      0,
+    ]] as const;
+  for (const [set, count] of sets) {
+    let utterances = await readSet(`${SHARED_AUDIO}${set}`);
+    if (count) {
+      // Quick mode: the shortest few (by file size), in their original order.
+      const sizes = new Map(utterances.map((u) => [u, Deno.statSync(u.path).size]));
+      const keep = new Set([...utterances].sort((a, b) => sizes.get(a)! - sizes.get(b)!).slice(
+        0,
+        count,
+      ));
+      utterances = utterances.filter((u) => keep.has(u));
+    }
+    tracks.push(...await packTracks(set, utterances, { gapMs, maxTrackMs: 60_000 }));
+  }
+  const calls: SpeechCall[] = [];
+  for (let i = 0; i < tracks.length; i += 2) {
+    const inbound = tracks[i];
+    const outbound = tracks[i + 1] ?? null;
+    const length = Math.max(inbound.mulaw.length, outbound?.mulaw.length ?? 0);
+    const pad = (t: SpeechTrack | null) => {
+      const bytes = new Uint8Array(length).fill(0xff);
+      if (t) bytes.set(t.mulaw);
+      return bytes;
+    };
+    const n = calls.length;
+    const files = { inbound: `${dir}/call${n}-in.ulaw`, outbound: `${dir}/call${n}-out.ulaw` };
+    await Deno.writeFile(files.inbound, pad(inbound));
+    await Deno.writeFile(files.outbound, pad(outbound));
+    calls.push({ callSid: makeSid("CA"), inbound, outbound, files, durationMs: length / 8 });
+  }
+  return calls;
+}
+
+async function enginePhase() {
+  const dir = workDir;
+  {
+    const calls = await speechCalls(dir);
+    const tracks = calls.length * 2;
+    const audioMs = calls.reduce((n, c) => n + c.durationMs * 2, 0);
+    const longest = Math.max(...calls.map((c) => c.durationMs));
+    progress(
+      `engine: ${calls.length} calls (${tracks} tracks, ${
+        (audioMs / 1000).toFixed(0)
+      } s of audio) in real time, about ${Math.ceil(longest / 1000)} s`,
+    );
+    const server = await startServer("relay_server.ts", ["--engine", "local"]);
+    let transcripts: TimedTranscript[];
+    let cpuUs: number;
+    let t0: number;
+    try {
+      const spec = `${dir}/spec.json`;
+      await Deno.writeTextFile(
+        spec,
+        JSON.stringify({ calls: calls.map((c) => ({ callSid: c.callSid, ...c.files })) }),
+      );
+      const cpuStart = (await stats(server)).cpuUs;
+      const load = spawn("load.ts", ["--url", server.url, "--audio", spec]);
+      await nextJson(load, "the load generator");
+      t0 = (await nextJson<{ t0: number }>(load, "the load generator")).t0;
+      const done = await nextJson<Record<string, number>>(load, "the load generator");
+      await load.child.status;
+      if (done.closedAbnormally) {
+        throw new Error(`bench: the server closed ${done.closedAbnormally} speech calls early`);
+      }
+      // Wait until every call has ended (finals flushed).
+      for (let i = 0; i < 100 && (await stats(server)).activeCalls > 0; i++) await sleep(100);
+      const end = await stats(server, "?transcripts");
+      cpuUs = end.cpuUs - cpuStart;
+      transcripts = end.transcripts;
+    } finally {
+      await stopServer(server);
+    }
+
+    progress(`engine: raw sherpa-onnx on the same ${tracks} tracks`);
+    const trackList = `${dir}/tracks.json`;
+    await Deno.writeTextFile(
+      trackList,
+      JSON.stringify(calls.flatMap((c) => [c.files.inbound, c.files.outbound])),
+    );
+    const rawProc = spawn("engine_raw.ts", [trackList]);
+    const raw = await nextJson<{ cpuUs: number; audioMs: number }>(rawProc, "engine_raw.ts");
+    await rawProc.child.status;
+
+    const rtf = cpuUs / 1000 / audioMs;
+    const rawRtf = raw.cpuUs / 1000 / raw.audioMs;
+    const engine = {
+      rtf,
+      rawRtf,
+      ratio: rtf / rawRtf,
+      // Decoding runs on the server's one JavaScript thread (numThreads 1).
+      realtimeTracks: Math.floor(1 / rtf),
+      tracks,
+      audioSeconds: audioMs / 1000,
+    };
+    progress(
+      `engine: RTF ${rtf.toFixed(4)}, raw ${rawRtf.toFixed(4)} (×${engine.ratio.toFixed(2)})`,
+    );
+    return { engine, ...transcriptMetrics(calls, transcripts, t0) };
+  }
+}
+
+function transcriptMetrics(calls: SpeechCall[], transcripts: TimedTranscript[], t0: number) {
+  const rule2Ms = (loadConfig().local.rule2MinTrailingSilence ??
+    LOCAL_DEFAULTS.rule2MinTrailingSilence) * 1000;
+  const afterWordEnd: number[] = [];
+  const afterTrigger: number[] = [];
+  const firstPartial: number[] = [];
+  const werBySet = new Map<string, { errors: number; words: number }>();
+  let utteranceCount = 0;
+  for (const call of calls) {
+    for (const side of ["inbound", "outbound"] as const) {
+      const track = call[side];
+      if (!track) continue;
+      const mine = transcripts.filter((t) => t.callSid === call.callSid && t.track === side);
+      // Each transcript belongs to the utterance nearest its middle.
+      const byUtterance = track.utterances.map(() => [] as TimedTranscript[]);
+      for (const t of mine) {
+        const middle = (t.startMs + t.endMs) / 2;
+        let best = 0;
+        track.utterances.forEach((u, i) => {
+          const distance = (u2: typeof u) =>
+            middle < u2.onsetMs ? u2.onsetMs - middle : Math.max(0, middle - u2.endMs);
+          if (distance(u) < distance(track.utterances[best])) best = i;
+        });
+        byUtterance[best].push(t);
+      }
+      track.utterances.forEach((u, i) => {
+        utteranceCount++;
+        const own = byUtterance[i];
+        const first = own[0];
+        if (first) firstPartial.push(first.emitMs - (t0 + u.onsetMs));
+        const last = own.filter((t) => t.type === "final" && !t.atClose).at(-1);
+        if (last) {
+          afterWordEnd.push(last.emitMs - (t0 + u.endMs));
+          afterTrigger.push(last.emitMs - (t0 + last.positionMs));
+        }
+      });
+      const hypothesis = mine.filter((t) => t.type === "final").map((t) => t.text).join(" ");
+      const reference = track.utterances.map((u) => u.text).join(" ");
+      const { errors, referenceWords } = wordErrorRate(reference, hypothesis);
+      const sum = werBySet.get(track.set) ?? { errors: 0, words: 0 };
+      werBySet.set(track.set, { errors: sum.errors + errors, words: sum.words + referenceWords });
+    }
+  }
+  const latency = {
+    finalAfterEndpointP50Ms: quantile(afterWordEnd, 0.5) - rule2Ms,
+    finalAfterEndpointP95Ms: quantile(afterWordEnd, 0.95) - rule2Ms,
+    finalAfterWordEndP50Ms: quantile(afterWordEnd, 0.5),
+    finalAfterWordEndP95Ms: quantile(afterWordEnd, 0.95),
+    finalAfterTriggerAudioP50Ms: quantile(afterTrigger, 0.5),
+    finalAfterTriggerAudioP95Ms: quantile(afterTrigger, 0.95),
+    firstPartialP50Ms: quantile(firstPartial, 0.5),
+    firstPartialP95Ms: quantile(firstPartial, 0.95),
+    endpointSilenceMs: rule2Ms,
+    utterances: utteranceCount,
+    utterancesWithFinal: afterWordEnd.length,
+  };
+  const wer: Record<string, number> = {};
+  const werDetail: Record<string, { errors: number; words: number }> = {};
+  for (const [set, sum] of werBySet) {
+    wer[set] = sum.errors / sum.words;
+    werDetail[set] = sum;
+  }
+  return { latency, wer, werDetail };
+}
+
+// ---------------------------------------------------------------- main
+
+const started = performance.now();
+const loadAverage = Deno.loadavg().map((n) => Math.round(n * 100) / 100);
+progress(
+  `${quick ? "quick" : "full"} run on ${navigator.hardwareConcurrency} cores, ` +
+    `load average ${loadAverage.join(" ")}`,
+);
+let relay: Awaited<ReturnType<typeof relayPhase>>;
+let enginePart: Awaited<ReturnType<typeof enginePhase>>;
+try {
+  relay = await relayPhase();
+  enginePart = await enginePhase();
+} finally {
+  await Deno.remove(workDir, { recursive: true });
+}
+const { engine, latency, wer, werDetail } = enginePart;
+const results = {
+  mode: quick ? "quick" : "full",
+  date: new Date().toISOString(),
+  machine: {
+    cores: navigator.hardwareConcurrency,
+    loadAverageAtStart: loadAverage,
+    deno: Deno.version.deno,
+  },
+  relay,
+  engine,
+  latency,
+  wer,
+  werDetail,
+  seconds: (performance.now() - started) / 1000,
+};
+await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
+
+const f = (n: number, digits = 1) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+const rows: Array<[string, string, string]> = [
+  [
+    `relay CPU per frame (N=${relay.referenceCalls})`,
+    `${f(relay.cpuUsPerFrame)} µs`,
+    "≤ 15 µs",
+  ],
+  ["floor CPU per frame", `${f(relay.floorCpuUsPerFrame)} µs`, ""],
+  ["relay / floor", `${f(relay.ratio, 2)}×`, "≤ 1.5×"],
+  ["memory per call", `${f(relay.memoryKbPerCall, 0)} KiB`, ""],
+  [
+    "added latency p50 / p99",
+    `${f(relay.latencyP50Ms)} / ${f(relay.latencyP99Ms)} ms`,
+    "p99 < 20 ms",
+  ],
+  ["max calls, zero drops", `${relay.maxCallsZeroDrop}`, "≥ 500"],
+  ["engine RTF (ours)", f(engine.rtf, 4), ""],
+  ["engine RTF (raw sherpa-onnx)", f(engine.rawRtf, 4), ""],
+  ["ours / raw", `${f(engine.ratio, 2)}×`, "≤ 1.1×"],
+  ["tracks in real time (1 core)", `${engine.realtimeTracks}`, ""],
+  [
+    "final after endpoint p50 / p95",
+    `${f(latency.finalAfterEndpointP50Ms, 0)} / ${f(latency.finalAfterEndpointP95Ms, 0)} ms`,
+    "p50 ≤ 300 ms",
+  ],
+  [
+    "final after last word p50 / p95",
+    `${f(latency.finalAfterWordEndP50Ms, 0)} / ${f(latency.finalAfterWordEndP95Ms, 0)} ms`,
+    "",
+  ],
+  [
+    "first partial after onset p50 / p95",
+    `${f(latency.firstPartialP50Ms, 0)} / ${f(latency.firstPartialP95Ms, 0)} ms`,
+    "",
+  ],
+  ...Object.entries(wer).map(([set, w]): [string, string, string] => [
+    `WER ${set}`,
+    `${f(w * 100)} %`,
+    "",
+  ]),
+];
+const width = Math.max(...rows.map((r) => r[0].length));
+console.log(`\n${"metric".padEnd(width)}  ${"value".padStart(16)}  target`);
+for (const [name, value, target] of rows) {
+  console.log(`${name.padEnd(width)}  ${value.padStart(16)}  ${target}`);
+}
+console.log(
+  `\nrelay runs (calls: ours µs/frame vs floor, dropped, p99 ms):\n` +
+    relay.runs.filter((r) => r.server === "ours").map((r) => {
+      const fl = relay.runs.find((x) => x.server === "floor" && x.calls === r.calls);
+      return `  N=${r.calls}: ${f(r.cpuUsPerFrame)} vs ${f(fl?.cpuUsPerFrame ?? NaN)} µs, ` +
+        `dropped ${r.dropped}, p99 ${f(r.latencyP99Ms)} ms${r.passed ? "" : " (failed)"}`;
+    }).join("\n"),
+);
+progress(`done in ${f(results.seconds, 0)} s; results in ${outPath}`);

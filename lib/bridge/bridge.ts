@@ -1,0 +1,283 @@
+/**
+ * The laptop audio bridge: the person at the laptop talks into the call
+ * through their microphone and hears it on their speaker, both through ffmpeg
+ * child processes (no native modules, any OS). One bridge at a time: the
+ * laptop has one pair of ears.
+ *
+ * @module
+ */
+import { mulawToFloat32 } from "../audio/mulaw.ts";
+import type { Logger } from "../log.ts";
+import { clearMessage, markMessage, mediaMessage } from "../twilio/protocol.ts";
+import { type AudioEndpoint, describeEndpoint } from "./devices.ts";
+import { FFMPEG_INSTALL_HINT, ffmpegAvailable } from "./ffmpeg.ts";
+import { Microphone } from "./microphone.ts";
+import { Speaker } from "./speaker.ts";
+
+/** RMS (full scale 1.0) above which a 20 ms frame counts as speech (about −40 dBFS). */
+export const SPEECH_RMS = 0.01;
+/** Silence this long ends a spoken burst. */
+export const BURST_HANGOVER_MS = 400;
+/** Bursts shorter than this (clicks, bumps) get no mark. */
+export const MIN_BURST_MS = 100;
+
+/**
+ * Energy-based burst detection on 20 ms µ-law frames: `frame` returns true
+ * when a spoken burst has just ended (after {@link BURST_HANGOVER_MS} of quiet).
+ */
+export class BurstDetector {
+  #speechFrames = 0;
+  #quietFrames = 0;
+  #samples = new Float32Array(160);
+
+  /** Feeds one frame; true when the burst it belongs to has just ended. */
+  frame(mulaw: Uint8Array): boolean {
+    const samples = mulaw.length === 160 ? this.#samples : new Float32Array(mulaw.length);
+    mulawToFloat32(mulaw, samples);
+    let sum = 0;
+    for (const s of samples) sum += s * s;
+    const speech = Math.sqrt(sum / samples.length) > SPEECH_RMS;
+    if (speech) {
+      this.#speechFrames++;
+      this.#quietFrames = 0;
+      return false;
+    }
+    if (this.#speechFrames === 0) return false;
+    this.#quietFrames++;
+    if (this.#quietFrames * 20 < BURST_HANGOVER_MS) return false;
+    const long = this.#speechFrames * 20 >= MIN_BURST_MS;
+    this.#speechFrames = 0;
+    this.#quietFrames = 0;
+    return long;
+  }
+
+  /** True while inside a burst long enough to be marked. */
+  get speaking(): boolean {
+    return this.#speechFrames * 20 >= MIN_BURST_MS;
+  }
+}
+
+/** Counters of one bridge. */
+export interface BridgeStats {
+  framesSent: number;
+  framesPlayed: number;
+  marksSent: number;
+  marksEchoed: number;
+  /** Marks sent whose audio Twilio has not played yet. */
+  outstandingMarks: number;
+  clears: number;
+  restarts: { microphone: number; speaker: number };
+}
+
+/** What a bridge needs from the call's bidirectional stream. */
+export interface BridgeStream {
+  callSid: string;
+  streamSid: string;
+  /** Sends one text message to Twilio on the `/audio` socket. */
+  send(text: string): void;
+}
+
+/** Options of an {@link AudioBridge}. */
+export interface AudioBridgeOptions {
+  input: AudioEndpoint;
+  output: AudioEndpoint;
+  ffmpeg: string;
+  log: Logger;
+  /** File input is sent as fast as decoded (Twilio buffers it); for runs faster than real time. */
+  unpacedFileInput?: boolean;
+}
+
+/** One call's bridge: microphone → call, call → speaker, marks and clear. */
+export class AudioBridge {
+  readonly stream: BridgeStream;
+  #log: Logger;
+  #mic: Microphone | null = null;
+  #speaker: Speaker | null = null;
+  #burst = new BurstDetector();
+  #outstanding = new Set<string>();
+  #marksSent = 0;
+  #marksEchoed = 0;
+  #clears = 0;
+  #closed: Promise<void> | null = null;
+
+  constructor(stream: BridgeStream, options: AudioBridgeOptions) {
+    this.stream = stream;
+    this.#log = options.log;
+    if (options.input.kind !== "none") {
+      this.#mic = new Microphone({
+        endpoint: options.input,
+        ffmpeg: options.ffmpeg,
+        log: options.log,
+        unpaced: options.unpacedFileInput,
+        send: (frame) => this.#sendFrame(frame),
+        onFileEnd: () => {
+          if (this.#burst.speaking) this.#mark();
+        },
+      });
+    }
+    if (options.output.kind !== "none") {
+      this.#speaker = new Speaker({
+        endpoint: options.output,
+        ffmpeg: options.ffmpeg,
+        log: options.log,
+      });
+    }
+  }
+
+  /** Plays one inbound frame (what the other party says) on the speaker. */
+  play(mulaw: Uint8Array): void {
+    this.#speaker?.play(mulaw);
+  }
+
+  /** Twilio played the audio up to a mark we sent. */
+  markEchoed(name: string): void {
+    if (this.#outstanding.delete(name)) this.#marksEchoed++;
+  }
+
+  /** Drops queued audio: ours not yet sent, and Twilio's not yet played (`clear`). */
+  clear(): void {
+    this.#clears++;
+    this.#mic?.dropQueued();
+    this.stream.send(clearMessage(this.stream.streamSid));
+    this.#log.info(
+      `call ${this.stream.callSid}: cleared queued audio (${this.#outstanding.size} mark(s) outstanding)`,
+    );
+  }
+
+  /** Counters so far. */
+  stats(): BridgeStats {
+    return {
+      framesSent: this.#mic?.framesSent ?? 0,
+      framesPlayed: this.#speaker?.framesReceived ?? 0,
+      marksSent: this.#marksSent,
+      marksEchoed: this.#marksEchoed,
+      outstandingMarks: this.#outstanding.size,
+      clears: this.#clears,
+      restarts: { microphone: this.#mic?.restarts ?? 0, speaker: this.#speaker?.restarts ?? 0 },
+    };
+  }
+
+  /** PIDs of the ffmpeg processes running now, by role. */
+  livePids(): { microphone?: number; speaker?: number } {
+    return { microphone: this.#mic?.pid, speaker: this.#speaker?.pid };
+  }
+
+  /** PIDs of every process this bridge ever started. */
+  allPids(): number[] {
+    return [...(this.#mic?.pids ?? []), ...(this.#speaker?.pids ?? [])];
+  }
+
+  /** Ends both processes and waits until they are gone. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      await Promise.all([this.#mic?.close(), this.#speaker?.close()]);
+      const s = this.stats();
+      this.#log.info(
+        `call ${this.stream.callSid}: audio bridge closed (${s.framesSent} frames sent, ` +
+          `${s.framesPlayed} played, ${s.marksSent} marks, ${s.outstandingMarks} unanswered)`,
+      );
+    })();
+    return this.#closed;
+  }
+
+  #sendFrame(frame: Uint8Array): void {
+    this.stream.send(mediaMessage(this.stream.streamSid, frame));
+    if (this.#burst.frame(frame)) this.#mark();
+  }
+
+  #mark(): void {
+    const name = `speech-${++this.#marksSent}`;
+    this.#outstanding.add(name);
+    this.stream.send(markMessage(this.stream.streamSid, name));
+  }
+}
+
+/** Options of the {@link BridgeManager}. */
+export interface BridgeManagerOptions {
+  input: AudioEndpoint;
+  output: AudioEndpoint;
+  log: Logger;
+  /** The ffmpeg program (default `ffmpeg` on the PATH). */
+  ffmpeg?: string;
+  unpacedFileInput?: boolean;
+}
+
+/** Hands the one laptop bridge to one call at a time, and ends every process on shutdown. */
+export class BridgeManager {
+  #o: BridgeManagerOptions & { ffmpeg: string };
+  #available: boolean;
+  #active: AudioBridge | null = null;
+  #closing = new Set<Promise<void>>();
+
+  private constructor(options: BridgeManagerOptions & { ffmpeg: string }, available: boolean) {
+    this.#o = options;
+    this.#available = available;
+  }
+
+  /** Checks ffmpeg once (when any device or file is configured) and says clearly if it is missing. */
+  static async create(options: BridgeManagerOptions): Promise<BridgeManager> {
+    const ffmpeg = options.ffmpeg ?? "ffmpeg";
+    const wanted = options.input.kind !== "none" || options.output.kind !== "none";
+    const available = wanted && await ffmpegAvailable(ffmpeg);
+    if (wanted && !available) {
+      options.log.error(
+        `ffmpeg was not found (tried "${ffmpeg}"), so the laptop audio bridge (microphone and ` +
+          `speaker) is off; calls are still transcribed. To use it, ${FFMPEG_INSTALL_HINT}.`,
+      );
+    } else if (wanted) {
+      options.log.info(
+        `audio bridge: microphone ${describeEndpoint(options.input)}, speaker ${
+          describeEndpoint(options.output)
+        }`,
+      );
+    }
+    return new BridgeManager({ ...options, ffmpeg }, available);
+  }
+
+  /** True when calls get a bridge (something configured and ffmpeg found). */
+  get enabled(): boolean {
+    return this.#available;
+  }
+
+  /** The bridged call's bridge, if any. */
+  get active(): AudioBridge | null {
+    return this.#active;
+  }
+
+  /** A bridge for this call, or null (none configured, no ffmpeg, or busy with another call). */
+  open(stream: BridgeStream): AudioBridge | null {
+    if (!this.#available) return null;
+    if (this.#active) {
+      this.#o.log.warn(
+        `call ${stream.callSid}: the laptop audio bridge is busy with call ` +
+          `${this.#active.stream.callSid}; this call is transcribed without it`,
+      );
+      return null;
+    }
+    const bridge = new AudioBridge(stream, this.#o);
+    this.#active = bridge;
+    return bridge;
+  }
+
+  /** Ends a bridge (its call's audio stream ended); the laptop is free again. */
+  release(bridge: AudioBridge): Promise<void> {
+    if (this.#active === bridge) this.#active = null;
+    const closing = bridge.close();
+    this.#closing.add(closing);
+    closing.finally(() => this.#closing.delete(closing));
+    return closing;
+  }
+
+  /** `clear` on the bridged call; false when no call is bridged. */
+  clear(): boolean {
+    if (!this.#active) return false;
+    this.#active.clear();
+    return true;
+  }
+
+  /** Ends every bridge and waits until all their processes are gone. */
+  async closeAll(): Promise<void> {
+    if (this.#active) this.release(this.#active);
+    await Promise.all([...this.#closing]);
+  }
+}

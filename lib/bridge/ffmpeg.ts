@@ -1,0 +1,243 @@
+/**
+ * ffmpeg child processes, supervised: started from a list of plans (the
+ * first that works wins), restarted with backoff when they die mid-call,
+ * and always ended (SIGTERM, then SIGKILL) when the bridge closes.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import type { ProcessPlan } from "./devices.ts";
+
+/** How to install ffmpeg, per OS: printed once when it is missing. */
+export const FFMPEG_INSTALL_HINT =
+  "install it (Debian/Ubuntu: sudo apt install ffmpeg; macOS: brew install ffmpeg; " +
+  "Windows: winget install ffmpeg), or set FFMPEG_PATH to its full path";
+
+/** True when `ffmpeg -version` runs. */
+export async function ffmpegAvailable(ffmpeg: string): Promise<boolean> {
+  try {
+    const out = await new Deno.Command(ffmpeg, {
+      args: ["-version"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+/** `ffplay` beside a given ffmpeg (same folder), or on the PATH. */
+export function ffplayBeside(ffmpeg: string): string {
+  const slash = Math.max(ffmpeg.lastIndexOf("/"), ffmpeg.lastIndexOf("\\"));
+  if (slash < 0) return "ffplay";
+  const ext = /\.exe$/i.test(ffmpeg) ? ".exe" : "";
+  return ffmpeg.slice(0, slash + 1) + "ffplay" + ext;
+}
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+
+/** What a supervised process does. */
+export interface SupervisorOptions {
+  /** `microphone` or `speaker`: used in log lines. */
+  label: string;
+  log: Logger;
+  /** Path of ffmpeg (`ffplay` is looked for beside it). */
+  ffmpeg: string;
+  /** The plans to try, best first; `restart` is true after the process died mid-call. */
+  plans(restart: boolean): Promise<ProcessPlan[]>;
+  /** Pipe stdin (the speaker writes to it). */
+  stdin?: boolean;
+  /** Handles stdout (the microphone reads it); awaited, so it can apply backpressure. */
+  onData?(chunk: Uint8Array): void | Promise<void>;
+  /** A clean exit (code 0) is the end, not a failure: a file input reached its end. */
+  cleanExitIsEnd?: boolean;
+  /** Called once when the source has ended or was given up. */
+  onEnd?(reason: "ended" | "failed"): void;
+  /** Backoff after the n-th consecutive failure, in ms (default 250 · 2ⁿ⁻¹, at most 5 s). */
+  backoffMs?(failures: number): number;
+}
+
+/** A process that dies sooner than this after starting, before any output, counts as "did not work". */
+const STARTUP_MS = 1500;
+/** Running this long resets the backoff. */
+const HEALTHY_MS = 10_000;
+
+/** Runs one ffmpeg (or ffplay) for as long as the bridge lives. */
+export class Supervisor {
+  #options: SupervisorOptions;
+  #child: Deno.ChildProcess | null = null;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  #stop = new AbortController();
+  #done: Promise<void>;
+  /** Processes started so far (the first plus restarts). */
+  starts = 0;
+  /** Restarts after a mid-call death. */
+  restarts = 0;
+  /** PIDs of every process this supervisor started. */
+  readonly pids: number[] = [];
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+    this.#done = this.#run().catch((error) => {
+      options.log.error(`${options.label}: ${(error as Error).message}`);
+    });
+  }
+
+  /** PID of the running process, if any. */
+  get pid(): number | undefined {
+    return this.#child?.pid;
+  }
+
+  /** True while a process is up and its stdin (if any) is writable. */
+  get running(): boolean {
+    return this.#child !== null;
+  }
+
+  /** Writes to the process's stdin; dropped while it is down or restarting. */
+  write(bytes: Uint8Array): void {
+    const writer = this.#writer;
+    if (!writer) return;
+    // A dead pipe rejects: the exit is handled by the run loop, not here.
+    writer.write(bytes).catch(() => {});
+  }
+
+  /** Ends the process (SIGTERM, then SIGKILL after 1 s) and waits until it is gone. */
+  async close(): Promise<void> {
+    this.#stop.abort();
+    await this.#kill();
+    await this.#done;
+  }
+
+  async #kill(): Promise<void> {
+    const child = this.#child;
+    if (!child) return;
+    try {
+      child.kill("SIGTERM");
+    } catch {
+      // Already exited.
+    }
+    const exited = await Promise.race([
+      child.status.then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 1000)),
+    ]);
+    if (!exited) {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited in between.
+      }
+      await child.status;
+    }
+  }
+
+  async #run(): Promise<void> {
+    const o = this.#options;
+    const signal = this.#stop.signal;
+    let plans = await o.plans(false);
+    let planIndex = 0;
+    let everWorked = false;
+    let failures = 0;
+    while (!signal.aborted) {
+      const plan = plans[planIndex];
+      if (!plan) {
+        o.log.error(
+          `${o.label}: no way to open the device worked; the call goes on without the ${o.label}` +
+            (o.label === "microphone" ? " (silence is sent)" : ""),
+        );
+        o.onEnd?.("failed");
+        return;
+      }
+      const program = plan.program === "ffmpeg" ? o.ffmpeg : ffplayBeside(o.ffmpeg);
+      let child: Deno.ChildProcess;
+      try {
+        child = new Deno.Command(program, {
+          args: plan.args,
+          stdin: o.stdin ? "piped" : "null",
+          stdout: o.onData ? "piped" : "null",
+          stderr: "piped",
+        }).spawn();
+      } catch (error) {
+        o.log.warn(`${o.label}: could not start ${program}: ${(error as Error).message}`);
+        planIndex++;
+        continue;
+      }
+      this.#child = child;
+      this.pids.push(child.pid);
+      this.starts++;
+      if (o.stdin) this.#writer = child.stdin.getWriter();
+      const startedAt = performance.now();
+      let produced = false;
+      const stderrTail = collectTail(child.stderr);
+      const reading = o.onData
+        ? (async () => {
+          for await (const chunk of child.stdout) {
+            produced = true;
+            await o.onData!(chunk);
+          }
+        })().catch(() => {})
+        : Promise.resolve();
+      const status = await child.status;
+      await reading;
+      const tail = await stderrTail;
+      if (this.#writer) {
+        this.#writer.releaseLock();
+        await child.stdin.close().catch(() => {});
+        this.#writer = null;
+      }
+      this.#child = null;
+      if (signal.aborted) return;
+
+      const lived = performance.now() - startedAt;
+      if (status.success && o.cleanExitIsEnd) {
+        o.onEnd?.("ended");
+        return;
+      }
+      const why = (status.signal ? `killed by ${status.signal}` : `exit code ${status.code}`) +
+        (tail ? `: ${tail}` : "");
+      const worked = o.onData ? produced : lived >= STARTUP_MS;
+      if (!everWorked && !worked) {
+        // This way of opening the device does not work here: try the next (pulse → alsa → …).
+        o.log.warn(`${o.label}: ${program} ${plan.args.join(" ")} failed (${why})`);
+        planIndex++;
+        continue;
+      }
+      everWorked = true;
+      failures = lived >= HEALTHY_MS ? 1 : failures + 1;
+      const delay = o.backoffMs?.(failures) ?? Math.min(5000, 250 * 2 ** (failures - 1));
+      o.log.warn(
+        `${o.label}: ffmpeg stopped mid-call (${why}); restarting in ${delay} ms` +
+          (o.label === "microphone" ? ", sending silence meanwhile" : ""),
+      );
+      await sleep(delay, signal);
+      if (signal.aborted) return;
+      this.restarts++;
+      plans = await o.plans(true);
+      planIndex = Math.min(planIndex, plans.length - 1);
+    }
+  }
+}
+
+/** Drains a stderr pipe (so ffmpeg never blocks on it) and keeps its last lines. */
+async function collectTail(stream: ReadableStream<Uint8Array>): Promise<string> {
+  let tail = "";
+  try {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      tail = (tail + text).slice(-600);
+    }
+  } catch {
+    // The pipe broke with the process.
+  }
+  return tail.trim().split("\n").slice(-2).join(" | ");
+}

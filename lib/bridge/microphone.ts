@@ -1,0 +1,201 @@
+/**
+ * The microphone half of the bridge: an ffmpeg process captures the input
+ * (device or file) as µ-law 8 kHz, and frames go out every 20 ms, scheduled
+ * against the start time so a long call never drifts and never bursts.
+ *
+ * @module
+ */
+import { FRAME_BYTES, FRAME_MS, silenceFrame } from "../audio/framing.ts";
+import type { Logger } from "../log.ts";
+import { type AudioEndpoint, capturePlans } from "./devices.ts";
+import { Supervisor } from "./ffmpeg.ts";
+
+/** A live device queue above this many frames is trimmed (latency stays low). */
+const DEVICE_MAX_FRAMES = 10;
+/** …down to this many. */
+const DEVICE_KEEP_FRAMES = 3;
+/** A file is read ahead by at most this many frames (ffmpeg waits on the pipe meanwhile). */
+const FILE_READ_AHEAD = 50;
+/** Frames queued before the queue is drawn from (again), so ffmpeg's chunking never leaves gaps. */
+const PREFILL_FRAMES = { file: 5, device: 3 };
+/** At most this many frames go out per timer tick while catching up after a stall. */
+const CATCH_UP_PER_TICK = 2;
+/** Further behind than this (a long stall), the clock jumps instead of catching up. */
+const MAX_BEHIND_FRAMES = 50;
+
+/** Options of a {@link Microphone}. */
+export interface MicrophoneOptions {
+  endpoint: AudioEndpoint;
+  ffmpeg: string;
+  log: Logger;
+  /** Sends one 160-byte frame into the call. */
+  send(frame: Uint8Array): void;
+  /**
+   * File input only: send frames as soon as ffmpeg decodes them and let
+   * Twilio buffer them (simulated calls faster than real time). Otherwise
+   * frames are paced by the clock.
+   */
+  unpaced?: boolean;
+  /** Called when an unpaced file has been sent in full. */
+  onFileEnd?(): void;
+}
+
+/** Captures the laptop's microphone (or a file) and sends it into the call. */
+export class Microphone {
+  #o: MicrophoneOptions;
+  #queue: Uint8Array[] = [];
+  #partial = new Uint8Array(0);
+  #receivedBytes = 0;
+  #closed = false;
+  #wake: (() => void) | null = null;
+  #supervisor: Supervisor;
+  #pacer: Promise<void> = Promise.resolve();
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #tick: (() => void) | null = null;
+  #unpaced: boolean;
+  #primed = false;
+  #ended = false;
+  /** Frames sent into the call (audio and silence). */
+  framesSent = 0;
+  /** Device frames dropped to keep latency low. */
+  framesDropped = 0;
+
+  constructor(options: MicrophoneOptions) {
+    this.#o = options;
+    const file = options.endpoint.kind === "file";
+    this.#unpaced = Boolean(options.unpaced && file);
+    this.#supervisor = new Supervisor({
+      label: "microphone",
+      log: options.log,
+      ffmpeg: options.ffmpeg,
+      // After a restart a file resumes where it was, not from the top.
+      plans: (restart) =>
+        capturePlans(options.endpoint, {
+          ffmpeg: options.ffmpeg,
+          seekMs: restart && file ? this.#receivedBytes / 8 : 0,
+          // Paced, a file is read at its own speed, like a live microphone.
+          realtime: !this.#unpaced,
+        }),
+      onData: (chunk) => this.#onData(chunk),
+      cleanExitIsEnd: file,
+      onEnd: (reason) => {
+        this.#ended = true;
+        if (this.#unpaced && reason === "ended") {
+          this.#flushPartial();
+          options.onFileEnd?.();
+        }
+      },
+    });
+    if (!this.#unpaced) this.#pacer = this.#pace();
+  }
+
+  /** PIDs of every ffmpeg this microphone started. */
+  get pids(): number[] {
+    return this.#supervisor.pids;
+  }
+
+  /** PID of the running ffmpeg, if any. */
+  get pid(): number | undefined {
+    return this.#supervisor.pid;
+  }
+
+  /** ffmpeg restarts so far. */
+  get restarts(): number {
+    return this.#supervisor.restarts;
+  }
+
+  /** Drops audio captured but not yet sent (`clear`). */
+  dropQueued(): void {
+    this.#queue = [];
+  }
+
+  /** Stops sending and ends ffmpeg. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    this.#tick?.();
+    this.#wake?.();
+    await this.#supervisor.close();
+    await this.#pacer;
+  }
+
+  async #onData(chunk: Uint8Array): Promise<void> {
+    if (this.#closed) return;
+    this.#receivedBytes += chunk.length;
+    let bytes = chunk;
+    if (this.#partial.length) {
+      bytes = new Uint8Array(this.#partial.length + chunk.length);
+      bytes.set(this.#partial);
+      bytes.set(chunk, this.#partial.length);
+    }
+    let at = 0;
+    for (; at + FRAME_BYTES <= bytes.length; at += FRAME_BYTES) {
+      const frame = bytes.slice(at, at + FRAME_BYTES);
+      if (this.#unpaced) this.#emit(frame);
+      else this.#queue.push(frame);
+    }
+    this.#partial = bytes.slice(at);
+    if (this.#unpaced) return;
+    if (this.#o.endpoint.kind === "device") {
+      if (this.#queue.length > DEVICE_MAX_FRAMES) {
+        const drop = this.#queue.length - DEVICE_KEEP_FRAMES;
+        this.#queue.splice(0, drop);
+        this.framesDropped += drop;
+      }
+      return;
+    }
+    // A file is read no further ahead than needed; ffmpeg blocks on the full pipe meanwhile.
+    while (this.#queue.length >= FILE_READ_AHEAD && !this.#closed) {
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+      this.#wake = null;
+    }
+  }
+
+  #flushPartial(): void {
+    if (!this.#partial.length) return;
+    const frame = silenceFrame();
+    frame.set(this.#partial);
+    this.#partial = new Uint8Array(0);
+    this.#emit(frame);
+  }
+
+  #emit(frame: Uint8Array): void {
+    this.framesSent++;
+    this.#o.send(frame);
+  }
+
+  /** The next queued frame once primed; silence while filling up (start, restart, end of file). */
+  #nextFrame(): Uint8Array {
+    const prefill = PREFILL_FRAMES[this.#o.endpoint.kind === "file" ? "file" : "device"];
+    if (!this.#primed && (this.#queue.length >= prefill || this.#ended)) this.#primed = true;
+    const frame = this.#primed ? this.#queue.shift() : undefined;
+    if (!frame) {
+      this.#primed = false;
+      return silenceFrame();
+    }
+    return frame;
+  }
+
+  /** Sends frame k at start + k·20 ms: scheduled against the start, so timer lateness never adds up. */
+  async #pace(): Promise<void> {
+    const start = performance.now();
+    let sent = 0;
+    while (!this.#closed) {
+      const due = Math.floor((performance.now() - start) / FRAME_MS) + 1;
+      if (due - sent > MAX_BEHIND_FRAMES) sent = due - 1;
+      const count = Math.min(due - sent, CATCH_UP_PER_TICK);
+      for (let i = 0; i < count; i++) {
+        this.#emit(this.#nextFrame());
+        sent++;
+      }
+      if (this.#queue.length < FILE_READ_AHEAD) this.#wake?.();
+      const behind = due - sent > 0;
+      const wait = behind ? FRAME_MS / 2 : Math.max(0, start + sent * FRAME_MS - performance.now());
+      await new Promise<void>((resolve) => {
+        this.#tick = resolve;
+        this.#timer = setTimeout(resolve, wait);
+      });
+      this.#tick = null;
+    }
+  }
+}

@@ -1,0 +1,260 @@
+/**
+ * The transcript API and the dashboard pages, as a Hono app mounted by
+ * `createApp`:
+ *
+ * - `GET /api/calls` — newest first; `limit`, `offset`, `q` (full-text), `number`, `since`, `until`
+ * - `GET /api/calls/:sid`, `DELETE /api/calls/:sid`
+ * - `GET /api/calls/:sid/transcript.json|txt|srt|vtt`
+ * - `GET /api/events`, `GET /api/calls/:sid/events` — Server-Sent Events with `Last-Event-ID` resume
+ * - `GET /` (dashboard), `GET /calls/:sid` (call page), `GET|POST /login`, `POST /logout`
+ *
+ * With a dashboard token all of these need it; Twilio's routes are not here.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import type { Context, Next } from "hono";
+import type { CallQuery, TranscriptStore } from "../store/db.ts";
+import {
+  callJson,
+  EXPORT_FORMATS,
+  EXPORT_TYPES,
+  type ExportFormat,
+  exportTranscript,
+  mergeByTime,
+} from "../store/export.ts";
+import { requestAuthorized, secretsEqual, SESSION_COOKIE, sessionCookie } from "./auth.ts";
+import type { LiveHub } from "./live.ts";
+import { callPage, dashboardPage, loginPage, notFoundPage } from "./pages.ts";
+
+/** What the transcript routes need. */
+export interface TranscriptRoutesOptions {
+  store: TranscriptStore;
+  live: LiveHub;
+  /** When set, every route here requires it. */
+  dashboardToken?: string;
+}
+
+/** A query parameter problem, answered with 400. */
+export class QueryError extends Error {
+  override name = "QueryError";
+}
+
+const MAX_LIMIT = 200;
+
+/** Reads and checks the list filters of a query string. */
+export function parseCallQuery(params: URLSearchParams): CallQuery {
+  const query: CallQuery = {};
+  const limit = params.get("limit");
+  if (limit !== null) query.limit = wholeNumber("limit", limit, 1, MAX_LIMIT);
+  const offset = params.get("offset");
+  if (offset !== null) query.offset = wholeNumber("offset", offset, 0, Number.MAX_SAFE_INTEGER);
+  const q = params.get("q")?.trim();
+  if (q) {
+    if (q.length > 200) throw new QueryError("q must be at most 200 characters");
+    query.search = q;
+  }
+  const number = params.get("number")?.trim();
+  if (number) {
+    if (!/^\+?[\d\s\-().]+$/.test(number) || !/\d/.test(number)) {
+      throw new QueryError(
+        `number must be (part of) a phone number such as +15551234567, got "${number}"`,
+      );
+    }
+    query.number = number;
+  }
+  const since = params.get("since")?.trim();
+  if (since) query.since = parseDate("since", since, false);
+  const until = params.get("until")?.trim();
+  if (until) query.until = parseDate("until", until, true);
+  if (query.since !== undefined && query.until !== undefined && query.since >= query.until) {
+    throw new QueryError("since must be before until");
+  }
+  return query;
+}
+
+function wholeNumber(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new QueryError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+  }
+  return n;
+}
+
+/** `2024-05-01` (a whole day; `until` includes it) or an ISO date-time such as `2024-05-01T12:00:00Z`. */
+function parseDate(name: string, value: string, endOfDay: boolean): number {
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value);
+  const ms = dateOnly
+    ? Date.parse(`${value}T00:00:00Z`)
+    : /^\d{4}-\d{2}-\d{2}T/.test(value)
+    ? Date.parse(value)
+    : NaN;
+  if (Number.isNaN(ms)) {
+    throw new QueryError(
+      `${name} must be a date (2024-05-01) or an ISO date-time (2024-05-01T12:00:00Z), got "${value}"`,
+    );
+  }
+  return dateOnly && endOfDay ? ms + 24 * 3600 * 1000 : ms;
+}
+
+/** Builds the routes. */
+export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
+  const { store, live, dashboardToken: token } = options;
+  const app = new Hono();
+  const isActive = (sid: string) => live.activeCalls.some((c) => c.callSid === sid);
+
+  app.get("/login", (c) => {
+    if (!token || requestAuthorized(c.req.raw, token)) return c.redirect("/");
+    return c.html(loginPage(), 200);
+  });
+  app.post("/login", async (c) => {
+    if (!token) return c.redirect("/");
+    const body = await c.req.parseBody().catch(() => ({} as Record<string, unknown>));
+    const given = typeof body.token === "string" ? body.token : "";
+    if (!secretsEqual(given, token)) return c.html(loginPage("That token is not right."), 401);
+    const secure = new URL(c.req.url).protocol === "https:" ||
+      c.req.header("x-forwarded-proto") === "https";
+    c.header("set-cookie", sessionCookie(token, secure));
+    return c.redirect("/", 303);
+  });
+  app.post("/logout", (c) => {
+    c.header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
+    return c.redirect("/login", 303);
+  });
+
+  const guard = async (c: Context, next: Next) => {
+    if (!token || requestAuthorized(c.req.raw, token)) return await next();
+    if (c.req.path.startsWith("/api/")) {
+      c.header("www-authenticate", 'Bearer realm="callscribe"');
+      return c.json(
+        { error: "this API needs the dashboard token: Authorization: Bearer <DASHBOARD_TOKEN>" },
+        401,
+      );
+    }
+    return c.html(loginPage(), 401);
+  };
+  app.use("/", guard);
+  app.use("/calls/*", guard);
+  app.use("/api/*", guard);
+
+  app.get("/api/calls", (c) => {
+    const params = new URL(c.req.url).searchParams;
+    const query = parseCallQuery(params);
+    const page = store.listCalls(query);
+    return c.json({
+      calls: page.calls.map((call) => callJson(call, isActive(call.callSid))),
+      total: page.total,
+      limit: query.limit ?? 50,
+      offset: query.offset ?? 0,
+    });
+  });
+
+  app.get("/api/events", (c) => {
+    const lastId = c.req.header("last-event-id") ?? c.req.query("since");
+    return live.sse(lastId);
+  });
+
+  app.get("/api/calls/:sid", (c) => {
+    const call = store.getCall(c.req.param("sid"));
+    if (!call) return unknownCall(c);
+    return c.json({
+      ...callJson(call, isActive(call.callSid)),
+      segments: mergeByTime(store.segments(call.callSid)),
+    });
+  });
+
+  app.delete("/api/calls/:sid", (c) => {
+    const sid = c.req.param("sid");
+    if (isActive(sid)) {
+      return c.json({ error: `call ${sid} is in progress; delete it after it ends` }, 409);
+    }
+    if (!store.deleteCall(sid)) return unknownCall(c);
+    return c.json({ deleted: sid });
+  });
+
+  app.get("/api/calls/:sid/events", (c) => {
+    const sid = c.req.param("sid");
+    if (!store.getCall(sid) && !isActive(sid)) return unknownCall(c);
+    const lastId = c.req.header("last-event-id") ?? c.req.query("since");
+    return live.sse(lastId, sid);
+  });
+
+  app.get("/api/calls/:sid/:file", (c) => {
+    const file = c.req.param("file");
+    const format = /^transcript\.([a-z]+)$/.exec(file)?.[1] as ExportFormat | undefined;
+    if (!format || !EXPORT_FORMATS.includes(format)) {
+      return c.json({
+        error: `unknown export "${file}"; use transcript.${EXPORT_FORMATS.join(", transcript.")}`,
+      }, 404);
+    }
+    const call = store.getCall(c.req.param("sid"));
+    if (!call) return unknownCall(c);
+    const body = exportTranscript(format, call, store.segments(call.callSid));
+    return c.body(body, 200, {
+      "content-type": EXPORT_TYPES[format],
+      "content-disposition": `attachment; filename="${call.callSid}.${format}"`,
+      "cache-control": "no-store",
+    });
+  });
+
+  app.get("/", (c) => {
+    const params = new URL(c.req.url).searchParams;
+    let query: CallQuery;
+    try {
+      query = parseCallQuery(params);
+    } catch (error) {
+      if (!(error instanceof QueryError)) throw error;
+      return c.html(
+        dashboardPage({
+          active: [],
+          history: { calls: [], total: 0 },
+          query: {},
+          params,
+          error: error.message,
+          lastEventId: live.lastId,
+          activeSegments: new Map(),
+        }),
+        400,
+      );
+    }
+    query.limit ??= 25;
+    const active = live.activeCalls.map((a) => store.getCall(a.callSid as string)).filter((
+      call,
+    ) => call !== null);
+    const activeSids = new Set(active.map((call) => call.callSid));
+    const history = store.listCalls(query);
+    history.calls = history.calls.filter((call) => !activeSids.has(call.callSid));
+    return c.html(dashboardPage({
+      active,
+      history,
+      query,
+      params,
+      lastEventId: live.lastId,
+      activeSegments: new Map(active.map((call) => [call.callSid, store.segments(call.callSid)])),
+      loggedIn: Boolean(token),
+    }));
+  });
+
+  app.get("/calls/:sid", (c) => {
+    const call = store.getCall(c.req.param("sid"));
+    if (!call) return c.html(notFoundPage(c.req.param("sid")), 404);
+    return c.html(callPage({
+      call,
+      active: isActive(call.callSid),
+      segments: mergeByTime(store.segments(call.callSid)),
+      lastEventId: live.lastId,
+    }));
+  });
+
+  app.onError((error, c) => {
+    if (error instanceof QueryError) return c.json({ error: error.message }, 400);
+    console.error(`callscribe: ${c.req.method} ${c.req.path} failed: ${error.message}`);
+    return c.json({ error: "internal error" }, 500);
+  });
+
+  return app;
+}
+
+function unknownCall(c: Context) {
+  return c.json({ error: `no call with SID ${c.req.param("sid")}` }, 404);
+}

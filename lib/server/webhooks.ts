@@ -1,0 +1,88 @@
+/**
+ * The Twilio webhooks beyond the outbound TwiML: the Voice webhook of a
+ * Twilio number (`/twiml/inbound`), call and stream status callbacks, and
+ * the public URL for `deno task call`. Every Twilio route is signature-checked
+ * by the app's `verify` (against the public URL, never the Host header).
+ *
+ * @module
+ */
+import type { Context, Hono } from "hono";
+import type { CallStatusBook } from "../call/status.ts";
+import { streamTwiml, streamUrls } from "../twilio/twiml.ts";
+
+/** What the webhook routes need from the app. */
+export interface WebhookOptions {
+  /** The public base URL (`PUBLIC_URL`, the tunnel, or the local address). */
+  publicBase: () => string;
+  /** The app's signature check; false means it already logged the refusal. */
+  verify: (c: Context, params: Record<string, string>) => boolean;
+  /** The app's form parser; null when the body is not a form. */
+  formParams: (c: Context) => Promise<Record<string, string> | null>;
+  statuses: CallStatusBook;
+  /** Inbound calls: optional greeting, or a number to forward to instead of the laptop. */
+  inbound?: { greeting?: string; forwardTo?: string };
+}
+
+/** Paths Twilio posts status callbacks to, under the public base. */
+export const STATUS_PATHS = { call: "/twilio/status", stream: "/twilio/stream-status" } as const;
+
+/**
+ * The TwiML of a transcribed call: both tracks to `/stream` (with stream status
+ * callbacks), then the laptop leg on `/audio` — or a `<Dial>` when forwarding.
+ */
+export function callTwiml(
+  publicBase: string,
+  parameters: Record<string, string>,
+  extra: { greeting?: string; forwardTo?: string } = {},
+): string {
+  const { streamUrl, audioUrl } = streamUrls(publicBase);
+  return streamTwiml({
+    streamUrl,
+    audioUrl,
+    parameters,
+    statusCallback: publicBase.replace(/\/$/, "") + STATUS_PATHS.stream,
+    ...extra,
+  });
+}
+
+/** Adds `/twiml/inbound`, `/twilio/status`, `/twilio/stream-status` and `/api/public-url`. */
+export function registerWebhooks(app: Hono, options: WebhookOptions): void {
+  const form = async (c: Context) => {
+    const params = await options.formParams(c);
+    if (params === null) {
+      return { error: c.text("expected an application/x-www-form-urlencoded body", 400) };
+    }
+    if (!options.verify(c, params)) return { error: c.text("invalid Twilio signature", 403) };
+    return { params };
+  };
+
+  app.post("/twiml/inbound", async (c) => {
+    const { params, error } = await form(c);
+    if (error) return error;
+    const twiml = callTwiml(options.publicBase(), {
+      direction: "inbound",
+      ...(params.From ? { from: params.From } : {}),
+      ...(params.To ? { to: params.To } : {}),
+    }, options.inbound);
+    return c.body(twiml, 200, { "content-type": "text/xml; charset=utf-8" });
+  });
+
+  app.post(STATUS_PATHS.call, async (c) => {
+    const { params, error } = await form(c);
+    if (error) return error;
+    if (!params.CallSid) return c.text("CallSid is missing", 400);
+    options.statuses.recordCall(params);
+    return c.body(null, 204);
+  });
+
+  app.post(STATUS_PATHS.stream, async (c) => {
+    const { params, error } = await form(c);
+    if (error) return error;
+    if (!params.CallSid) return c.text("CallSid is missing", 400);
+    options.statuses.recordStream(params);
+    return c.body(null, 204);
+  });
+
+  // Lets `deno task call` find the tunnel's URL; it is no secret to whoever can reach us.
+  app.get("/api/public-url", (c) => c.json({ publicUrl: options.publicBase() }));
+}

@@ -1,0 +1,177 @@
+/**
+ * Transcript exports: both tracks merged by time, each line labelled with
+ * its speaker (Inbound = the phone party, Outbound = the laptop side).
+ *
+ * - `json`: the call and its segments (with words).
+ * - `txt`: a header, then `[00:01.240] Inbound: text` lines.
+ * - `srt`: SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, CRLF line ends.
+ * - `vtt`: WebVTT: `WEBVTT` header, `HH:MM:SS.mmm` cues, the speaker as a voice span (`<v Inbound>`).
+ *
+ * @module
+ */
+import type { Segment, StoredCall } from "./db.ts";
+
+/** The export formats. */
+export const EXPORT_FORMATS = ["json", "txt", "srt", "vtt"] as const;
+/** One export format. */
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+/** Content types of the formats. */
+export const EXPORT_TYPES: Record<ExportFormat, string> = {
+  json: "application/json; charset=utf-8",
+  txt: "text/plain; charset=utf-8",
+  srt: "application/x-subrip; charset=utf-8",
+  vtt: "text/vtt; charset=utf-8",
+};
+
+/** Speaker label of a track. */
+export const SPEAKERS = { inbound: "Inbound", outbound: "Outbound" } as const;
+
+/** Segments of both tracks in time order (ties: inbound first, then arrival). */
+export function mergeByTime(segments: Segment[]): Segment[] {
+  return [...segments].sort((a, b) =>
+    a.startMs - b.startMs || a.endMs - b.endMs ||
+    (a.track === b.track ? 0 : a.track === "inbound" ? -1 : 1) || a.seq - b.seq
+  );
+}
+
+/** Renders a call's transcript in `format`. */
+export function exportTranscript(
+  format: ExportFormat,
+  call: StoredCall,
+  segments: Segment[],
+): string {
+  const merged = mergeByTime(segments);
+  switch (format) {
+    case "json":
+      return toJson(call, merged);
+    case "txt":
+      return toTxt(call, merged);
+    case "srt":
+      return toSrt(merged);
+    case "vtt":
+      return toVtt(merged);
+  }
+}
+
+function toJson(call: StoredCall, segments: Segment[]): string {
+  return JSON.stringify(
+    {
+      call: callJson(call),
+      segments: segments.map((s) => ({
+        id: s.id,
+        track: s.track,
+        speaker: SPEAKERS[s.track],
+        order: s.seq,
+        text: s.text,
+        startMs: s.startMs,
+        endMs: s.endMs,
+        confidence: s.confidence,
+        receivedAt: new Date(s.receivedAt).toISOString(),
+        words: s.words,
+      })),
+    },
+    null,
+    2,
+  ) + "\n";
+}
+
+/** A call as the API shows it (ISO times). */
+export function callJson(call: StoredCall, active = false) {
+  const iso = (ms: number | null) => ms === null ? null : new Date(ms).toISOString();
+  return {
+    callSid: call.callSid,
+    direction: call.direction,
+    from: call.from,
+    to: call.to,
+    engine: call.engine,
+    status: call.status,
+    active,
+    startedAt: iso(call.startedAt),
+    answeredAt: iso(call.answeredAt),
+    endedAt: iso(call.endedAt),
+    durationMs: call.durationMs,
+    endReason: call.endReason,
+    segmentCount: call.segmentCount,
+  };
+}
+
+function toTxt(call: StoredCall, segments: Segment[]): string {
+  const lines = [
+    `Call ${call.callSid} (${call.direction})`,
+    `From: ${call.from ?? "unknown"}`,
+    `To: ${call.to ?? "unknown"}`,
+    `Started: ${new Date(call.startedAt).toISOString()}`,
+    `Duration: ${call.durationMs === null ? call.status : formatDuration(call.durationMs)}`,
+    "",
+  ];
+  for (const s of segments) {
+    lines.push(`[${clock(s.startMs)}] ${SPEAKERS[s.track]}: ${s.text}`);
+  }
+  if (segments.length === 0) lines.push("(nothing was transcribed)");
+  return lines.join("\n") + "\n";
+}
+
+function toSrt(segments: Segment[]): string {
+  // SubRip is CRLF by tradition; every cue ends with a blank line.
+  return segments.map((s, i) => {
+    const [start, end] = cueTimes(s);
+    return [
+      String(i + 1),
+      `${timestamp(start, ",")} --> ${timestamp(end, ",")}`,
+      `${SPEAKERS[s.track]}: ${oneLine(s.text)}`,
+      "",
+      "",
+    ].join("\r\n");
+  }).join("");
+}
+
+function toVtt(segments: Segment[]): string {
+  const cues = segments.map((s, i) => {
+    const [start, end] = cueTimes(s);
+    // Cue text: no "-->", no blank lines, and &, <, > escaped.
+    const text = oneLine(s.text).replaceAll("&", "&amp;").replaceAll("<", "&lt;")
+      .replaceAll(">", "&gt;");
+    return `${i + 1}\n${timestamp(start, ".")} --> ${timestamp(end, ".")}\n<v ${
+      SPEAKERS[s.track]
+    }>${text}\n`;
+  });
+  return ["WEBVTT\n", ...cues].join("\n");
+}
+
+/** Cue start and end; a cue must end after it starts. */
+function cueTimes(s: Segment): [number, number] {
+  const start = Math.max(0, Math.round(s.startMs));
+  return [start, Math.max(start + 1, Math.round(s.endMs))];
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ").replaceAll("-->", "->").trim();
+}
+
+/** `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT). */
+export function timestamp(ms: number, separator: "," | "."): string {
+  const total = Math.max(0, Math.round(ms));
+  const h = Math.floor(total / 3_600_000);
+  const m = Math.floor(total / 60_000) % 60;
+  const s = Math.floor(total / 1000) % 60;
+  const pad = (n: number, w = 2) => String(n).padStart(w, "0");
+  return `${pad(h)}:${pad(m)}:${pad(s)}${separator}${pad(total % 1000, 3)}`;
+}
+
+/** `MM:SS.mmm`, or `H:MM:SS.mmm` past an hour. */
+export function clock(ms: number): string {
+  const t = timestamp(ms, ".");
+  return t.startsWith("00:") ? t.slice(3) : t.replace(/^0/, "");
+}
+
+/** `1:05` or `1:02:03` */
+export function formatDuration(ms: number): string {
+  const total = Math.round(ms / 1000);
+  const h = Math.floor(total / 3600);
+  const m = Math.floor(total / 60) % 60;
+  const s = total % 60;
+  return h
+    ? `${h}:${String(m).padStart(2, "0")}:${String(s).padStart(2, "0")}`
+    : `${m}:${String(s).padStart(2, "0")}`;
+}

@@ -1,0 +1,180 @@
+/**
+ * A real call through Twilio, for `deno task call <to>`: checks the number
+ * and credentials (no network before that), finds the server's public URL,
+ * creates the call with the `twilio` client (TwiML that transcribes both
+ * tracks on `/stream` and bridges the laptop on `/audio`, plus status
+ * callbacks), then follows it by polling until it ends. Ctrl-C hangs up
+ * through the REST API.
+ *
+ * @module
+ */
+import { FINAL_CALL_STATUSES } from "../call/status.ts";
+import { ConfigError, E164, loadConfig } from "../config.ts";
+import type { Logger } from "../log.ts";
+import { callTwiml, STATUS_PATHS } from "../server/webhooks.ts";
+import { describeTwilioError, TWILIO_API, twilioClient, twilioCredentials } from "./rest.ts";
+
+/** Options of {@link placeCall}. */
+export interface PlaceCallOptions {
+  /** The positional arguments: exactly one, the number to call. */
+  positionals: string[];
+  /** `--from`, overriding TWILIO_PHONE_NUMBER. */
+  from?: string;
+  /** `--server`: the running server to ask for its public URL. */
+  server?: string;
+  env: Record<string, string | undefined>;
+  log: Logger;
+  /** Where the Call SID line goes (stdout by default). */
+  write?: (line: string) => void;
+  /** How often the call's status is polled, ms (default 1000). */
+  pollMs?: number;
+}
+
+const STATUS_WORDS: Record<string, string> = { "in-progress": "answered" };
+
+/** Places the call and follows it; returns the exit code (0 completed, 1 failed, 2 setup). */
+export async function placeCall(options: PlaceCallOptions): Promise<number> {
+  const { log, env } = options;
+  const write = options.write ?? ((line: string) => console.log(line));
+
+  // Everything that can be wrong locally is reported before any network call.
+  const problems: string[] = [];
+  const [to, ...extra] = options.positionals;
+  if (!to) {
+    problems.push("give the number to call: deno task call +15551234567");
+  } else if (!E164.test(to)) {
+    problems.push(
+      `the number to call must be in E.164 form such as +15551234567 (plus sign, country ` +
+        `code, no spaces or dashes), got "${to}"`,
+    );
+  }
+  if (extra.length) problems.push(`one number at a time; unexpected: ${extra.join(" ")}`);
+  let credentials;
+  let config;
+  try {
+    credentials = twilioCredentials(env, options.from);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.message.split("\n"));
+  }
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(error.message);
+  }
+  if (problems.length || !credentials || !config || !to) {
+    for (const problem of problems) log.error(problem);
+    return 2;
+  }
+  const apiUrl = credentials.apiUrl ?? TWILIO_API;
+
+  // The public URL: PUBLIC_URL, or ask the running server (it may have opened a tunnel).
+  let publicUrl = options.server ? undefined : config.publicUrl;
+  if (!publicUrl) {
+    const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
+    const server = (options.server ??
+      `http://${host.includes(":") ? `[${host}]` : host}:${config.port}`).replace(/\/$/, "");
+    try {
+      const response = await fetch(`${server}/api/public-url`, {
+        signal: AbortSignal.timeout(5000),
+      });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      publicUrl = String((await response.json()).publicUrl);
+    } catch (error) {
+      log.error(
+        `no callscribe server answered at ${server} (${(error as Error).message}): start it ` +
+          "first with `deno task serve`, or pass --server <url>, or set PUBLIC_URL",
+      );
+      return 2;
+    }
+  }
+  const host = new URL(publicUrl).hostname;
+  if (!credentials.apiUrl && /^(localhost|127\.|\[::1\]|0\.0\.0\.0|::1)/.test(host)) {
+    log.error(
+      `the server's public URL is ${publicUrl}, which Twilio cannot reach: set NGROK_AUTHTOKEN ` +
+        "(or run a tunnel and set PUBLIC_URL) in .env, then restart `deno task serve`",
+    );
+    return 2;
+  }
+
+  const client = twilioClient(credentials);
+  let hangUpRequested = false;
+  let hangingUp: Promise<void> | null = null;
+  let wake = () => {};
+  let sid: string | undefined;
+  let exitCode: number | undefined;
+  const hangUp = () => {
+    if (!sid || hangingUp) return;
+    log.info(`hanging up ${sid}`);
+    hangingUp = client.calls(sid).update({ status: "completed" }).then(
+      () => {},
+      (error) => {
+        log.error(`could not hang up: ${describeTwilioError(error, apiUrl)}`);
+        exitCode = 1;
+      },
+    );
+    wake();
+  };
+  const onSigint = () => {
+    if (hangUpRequested) {
+      log.warn("second Ctrl-C: leaving without waiting for the call to end");
+      Deno.exit(130);
+    }
+    hangUpRequested = true;
+    hangUp();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  try {
+    let call;
+    try {
+      call = await client.calls.create({
+        to,
+        from: credentials.from,
+        twiml: callTwiml(publicUrl, { direction: "outbound", from: credentials.from, to }),
+        statusCallback: publicUrl.replace(/\/$/, "") + STATUS_PATHS.call,
+        statusCallbackMethod: "POST",
+        statusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
+      });
+    } catch (error) {
+      log.error(describeTwilioError(error, apiUrl));
+      return 1;
+    }
+    sid = call.sid;
+    write(`Call SID: ${sid}`);
+    log.info(`calling ${to} from ${credentials.from}; Ctrl-C hangs up`);
+    if (hangUpRequested) hangUp();
+
+    let status = call.status as string;
+    log.info(`call ${sid} ${STATUS_WORDS[status] ?? status}`);
+    while (!FINAL_CALL_STATUSES.has(status)) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.pollMs ?? 1000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      if (hangingUp) await hangingUp;
+      if (exitCode !== undefined) return exitCode;
+      try {
+        call = await client.calls(sid).fetch();
+      } catch (error) {
+        log.error(describeTwilioError(error, apiUrl));
+        return 1;
+      }
+      if (call.status !== status) {
+        status = call.status;
+        const duration = FINAL_CALL_STATUSES.has(status) && call.duration
+          ? ` after ${call.duration} s`
+          : "";
+        log.info(`call ${sid} ${STATUS_WORDS[status] ?? status}${duration}`);
+      }
+    }
+    if (status === "completed" || (status === "canceled" && hangUpRequested)) return 0;
+    log.error(`the call ended ${status}`);
+    return 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The Twilio REST client (the real `twilio` npm package), its credentials
+ * checked up front, and its errors turned into one readable line.
+ *
+ * `TWILIO_API_URL` (testing only) points the client at another base URL,
+ * e.g. the simulator in lib/sim/twilio_rest.ts: a custom `httpClient` (the
+ * package's supported hook) rewrites the origin of each request, so
+ * everything else — auth, parameters, parsing, errors — is the package's own.
+ *
+ * @module
+ */
+import twilio from "twilio";
+import { ConfigError, E164 } from "../config.ts";
+
+/** Twilio's REST API origin. */
+export const TWILIO_API = "https://api.twilio.com";
+
+/** Checked credentials for placing calls. */
+export interface TwilioCredentials {
+  accountSid: string;
+  authToken: string;
+  /** The caller ID: a Twilio number (or a verified one) in E.164 form. */
+  from: string;
+  /** Another origin for the REST API (testing); undefined for Twilio's. */
+  apiUrl?: string;
+}
+
+/**
+ * Reads and checks TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, the from-number
+ * (`--from` wins over TWILIO_PHONE_NUMBER) and TWILIO_API_URL, without any
+ * network call. Throws one ConfigError listing every problem, each by name
+ * with the fix.
+ */
+export function twilioCredentials(
+  env: Record<string, string | undefined>,
+  fromFlag?: string,
+): TwilioCredentials {
+  const problems: string[] = [];
+  const accountSid = (env.TWILIO_ACCOUNT_SID ?? "").trim();
+  const console = "in the Twilio console (https://console.twilio.com, Account info)";
+  if (!accountSid) {
+    problems.push(`TWILIO_ACCOUNT_SID is not set: copy your Account SID ${console} into .env`);
+  } else if (!/^AC[0-9a-fA-F]{32}$/.test(accountSid)) {
+    problems.push(
+      `TWILIO_ACCOUNT_SID must be "AC" followed by 32 hex digits (your Account SID ${console}), ` +
+        `got a value of ${accountSid.length} characters starting with "${accountSid.slice(0, 2)}"`,
+    );
+  }
+  const authToken = env.TWILIO_AUTH_TOKEN ?? "";
+  if (!authToken) {
+    problems.push(`TWILIO_AUTH_TOKEN is not set: copy your Auth Token ${console} into .env`);
+  } else if (/\s|["']/.test(authToken)) {
+    problems.push(
+      "TWILIO_AUTH_TOKEN contains spaces or quotes: paste the Auth Token alone, as shown " +
+        console,
+    );
+  }
+  const fromName = fromFlag !== undefined ? "--from" : "TWILIO_PHONE_NUMBER";
+  const from = (fromFlag ?? env.TWILIO_PHONE_NUMBER ?? "").trim();
+  if (!from) {
+    problems.push(
+      "TWILIO_PHONE_NUMBER is not set: set it in .env to your Twilio number in E.164 form " +
+        "(Phone Numbers > Manage > Active numbers in the console), or pass --from +1…",
+    );
+  } else if (!E164.test(from)) {
+    problems.push(
+      `${fromName} must be a phone number in E.164 form such as +15551234567, got "${from}"`,
+    );
+  }
+  let apiUrl: string | undefined;
+  if (env.TWILIO_API_URL) {
+    try {
+      const url = new URL(env.TWILIO_API_URL);
+      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
+      apiUrl = url.origin;
+    } catch {
+      problems.push(
+        `TWILIO_API_URL must be an http(s) URL (it is for testing; leave it unset for Twilio), ` +
+          `got "${env.TWILIO_API_URL}"`,
+      );
+    }
+  }
+  if (problems.length) throw new ConfigError(problems.join("\n"));
+  return { accountSid, authToken, from, apiUrl };
+}
+
+/** A request client that sends `https://api.twilio.com/…` requests to another origin. */
+function redirectedRequestClient(origin: string): twilio.RequestClient {
+  const client = new twilio.RequestClient();
+  const request = client.request.bind(client);
+  client.request = ((opts) => {
+    const uri = new URL(opts.uri);
+    const target = uri.origin === TWILIO_API ? origin + uri.pathname + uri.search : opts.uri;
+    return request({ ...opts, uri: target });
+  }) as typeof client.request;
+  return client;
+}
+
+/** The `twilio` client for these credentials. */
+export function twilioClient(credentials: TwilioCredentials): twilio.Twilio {
+  return twilio(credentials.accountSid, credentials.authToken, {
+    ...(credentials.apiUrl && credentials.apiUrl !== TWILIO_API
+      ? { httpClient: redirectedRequestClient(credentials.apiUrl) }
+      : {}),
+  });
+}
+
+/** Twilio's documentation page for an error code. */
+export function errorDocs(code: number | string): string {
+  return `https://www.twilio.com/docs/errors/${code}`;
+}
+
+/** What to do about the errors people hit first. */
+const HINTS: Record<number, string> = {
+  20003: "check TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN in .env (console, Account info)",
+  20404: "the call no longer exists, or belongs to another account",
+  21211: "the 'To' number is not a valid phone number; use E.164 form such as +15551234567",
+  21212: "the 'From' number must be one of your Twilio numbers or a verified caller ID",
+  21215: "allow calls to that country in the console: Voice > Settings > Geo permissions",
+  21219:
+    "trial accounts can only call verified numbers: add it in the console under Phone Numbers > Verified Caller IDs, or upgrade the account",
+};
+
+/** One readable line for an error from the `twilio` client (never a stack trace). */
+export function describeTwilioError(error: unknown, apiUrl = TWILIO_API): string {
+  const e = error as { code?: unknown; status?: number; message?: string; moreInfo?: string };
+  if (error instanceof twilio.RestException || (typeof e?.code === "number" && e.status)) {
+    const code = e.code as number | undefined;
+    if (code) {
+      const hint = HINTS[code] ? ` (${HINTS[code]})` : "";
+      return `Twilio error ${code}: ${e.message}${hint} — ${errorDocs(code)}`;
+    }
+    return `Twilio answered HTTP ${e.status}: ${e.message}`;
+  }
+  const message = e?.message || String(error);
+  const network = typeof e?.code === "string" ? ` (${e.code})` : "";
+  return `could not reach the Twilio API at ${apiUrl}${network}: ${message}`;
+}

@@ -1,0 +1,79 @@
+/**
+ * `deno task call --simulate` keeps its transcript in DATA_DIR, and
+ * `deno task transcripts list|show|export` reads it back, as child processes.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { parseSync } from "subtitle";
+import { SHARED_AUDIO } from "./helpers.ts";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+async function run(args: string[], env: Record<string, string>) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+Deno.test("transcripts command: list, show and export a simulated call's transcript", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-cli-" });
+  const env = { DATA_DIR: dataDir };
+  const audio = `${SHARED_AUDIO}librispeech-samples`;
+  const tsv = (await Deno.readTextFile(`${audio}/transcripts.tsv`)).split("\n")[0].split("\t");
+
+  const empty = await run(["transcripts.ts", "list"], env);
+  assert.equal(empty.code, 1);
+  assert.match(empty.stderr, /no transcripts in .*callscribe\.db yet/);
+
+  const call = await run([
+    "make_call.ts",
+    "--simulate",
+    "--fast",
+    "--format",
+    "jsonl",
+    "--callee-audio",
+    `${audio}/${tsv[0]}`,
+  ], env);
+  assert.equal(call.code, 0, call.stderr);
+  const printed = call.stdout.trim().split("\n").map((l) => JSON.parse(l)).filter((e) =>
+    e.type === "final"
+  );
+  assert.ok(printed.length > 0, call.stdout);
+  const callSid = printed[0].callSid;
+
+  const list = await run(["transcripts.ts", "list"], env);
+  assert.equal(list.code, 0, list.stderr);
+  assert.match(list.stdout, new RegExp(`^${callSid} .* completed .* ${printed.length} lines`, "m"));
+  const found = await run(["transcripts.ts", "list", "--search", "nightfall", "--json"], env);
+  assert.equal(JSON.parse(found.stdout).calls[0].callSid, callSid);
+
+  const show = await run(["transcripts.ts", "show", callSid], env);
+  assert.equal(show.code, 0, show.stderr);
+  for (const final of printed) assert.ok(show.stdout.includes(`Inbound: ${final.text}`));
+
+  const srt = await run(["transcripts.ts", "export", callSid, "--format", "srt"], env);
+  assert.equal(srt.code, 0, srt.stderr);
+  const cues = parseSync(srt.stdout).filter((n) => n.type === "cue");
+  assert.deepEqual(
+    cues.map((c) => c.type === "cue" ? [c.data.start, c.data.end, c.data.text] : []),
+    printed.map((f) => [f.startMs, f.endMs, `Inbound: ${f.text}`]),
+  );
+
+  const bad = [
+    [["transcripts.ts", "show", "CAnope"], 1, /no call with SID CAnope/],
+    [["transcripts.ts", "export", callSid, "--format", "doc"], 2, /--format json\|txt\|srt\|vtt/],
+    [["transcripts.ts", "list", "--limit", "0"], 2, /--limit must be a whole number/],
+    [["transcripts.ts", "frobnicate"], 2, /unknown command "frobnicate"/],
+  ] as const;
+  for (const [args, code, message] of bad) {
+    const result = await run([...args], env);
+    assert.equal(result.code, code, args.join(" "));
+    assert.match(result.stderr, message);
+  }
+});
