@@ -14,12 +14,23 @@ import { openPublicUrl, TunnelError } from "./lib/server/tunnel.ts";
 import { createEngine } from "./lib/transcribe/create.ts";
 import { ModelError } from "./lib/transcribe/model.ts";
 import { WavError } from "./lib/audio/wav.ts";
+import { listDevices } from "./lib/bridge/devices.ts";
+import { FFMPEG_INSTALL_HINT, ffmpegAvailable } from "./lib/bridge/ffmpeg.ts";
+import { watchKeys } from "./lib/bridge/keys.ts";
 
 const USAGE =
   `Usage: deno task serve [--host 127.0.0.1] [--port 8080] [--format text|jsonl] [--partials]
+                        [--transcriber local|assemblyai]
+       deno task serve --list-devices
 
 Starts the server Twilio streams calls to. Configuration comes from .env
-(see .env.example); flags override it.`;
+(see .env.example); flags override it.
+
+  --list-devices    print the audio devices ffmpeg sees (for AUDIO_INPUT / AUDIO_OUTPUT)
+  --transcriber     local (sherpa-onnx, default without a key) or assemblyai (the default
+                    when ASSEMBLYAI_API_KEY is set); overrides TRANSCRIBER
+
+While a call is bridged to the laptop, press c to clear the audio queued for it.`;
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -28,7 +39,9 @@ async function main(): Promise<number> {
       port: { type: "string" },
       format: { type: "string", default: "text" },
       partials: { type: "boolean", default: false },
+      transcriber: { type: "string" },
       help: { type: "boolean", short: "h" },
+      "list-devices": { type: "boolean", default: false },
     },
   });
   if (values.help) {
@@ -36,11 +49,24 @@ async function main(): Promise<number> {
     return 0;
   }
   const log = stderrLogger();
+  if (values["list-devices"]) {
+    const ffmpeg = Deno.env.get("FFMPEG_PATH") || "ffmpeg";
+    if (!(await ffmpegAvailable(ffmpeg))) {
+      log.error(`ffmpeg was not found (tried "${ffmpeg}"): ${FFMPEG_INSTALL_HINT}`);
+      return 1;
+    }
+    console.log(await listDevices(ffmpeg));
+    return 0;
+  }
   if (values.format !== "text" && values.format !== "jsonl") {
     log.error(`--format must be text or jsonl, got "${values.format}"`);
     return 2;
   }
-  const config = loadConfig(Deno.env.toObject(), { host: values.host, port: values.port });
+  const config = loadConfig(Deno.env.toObject(), {
+    host: values.host,
+    port: values.port,
+    transcriber: values.transcriber,
+  });
   const engine = await createEngine(config, log);
   const server = await startServer(config, engine, log);
   server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
@@ -58,7 +84,14 @@ async function main(): Promise<number> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => stop.resolve(signal));
   }
+  const restoreTerminal = watchKeys({
+    onClear: () => {
+      if (!server.bridges.clear()) log.info("c: no call is bridged to the laptop");
+    },
+    onInterrupt: () => stop.resolve("SIGINT"),
+  });
   const signal = await stop.promise;
+  restoreTerminal();
   log.info(`${signal}: ending ${server.registry.activeCalls} call(s) and stopping`);
   await server.shutdown();
   await endpoint.close();

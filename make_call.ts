@@ -23,6 +23,7 @@ const USAGE = `Usage:
   deno task call <+15551234567> [--from <+1…>] [--server <url>]
   deno task call --simulate --callee-audio <wav> [--caller-audio <wav>]
                  [--format text|jsonl] [--partials] [--fast] [--server <url>]
+                 [--transcriber local|assemblyai]
 
   <number>          call it through Twilio (credentials in .env; \`deno task serve\` must be
                     running and reachable by Twilio: PUBLIC_URL or NGROK_AUTHTOKEN); the
@@ -36,7 +37,9 @@ const USAGE = `Usage:
   --partials        with --format jsonl, include partial results
   --fast            run faster than real time
   --server <url>    use a running server (deno task serve) instead of starting one;
-                    its console prints the transcript`;
+                    its console prints the transcript
+  --transcriber     in-process server's engine: local (default without a key) or
+                    assemblyai (default when ASSEMBLYAI_API_KEY is set)`;
 
 /** Runs the command; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
@@ -55,6 +58,7 @@ export async function main(args: string[]): Promise<number> {
         fast: { type: "boolean", default: false },
         server: { type: "string" },
         from: { type: "string" },
+        transcriber: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -116,7 +120,7 @@ export async function main(args: string[]): Promise<number> {
       TWILIO_AUTH_TOKEN: authToken,
       TWILIO_SKIP_SIGNATURE: "",
     },
-    { audioInput: values["caller-audio"] ?? "none" },
+    { audioInput: values["caller-audio"] ?? "none", transcriber: values.transcriber },
   );
   // Faster than real time, a clock-paced caller file would fall behind the call: send it ahead.
   config.audioInputUnpaced = values.fast;

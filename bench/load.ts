@@ -6,8 +6,8 @@
  * clock (one timer for all calls, each tick scheduled against the start
  * time, so lateness never accumulates), then `stop`.
  *
- * Frame i of every call is sent when its audio has happened, at
- * T0 + (i + 1) × 20 ms, like Twilio does. In relay mode the payload carries
+ * Frame i of a call is sent when its audio has happened, at
+ * T0 + (i + 1) × 20 ms (plus the call's phase, 0–18 ms), like Twilio does. In relay mode the payload carries
  * that due time (see {@link writeStamp}); in audio mode it carries the
  * given speech.
  *
@@ -111,7 +111,6 @@ const ticks = spec
   ? Math.max(...calls.map((c) => Math.max(c.frames!.inbound.length, c.frames!.outbound.length)))
   : Math.round(Number(values.seconds ?? "5") * 1000 / FRAME_MS);
 const t0 = epochMs() + 50;
-report({ event: "started", t0, ticks });
 
 const lag = new Histogram();
 const cpuStart = ownCpuUs();
@@ -119,12 +118,28 @@ let framesSent = 0;
 let framesSkipped = 0;
 const stamped = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
 const tracks: MediaTrack[] = ["inbound", "outbound"];
+/**
+ * Real calls are not in phase: call c sends PHASES ms-spaced slots later than
+ * call c-1 (mod PHASES). Sending every call's frame at the same instant would
+ * measure our load generator's bursts, not the server.
+ */
+const PHASES = 10;
+const PHASE_MS = FRAME_MS / PHASES;
+const groups = Array.from({ length: PHASES }, (_, g) => calls.filter((_, c) => c % PHASES === g));
+const slots = ticks * PHASES;
+// Call c's audio time a is due at t0 + a + (c % phases) × phaseMs.
+report({ event: "started", t0, ticks, phases: PHASES, phaseMs: PHASE_MS });
+/** When slot s (frame s / PHASES of phase group s % PHASES) is due. */
+const slotDue = (s: number) => t0 + (Math.floor(s / PHASES) + 1) * FRAME_MS + (s % PHASES) * PHASE_MS;
 
-function sendTick(i: number): void {
-  const due = t0 + (i + 1) * FRAME_MS;
+function sendSlot(s: number): void {
+  const i = Math.floor(s / PHASES);
+  const group = groups[s % PHASES];
+  if (group.length === 0) return;
+  const due = slotDue(s);
   lag.record(epochMs() - due);
   if (!spec) writeStamp(stamped, due);
-  for (const call of calls) {
+  for (const call of group) {
     if (call.socket.readyState !== WebSocket.OPEN) {
       framesSkipped += 2;
       continue;
@@ -147,15 +162,15 @@ const finished = Promise.withResolvers<void>();
 let next = 0;
 function tick(): void {
   const now = epochMs();
-  // Catch up on every tick that is due (a late timer must not lose frames).
-  while (next < ticks && t0 + (next + 1) * FRAME_MS <= now) sendTick(next++);
-  if (next >= ticks) {
+  // Catch up on every slot that is due (a late timer must not lose frames).
+  while (next < slots && slotDue(next) <= now) sendSlot(next++);
+  if (next >= slots) {
     finished.resolve();
     return;
   }
-  setTimeout(tick, Math.max(0, t0 + (next + 1) * FRAME_MS - epochMs()));
+  setTimeout(tick, Math.max(0, slotDue(next) - epochMs()));
 }
-setTimeout(tick, Math.max(0, t0 + FRAME_MS - epochMs()));
+setTimeout(tick, Math.max(0, slotDue(0) - epochMs()));
 await finished.promise;
 const cpuUs = ownCpuUs() - cpuStart;
 

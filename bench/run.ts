@@ -332,7 +332,7 @@ async function enginePhase() {
     const server = await startServer("relay_server.ts", ["--engine", "local"]);
     let transcripts: TimedTranscript[];
     let cpuUs: number;
-    let t0: number;
+    let callT0: (index: number) => number;
     try {
       const spec = `${dir}/spec.json`;
       await Deno.writeTextFile(
@@ -342,7 +342,11 @@ async function enginePhase() {
       const cpuStart = (await stats(server)).cpuUs;
       const load = spawn("load.ts", ["--url", server.url, "--audio", spec]);
       await nextJson(load, "the load generator");
-      t0 = (await nextJson<{ t0: number }>(load, "the load generator")).t0;
+      const clock = await nextJson<{ t0: number; phases: number; phaseMs: number }>(
+        load,
+        "the load generator",
+      );
+      callT0 = (index) => clock.t0 + (index % clock.phases) * clock.phaseMs;
       const done = await nextJson<Record<string, number>>(load, "the load generator");
       await load.child.status;
       if (done.closedAbnormally) {
@@ -381,11 +385,15 @@ async function enginePhase() {
     progress(
       `engine: RTF ${rtf.toFixed(4)}, raw ${rawRtf.toFixed(4)} (×${engine.ratio.toFixed(2)})`,
     );
-    return { engine, ...transcriptMetrics(calls, transcripts, t0) };
+    return { engine, ...transcriptMetrics(calls, transcripts, callT0) };
   }
 }
 
-function transcriptMetrics(calls: SpeechCall[], transcripts: TimedTranscript[], t0: number) {
+function transcriptMetrics(
+  calls: SpeechCall[],
+  transcripts: TimedTranscript[],
+  callT0: (index: number) => number,
+) {
   const rule2Ms = (loadConfig().local.rule2MinTrailingSilence ??
     LOCAL_DEFAULTS.rule2MinTrailingSilence) * 1000;
   const afterWordEnd: number[] = [];
@@ -393,7 +401,9 @@ function transcriptMetrics(calls: SpeechCall[], transcripts: TimedTranscript[], 
   const firstPartial: number[] = [];
   const werBySet = new Map<string, { errors: number; words: number }>();
   let utteranceCount = 0;
-  for (const call of calls) {
+  for (const [index, call] of calls.entries()) {
+    // When this call's audio time 0 was due (epoch ms).
+    const t0 = callT0(index);
     for (const side of ["inbound", "outbound"] as const) {
       const track = call[side];
       if (!track) continue;

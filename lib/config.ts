@@ -6,6 +6,7 @@
  * @module
  */
 import type { LocalEngineOptions } from "./transcribe/local.ts";
+import type { AssemblyAIOptions } from "./transcribe/assemblyai.ts";
 
 /** Everything the server and the commands need to know. */
 export interface Config {
@@ -44,6 +45,10 @@ export interface Config {
     overrides: { encoder?: string; decoder?: string; joiner?: string; tokens?: string };
   };
   local: Partial<LocalEngineOptions>;
+  /** Which engine transcribes (`TRANSCRIBER` / `--transcriber`). */
+  transcriber: "local" | "assemblyai";
+  /** AssemblyAI settings; `apiKey` is set whenever `transcriber` is `assemblyai`. */
+  assemblyai: Partial<AssemblyAIOptions>;
 }
 
 /** A configuration problem, reported before anything starts. */
@@ -59,7 +64,7 @@ type Env = Record<string, string | undefined>;
 /** Reads the configuration; `flags` holds command-line values that override the environment. */
 export function loadConfig(
   env: Env = Deno.env.toObject(),
-  flags: { host?: string; port?: string; audioInput?: string } = {},
+  flags: { host?: string; port?: string; audioInput?: string; transcriber?: string } = {},
 ): Config {
   const host = flags.host ?? env.HOST ?? "127.0.0.1";
   const port = parsePort(flags.port ?? env.PORT ?? "8080", flags.port ? "--port" : "PORT");
@@ -101,7 +106,60 @@ export function loadConfig(
       ...optionalNumber(env, "SHERPA_THREADS", "numThreads"),
       ...optionalNumber(env, "SHERPA_TOKEN_DELAY_MS", "tokenDelayMs"),
     },
+    ...loadTranscriber(env, flags.transcriber),
   };
+}
+
+/**
+ * The engine choice and AssemblyAI settings. Default: `assemblyai` when
+ * ASSEMBLYAI_API_KEY is set, else `local`. Choosing `assemblyai` without a key
+ * fails here, before any call.
+ */
+function loadTranscriber(env: Env, flag?: string): Pick<Config, "transcriber" | "assemblyai"> {
+  const apiKey = env.ASSEMBLYAI_API_KEY?.trim() || undefined;
+  const source = flag !== undefined ? "--transcriber" : "TRANSCRIBER";
+  const choice = flag ?? (env.TRANSCRIBER || (apiKey ? "assemblyai" : "local"));
+  if (choice !== "local" && choice !== "assemblyai") {
+    throw new ConfigError(`${source} must be local or assemblyai, got "${choice}"`);
+  }
+  if (choice === "assemblyai" && !apiKey) {
+    throw new ConfigError(
+      `${source}=assemblyai needs ASSEMBLYAI_API_KEY. Set it in .env (AssemblyAI dashboard, ` +
+        `API Keys), or use the local engine (--transcriber local).`,
+    );
+  }
+  const assemblyai: Partial<AssemblyAIOptions> = { apiKey };
+  if (env.ASSEMBLYAI_URL) {
+    const url = URL.canParse(env.ASSEMBLYAI_URL) ? new URL(env.ASSEMBLYAI_URL) : undefined;
+    if (!url || (url.protocol !== "wss:" && url.protocol !== "ws:")) {
+      throw new ConfigError(
+        `ASSEMBLYAI_URL must be a WebSocket URL such as wss://streaming.eu.assemblyai.com/v3/ws, got "${env.ASSEMBLYAI_URL}"`,
+      );
+    }
+    assemblyai.url = env.ASSEMBLYAI_URL;
+  }
+  if (env.ASSEMBLYAI_SPEECH_MODEL) assemblyai.speechModel = env.ASSEMBLYAI_SPEECH_MODEL;
+  if (env.ASSEMBLYAI_FORMAT_TURNS) assemblyai.formatTurns = env.ASSEMBLYAI_FORMAT_TURNS !== "0";
+  if (env.ASSEMBLYAI_LANGUAGE_DETECTION) {
+    assemblyai.languageDetection = env.ASSEMBLYAI_LANGUAGE_DETECTION === "1";
+  }
+  if (env.ASSEMBLYAI_KEYTERMS) {
+    assemblyai.keytermsPrompt = env.ASSEMBLYAI_KEYTERMS.split(",").map((t) => t.trim())
+      .filter(Boolean);
+  }
+  const whole = (name: string, unit: string) => {
+    const value = env[name];
+    if (value === undefined || value === "") return undefined;
+    if (!/^\d+$/.test(value)) {
+      throw new ConfigError(`${name} must be a whole number of ${unit}, got "${value}"`);
+    }
+    return Number(value);
+  };
+  assemblyai.minTurnSilenceMs = whole("ASSEMBLYAI_MIN_TURN_SILENCE", "ms");
+  assemblyai.maxTurnSilenceMs = whole("ASSEMBLYAI_MAX_TURN_SILENCE", "ms");
+  const buffer = whole("ASSEMBLYAI_BUFFER_SECONDS", "seconds");
+  if (buffer !== undefined) assemblyai.bufferSeconds = Math.max(1, buffer);
+  return { transcriber: choice, assemblyai };
 }
 
 function parsePort(value: string, name: string): number {

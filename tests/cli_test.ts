@@ -22,7 +22,8 @@ async function run(args: string[], env: Record<string, string> = {}) {
   const output = await new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
+    // Calls are stored; keep this run's out of the project's ./data.
+    env: { NO_COLOR: "1", DATA_DIR: Deno.makeTempDirSync({ prefix: "callscribe-cli-" }), ...env },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -90,6 +90,8 @@ export async function testServer(
     pacedInput?: boolean;
     /** The ffmpeg program for the audio bridge. */
     ffmpeg?: string;
+    /** The transcriber (default: the shared local engine). */
+    engine?: TranscriberEngine;
   } = {},
 ): Promise<
   RunningServer & { events: CallEvent[]; token: string; log: ReturnType<typeof memoryLogger> }
@@ -110,7 +112,7 @@ export async function testServer(
   );
   config.audioInputUnpaced = !options.pacedInput;
   const log = memoryLogger();
-  const server = await startServer(config, await sharedEngine(), log);
+  const server = await startServer(config, options.engine ?? await sharedEngine(), log);
   const events: CallEvent[] = [];
   server.registry.listen((e) => events.push(e));
   return { ...server, events, token, log };

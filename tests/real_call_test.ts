@@ -216,6 +216,7 @@ Deno.test("INBOUND_GREETING and INBOUND_FORWARD_TO: <Say>, then <Dial>, still tr
     TWILIO_AUTH_TOKEN: authToken,
     INBOUND_GREETING: "This call is transcribed & recorded.",
     INBOUND_FORWARD_TO: "+15557654321",
+    DATA_DIR: await Deno.makeTempDir({ prefix: "callscribe-test-" }),
   });
   const server = await startServer(config, await sharedEngine(), memoryLogger());
   const events: CallEvent[] = [];

@@ -60,6 +60,8 @@ export class BurstDetector {
 /** Counters of one bridge. */
 export interface BridgeStats {
   framesSent: number;
+  /** Silence the microphone had to send because its ffmpeg fell behind. */
+  micUnderruns: number;
   framesPlayed: number;
   marksSent: number;
   marksEchoed: number;
@@ -148,6 +150,7 @@ export class AudioBridge {
   stats(): BridgeStats {
     return {
       framesSent: this.#mic?.framesSent ?? 0,
+      micUnderruns: this.#mic?.underruns ?? 0,
       framesPlayed: this.#speaker?.framesReceived ?? 0,
       marksSent: this.#marksSent,
       marksEchoed: this.#marksEchoed,
@@ -174,7 +177,8 @@ export class AudioBridge {
       const s = this.stats();
       this.#log.info(
         `call ${this.stream.callSid}: audio bridge closed (${s.framesSent} frames sent, ` +
-          `${s.framesPlayed} played, ${s.marksSent} marks, ${s.outstandingMarks} unanswered)`,
+          `${s.micUnderruns} late, ${s.framesPlayed} played, ${s.marksSent} marks, ` +
+          `${s.outstandingMarks} unanswered)`,
       );
     })();
     return this.#closed;

@@ -16,8 +16,9 @@ const DEVICE_MAX_FRAMES = 10;
 const DEVICE_KEEP_FRAMES = 3;
 /** A file is read ahead by at most this many frames (ffmpeg waits on the pipe meanwhile). */
 const FILE_READ_AHEAD = 50;
-/** Frames queued before the queue is drawn from (again), so ffmpeg's chunking never leaves gaps. */
-const PREFILL_FRAMES = { file: 5, device: 3 };
+/** Frames queued before the queue is drawn from (again): ffmpeg reads a file in chunks of up to
+ * ~130 ms and its resampler holds some back, so a file needs more than a live device. */
+const PREFILL_FRAMES = { file: 12, device: 3 };
 /** At most this many frames go out per timer tick while catching up after a stall. */
 const CATCH_UP_PER_TICK = 2;
 /** Further behind than this (a long stall), the clock jumps instead of catching up. */
@@ -57,6 +58,8 @@ export class Microphone {
   #ended = false;
   /** Frames sent into the call (audio and silence). */
   framesSent = 0;
+  /** Silence sent because the source fell behind (after it had started, before its end). */
+  underruns = 0;
   /** Device frames dropped to keep latency low. */
   framesDropped = 0;
 
@@ -170,6 +173,7 @@ export class Microphone {
     if (!this.#primed && (this.#queue.length >= prefill || this.#ended)) this.#primed = true;
     const frame = this.#primed ? this.#queue.shift() : undefined;
     if (!frame) {
+      if (this.#primed && !this.#ended) this.underruns++;
       this.#primed = false;
       return silenceFrame();
     }

@@ -6,11 +6,23 @@
 import type { Config } from "../config.ts";
 import type { Logger } from "../log.ts";
 import type { TranscriberEngine } from "./engine.ts";
+import { AssemblyAIEngine, sessionUrl } from "./assemblyai.ts";
 import { LocalEngine } from "./local.ts";
 import { progressBar, resolveModel } from "./model.ts";
 
-/** Finds (or downloads) the model and loads the local engine. */
+/** The AssemblyAI engine when configured; else finds (or downloads) the model and loads the local engine. */
 export async function createEngine(config: Config, log: Logger): Promise<TranscriberEngine> {
+  if (config.transcriber === "assemblyai") {
+    const engine = new AssemblyAIEngine(
+      { ...config.assemblyai, apiKey: config.assemblyai.apiKey! },
+      log,
+    );
+    // The URL carries only settings; the key goes in a header and is never logged.
+    log.info(
+      `assemblyai engine: ${sessionUrl(engine.options)} (two sessions per call, billed while open)`,
+    );
+    return engine;
+  }
   const model = await resolveModel({
     modelDir: config.model.dir,
     modelName: config.model.name,

@@ -1,0 +1,407 @@
+/**
+ * A local AssemblyAI Universal-Streaming (v3) server for offline tests.
+ *
+ * It speaks the published protocol (docs: "Message Sequence", "Streaming
+ * API reference", "Common session errors and closures") and rejects what
+ * the real service rejects: a missing or wrong `Authorization` header
+ * (1008), a bad query, audio chunks outside 50–1000 ms (3007), and text
+ * that is not a known message (3006); each error close is preceded by an
+ * `Error` message, as the docs describe. Words are real: the audio it
+ * receives is decoded by the engine it is given (the local sherpa-onnx
+ * engine in tests), then sent back as `Turn` messages that grow word by
+ * word, end with an unformatted end-of-turn and, with `format_turns`, a
+ * formatted one. `Terminate` flushes the last turn and answers
+ * `Termination`, then closes with 1000.
+ *
+ * It records what it saw (chunk sizes, messages, sessions open and
+ * closed), and can drop a session after some audio, or refuse every
+ * session with a given close code, for resilience tests.
+ *
+ * @module
+ */
+import { mulawEncode } from "../audio/mulaw.ts";
+import type { TrackTranscriber, TranscriberEngine, Transcript } from "../transcribe/engine.ts";
+import type { AssemblyAIWord, TurnMessage } from "../transcribe/assemblyai.ts";
+
+/** How the fake behaves. */
+export interface FakeAssemblyAIOptions {
+  /** The only key accepted in the `Authorization` header. */
+  apiKey: string;
+  /** Decodes the received audio (µ-law 8 kHz in); its words become the `Turn`s. */
+  engine: TranscriberEngine;
+  /**
+   * Close a session with `dropCode` once it has received this much audio
+   * (ms of audio rather than wall time, so fast simulated calls drop at the
+   * same point every run).
+   */
+  dropAfterMs?: number;
+  /** Close code for the drop (default 1011). */
+  dropCode?: number;
+  /** How many sessions, counted from the first, get dropped (default 1). */
+  dropSessions?: number;
+  /** Refuse every session right after the upgrade with this code (e.g. 3009). */
+  rejectCode?: number;
+  rejectReason?: string;
+}
+
+/** What the fake saw of one session. */
+export interface FakeSession {
+  id: string;
+  /** The query string as received. */
+  query: Record<string, string>;
+  /** Query parameters the fake does not know (the real service ignores or rejects them). */
+  unknownParams: string[];
+  authorized: boolean;
+  /** Size of each binary chunk received, in bytes and in ms of audio. */
+  chunkBytes: number[];
+  chunkMs: number[];
+  /** JSON messages the client sent. */
+  clientMessages: unknown[];
+  /** Messages the fake sent. */
+  serverMessages: Array<{ type: string; [key: string]: unknown }>;
+  open: boolean;
+  terminateReceived: boolean;
+  closeCode?: number;
+  closeReason?: string;
+  audioMs: number;
+}
+
+/** A running fake. */
+export interface FakeAssemblyAI {
+  /** Base URL to give the client as `ASSEMBLYAI_URL`, e.g. `ws://127.0.0.1:4321/v3/ws`. */
+  url: string;
+  sessions: FakeSession[];
+  /** Sessions whose socket is still open. */
+  readonly openSessions: number;
+  /** Resolves once every session so far has closed (bounded by `timeoutMs`). */
+  allClosed(timeoutMs?: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+const SPEECH_MODELS = ["universal-streaming-english", "universal-streaming-multilingual"];
+const ENCODINGS: Record<string, number> = { pcm_mulaw: 1, pcm_s16le: 2 };
+const KNOWN_PARAMS = new Set([
+  "sample_rate",
+  "encoding",
+  "speech_model",
+  "format_turns",
+  "keyterms_prompt",
+  "min_turn_silence",
+  "max_turn_silence",
+  "min_end_of_turn_silence_when_confident",
+  "end_of_turn_confidence_threshold",
+  "language_detection",
+  "inactivity_timeout",
+  "vad_threshold",
+  "filter_profanity",
+  "token",
+]);
+const CLIENT_TYPES = new Set(["Terminate", "ForceEndpoint", "UpdateConfiguration", "KeepAlive"]);
+/** Sessions last at most 3 hours (`expires_at`). */
+const MAX_SESSION_SECONDS = 3 * 3600;
+
+/** Starts the fake on 127.0.0.1, on a free port. */
+export async function startFakeAssemblyAI(options: FakeAssemblyAIOptions): Promise<FakeAssemblyAI> {
+  const sessions: FakeSession[] = [];
+  const closedWaiters = new Set<() => void>();
+  const notifyClosed = () => {
+    for (const waiter of [...closedWaiters]) waiter();
+  };
+  const ready = Promise.withResolvers<number>();
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: ({ port }) => ready.resolve(port),
+  }, (request) => {
+    const url = new URL(request.url);
+    if (url.pathname !== "/v3/ws") return new Response("Not Found", { status: 404 });
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Expected a WebSocket upgrade", { status: 426 });
+    }
+    // Headers must be read before the upgrade hands the request over.
+    const authorization = request.headers.get("authorization");
+    const { socket, response } = Deno.upgradeWebSocket(request);
+    const record: FakeSession = {
+      id: crypto.randomUUID(),
+      query: Object.fromEntries(url.searchParams),
+      unknownParams: [...url.searchParams.keys()].filter((k) => !KNOWN_PARAMS.has(k)),
+      authorized: authorization === options.apiKey,
+      chunkBytes: [],
+      chunkMs: [],
+      clientMessages: [],
+      serverMessages: [],
+      open: false,
+      terminateReceived: false,
+      audioMs: 0,
+    };
+    const index = sessions.push(record) - 1;
+    runSession(socket, record, index, authorization, options, notifyClosed);
+    return response;
+  });
+  const port = await ready.promise;
+  return {
+    url: `ws://127.0.0.1:${port}/v3/ws`,
+    sessions,
+    get openSessions() {
+      return sessions.filter((s) => s.open).length;
+    },
+    allClosed(timeoutMs = 10_000) {
+      const done = () => sessions.every((s) => !s.open);
+      if (done()) return Promise.resolve(true);
+      return new Promise((resolve) => {
+        const check = () => {
+          if (!done()) return;
+          closedWaiters.delete(check);
+          clearTimeout(timer);
+          resolve(true);
+        };
+        const timer = setTimeout(() => {
+          closedWaiters.delete(check);
+          resolve(false);
+        }, timeoutMs);
+        closedWaiters.add(check);
+      });
+    },
+    async close() {
+      await server.shutdown();
+    },
+  };
+}
+
+function runSession(
+  socket: WebSocket,
+  record: FakeSession,
+  index: number,
+  authorization: string | null,
+  options: FakeAssemblyAIOptions,
+  notifyClosed: () => void,
+): void {
+  const openedAt = performance.now();
+  socket.binaryType = "arraybuffer";
+  let closing = false;
+  let transcriber: TrackTranscriber | null = null;
+  /** Local engine output is ignored once the session is being torn down abnormally. */
+  let silenced = false;
+  let bytesPerSample = 1;
+  let sampleRate = 8000;
+  let formatTurns = false;
+  // Turn state: the local engine's partials become growing Turns.
+  let turnOrder = 0;
+  let wordsShown = 0;
+  /** ms of session audio before the current local stream (ForceEndpoint restarts it). */
+  let localOffsetMs = 0;
+
+  const send = (message: { type: string; [key: string]: unknown }) => {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    record.serverMessages.push(message);
+    socket.send(JSON.stringify(message));
+  };
+  const closeWith = (code: number, error: string) => {
+    if (closing) return;
+    closing = true;
+    silenced = true;
+    record.closeCode = code;
+    record.closeReason = error;
+    // The docs: an error close is preceded by an Error frame carrying the same code.
+    if (code !== 1000 && code !== 1011) send({ type: "Error", error_code: code, error });
+    // The close reason is limited to 123 bytes; the Error frame has the full text.
+    socket.close(code, error.length > 123 ? "See Error message for details" : error);
+    transcriber?.close();
+  };
+
+  const toWords = (t: Transcript, count: number, allFinal: boolean): AssemblyAIWord[] =>
+    t.words.slice(0, count).map((w, i) => ({
+      start: w.startMs + localOffsetMs,
+      end: w.endMs + localOffsetMs,
+      text: w.text.toLowerCase(),
+      confidence: w.confidence ?? 0.9,
+      word_is_final: allFinal || i < count - 1,
+    }));
+  const turn = (
+    words: AssemblyAIWord[],
+    endOfTurn: boolean,
+    formatted: boolean,
+  ): TurnMessage & { [key: string]: unknown } => {
+    const transcript = words.filter((w) => w.word_is_final).map((w) => w.text).join(" ");
+    return {
+      type: "Turn",
+      turn_order: turnOrder,
+      turn_is_formatted: formatted,
+      end_of_turn: endOfTurn,
+      transcript,
+      end_of_turn_confidence: endOfTurn ? 0.9 : 0.01,
+      words,
+      utterance: endOfTurn ? transcript : "",
+    };
+  };
+  const onTranscript = (t: Transcript) => {
+    if (silenced || t.words.length === 0) return;
+    if (t.type === "partial") {
+      // Partials grow word by word, as the real service sends them.
+      // A revised partial (no new word) is sent once, whole.
+      const from = t.words.length <= wordsShown ? t.words.length : wordsShown + 1;
+      for (let n = from; n <= t.words.length; n++) {
+        send(turn(toWords(t, n, false), false, false));
+      }
+      wordsShown = t.words.length;
+      return;
+    }
+    const words = toWords(t, t.words.length, true);
+    send(turn(words, true, false));
+    if (formatTurns) {
+      const formatted = words.map((w, i) => ({
+        ...w,
+        text: formatWord(w.text, i === 0, i === words.length - 1),
+      }));
+      send(turn(formatted, true, true));
+    }
+    turnOrder += 1;
+    wordsShown = 0;
+  };
+  const openTranscriber = () => options.engine.open("inbound", { onTranscript });
+
+  socket.onopen = () => {
+    record.open = true;
+    if (!authorization) {
+      return closeWith(1008, "Unauthorized Connection: Missing Authorization header");
+    }
+    if (!record.authorized) return closeWith(1008, "Unauthorized Connection: Invalid API key");
+    if (options.rejectCode) {
+      return closeWith(options.rejectCode, options.rejectReason ?? "Session refused");
+    }
+    const problem = checkQuery(record.query);
+    // The docs do not say how a bad query is refused; 3006 ("Invalid ...") is our choice.
+    if (problem) return closeWith(3006, `Invalid Configuration: ${problem}`);
+    sampleRate = Number(record.query.sample_rate);
+    bytesPerSample = ENCODINGS[record.query.encoding ?? "pcm_s16le"];
+    formatTurns = record.query.format_turns === "true";
+    if (sampleRate !== 8000) {
+      return closeWith(1011, "fake AssemblyAI decodes 8000 Hz audio only (a limit of the fake)");
+    }
+    transcriber = openTranscriber();
+    send({
+      type: "Begin",
+      id: record.id,
+      expires_at: Math.floor(Date.now() / 1000) + MAX_SESSION_SECONDS,
+    });
+  };
+
+  socket.onmessage = (event) => {
+    if (closing || !transcriber) return;
+    if (typeof event.data !== "string") {
+      const bytes = new Uint8Array(event.data as ArrayBuffer);
+      const ms = bytes.length / bytesPerSample / sampleRate * 1000;
+      record.chunkBytes.push(bytes.length);
+      record.chunkMs.push(ms);
+      if (ms < 50 || ms > 1000) {
+        return closeWith(
+          3007,
+          `Input duration violation: ${Math.round(ms)} ms. Expected between 50 and 1000 ms`,
+        );
+      }
+      if (record.terminateReceived) return;
+      record.audioMs += ms;
+      transcriber.write(
+        bytesPerSample === 1
+          ? bytes
+          : mulawEncode(new Int16Array(bytes.buffer, 0, bytes.length / 2)),
+      );
+      const dropSessions = options.dropSessions ?? 1;
+      if (
+        options.dropAfterMs !== undefined && index < dropSessions &&
+        record.audioMs >= options.dropAfterMs
+      ) {
+        closeWith(options.dropCode ?? 1011, "Internal server error (fake drop)");
+      }
+      return;
+    }
+    let message: unknown;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return closeWith(3006, `Invalid JSON: ${event.data.slice(0, 60)}`);
+    }
+    record.clientMessages.push(message);
+    if (typeof message !== "object" || message === null || Array.isArray(message)) {
+      return closeWith(3006, `Invalid Message: ${event.data.slice(0, 60)}`);
+    }
+    const type = (message as { type?: unknown }).type;
+    if (typeof type !== "string" || !CLIENT_TYPES.has(type)) {
+      return closeWith(3006, `Invalid Message Type: ${String(type)}`);
+    }
+    if (type === "ForceEndpoint") {
+      // Ends the current turn now: flush the local stream and start a new one.
+      transcriber.close();
+      localOffsetMs = record.audioMs;
+      transcriber = openTranscriber();
+    } else if (type === "Terminate" && !record.terminateReceived) {
+      record.terminateReceived = true;
+      // In-flight turns first, then Termination, then a normal close.
+      transcriber.close().then(() => {
+        send({
+          type: "Termination",
+          audio_duration_seconds: Math.round(record.audioMs / 1000),
+          session_duration_seconds: Math.round((performance.now() - openedAt) / 1000),
+        });
+        closeWith(1000, "");
+      });
+    }
+    // UpdateConfiguration and KeepAlive are accepted and recorded.
+  };
+
+  socket.onclose = (event) => {
+    record.open = false;
+    record.closeCode ??= event.code;
+    record.closeReason ??= event.reason;
+    silenced = true;
+    if (!closing) transcriber?.close();
+    notifyClosed();
+  };
+  socket.onerror = () => {};
+}
+
+/** What is wrong with a session's query, or undefined when the real service would accept it. */
+function checkQuery(query: Record<string, string>): string | undefined {
+  const rate = query.sample_rate;
+  if (!rate || !/^\d+$/.test(rate) || Number(rate) <= 0) {
+    return `sample_rate must be a positive integer, got ${JSON.stringify(rate)}`;
+  }
+  if (query.encoding !== undefined && !(query.encoding in ENCODINGS)) {
+    return `encoding must be pcm_s16le or pcm_mulaw, got ${JSON.stringify(query.encoding)}`;
+  }
+  // "speech_model is required ... There is no default model."
+  if (!query.speech_model) return "speech_model is required";
+  if (!SPEECH_MODELS.includes(query.speech_model)) {
+    return `unknown speech_model ${JSON.stringify(query.speech_model)}`;
+  }
+  for (const flag of ["format_turns", "language_detection"]) {
+    if (query[flag] !== undefined && query[flag] !== "true" && query[flag] !== "false") {
+      return `${flag} must be true or false, got ${JSON.stringify(query[flag])}`;
+    }
+  }
+  for (const ms of ["min_turn_silence", "max_turn_silence"]) {
+    if (query[ms] !== undefined && !/^\d+$/.test(query[ms])) {
+      return `${ms} must be a number of ms, got ${JSON.stringify(query[ms])}`;
+    }
+  }
+  if (query.keyterms_prompt !== undefined) {
+    let terms: unknown;
+    try {
+      terms = JSON.parse(query.keyterms_prompt);
+    } catch {
+      return "keyterms_prompt must be a JSON list of strings";
+    }
+    if (!Array.isArray(terms) || terms.some((t) => typeof t !== "string")) {
+      return "keyterms_prompt must be a JSON list of strings";
+    }
+  }
+  return undefined;
+}
+
+/** Formatting as `format_turns` does it, roughly: sentence case, `I`, a closing period. */
+function formatWord(word: string, first: boolean, last: boolean): string {
+  let text = word === "i" || word.startsWith("i'") ? "I" + word.slice(1) : word;
+  if (first) text = text.charAt(0).toUpperCase() + text.slice(1);
+  if (last) text += ".";
+  return text;
+}
