@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { mulawToFloat32, MULAW_SILENCE } from "../lib/audio/mulaw.ts";
+import { MULAW_SILENCE, mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 
 /** One utterance placed on a track. */

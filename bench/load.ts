@@ -59,7 +59,9 @@ const token = Deno.env.get("TWILIO_AUTH_TOKEN");
 const accountSid = makeSid("AC");
 const streamUrl = values.url.replace(/^http/, "ws").replace(/\/$/, "") + "/stream";
 
-const spec: AudioSpec | null = values.audio ? JSON.parse(Deno.readTextFileSync(values.audio)) : null;
+const spec: AudioSpec | null = values.audio
+  ? JSON.parse(Deno.readTextFileSync(values.audio))
+  : null;
 const callCount = spec ? spec.calls.length : Number(values.calls ?? "1");
 const silence = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
 
@@ -130,7 +132,8 @@ const slots = ticks * PHASES;
 // Call c's audio time a is due at t0 + a + (c % phases) × phaseMs.
 report({ event: "started", t0, ticks, phases: PHASES, phaseMs: PHASE_MS });
 /** When slot s (frame s / PHASES of phase group s % PHASES) is due. */
-const slotDue = (s: number) => t0 + (Math.floor(s / PHASES) + 1) * FRAME_MS + (s % PHASES) * PHASE_MS;
+const slotDue = (s: number) =>
+  t0 + (Math.floor(s / PHASES) + 1) * FRAME_MS + (s % PHASES) * PHASE_MS;
 
 function sendSlot(s: number): void {
   const i = Math.floor(s / PHASES);
@@ -188,8 +191,9 @@ const deadline = Date.now() + 10_000;
 while (calls.some((c) => c.socket.readyState !== WebSocket.CLOSED) && Date.now() < deadline) {
   await sleep(50);
 }
-const closedAbnormally = calls.filter((c) => c.closedByServer && !c.closedByServer.startsWith("1000"))
-  .length;
+const closedAbnormally =
+  calls.filter((c) => c.closedByServer && !c.closedByServer.startsWith("1000"))
+    .length;
 report({
   event: "done",
   calls: calls.length,

@@ -45,15 +45,24 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: "boolean", default: false },
     out: { type: "string" },
+    copies: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
 if (flags.help) {
-  console.log("usage: deno task bench [--quick] [--out results.json]");
+  console.log(
+    "usage: deno task bench [--quick] [--out results.json] [--copies N]\n" +
+      "  --copies N  concurrent copies of each speech call in the engine run " +
+      "(default 3, quick 1)",
+  );
   Deno.exit(0);
 }
 const quick = flags.quick;
 const outPath = flags.out ?? `${ROOT}bench/results.json`;
+const copies = Number(flags.copies ?? (quick ? 1 : 3));
+if (!Number.isInteger(copies) || copies < 1) {
+  throw new Error(`bench: --copies must be a whole number ≥ 1, got ${flags.copies}`);
+}
 // A fresh token per run: signatures are checked as in production.
 const token = crypto.randomUUID().replaceAll("-", "");
 
@@ -290,10 +299,12 @@ async function speechCalls(dir: string): Promise<SpeechCall[]> {
     if (count) {
       // Quick mode: the shortest few (by file size), in their original order.
       const sizes = new Map(utterances.map((u) => [u, Deno.statSync(u.path).size]));
-      const keep = new Set([...utterances].sort((a, b) => sizes.get(a)! - sizes.get(b)!).slice(
-        0,
-        count,
-      ));
+      const keep = new Set(
+        [...utterances].sort((a, b) => sizes.get(a)! - sizes.get(b)!).slice(
+          0,
+          count,
+        ),
+      );
       utterances = utterances.filter((u) => keep.has(u));
     }
     tracks.push(...await packTracks(set, utterances, { gapMs, maxTrackMs: 60_000 }));
@@ -320,7 +331,11 @@ async function speechCalls(dir: string): Promise<SpeechCall[]> {
 async function enginePhase() {
   const dir = workDir;
   {
-    const calls = await speechCalls(dir);
+    // Copies of each call run at once (same audio, own Call SID): the server works under a
+    // realistic number of concurrent calls rather than one or two.
+    const calls = (await speechCalls(dir)).flatMap((call) =>
+      Array.from({ length: copies }, (_, i) => i === 0 ? call : { ...call, callSid: makeSid("CA") })
+    );
     const tracks = calls.length * 2;
     const audioMs = calls.reduce((n, c) => n + c.durationMs * 2, 0);
     const longest = Math.max(...calls.map((c) => c.durationMs));
@@ -380,6 +395,7 @@ async function enginePhase() {
       // Decoding runs on the server's one JavaScript thread (numThreads 1).
       realtimeTracks: Math.floor(1 / rtf),
       tracks,
+      concurrentCalls: calls.length,
       audioSeconds: audioMs / 1000,
     };
     progress(

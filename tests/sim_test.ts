@@ -12,7 +12,11 @@ Deno.test("queued audio plays 20 ms at a time, then silence", () => {
   assert.ok(first.audio && first.frame.every((b) => b === 1));
   const second = queue.next();
   assert.ok(second.audio);
-  assert.deepEqual([second.frame[79], second.frame[80]], [1, 0xff], "the rest of the frame is silence");
+  assert.deepEqual(
+    [second.frame[79], second.frame[80]],
+    [1, 0xff],
+    "the rest of the frame is silence",
+  );
   const third = queue.next();
   assert.ok(!third.audio && third.frame.every((b) => b === 0xff));
 });

@@ -10,6 +10,7 @@ import { mulawToFloat32 } from "../audio/mulaw.ts";
 import type { Logger } from "../log.ts";
 import { clearMessage, markMessage, mediaMessage } from "../twilio/protocol.ts";
 import { type AudioEndpoint, describeEndpoint } from "./devices.ts";
+import { readWavFile, toCallAudio } from "../audio/wav.ts";
 import { FFMPEG_INSTALL_HINT, ffmpegAvailable } from "./ffmpeg.ts";
 import { Microphone } from "./microphone.ts";
 import { Speaker } from "./speaker.ts";
@@ -87,6 +88,8 @@ export interface AudioBridgeOptions {
   log: Logger;
   /** File input is sent as fast as decoded (Twilio buffers it); for runs faster than real time. */
   unpacedFileInput?: boolean;
+  /** The input file decoded in-process (a WAV, when ffmpeg is missing). */
+  decodedInput?: Uint8Array;
 }
 
 /** One call's bridge: microphone → call, call → speaker, marks and clear. */
@@ -111,6 +114,7 @@ export class AudioBridge {
         ffmpeg: options.ffmpeg,
         log: options.log,
         unpaced: options.unpacedFileInput,
+        decoded: options.decodedInput,
         send: (frame) => this.#sendFrame(frame),
         onFileEnd: () => {
           if (this.#burst.speaking) this.#mark();
@@ -208,34 +212,56 @@ export interface BridgeManagerOptions {
 
 /** Hands the one laptop bridge to one call at a time, and ends every process on shutdown. */
 export class BridgeManager {
-  #o: BridgeManagerOptions & { ffmpeg: string };
+  #o: BridgeManagerOptions & { ffmpeg: string; decodedInput?: Uint8Array };
   #available: boolean;
   #active: AudioBridge | null = null;
   #closing = new Set<Promise<void>>();
 
-  private constructor(options: BridgeManagerOptions & { ffmpeg: string }, available: boolean) {
+  private constructor(
+    options: BridgeManagerOptions & { ffmpeg: string; decodedInput?: Uint8Array },
+    available: boolean,
+  ) {
     this.#o = options;
     this.#available = available;
   }
 
-  /** Checks ffmpeg once (when any device or file is configured) and says clearly if it is missing. */
+  /**
+   * Checks ffmpeg once (when any device or file is configured) and says
+   * clearly if it is missing. Without ffmpeg a WAV file input is still read
+   * in-process (so the offline demo needs no ffmpeg); devices are off.
+   */
   static async create(options: BridgeManagerOptions): Promise<BridgeManager> {
     const ffmpeg = options.ffmpeg ?? "ffmpeg";
     const wanted = options.input.kind !== "none" || options.output.kind !== "none";
-    const available = wanted && await ffmpegAvailable(ffmpeg);
-    if (wanted && !available) {
-      options.log.error(
-        `ffmpeg was not found (tried "${ffmpeg}"), so the laptop audio bridge (microphone and ` +
-          `speaker) is off; calls are still transcribed. To use it, ${FFMPEG_INSTALL_HINT}.`,
-      );
-    } else if (wanted) {
+    const found = wanted && await ffmpegAvailable(ffmpeg);
+    if (found) {
       options.log.info(
         `audio bridge: microphone ${describeEndpoint(options.input)}, speaker ${
           describeEndpoint(options.output)
         }`,
       );
+      return new BridgeManager({ ...options, ffmpeg }, true);
     }
-    return new BridgeManager({ ...options, ffmpeg }, available);
+    if (!wanted) return new BridgeManager({ ...options, ffmpeg }, false);
+    const decodedInput = options.input.kind === "file"
+      ? await readWavFile(options.input.path).then(toCallAudio, () => undefined)
+      : undefined;
+    const output = options.output.kind === "file" ? options.output : { kind: "none" as const };
+    const usable = decodedInput !== undefined || output.kind === "file";
+    options.log.error(
+      `ffmpeg was not found (tried "${ffmpeg}"), so ` +
+        (usable
+          ? `audio devices are off (the bridge reads and writes WAV files only); `
+          : `the laptop audio bridge (microphone and speaker) is off; `) +
+        `calls are still transcribed. To use it fully, ${FFMPEG_INSTALL_HINT}.`,
+    );
+    return new BridgeManager({
+      ...options,
+      ffmpeg,
+      decodedInput,
+      input: decodedInput ? options.input : { kind: "none" },
+      output,
+    }, usable);
   }
 
   /** True when calls get a bridge (something configured and ffmpeg found). */

@@ -39,7 +39,46 @@ export interface MicrophoneOptions {
   unpaced?: boolean;
   /** Called when an unpaced file has been sent in full. */
   onFileEnd?(): void;
+  /**
+   * The file input already decoded to µ-law 8 kHz (a WAV read without
+   * ffmpeg, when ffmpeg is missing): sent the same way, with no process.
+   */
+  decoded?: Uint8Array;
 }
+
+/** Where captured audio comes from: an ffmpeg process, or audio decoded in-process. */
+type CaptureSource = Pick<Supervisor, "pids" | "pid" | "restarts" | "close">;
+
+/** Hands pre-decoded audio to the microphone in ffmpeg-sized chunks, honouring its back-pressure. */
+class DecodedSource implements CaptureSource {
+  readonly pids: number[] = [];
+  readonly pid = undefined;
+  readonly restarts = 0;
+  #closed = false;
+  #done: Promise<void>;
+
+  constructor(
+    bytes: Uint8Array,
+    onData: (chunk: Uint8Array) => Promise<void>,
+    onEnd: (reason: "ended") => void,
+  ) {
+    this.#done = (async () => {
+      await Promise.resolve();
+      for (let at = 0; at < bytes.length && !this.#closed; at += DECODED_CHUNK) {
+        await onData(bytes.subarray(at, at + DECODED_CHUNK));
+      }
+      if (!this.#closed) onEnd("ended");
+    })();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#done;
+  }
+}
+
+/** Chunk size of {@link DecodedSource}: 100 ms, about what ffmpeg writes at a time. */
+const DECODED_CHUNK = 800;
 
 /** Captures the laptop's microphone (or a file) and sends it into the call. */
 export class Microphone {
@@ -49,7 +88,7 @@ export class Microphone {
   #receivedBytes = 0;
   #closed = false;
   #wake: (() => void) | null = null;
-  #supervisor: Supervisor;
+  #supervisor: CaptureSource;
   #pacer: Promise<void> = Promise.resolve();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #tick: (() => void) | null = null;
@@ -67,28 +106,31 @@ export class Microphone {
     this.#o = options;
     const file = options.endpoint.kind === "file";
     this.#unpaced = Boolean(options.unpaced && file);
-    this.#supervisor = new Supervisor({
-      label: "microphone",
-      log: options.log,
-      ffmpeg: options.ffmpeg,
-      // After a restart a file resumes where it was, not from the top.
-      plans: (restart) =>
-        capturePlans(options.endpoint, {
-          ffmpeg: options.ffmpeg,
-          seekMs: restart && file ? this.#receivedBytes / 8 : 0,
-          // Paced, a file is read at its own speed, like a live microphone.
-          realtime: !this.#unpaced,
-        }),
-      onData: (chunk) => this.#onData(chunk),
-      cleanExitIsEnd: file,
-      onEnd: (reason) => {
-        this.#ended = true;
-        if (this.#unpaced && reason === "ended") {
-          this.#flushPartial();
-          options.onFileEnd?.();
-        }
-      },
-    });
+    const onEnd = (reason: "ended" | "failed") => {
+      this.#ended = true;
+      if (this.#unpaced && reason === "ended") {
+        this.#flushPartial();
+        options.onFileEnd?.();
+      }
+    };
+    this.#supervisor = options.decoded
+      ? new DecodedSource(options.decoded, (chunk) => this.#onData(chunk), onEnd)
+      : new Supervisor({
+        label: "microphone",
+        log: options.log,
+        ffmpeg: options.ffmpeg,
+        // After a restart a file resumes where it was, not from the top.
+        plans: (restart) =>
+          capturePlans(options.endpoint, {
+            ffmpeg: options.ffmpeg,
+            seekMs: restart && file ? this.#receivedBytes / 8 : 0,
+            // Paced, a file is read at its own speed, like a live microphone.
+            realtime: !this.#unpaced,
+          }),
+        onData: (chunk) => this.#onData(chunk),
+        cleanExitIsEnd: file,
+        onEnd,
+      });
     if (!this.#unpaced) this.#pacer = this.#pace();
   }
 

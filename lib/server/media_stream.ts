@@ -14,11 +14,7 @@ import type { CallRegistry } from "../call/registry.ts";
 import type { CallSession } from "../call/session.ts";
 import type { Logger } from "../log.ts";
 import { decodeBase64 } from "../twilio/base64.ts";
-import {
-  parseTwilioMessage,
-  ProtocolError,
-  type StartMessage,
-} from "../twilio/protocol.ts";
+import { parseTwilioMessage, ProtocolError, type StartMessage } from "../twilio/protocol.ts";
 
 /** What a stream handler needs from its socket. */
 export interface StreamSocket {

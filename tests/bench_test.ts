@@ -1,0 +1,70 @@
+/**
+ * `deno task bench --quick` runs end to end as a subprocess (real server,
+ * real load generator, real sherpa-onnx on real speech) and writes
+ * well-formed results. How fast the numbers are is not asserted: the
+ * machine is shared.
+ */
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** Every key the issue asks for, as paths into results.json. */
+const REQUIRED = [
+  "relay.cpuUsPerFrame",
+  "relay.floorCpuUsPerFrame",
+  "relay.ratio",
+  "relay.maxCallsZeroDrop",
+  "engine.rtf",
+  "engine.rawRtf",
+  "engine.ratio",
+  "engine.realtimeTracks",
+  "latency.finalAfterEndpointP50Ms",
+  "latency.firstPartialP50Ms",
+];
+
+Deno.test({
+  name: "bench --quick writes every required result as a finite number",
+  // The benchmark's servers and load generator are child processes it ends itself.
+  sanitizeResources: false,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "callscribe-bench-test-" });
+    const out = `${dir}/results.json`;
+    try {
+      const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+        args: ["task", "--quiet", "bench", "--quick", "--out", out],
+        cwd: ROOT,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const errors = new TextDecoder().decode(stderr);
+      assert.equal(code, 0, `bench failed:\n${errors}`);
+      assert.match(errors, /bench: relay ours +N= +1:/, "progress lines go to stderr");
+      assert.match(new TextDecoder().decode(stdout), /relay \/ floor/, "the table goes to stdout");
+
+      const results = JSON.parse(await Deno.readTextFile(out));
+      for (const path of REQUIRED) {
+        // deno-lint-ignore no-explicit-any
+        const value = path.split(".").reduce((o: any, key) => o?.[key], results);
+        assert.ok(
+          typeof value === "number" && Number.isFinite(value),
+          `${path} is ${JSON.stringify(value)}`,
+        );
+      }
+      assert.equal(typeof results.wer, "object");
+      const sets = Object.entries(results.wer);
+      assert.ok(sets.length >= 1, "wer has at least one audio set");
+      for (const [set, wer] of sets) {
+        assert.ok(typeof wer === "number" && Number.isFinite(wer) && wer >= 0, `wer.${set}`);
+      }
+      // Both servers were measured at every load level, and the quick ladder ran.
+      const calls = (server: string) =>
+        // deno-lint-ignore no-explicit-any
+        results.relay.runs.filter((r: any) => r.server === server).map((r: any) => r.calls);
+      assert.deepEqual(calls("ours"), calls("floor"));
+      assert.ok(calls("ours").includes(1));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
