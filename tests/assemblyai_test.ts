@@ -9,7 +9,7 @@ import type { CallEvent } from "../lib/call/events.ts";
 import { createPrinter } from "../lib/call/printer.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { type FakeAssemblyAI, startFakeAssemblyAI } from "../lib/sim/fake_assemblyai.ts";
-import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
+import { makeSid } from "../lib/sim/twilio_sim.ts";
 import {
   AssemblyAIEngine,
   describeClose,
@@ -21,6 +21,7 @@ import type { Transcript } from "../lib/transcribe/engine.ts";
 import { wordErrorRate } from "../lib/transcribe/wer.ts";
 import {
   audioSet,
+  callTestServer,
   conversation,
   finals,
   sharedEngine,
@@ -75,16 +76,12 @@ async function runCall(
   );
   try {
     const callSid = makeSid("CA");
-    const ended = server.registry.whenEnded(callSid);
-    const result = await simulateCall({
-      serverUrl: server.url,
+    const result = await callTestServer(server, {
       calleeAudio: toMulaw(callee.samples),
-      authToken: server.token,
       callSid,
       fast: true,
       tailMs: caller ? Math.max(1000, caller.durationMs - callee.durationMs + 1000) : 1000,
     });
-    await ended;
     return {
       events: server.events,
       printed: printed.join("").split("\n").filter(Boolean),

@@ -19,6 +19,7 @@ import type { Transcript } from "../lib/transcribe/engine.ts";
 import { wordErrorRate } from "../lib/transcribe/wer.ts";
 import {
   audioSet,
+  callTestServer,
   conversation,
   finals,
   SHARED_AUDIO,
@@ -201,15 +202,11 @@ Deno.test("a call through the bridge: the mic file reaches the callee, the calle
   });
   try {
     const callSid = makeSid("CA");
-    const ended = server.registry.whenEnded(callSid);
-    const result = await simulateCall({
-      serverUrl: server.url,
+    const result = await callTestServer(server, {
       calleeAudio: toMulaw(callee.samples),
-      authToken: server.token,
       callSid,
       tailMs: 1500,
     });
-    await ended;
     const heard = text(finals(server.events, callSid, "outbound"));
     const micWer = wordErrorRate(mic.text, heard).wer;
     const spoken = await transcribe(toCallAudio(await readWavFile(speakerPath)));
@@ -232,15 +229,11 @@ Deno.test("the microphone is paced by the clock: 1,500 frames in 30 s, no bursts
   const server = await testServer({ audioInput: mic, pacedInput: true });
   try {
     const callSid = makeSid("CA");
-    const ended = server.registry.whenEnded(callSid);
-    const result = await simulateCall({
-      serverUrl: server.url,
+    const result = await callTestServer(server, {
       calleeAudio: new Uint8Array(30_000 * 8).fill(MULAW_SILENCE),
-      authToken: server.token,
       callSid,
       tailMs: 1000,
     });
-    await ended;
     // The 30 s from the first frame: the call's start and end latencies do not count.
     const times = result.serverMediaTimes.filter((t) => t < result.serverMediaTimes[0] + 30_000);
     const spacing = (times.at(-1)! - times[0]) / (times.length - 1);

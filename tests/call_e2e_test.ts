@@ -4,10 +4,18 @@
  * (real sherpa-onnx decoding) transcribes each side on its own.
  */
 import assert from "node:assert/strict";
-import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
+import { makeSid } from "../lib/sim/twilio_sim.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 import { wordErrorRate } from "../lib/transcribe/wer.ts";
-import { audioSet, conversation, finals, tempWav, testServer, toMulaw } from "./helpers.ts";
+import {
+  audioSet,
+  callTestServer,
+  conversation,
+  finals,
+  tempWav,
+  testServer,
+  toMulaw,
+} from "./helpers.ts";
 
 /** Measured on this pipeline (see README, "Accuracy"); set just above. */
 const MAX_WER = { inbound: 0.2, outbound: 0.25 };
@@ -31,17 +39,13 @@ Deno.test("a simulated call is transcribed on both tracks", async () => {
   const server = await testServer({ audioInput: await tempWav(caller.samples) });
   try {
     const callSid = makeSid("CA");
-    const ended = server.registry.whenEnded(callSid);
-    const result = await simulateCall({
-      serverUrl: server.url,
+    const result = await callTestServer(server, {
       calleeAudio: toMulaw(callee.samples),
-      authToken: server.token,
       callSid,
       fast: true,
       // The call lasts until the longer side has finished talking.
       tailMs: Math.max(1000, caller.durationMs - callee.durationMs + 1000),
     });
-    await ended;
     const inbound = finals(server.events, callSid, "inbound");
     const outbound = finals(server.events, callSid, "outbound");
     const inboundWer = wordErrorRate(callee.text, text(inbound));
@@ -68,24 +72,10 @@ Deno.test("two calls at once keep their words apart", async () => {
   const server = await testServer();
   try {
     const sids = [makeSid("CA"), makeSid("CA")];
-    const ended = sids.map((sid) => server.registry.whenEnded(sid));
     await Promise.all([
-      simulateCall({
-        serverUrl: server.url,
-        calleeAudio: toMulaw(a.samples),
-        authToken: server.token,
-        callSid: sids[0],
-        fast: true,
-      }),
-      simulateCall({
-        serverUrl: server.url,
-        calleeAudio: toMulaw(b.samples),
-        authToken: server.token,
-        callSid: sids[1],
-        fast: true,
-      }),
+      callTestServer(server, { calleeAudio: toMulaw(a.samples), callSid: sids[0], fast: true }),
+      callTestServer(server, { calleeAudio: toMulaw(b.samples), callSid: sids[1], fast: true }),
     ]);
-    await Promise.all(ended);
     const heardA = text(finals(server.events, sids[0], "inbound"));
     const heardB = text(finals(server.events, sids[1], "inbound"));
     assert.ok(wordErrorRate(a.text, heardA).wer < 0.25, `call A heard: ${heardA}`);

@@ -9,6 +9,12 @@ import type { CallEvent } from "../lib/call/events.ts";
 import { loadConfig } from "../lib/config.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { type RunningServer, startServer } from "../lib/server/serve.ts";
+import {
+  makeSid,
+  simulateCall,
+  type SimulatedCallOptions,
+  type SimulatedCallResult,
+} from "../lib/sim/twilio_sim.ts";
 import type { Track, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
 import { createEngine } from "../lib/transcribe/create.ts";
 
@@ -126,4 +132,24 @@ export function finals(events: CallEvent[], callSid: string, track: Track): Tran
       ? [e.transcript]
       : []
   );
+}
+
+/**
+ * Places one simulated call on a test server, signed with its token, and
+ * resolves once the call has ended and every final of it was emitted.
+ */
+export async function callTestServer(
+  server: { url: string; token: string; registry: RunningServer["registry"] },
+  options: Omit<SimulatedCallOptions, "serverUrl" | "authToken">,
+): Promise<SimulatedCallResult> {
+  const callSid = options.callSid ?? makeSid("CA");
+  const ended = server.registry.whenEnded(callSid);
+  const result = await simulateCall({
+    ...options,
+    serverUrl: server.url,
+    authToken: server.token,
+    callSid,
+  });
+  await ended;
+  return result;
 }
