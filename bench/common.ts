@@ -14,26 +14,31 @@ export function epochMs(): number {
 
 /**
  * Relay runs carry no speech (the null engine listens to nothing), so the
- * first bytes of each payload carry a magic and the frame's due time. The
- * engine side reads it back: latency = handed-to-engine time − due time.
+ * first bytes of each payload carry a magic, the frame's due time and the
+ * time the load generator actually sent it. The engine side reads them back:
+ * added latency = handed-to-engine time − sent time (what the server adds);
+ * the same from the due time also counts the load generator's own lateness.
  */
 const MAGIC = [0x42, 0x4e, 0x43, 0x48]; // "BNCH"
 /** Bytes the stamp takes at the start of a payload. */
-export const STAMP_BYTES = 12;
+export const STAMP_BYTES = 20;
 
-/** Writes the stamp (magic + due time, float64 LE) into the start of `payload`. */
-export function writeStamp(payload: Uint8Array, dueMs: number): void {
+/** Writes the stamp (magic, due and sent times as float64 LE) into the start of `payload`. */
+export function writeStamp(payload: Uint8Array, dueMs: number, sentMs: number): void {
   payload.set(MAGIC, 0);
-  new DataView(payload.buffer, payload.byteOffset, STAMP_BYTES).setFloat64(4, dueMs, true);
+  const view = new DataView(payload.buffer, payload.byteOffset, STAMP_BYTES);
+  view.setFloat64(4, dueMs, true);
+  view.setFloat64(12, sentMs, true);
 }
 
-/** The due time stamped into `payload`, or NaN when it carries none (e.g. filled silence). */
-export function readStamp(payload: Uint8Array): number {
+/** The stamp of `payload`, or null when it carries none (e.g. filled silence). */
+export function readStamp(payload: Uint8Array): { dueMs: number; sentMs: number } | null {
   if (
     payload.length < STAMP_BYTES || payload[0] !== MAGIC[0] || payload[1] !== MAGIC[1] ||
     payload[2] !== MAGIC[2] || payload[3] !== MAGIC[3]
-  ) return NaN;
-  return new DataView(payload.buffer, payload.byteOffset, STAMP_BYTES).getFloat64(4, true);
+  ) return null;
+  const view = new DataView(payload.buffer, payload.byteOffset, STAMP_BYTES);
+  return { dueMs: view.getFloat64(4, true), sentMs: view.getFloat64(12, true) };
 }
 
 /** Latencies in 0.1 ms buckets up to 10 s; later ones land in the last bucket. */
@@ -111,18 +116,23 @@ export class FrameCounters {
   /** Writes without a stamp (gap-filling silence). */
   unstamped = 0;
   bytes = 0;
+  /** Sent → handed on: what the server adds. */
   latency = new Histogram();
+  /** Due → handed on: also counts the load generator's lateness. */
+  fromDue = new Histogram();
 
-  /** Counts one payload handed on at `now`. */
+  /** Counts one payload handed on now. */
   count(payload: Uint8Array): void {
     this.bytes += payload.length;
-    const due = readStamp(payload);
-    if (Number.isNaN(due)) {
+    const stamp = readStamp(payload);
+    if (stamp === null) {
       this.unstamped++;
       return;
     }
     this.frames++;
-    this.latency.record(epochMs() - due);
+    const now = epochMs();
+    this.latency.record(now - stamp.sentMs);
+    this.fromDue.record(now - stamp.dueMs);
   }
 
   snapshot(): Record<string, number> {
@@ -133,6 +143,8 @@ export class FrameCounters {
       latencyP50Ms: this.latency.quantile(0.5),
       latencyP99Ms: this.latency.quantile(0.99),
       latencyMaxMs: this.latency.max,
+      fromDueP50Ms: this.fromDue.quantile(0.5),
+      fromDueP99Ms: this.fromDue.quantile(0.99),
     };
   }
 
@@ -141,6 +153,7 @@ export class FrameCounters {
     this.unstamped = 0;
     this.bytes = 0;
     this.latency.reset();
+    this.fromDue.reset();
   }
 }
 

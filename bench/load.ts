@@ -7,8 +7,9 @@
  * time, so lateness never accumulates), then `stop`.
  *
  * Frame i of a call is sent when its audio has happened, at
- * T0 + (i + 1) × 20 ms (plus the call's phase, 0–18 ms), like Twilio does. In relay mode the payload carries
- * that due time (see {@link writeStamp}); in audio mode it carries the
+ * T0 + (i + 1) × 20 ms (plus the call's phase, 0–18 ms), like Twilio does.
+ * In relay mode the payload carries that due time and the actual send time
+ * (see {@link writeStamp}); in audio mode it carries the
  * given speech.
  *
  * Usage: `load.ts --url http://… --calls N --seconds S` (relay) or
@@ -34,7 +35,13 @@ import { epochMs, Histogram, ownCpuUs, report, sleep, writeStamp } from "./commo
 
 /** Speech mode: one entry per call, µ-law files (raw bytes) per track. */
 export interface AudioSpec {
-  calls: Array<{ callSid: string; inbound: string; outbound: string }>;
+  calls: Array<{
+    callSid: string;
+    inbound: string;
+    outbound: string;
+    /** Frames (20 ms) after the shared start at which this call's audio begins. */
+    startFrame?: number;
+  }>;
 }
 
 interface Call {
@@ -42,7 +49,10 @@ interface Call {
   streamSid: string;
   socket: WebSocket;
   sequence: number;
+  startFrame: number;
+  /** Speech mode: the frames of each track, and how many the longer track has. */
   frames?: Record<MediaTrack, Uint8Array[]>;
+  length: number;
   closedByServer?: string;
 }
 
@@ -79,12 +89,16 @@ async function open(index: number): Promise<Call> {
     streamSid: makeSid("MZ"),
     socket,
     sequence: 1,
+    startFrame: entry?.startFrame ?? 0,
+    length: Infinity,
   };
   if (entry) {
-    call.frames = {
+    const frames = {
       inbound: splitFrames(Deno.readFileSync(entry.inbound)),
       outbound: splitFrames(Deno.readFileSync(entry.outbound)),
     };
+    call.frames = frames;
+    call.length = Math.max(frames.inbound.length, frames.outbound.length);
   }
   socket.onclose = (e) => (call.closedByServer ??= `${e.code} ${e.reason}`);
   socket.send(connectedMessage());
@@ -110,7 +124,7 @@ report({ event: "connected", calls: calls.length });
 await sleep(200);
 
 const ticks = spec
-  ? Math.max(...calls.map((c) => Math.max(c.frames!.inbound.length, c.frames!.outbound.length)))
+  ? Math.max(...calls.map((c) => c.startFrame + c.length))
   : Math.round(Number(values.seconds ?? "5") * 1000 / FRAME_MS);
 const t0 = epochMs() + 50;
 
@@ -129,7 +143,7 @@ const PHASES = 10;
 const PHASE_MS = FRAME_MS / PHASES;
 const groups = Array.from({ length: PHASES }, (_, g) => calls.filter((_, c) => c % PHASES === g));
 const slots = ticks * PHASES;
-// Call c's audio time a is due at t0 + a + (c % phases) × phaseMs.
+// Call c's audio time a is due at t0 + startFrame × 20 + a + (c % phases) × phaseMs.
 report({ event: "started", t0, ticks, phases: PHASES, phaseMs: PHASE_MS });
 /** When slot s (frame s / PHASES of phase group s % PHASES) is due. */
 const slotDue = (s: number) =>
@@ -140,9 +154,13 @@ function sendSlot(s: number): void {
   const group = groups[s % PHASES];
   if (group.length === 0) return;
   const due = slotDue(s);
-  lag.record(epochMs() - due);
-  if (!spec) writeStamp(stamped, due);
+  const sent = epochMs();
+  lag.record(sent - due);
+  if (!spec) writeStamp(stamped, due, sent);
   for (const call of group) {
+    // Frame j of this call's own stream (speech calls start at staggered frames).
+    const j = i - call.startFrame;
+    if (j < 0 || j >= call.length) continue;
     if (call.socket.readyState !== WebSocket.OPEN) {
       framesSkipped += 2;
       continue;
@@ -152,9 +170,9 @@ function sendSlot(s: number): void {
         streamSid: call.streamSid,
         sequenceNumber: ++call.sequence,
         track,
-        chunk: i + 1,
-        timestamp: i * FRAME_MS,
-        payload: spec ? call.frames![track][i] ?? silence : stamped,
+        chunk: j + 1,
+        timestamp: j * FRAME_MS,
+        payload: spec ? call.frames![track][j] ?? silence : stamped,
       }));
       framesSent++;
     }

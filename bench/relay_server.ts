@@ -37,6 +37,8 @@ export interface TimedTranscript {
   positionMs: number;
   /** True when emitted by the track's close (the flush), not by an endpoint. */
   atClose: boolean;
+  /** When the engine handed it over (epoch ms), before the store and other listeners. */
+  engineMs: number;
 }
 
 const { values } = parseArgs({ options: { engine: { type: "string", default: "null" } } });
@@ -54,7 +56,7 @@ if (!config.twilioAuthToken) throw new Error("relay_server.ts: set TWILIO_AUTH_T
 const counters = new FrameCounters();
 const transcripts: TimedTranscript[] = [];
 /** Set while a transcript is being emitted (synchronously) by a timed track. */
-let emitting: { positionMs: number; atClose: boolean } | null = null;
+let emitting: { positionMs: number; atClose: boolean; engineMs: number } | null = null;
 
 /** Wraps an engine to know each track's audio position when it emits. */
 function timed(engine: TranscriberEngine): TranscriberEngine {
@@ -66,7 +68,7 @@ function timed(engine: TranscriberEngine): TranscriberEngine {
       let closing = false;
       const inner = engine.open(track, {
         onTranscript(t) {
-          emitting = { positionMs: bytes / 8, atClose: closing };
+          emitting = { positionMs: bytes / 8, atClose: closing, engineMs: epochMs() };
           try {
             sink.onTranscript(t);
           } finally {
@@ -114,6 +116,7 @@ server.registry.listen((event) => {
     emitMs: epochMs(),
     positionMs: emitting?.positionMs ?? NaN,
     atClose: emitting?.atClose ?? false,
+    engineMs: emitting?.engineMs ?? NaN,
   });
 });
 

@@ -40,6 +40,8 @@ const PERMISSIONS = [
 ];
 /** Capacity: a run passes with zero drops and p99 added latency under this. */
 const MAX_P99_MS = 20;
+/** A load generator later than this (p99) did not deliver the load: the run says nothing. */
+const MAX_LOAD_LAG_MS = 20;
 
 const { values: flags } = parseArgs({
   options: {
@@ -164,9 +166,13 @@ interface RelayRun {
   latencyP50Ms: number;
   latencyP99Ms: number;
   latencyMaxMs: number;
+  /** Due time → handed to the engine: also counts the load generator's lateness. */
+  fromDueP99Ms: number;
   /** The load generator's own lateness: above a few ms, it (not the server) is the limit. */
   loadLagP99Ms: number;
   loadCpuUsPerFrame: number;
+  /** The load generator fell behind: the run measured it, not the server. */
+  loadLimited: boolean;
   passed: boolean;
 }
 
@@ -216,8 +222,10 @@ async function relayRun(
     latencyP50Ms: after.latencyP50Ms,
     latencyP99Ms: after.latencyP99Ms,
     latencyMaxMs: after.latencyMaxMs,
+    fromDueP99Ms: after.fromDueP99Ms,
     loadLagP99Ms: done.lagP99Ms,
     loadCpuUsPerFrame: done.cpuUsPerFrame,
+    loadLimited: done.lagP99Ms >= MAX_LOAD_LAG_MS,
     passed: dropped === 0 && after.latencyP99Ms < MAX_P99_MS,
   };
   progress(
@@ -226,7 +234,7 @@ async function relayRun(
     } µs/frame, ${run.memoryKbPerCall.toFixed(0)} KiB/call, dropped ${dropped}, ` +
       `latency p50 ${run.latencyP50Ms} p99 ${run.latencyP99Ms} ms, load lag p99 ${
         done.lagP99Ms.toFixed(1)
-      } ms${run.passed ? "" : " (FAILED)"}`,
+      } ms${run.passed ? "" : " (FAILED)"}${run.loadLimited ? " (load generator behind)" : ""}`,
   );
   return run;
 }
@@ -242,7 +250,12 @@ async function relayPhase() {
   try {
     for (const calls of ladder) {
       // Ours and the floor back to back, so both see the same machine load.
-      const run = await relayRun(ours, "ours", calls, seconds);
+      let run = await relayRun(ours, "ours", calls, seconds);
+      // A stall of the load generator (another process took the core) is worth one retry.
+      if (!run.passed && run.loadLimited) {
+        progress(`relay: the load generator fell behind at N=${calls}; once more`);
+        run = await relayRun(ours, "ours", calls, seconds);
+      }
       runs.push(run, await relayRun(floor, "floor", calls, seconds));
       if (!run.passed) break;
     }
@@ -328,6 +341,13 @@ async function speechCalls(dir: string): Promise<SpeechCall[]> {
   return calls;
 }
 
+/**
+ * Speech calls start at staggered frames, spread over the model's ~320 ms
+ * chunk: calls that start in lockstep would all need their chunk decoded at
+ * the same instant, which real calls (started at random times) never do.
+ */
+const startFrame = (index: number) => (index * 7) % 16;
+
 async function enginePhase() {
   const dir = workDir;
   {
@@ -352,7 +372,13 @@ async function enginePhase() {
       const spec = `${dir}/spec.json`;
       await Deno.writeTextFile(
         spec,
-        JSON.stringify({ calls: calls.map((c) => ({ callSid: c.callSid, ...c.files })) }),
+        JSON.stringify({
+          calls: calls.map((c, i) => ({
+            callSid: c.callSid,
+            ...c.files,
+            startFrame: startFrame(i),
+          })),
+        }),
       );
       const cpuStart = (await stats(server)).cpuUs;
       const load = spawn("load.ts", ["--url", server.url, "--audio", spec]);
@@ -361,7 +387,8 @@ async function enginePhase() {
         load,
         "the load generator",
       );
-      callT0 = (index) => clock.t0 + (index % clock.phases) * clock.phaseMs;
+      callT0 = (index) =>
+        clock.t0 + startFrame(index) * 20 + (index % clock.phases) * clock.phaseMs;
       const done = await nextJson<Record<string, number>>(load, "the load generator");
       await load.child.status;
       if (done.closedAbnormally) {
@@ -414,6 +441,7 @@ function transcriptMetrics(
     LOCAL_DEFAULTS.rule2MinTrailingSilence) * 1000;
   const afterWordEnd: number[] = [];
   const afterTrigger: number[] = [];
+  const listenerDelay: number[] = [];
   const firstPartial: number[] = [];
   const werBySet = new Map<string, { errors: number; words: number }>();
   let utteranceCount = 0;
@@ -445,6 +473,7 @@ function transcriptMetrics(
         if (last) {
           afterWordEnd.push(last.emitMs - (t0 + u.endMs));
           afterTrigger.push(last.emitMs - (t0 + last.positionMs));
+          listenerDelay.push(last.emitMs - last.engineMs);
         }
       });
       const hypothesis = mine.filter((t) => t.type === "final").map((t) => t.text).join(" ");
@@ -455,12 +484,17 @@ function transcriptMetrics(
     }
   }
   const latency = {
-    finalAfterEndpointP50Ms: quantile(afterWordEnd, 0.5) - rule2Ms,
-    finalAfterEndpointP95Ms: quantile(afterWordEnd, 0.95) - rule2Ms,
+    // Emitted − when the audio that made the endpoint fire was due: our pipeline's delay.
+    finalAfterEndpointP50Ms: quantile(afterTrigger, 0.5),
+    finalAfterEndpointP95Ms: quantile(afterTrigger, 0.95),
+    // Emitted − when the last word ended (what a user waits for).
     finalAfterWordEndP50Ms: quantile(afterWordEnd, 0.5),
     finalAfterWordEndP95Ms: quantile(afterWordEnd, 0.95),
-    finalAfterTriggerAudioP50Ms: quantile(afterTrigger, 0.5),
-    finalAfterTriggerAudioP95Ms: quantile(afterTrigger, 0.95),
+    // The same, less the trailing silence the endpoint rule requires: the engine's own lag.
+    finalAfterRequiredSilenceP50Ms: quantile(afterWordEnd, 0.5) - rule2Ms,
+    finalAfterRequiredSilenceP95Ms: quantile(afterWordEnd, 0.95) - rule2Ms,
+    finalStoreDelayP50Ms: quantile(listenerDelay, 0.5),
+    finalStoreDelayP95Ms: quantile(listenerDelay, 0.95),
     firstPartialP50Ms: quantile(firstPartial, 0.5),
     firstPartialP95Ms: quantile(firstPartial, 0.95),
     endpointSilenceMs: rule2Ms,
@@ -538,6 +572,13 @@ const rows: Array<[string, string, string]> = [
   [
     "final after last word p50 / p95",
     `${f(latency.finalAfterWordEndP50Ms, 0)} / ${f(latency.finalAfterWordEndP95Ms, 0)} ms`,
+    "",
+  ],
+  [
+    `  of which beyond the ${latency.endpointSilenceMs} ms endpoint silence`,
+    `${f(latency.finalAfterRequiredSilenceP50Ms, 0)} / ${
+      f(latency.finalAfterRequiredSilenceP95Ms, 0)
+    } ms`,
     "",
   ],
   [

@@ -17,9 +17,12 @@ export class CallRegistry {
   #byStream = new Map<string, CallSession>();
   #listeners = new Set<CallListener>();
   #ended = new Map<string, Promise<void>>();
+  #sessionOptions: { flushTimeoutMs?: number };
 
-  constructor(engine: TranscriberEngine) {
+  /** `flushTimeoutMs` bounds how long ending a call waits for its last words. */
+  constructor(engine: TranscriberEngine, options: { flushTimeoutMs?: number } = {}) {
     this.engine = engine;
+    this.#sessionOptions = options;
   }
 
   /** Subscribes to every call's events; returns the unsubscribe function. */
@@ -41,6 +44,7 @@ export class CallRegistry {
         { ...info, label: info.callSid.slice(-4) },
         this.engine,
         (event) => this.#dispatch(event),
+        this.#sessionOptions,
       );
       this.#calls.set(info.callSid, session);
     }

@@ -13,7 +13,22 @@ import type { CallInfo, CallListener } from "./events.ts";
 interface TrackState {
   timeline: TrackTimeline;
   transcriber: TrackTranscriber;
+  /** Writes the transcriber threw on (reported once; the call goes on). */
+  writeErrors: number;
 }
+
+/**
+ * How long ending a call waits for each track's last words. Generous: a cloud
+ * engine may still be replaying buffered audio in real time. A transcriber
+ * that never finishes must not keep the call (or a shutdown) open forever.
+ */
+export const FLUSH_TIMEOUT_MS = 90_000;
+
+/** Gap silence is fed in pieces of this many bytes (8 s). */
+const SILENCE_PIECE = 64_000;
+
+/** A transcriber that could not be opened: the track is not transcribed, the call goes on. */
+const NO_TRANSCRIBER: TrackTranscriber = { write() {}, close: () => Promise.resolve() };
 
 /** A live call: feed it media, end it once, and it reports through its listener. */
 export class CallSession {
@@ -25,10 +40,18 @@ export class CallSession {
   /** Stream SIDs attached to this call (transcription and laptop legs). */
   readonly streams = new Set<string>();
 
-  constructor(info: CallInfo, engine: TranscriberEngine, emit: CallListener) {
+  #flushTimeoutMs: number;
+
+  constructor(
+    info: CallInfo,
+    engine: TranscriberEngine,
+    emit: CallListener,
+    options: { flushTimeoutMs?: number } = {},
+  ) {
     this.info = info;
     this.#engine = engine;
     this.#emit = emit;
+    this.#flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS;
     emit({ type: "call-started", call: info, at: Date.now() });
   }
 
@@ -40,12 +63,18 @@ export class CallSession {
   /** Opens a transcriber for a track; done when the transcription stream starts. */
   openTrack(track: Track): void {
     if (this.#tracks.has(track) || this.ended) return;
-    const transcriber = this.#engine.open(track, {
-      onTranscript: (transcript) => this.#emit({ type: "transcript", call: this.info, transcript }),
-      onError: (error) =>
-        this.#emit({ type: "call-error", call: this.info, message: error.message }),
-    });
-    this.#tracks.set(track, { timeline: new TrackTimeline(), transcriber });
+    let transcriber = NO_TRANSCRIBER;
+    try {
+      transcriber = this.#engine.open(track, {
+        onTranscript: (transcript) =>
+          this.#emit({ type: "transcript", call: this.info, transcript }),
+        onError: (error) =>
+          this.#emit({ type: "call-error", call: this.info, message: error.message }),
+      });
+    } catch (error) {
+      this.#error(`the ${track} track cannot be transcribed: ${(error as Error).message}`);
+    }
+    this.#tracks.set(track, { timeline: new TrackTimeline(), transcriber, writeErrors: 0 });
   }
 
   /** Feeds one media payload placed at `timestampMs` of its track. */
@@ -54,8 +83,28 @@ export class CallSession {
     if (!this.#tracks.has(track)) this.openTrack(track);
     const state = this.#tracks.get(track)!;
     const { silenceBytes } = state.timeline.place(timestampMs, payload);
-    if (silenceBytes > 0) state.transcriber.write(fillSilence(silenceBytes));
-    state.transcriber.write(payload);
+    // In pieces of the shared silence buffer: a long gap never allocates its whole length.
+    for (let left = silenceBytes; left > 0; left -= SILENCE_PIECE) {
+      this.#write(track, state, fillSilence(Math.min(left, SILENCE_PIECE)));
+    }
+    this.#write(track, state, payload);
+  }
+
+  /** An engine that throws must not end the call (or close Twilio's stream): report it once. */
+  #write(track: Track, state: TrackState, bytes: Uint8Array): void {
+    try {
+      state.transcriber.write(bytes);
+    } catch (error) {
+      if (state.writeErrors++ === 0) {
+        this.#error(
+          `the ${track} transcriber failed: ${(error as Error).message}; the call goes on`,
+        );
+      }
+    }
+  }
+
+  #error(message: string): void {
+    this.#emit({ type: "call-error", call: this.info, message });
   }
 
   /**
@@ -64,19 +113,37 @@ export class CallSession {
    */
   end(reason: string): Promise<void> {
     this.#ended ??= (async () => {
-      const closing = [...this.#tracks.values()].map((t) => t.transcriber.close());
+      const closing = [...this.#tracks].map(([track, t]) => this.#close(track, t.transcriber));
       const results = await Promise.allSettled(closing);
       for (const result of results) {
         if (result.status === "rejected") {
-          this.#emit({
-            type: "call-error",
-            call: this.info,
-            message: `flushing a track failed: ${(result.reason as Error)?.message}`,
-          });
+          this.#error(`flushing a track failed: ${(result.reason as Error)?.message}`);
         }
       }
       this.#emit({ type: "call-ended", call: this.info, at: Date.now(), reason });
     })();
     return this.#ended;
+  }
+
+  /** Closes a transcriber, giving up (reported) after the flush timeout. */
+  async #close(track: Track, transcriber: TrackTranscriber): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), this.#flushTimeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([
+        Promise.resolve().then(() => transcriber.close()),
+        timeout,
+      ]);
+      if (outcome === "timeout") {
+        this.#error(
+          `the ${track} transcriber did not finish within ${this.#flushTimeoutMs} ms; ` +
+            "ending the call without its last words",
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -8,6 +8,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import type { BridgeManager } from "../bridge/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { Logger } from "../log.ts";
@@ -36,10 +37,22 @@ export interface AppOptions {
   inbound?: { greeting?: string; forwardTo?: string };
 }
 
+/** Largest request body accepted; Twilio's webhooks are a few KiB of form. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
 /** Builds the app. */
 export function createApp(options: AppOptions): Hono {
   const { registry, log } = options;
   const app = new Hono();
+
+  // Before any route reads a body: bigger ones are refused unread (chunked ones once past the limit).
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => c.text(`request body over ${MAX_BODY_BYTES} bytes`, 413),
+    }),
+  );
 
   app.get(
     "/healthz",

@@ -36,6 +36,9 @@ export const CLOSE = {
 /** Largest message we accept; Twilio's media messages are well under 1 KiB. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
+/** Twilio ends every call after 4 hours; a media timestamp past that is not Twilio's. */
+export const MAX_CALL_MS = 4 * 3600 * 1000;
+
 /** Options of a stream handler. */
 export interface MediaStreamOptions {
   kind: StreamKind;
@@ -100,6 +103,12 @@ export class MediaStreamHandler {
           this.#bridge?.play(decodeBase64(message.media.payload));
           return;
         }
+        if (message.media.timestamp > MAX_CALL_MS) {
+          // Gap filling would feed hours of silence: no Twilio call is that long.
+          throw new ProtocolError(
+            `media.timestamp ${message.media.timestamp} is beyond the longest call (4 hours)`,
+          );
+        }
         session.media(
           message.media.track,
           message.media.timestamp,
@@ -161,7 +170,9 @@ export class MediaStreamHandler {
     const session = this.#session;
     if (!session) return;
     this.#options.registry.detachStream(this.#streamSid);
-    if (this.#options.kind === "transcription") {
+    // The transcription stream ends its call; so does the last stream of a call that had no
+    // other (an audio leg alone would otherwise keep its session forever).
+    if (this.#options.kind === "transcription" || session.streams.size === 0) {
       this.#options.registry.endCall(session.info.callSid, reason).catch((error) =>
         this.#options.log.error(`ending call ${session.info.callSid}: ${error.message}`)
       );

@@ -87,6 +87,11 @@ export class PlaybackQueue {
     this.#items.push(item);
   }
 
+  /** True while audio is queued. */
+  get hasAudio(): boolean {
+    return this.#partial !== null || this.#items.some((item) => typeof item !== "string");
+  }
+
   /** Empties the queue (`clear`); returns the marks Twilio echoes for it. */
   clear(): string[] {
     const marks = this.#items.filter((i): i is string => typeof i === "string");
@@ -138,7 +143,17 @@ async function openStream(url: string, authToken?: string): Promise<WebSocket> {
   return socket;
 }
 
+/** Fast mode: how long a dry playback queue waits for our server's next audio. */
+const FAST_DRY_WAIT_MS = 50;
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits for `promise`, at most `ms`; leaves no timer behind. */
+async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
 
 /** Runs one call from the webhook to `stop`. */
 export async function simulateCall(options: SimulatedCallOptions): Promise<SimulatedCallResult> {
@@ -198,7 +213,10 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
   const streamSid = makeSid("MZ");
   const audioSid = makeSid("MZ");
   const queue = new PlaybackQueue();
-  let firstAudio = Promise.withResolvers<void>();
+  // Resolved whenever our server's audio arrives (fast mode waits on it; see below).
+  let audioArrived = Promise.withResolvers<void>();
+  /** Fast mode: whether our server is still sending (it was, the last time the queue ran dry). */
+  let serverSending = true;
 
   streamSocket.onclose = (e) => (result.serverClosed.stream = `${e.code} ${e.reason}`);
   if (audioSocket) {
@@ -208,7 +226,8 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
       if (message.event === "media") {
         result.serverMediaTimes.push(performance.now());
         queue.push(decodeBase64(message.media.payload));
-        firstAudio.resolve();
+        serverSending = true;
+        audioArrived.resolve();
       } else if (message.event === "mark") {
         queue.push(message.mark.name);
       } else if (message.event === "clear") {
@@ -255,8 +274,7 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
   );
 
   // Faster than real time, our server's first audio must not race the clock.
-  if (options.fast && audioSocket) await Promise.race([firstAudio.promise, sleep(300)]);
-  firstAudio = Promise.withResolvers<void>();
+  if (options.fast && audioSocket) await waitAtMost(audioArrived.promise, 300);
 
   const callee = splitFrames(options.calleeAudio);
   const tailFrames = Math.ceil((options.tailMs ?? 1000) / FRAME_MS);
@@ -271,6 +289,13 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
       break;
     }
     const inbound = callee[i] ?? silence;
+    // Faster than real time, audio our server is still sending must not lose the race to the
+    // clock either: when the queue runs dry, wait a moment once before playing silence.
+    if (options.fast && audioSocket && serverSending && !queue.hasAudio) {
+      audioArrived = Promise.withResolvers<void>();
+      await waitAtMost(audioArrived.promise, FAST_DRY_WAIT_MS);
+      if (!queue.hasAudio) serverSending = false;
+    }
     const played = queue.next();
     if (played.audio) result.outboundFramesPlayed++;
     const timestamp = i * FRAME_MS;
