@@ -17,7 +17,7 @@ import {
   toMulaw,
 } from "./helpers.ts";
 
-/** Measured on this pipeline (see README, "Accuracy"); set just above. */
+/** Measured on this pipeline (README, "Performance": WER); set just above. */
 const MAX_WER = { inbound: 0.17, outbound: 0.17 };
 
 function checkTimes(transcripts: Transcript[], durationMs: number) {

@@ -174,7 +174,14 @@ class LocalTrack implements TrackTranscriber {
         sampleRate: MODEL_RATE,
       });
       const recognizer = this.#recognizer;
-      while (recognizer.isReady(this.#stream)) recognizer.decode(this.#stream);
+      let decoded = false;
+      while (recognizer.isReady(this.#stream)) {
+        recognizer.decode(this.#stream);
+        decoded = true;
+      }
+      // The model decodes 320 ms chunks: between them neither the result nor the endpoint
+      // can change, so most batches end here without asking the native side again.
+      if (!decoded) return;
       if (recognizer.isEndpoint(this.#stream)) {
         this.#emitFinal();
         recognizer.reset(this.#stream);
