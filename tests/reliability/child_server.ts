@@ -1,0 +1,62 @@
+/**
+ * A server for the reliability suite, run as a child process so that its
+ * memory, file descriptors and children can be read from /proc. Same
+ * `startServer` as `main.ts`; the engine is chosen by `--engine`:
+ * `null` (counts frames, for the soak: 200 tracks of real decoding would not
+ * run in real time on two cores) or `local`.
+ *
+ * Prints `listening on URL` on stderr. Commands on stdin, one per line, each
+ * answered by one JSON line on stdout starting with `{"reply"`:
+ * `stats` (memory after a full GC, engine counts, active calls).
+ */
+import { parseArgs } from "node:util";
+import { loadConfig } from "../../lib/config.ts";
+import { stderrLogger } from "../../lib/log.ts";
+import { startServer } from "../../lib/server/serve.ts";
+import { createEngine } from "../../lib/transcribe/create.ts";
+import type { TranscriberEngine } from "../../lib/transcribe/engine.ts";
+import { NullEngine } from "../../lib/transcribe/null_engine.ts";
+
+const { values } = parseArgs({ options: { engine: { type: "string", default: "null" } } });
+const log = stderrLogger();
+const config = loadConfig(Deno.env.toObject());
+const nullEngine = values.engine === "null" ? new NullEngine() : null;
+const engine: TranscriberEngine = nullEngine ?? await createEngine(config, log);
+const server = await startServer(config, engine, log);
+log.info(`listening on ${server.url}`);
+
+const stop = Promise.withResolvers<void>();
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.addSignalListener(signal, () => stop.resolve());
+}
+
+(async () => {
+  const encoder = new TextEncoder();
+  let buffer = "";
+  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    let end;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      const command = buffer.slice(0, end).trim();
+      buffer = buffer.slice(end + 1);
+      if (command !== "stats") continue;
+      // Twice: the first pass only queues finalizers.
+      for (let i = 0; i < 2; i++) {
+        (globalThis as unknown as { gc?: () => void }).gc?.();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const reply = {
+        reply: "stats",
+        memory: Deno.memoryUsage(),
+        counts: nullEngine?.counts ?? null,
+        activeCalls: server.registry.activeCalls,
+      };
+      Deno.stdout.writeSync(encoder.encode(JSON.stringify(reply) + "\n"));
+    }
+  }
+})();
+
+await stop.promise;
+await server.shutdown();
+await engine.dispose();
+Deno.exit(0);

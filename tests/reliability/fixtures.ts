@@ -1,0 +1,206 @@
+/**
+ * Fixtures of the reliability suite: raw Twilio-protocol sockets, waiting
+ * helpers, a server run as a child process, and the counts each test prints.
+ */
+import { fileURLToPath } from "node:url";
+import { signRequest } from "../../lib/twilio/signature.ts";
+import { startMessage } from "../../lib/twilio/protocol.ts";
+import type { CallEvent } from "../../lib/call/events.ts";
+
+/** The project root. */
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Opens a stream socket signed like Twilio's upgrade; resolves once open. */
+export async function openSigned(url: string, token: string): Promise<WebSocket> {
+  const ws = new WebSocket(url, { headers: { "X-Twilio-Signature": signRequest(token, url, {}) } });
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error(`could not open ${url}`));
+  });
+  return ws;
+}
+
+/** Resolves with the close code and reason once `ws` closes (or `timeoutMs` passes: code -1). */
+export function closed(
+  ws: WebSocket,
+  timeoutMs = 10_000,
+): Promise<{ code: number; reason: string }> {
+  if (ws.readyState === WebSocket.CLOSED) return Promise.resolve({ code: -2, reason: "" });
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve({ code: -1, reason: "timeout" }), timeoutMs);
+    ws.addEventListener("close", (e) => {
+      clearTimeout(timer);
+      resolve({ code: e.code, reason: e.reason });
+    });
+  });
+}
+
+/** A `start` message for both tracks. */
+export function start(streamSid: string, callSid: string, tracks = ["inbound", "outbound"]) {
+  return startMessage({
+    streamSid,
+    callSid,
+    accountSid: "AC" + "0".repeat(32),
+    sequenceNumber: 1,
+    tracks: tracks as Array<"inbound" | "outbound">,
+    customParameters: {},
+  });
+}
+
+/** Prints one line of figures at the end of a test (the README quotes them). */
+export function report(test: string, figures: Record<string, number | string>): void {
+  const parts = Object.entries(figures).map(([k, v]) => `${k}=${v}`);
+  console.log(`[reliability] ${test}: ${parts.join(" ")}`);
+}
+
+/** Finals of a call (both tracks), as comparable plain data. */
+export function finalsOf(events: CallEvent[], callSid: string) {
+  return events.flatMap((e) =>
+    e.type === "transcript" && e.call.callSid === callSid && e.transcript.type === "final"
+      ? [e.transcript]
+      : []
+  );
+}
+
+/** A free TCP port on 127.0.0.1 (for child servers that need PUBLIC_URL before listening). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/** Resident set size of a process, in bytes, from /proc. */
+export function rssOf(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+/** Open file descriptors of a process (sockets, files, pipes), from /proc. */
+export function fdsOf(pid: number): { total: number; sockets: number } {
+  let total = 0;
+  let sockets = 0;
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    total++;
+    try {
+      if (Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`).startsWith("socket:")) sockets++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return { total, sockets };
+}
+
+/** Child processes of a process, from /proc. */
+export function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      // Field 4 (after the parenthesised name) is the parent pid.
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) children.push(Number(entry.name));
+    } catch {
+      // exited while listing
+    }
+  }
+  return children;
+}
+
+/** A server in a child process, with every line it wrote kept. */
+export interface ChildServer {
+  process: Deno.ChildProcess;
+  pid: number;
+  url: string;
+  stdout: string[];
+  stderr: string[];
+  /** Resolves once the child exited. */
+  status: Promise<Deno.CommandStatus>;
+  /** Sends a line on the child's stdin (child_server.ts commands). */
+  command(line: string): Promise<string>;
+  kill(signal?: Deno.Signal): void;
+}
+
+/**
+ * Runs `main.ts` (or `tests/reliability/child_server.ts`) with `env`, waits
+ * for "listening on", and collects stdout and stderr line by line.
+ */
+export async function spawnServer(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  options: { v8Flags?: string } = {},
+): Promise<ChildServer> {
+  const flags = options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : [];
+  const process = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...flags, script, ...args],
+    cwd: ROOT,
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "",
+      HOME: Deno.env.get("HOME") ?? "",
+      NO_COLOR: "1",
+      ...env,
+    },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const listening = Promise.withResolvers<string>();
+  const replies: Array<(line: string) => void> = [];
+  const pump = async (stream: ReadableStream<Uint8Array>, into: string[], isOut: boolean) => {
+    let buffer = "";
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      buffer += chunk;
+      let end;
+      while ((end = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 1);
+        into.push(line);
+        const match = /listening on (http:\/\/\S+)/.exec(line);
+        if (match) listening.resolve(match[1]);
+        if (isOut && line.startsWith('{"reply"')) replies.shift()?.(line);
+      }
+    }
+    if (buffer) into.push(buffer);
+  };
+  const pumps = Promise.all([
+    pump(process.stdout, stdout, true),
+    pump(process.stderr, stderr, false),
+  ]);
+  const writer = process.stdin.getWriter();
+  const status = process.status.then(async (s) => {
+    await writer.close().catch(() => {});
+    await pumps;
+    listening.reject(
+      new Error(`the server exited (${s.code}) before listening:\n${stderr.join("\n")}`),
+    );
+    return s;
+  });
+  const url = await listening.promise;
+  return {
+    process,
+    pid: process.pid,
+    url,
+    stdout,
+    stderr,
+    status,
+    async command(line: string) {
+      const reply = new Promise<string>((resolve) => replies.push(resolve));
+      await writer.write(new TextEncoder().encode(line + "\n"));
+      return await reply;
+    },
+    kill(signal: Deno.Signal = "SIGTERM") {
+      try {
+        process.kill(signal);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
