@@ -17,6 +17,7 @@ import { memoryLogger } from "../lib/log.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 import { wordErrorRate } from "../lib/transcribe/wer.ts";
+import { processOf } from "./procfs.ts";
 import {
   audioSet,
   callTestServer,
@@ -51,15 +52,10 @@ async function transcribe(mulaw: Uint8Array): Promise<string> {
   return text(out);
 }
 
-/** True when a process with this PID is still an ffmpeg (Linux /proc; PIDs may be reused). */
+/** True when a process with this PID is still an ffmpeg (PIDs may be reused). */
 async function ffmpegAlive(pid: number): Promise<boolean> {
-  try {
-    const cmdline = await Deno.readTextFile(`/proc/${pid}/cmdline`);
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return /ff(mpeg|play)/.test(cmdline) && !/^\d+ \([^)]*\) Z/.test(stat);
-  } catch {
-    return false;
-  }
+  const process = await processOf(pid);
+  return process !== null && !process.zombie && /ff(mpeg|play)/.test(process.cmdline);
 }
 
 Deno.test("device names, files and none are told apart, with clear errors", async () => {

@@ -196,8 +196,11 @@ Deno.test("an inbound call through /twiml/inbound is transcribed on both tracks,
     assert.ok(server.log.lines.some((l) => l.includes(`${call.sid} started (inbound call`)));
     const inbound = text(finals(server.events, call.sid, "inbound"));
     const outbound = text(finals(server.events, call.sid, "outbound"));
-    assert.ok(wordErrorRate(callee.text, inbound).wer < 0.35, `inbound: ${inbound}`);
-    assert.ok(wordErrorRate(caller.text, outbound).wer < 0.3, `outbound: ${outbound}`);
+    // Each track is one or a few sentences, so one misheard word moves WER by 4-10 points: the
+    // bounds tell the right audio on the right track (a swapped or silent track scores ~1.0);
+    // accuracy itself is measured in call_e2e_test.ts and the benchmarks.
+    assert.ok(wordErrorRate(callee.text, inbound).wer < 0.4, `inbound: ${inbound}`);
+    assert.ok(wordErrorRate(caller.text, outbound).wer < 0.4, `outbound: ${outbound}`);
     assert.deepEqual(result.streamCallbacks, [
       { event: "stream-started", status: 204 },
       { event: "stream-stopped", status: 204 },

@@ -72,44 +72,6 @@ export function freePort(): number {
   return port;
 }
 
-/** Resident set size of a process, in bytes, from /proc. */
-export function rssOf(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
-}
-
-/** Open file descriptors of a process (sockets, files, pipes), from /proc. */
-export function fdsOf(pid: number): { total: number; sockets: number } {
-  let total = 0;
-  let sockets = 0;
-  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
-    total++;
-    try {
-      if (Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`).startsWith("socket:")) sockets++;
-    } catch {
-      // closed while listing
-    }
-  }
-  return { total, sockets };
-}
-
-/** Child processes of a process, from /proc. */
-export function childrenOf(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(entry.name)) continue;
-    try {
-      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-      // Field 4 (after the parenthesised name) is the parent pid.
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid) children.push(Number(entry.name));
-    } catch {
-      // exited while listing
-    }
-  }
-  return children;
-}
-
 /** A server in a child process, with every line it wrote kept. */
 export interface ChildServer {
   process: Deno.ChildProcess;

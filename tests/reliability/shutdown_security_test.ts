@@ -14,15 +14,8 @@ import { makeSid, postSigned, simulateCall } from "../../lib/sim/twilio_sim.ts";
 import { TranscriptStore } from "../../lib/store/db.ts";
 import { signRequest } from "../../lib/twilio/signature.ts";
 import { audioSet, conversation, tempWav, toMulaw } from "../helpers.ts";
-import {
-  childrenOf,
-  closed,
-  freePort,
-  openSigned,
-  report,
-  sleep,
-  spawnServer,
-} from "./fixtures.ts";
+import { childrenOf, processOf } from "../procfs.ts";
+import { closed, freePort, openSigned, report, sleep, spawnServer } from "./fixtures.ts";
 
 /** Fake secrets, distinctive enough that any leak is found by a plain search. */
 const SECRETS = {
@@ -74,7 +67,7 @@ async function runShutdown(signal: "SIGTERM" | "SIGINT", calls: number) {
       await sleep(100);
     }
     assert.ok(server.stdout.some((l) => l.includes('"final"')), "no final before the signal");
-    const children = childrenOf(server.pid);
+    const children = await childrenOf(server.pid);
     assert.ok(children.length >= 1, "no ffmpeg child was running for the bridged call");
     const signalledAt = performance.now();
     server.kill(signal);
@@ -84,13 +77,11 @@ async function runShutdown(signal: "SIGTERM" | "SIGINT", calls: number) {
     assert.ok(exitMs < 30_000, `took ${exitMs} ms to exit`);
     await Promise.all(running);
     // No child (ffmpeg) outlived the server.
-    const alive = children.filter((pid) => {
-      try {
-        return !Deno.readTextFileSync(`/proc/${pid}/stat`).includes(") Z");
-      } catch {
-        return false;
-      }
-    });
+    const alive: number[] = [];
+    for (const pid of children) {
+      const child = await processOf(pid);
+      if (child && !child.zombie) alive.push(pid);
+    }
     assert.deepEqual(alive, [], "child processes outlived the server");
 
     // Every call was flushed: something heard on each, all of it stored, each call ended.

@@ -18,14 +18,12 @@ import { makeSid, simulateCall } from "../../lib/sim/twilio_sim.ts";
 import { connectedMessage } from "../../lib/twilio/protocol.ts";
 import type { NullEngineCounts } from "../../lib/transcribe/null_engine.ts";
 import { audioSet, conversation, toMulaw } from "../helpers.ts";
+import { childrenOf, fdsOf, rssOf } from "../procfs.ts";
 import {
-  childrenOf,
   type ChildServer,
   closed,
-  fdsOf,
   openSigned,
   report,
-  rssOf,
   sleep,
   spawnServer,
   start,
@@ -100,14 +98,14 @@ Deno.test(`soak: ${CALLS} concurrent calls for ${SECONDS} s; no frame dropped, n
     // Warm-up: the same load, briefly, so that pools and heaps reach their working size.
     let framesSent = await callWave(server, audio, CALLS, Math.min(SECONDS, 30));
     const before = await settle(server);
-    const rssBefore = rssOf(server.pid);
-    const fdsBefore = fdsOf(server.pid);
+    const rssBefore = await rssOf(server.pid);
+    const fdsBefore = await fdsOf(server.pid);
     const waveStarted = performance.now();
     framesSent += await callWave(server, audio, CALLS, SECONDS);
     const wallSeconds = (performance.now() - waveStarted) / 1000;
     const after = await settle(server);
-    const rssAfter = rssOf(server.pid);
-    const fdsAfter = fdsOf(server.pid);
+    const rssAfter = await rssOf(server.pid);
+    const fdsAfter = await fdsOf(server.pid);
 
     assert.equal(after.activeCalls, 0);
     // Zero dropped frames: every frame of both tracks reached the engine, and no gap was filled.
@@ -140,7 +138,7 @@ Deno.test(`soak: ${CALLS} concurrent calls for ${SECONDS} s; no frame dropped, n
       fdsAfter.total <= fdsBefore.total + KEEP_ALIVE_SLACK,
       `fds ${fdsBefore.total} -> ${fdsAfter.total}`,
     );
-    assert.deepEqual(childrenOf(server.pid), []);
+    assert.deepEqual(await childrenOf(server.pid), []);
     report("soak", {
       calls: CALLS,
       seconds: SECONDS,
@@ -173,8 +171,8 @@ Deno.test("hostile load: churn and frames up to 65 MiB leave memory and sockets 
     await churn(wsUrl, 200);
     await bigFrame(wsUrl, 63);
     const before = await stats(server);
-    const rssBefore = rssOf(server.pid);
-    const fdsBefore = fdsOf(server.pid);
+    const rssBefore = await rssOf(server.pid);
+    const fdsBefore = await fdsOf(server.pid);
 
     const churned = await churn(wsUrl, 3000);
     // Deno accepts text frames up to 64 MiB before our 64 KiB check sees them; beyond, it drops the
@@ -187,8 +185,8 @@ Deno.test("hostile load: churn and frames up to 65 MiB leave memory and sockets 
     }
     await sleep(500);
     const after = await settle(server);
-    const rssAfter = rssOf(server.pid);
-    const fdsAfter = fdsOf(server.pid);
+    const rssAfter = await rssOf(server.pid);
+    const fdsAfter = await fdsOf(server.pid);
     assert.equal(after.activeCalls, 0);
     assert.ok(
       after.memory.heapUsed <= before.memory.heapUsed + 4e6,
