@@ -5,11 +5,17 @@
  * 0.6 s of tail silence at the end of each track. The audio is decoded from
  * µ-law and upsampled before the clock starts.
  *
- * Usage: `engine_raw.ts <tracks.json>` (a JSON array of raw µ-law file
- * paths). Prints `{cpuUs, wallMs, audioMs, tracks}` on stdout.
+ * Usage: `engine_raw.ts <tracks.json> [--partials] [--paced]` (a JSON array
+ * of raw µ-law file paths). Prints `{cpuUs, wallMs, audioMs, tracks}` on
+ * stdout. The two flags add, one at a time, the work a live call has and a
+ * tight loop does not, so the benchmark can say where our time goes:
+ * `--partials` asks for the result after every decode (a partial transcript),
+ * `--paced` feeds all tracks at once in real time, 100 ms per track per tick,
+ * as calls deliver them.
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import sherpa from "sherpa-onnx-node";
 import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { Upsampler2x } from "../lib/audio/upsample.ts";
@@ -18,7 +24,11 @@ import { LOCAL_DEFAULTS } from "../lib/transcribe/local.ts";
 import { resolveModel } from "../lib/transcribe/model.ts";
 import { ownCpuUs, report } from "./common.ts";
 
-const paths: string[] = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { partials: { type: "boolean" }, paced: { type: "boolean" } },
+});
+const paths: string[] = JSON.parse(Deno.readTextFileSync(positionals[0]));
 const config = loadConfig();
 const options = { ...LOCAL_DEFAULTS, ...config.local };
 const model = await resolveModel({
@@ -52,22 +62,51 @@ const tracks = paths.map((path) => {
   return { audioMs: mulaw.length / 8, samples: new Upsampler2x().process(mulawToFloat32(mulaw)) };
 });
 
-const cpuStart = ownCpuUs();
-const wallStart = performance.now();
-for (const { samples } of tracks) {
-  const stream = recognizer.createStream();
-  for (let offset = 0; offset < samples.length; offset += BATCH) {
-    stream.acceptWaveform({ samples: samples.slice(offset, offset + BATCH), sampleRate: 16000 });
-    while (recognizer.isReady(stream)) recognizer.decode(stream);
-    if (recognizer.isEndpoint(stream)) {
-      recognizer.getResult(stream);
-      recognizer.reset(stream);
-    }
+// deno-lint-ignore no-explicit-any
+type Stream = any;
+/** One 100 ms batch in, every ready chunk decoded, then the endpoint (and a partial) checked. */
+function step(stream: Stream, batch: Float32Array): void {
+  stream.acceptWaveform({ samples: batch, sampleRate: 16000 });
+  let decoded = false;
+  while (recognizer.isReady(stream)) {
+    recognizer.decode(stream);
+    decoded = true;
   }
+  if (recognizer.isEndpoint(stream)) {
+    recognizer.getResult(stream);
+    recognizer.reset(stream);
+  } else if (flags.partials && decoded) {
+    recognizer.getResult(stream);
+  }
+}
+function finish(stream: Stream): void {
   stream.acceptWaveform({ samples: new Float32Array(16000 * 0.6), sampleRate: 16000 });
   stream.inputFinished();
   while (recognizer.isReady(stream)) recognizer.decode(stream);
   recognizer.getResult(stream);
+}
+
+const cpuStart = ownCpuUs();
+const wallStart = performance.now();
+if (flags.paced) {
+  const streams = tracks.map(() => recognizer.createStream());
+  const longest = Math.max(...tracks.map((t) => t.samples.length));
+  for (let tick = 0, offset = 0; offset < longest; tick++, offset += BATCH) {
+    tracks.forEach(({ samples }, i) => {
+      if (offset < samples.length) step(streams[i], samples.slice(offset, offset + BATCH));
+      if (offset < samples.length && offset + BATCH >= samples.length) finish(streams[i]);
+    });
+    const due = wallStart + (tick + 1) * 100;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
+  }
+} else {
+  for (const { samples } of tracks) {
+    const stream = recognizer.createStream();
+    for (let offset = 0; offset < samples.length; offset += BATCH) {
+      step(stream, samples.slice(offset, offset + BATCH));
+    }
+    finish(stream);
+  }
 }
 report({
   cpuUs: ownCpuUs() - cpuStart,

@@ -19,6 +19,9 @@ const REQUIRED = [
   "engine.rawRtf",
   "engine.ratio",
   "engine.realtimeTracks",
+  "engine.rawPartialsRtf",
+  "engine.rawPacedRtf",
+  "engine.ratioToPacedRaw",
   "latency.finalAfterEndpointP50Ms",
   "latency.firstPartialP50Ms",
 ];

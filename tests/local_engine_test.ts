@@ -53,6 +53,58 @@ Deno.test("each utterance's [start - end] matches where its speech is in the tra
   }
 });
 
+Deno.test("tracks decoded together give the same transcripts as a lone track; a waiting chunk is decoded within the window", async () => {
+  const engine = await sharedEngine();
+  const audio = toMulaw(
+    (await conversation((await audioSet("librispeech-samples")).slice(0, 2))).samples,
+  );
+  const feed = async (track: ReturnType<typeof engine.open>, pauseEvery = 0) => {
+    for (let i = 0; i < audio.length; i += 160) {
+      track.write(audio.subarray(i, i + 160));
+      // Now and then, real time: the gathering timer fires between batches.
+      if (pauseEvery && (i / 160) % pauseEvery === 0) await new Promise((r) => setTimeout(r, 60));
+    }
+    await track.close();
+  };
+  const run = async (tracks: number, pauseEvery: number) => {
+    const out: Transcript[][] = Array.from({ length: tracks }, () => []);
+    await Promise.all(
+      out.map((transcripts) =>
+        feed(engine.open("inbound", { onTranscript: (t) => transcripts.push(t) }), pauseEvery)
+      ),
+    );
+    return out;
+  };
+  const [lone] = await run(1, 0);
+  assert.ok(lone.filter((t) => t.type === "final").length >= 2, "the lone track heard both");
+  for (const [tracks, pauseEvery] of [[3, 0], [3, 37]]) {
+    for (const together of await run(tracks, pauseEvery)) {
+      // Partials too: the same chunks are decoded in the same order, only later.
+      assert.deepEqual(together, lone, `${tracks} tracks, pause every ${pauseEvery} frames`);
+    }
+  }
+
+  // Alone, a track decodes as soon as a chunk is ready: note where the third partial came out.
+  let written = 0;
+  let cut = 0;
+  const alone: Transcript[] = [];
+  const lone3 = engine.open("inbound", {
+    onTranscript: (t) => alone.push(t) === 3 && (cut = written),
+  });
+  for (; written < audio.length && !cut;) lone3.write(audio.subarray(written, written += 160));
+  await lone3.close();
+  assert.ok(cut > 0, "no third partial");
+  // With another track open, the same chunk waits for the gathering window, then is decoded.
+  const gathered: Transcript[] = [];
+  const waiting = engine.open("inbound", { onTranscript: (t) => gathered.push(t) });
+  const other = engine.open("outbound", { onTranscript: () => {} });
+  for (let i = 0; i < cut; i += 160) waiting.write(audio.subarray(i, i + 160));
+  assert.equal(gathered.length, 2, "the ready chunk was decoded at once");
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(gathered, alone.slice(0, 3), "the ready chunk was not decoded in the window");
+  await Promise.all([waiting.close(), other.close()]);
+});
+
 Deno.test("tokens become words with times; text is sentence case", () => {
   const words = tokensToWords({
     text: "YET THESE",
