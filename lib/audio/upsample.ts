@@ -28,6 +28,12 @@ function makeTaps(): Float32Array {
 }
 
 const TAPS = makeTaps();
+/**
+ * The two phases of the filter: an even output sample only meets the even
+ * taps, an odd one only the odd taps (the zero-stuffed samples drop out).
+ */
+const EVEN_TAPS = TAPS.filter((_, k) => k % 2 === 0);
+const ODD_TAPS = TAPS.filter((_, k) => k % 2 === 1);
 
 /** Doubles the sample rate of a stream of float samples. */
 export class Upsampler2x {
@@ -45,13 +51,17 @@ export class Upsampler2x {
     const x = this.#buffer;
     x.set(input, history);
     const out = new Float32Array(input.length * 2);
-    const last = TAPS.length - 1;
-    for (let n = 0; n < out.length; n++) {
-      // Output n sits at zero-stuffed index m; only taps on even (non-zero) samples count.
-      const m = 2 * history + n;
-      let sum = 0;
-      for (let k = m & 1; k <= last; k += 2) sum += TAPS[k] * x[(m - k) >> 1];
-      out[n] = sum;
+    const even = EVEN_TAPS, odd = ODD_TAPS;
+    for (let i = 0; i < input.length; i++) {
+      // Outputs 2i and 2i+1 sit at zero-stuffed index m = 2·(history + i) (+1); the even phase
+      // reaches back over 2·HALF+1 inputs ending at history + i, the odd phase over 2·HALF.
+      const end = history + i;
+      let sumEven = 0;
+      for (let j = 0; j < even.length; j++) sumEven += even[j] * x[end - j];
+      let sumOdd = 0;
+      for (let j = 0; j < odd.length; j++) sumOdd += odd[j] * x[end - j];
+      out[2 * i] = sumEven;
+      out[2 * i + 1] = sumOdd;
     }
     x.copyWithin(0, input.length, input.length + history);
     return out;
