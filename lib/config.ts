@@ -36,6 +36,8 @@ export interface Config {
   inboundGreeting?: string;
   /** Inbound calls: `<Dial>` this E.164 number instead of the laptop (`INBOUND_FORWARD_TO`). */
   inboundForwardTo?: string;
+  /** A media stream silent this long (no message at all) is closed and its call ended (`STREAM_IDLE_TIMEOUT`, s). */
+  streamIdleSeconds: number;
   model: {
     dir?: string;
     name: string;
@@ -83,6 +85,7 @@ export function loadConfig(
     ffmpegPath: env.FFMPEG_PATH || undefined,
     ngrokAuthtoken: env.NGROK_AUTHTOKEN || undefined,
     inboundGreeting: env.INBOUND_GREETING || undefined,
+    streamIdleSeconds: parseIdleTimeout(env.STREAM_IDLE_TIMEOUT),
     inboundForwardTo: env.INBOUND_FORWARD_TO
       ? parsePhoneNumber(env.INBOUND_FORWARD_TO, "INBOUND_FORWARD_TO")
       : undefined,
@@ -208,6 +211,18 @@ function optionalNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
     throw new ConfigError(`${name} must be a non-negative number, got "${value}"`);
   }
   return { [key]: number };
+}
+
+/** `STREAM_IDLE_TIMEOUT`: seconds, default 30; Twilio sends media every 20 ms while a call lives. */
+function parseIdleTimeout(value: string | undefined): number {
+  if (value === undefined || value === "") return 30;
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) {
+    throw new ConfigError(
+      `STREAM_IDLE_TIMEOUT must be a positive number of seconds, got "${value}" (default 30)`,
+    );
+  }
+  return seconds;
 }
 
 /** The base URL Twilio uses to reach us: PUBLIC_URL, or the local listen address. */

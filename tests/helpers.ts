@@ -98,6 +98,8 @@ export async function testServer(
     ffmpeg?: string;
     /** The transcriber (default: the shared local engine). */
     engine?: TranscriberEngine;
+    /** `STREAM_IDLE_TIMEOUT`, in seconds (default 30). */
+    streamIdleSeconds?: number;
   } = {},
 ): Promise<
   RunningServer & { events: CallEvent[]; token: string; log: ReturnType<typeof memoryLogger> }
@@ -113,6 +115,7 @@ export async function testServer(
       DASHBOARD_TOKEN: options.dashboardToken,
       AUDIO_OUTPUT: options.audioOutput,
       FFMPEG_PATH: options.ffmpeg,
+      STREAM_IDLE_TIMEOUT: options.streamIdleSeconds?.toString(),
     },
     { audioInput: options.audioInput },
   );

@@ -35,6 +35,8 @@ export interface AppOptions {
   statuses?: CallStatusBook;
   /** Inbound calls (`/twiml/inbound`): greeting and forwarding number. */
   inbound?: { greeting?: string; forwardTo?: string };
+  /** A stream with no message for this long is closed and its call ended (default 30 s). */
+  streamIdleMs?: number;
 }
 
 /** Largest request body accepted; Twilio's webhooks are a few KiB of form. */
@@ -83,6 +85,7 @@ export function createApp(options: AppOptions): Hono {
         socket,
         log,
         bridges: kind === "audio" ? options.bridges : undefined,
+        idleTimeoutMs: options.streamIdleMs,
       }));
   };
   // Dashboard and API (guarded by the dashboard token, never by Twilio signatures).

@@ -19,6 +19,7 @@ export function upgradeMediaStream(
     close: (code, reason) => {
       if (socket.readyState === WebSocket.OPEN) socket.close(code, reason);
     },
+    unsentBytes: () => socket.bufferedAmount,
   });
   socket.onmessage = (event) => handler.onMessage(event.data);
   socket.onclose = () => handler.onClose();

@@ -20,6 +20,8 @@ import { parseTwilioMessage, ProtocolError, type StartMessage } from "../twilio/
 export interface StreamSocket {
   send(text: string): void;
   close(code: number, reason: string): void;
+  /** Bytes sent but not yet taken by the other side (grows when it stops reading). */
+  unsentBytes(): number;
 }
 
 /** Which of the two streams of a call this is. */
@@ -36,6 +38,15 @@ export const CLOSE = {
 /** Largest message we accept; Twilio's media messages are well under 1 KiB. */
 export const MAX_MESSAGE_BYTES = 64 * 1024;
 
+/** Default for {@link MediaStreamOptions.idleTimeoutMs}. */
+export const STREAM_IDLE_MS = 30_000;
+
+/**
+ * Most we queue for a peer that does not read: 1 MiB is about a minute of
+ * call audio as Twilio media messages. Past it the peer is gone or stuck.
+ */
+export const MAX_UNSENT_BYTES = 1024 * 1024;
+
 /** Twilio ends every call after 4 hours; a media timestamp past that is not Twilio's. */
 export const MAX_CALL_MS = 4 * 3600 * 1000;
 
@@ -47,6 +58,12 @@ export interface MediaStreamOptions {
   log: Logger;
   /** For the audio leg: the laptop's microphone and speaker (one call at a time). */
   bridges?: BridgeManager;
+  /**
+   * No message for this long closes the stream and ends its call (default
+   * {@link STREAM_IDLE_MS}): Twilio sends media every 20 ms while a call lives,
+   * so a silent socket is a dead peer, and its call would otherwise stay open.
+   */
+  idleTimeoutMs?: number;
 }
 
 /** Handles the messages of one stream, from `connected` to `stop`. */
@@ -56,16 +73,40 @@ export class MediaStreamHandler {
   #streamSid = "";
   #closed = false;
   #bridge: AudioBridge | null = null;
+  #lastMessageAt = performance.now();
+  #idleTimer: ReturnType<typeof setInterval>;
+  #unsentChecks = 0;
   /** Media messages received on the audio leg (played on the laptop's speaker when bridged). */
   receivedFrames = 0;
 
   constructor(options: MediaStreamOptions) {
     this.#options = options;
+    const idleMs = options.idleTimeoutMs ?? STREAM_IDLE_MS;
+    // One check per quarter of the timeout, not a timer reset per 20 ms message.
+    this.#idleTimer = setInterval(() => this.#checkPeer(idleMs), idleMs / 4);
+  }
+
+  /** Ends a stream whose peer went silent, or stopped reading what we send. */
+  #checkPeer(idleMs: number): void {
+    if (performance.now() - this.#lastMessageAt >= idleMs) {
+      return this.#fail(
+        CLOSE.policyViolation,
+        `no message for ${idleMs / 1000} s (Twilio sends media every 20 ms); the call is ended`,
+      );
+    }
+    // A burst of audio can sit unsent for a moment; over the limit at two checks in a row, the
+    // peer is not reading, and what we queue for it would only grow.
+    const unsent = this.#options.socket.unsentBytes();
+    this.#unsentChecks = unsent > MAX_UNSENT_BYTES ? this.#unsentChecks + 1 : 0;
+    if (this.#unsentChecks >= 2) {
+      this.#fail(CLOSE.policyViolation, `the other side stopped reading (${unsent} bytes unsent)`);
+    }
   }
 
   /** Handles one WebSocket message. */
   onMessage(data: string | ArrayBuffer | Blob | Uint8Array): void {
     if (this.#closed) return;
+    this.#lastMessageAt = performance.now();
     if (typeof data !== "string") {
       this.#fail(CLOSE.unsupportedData, "binary frames are not part of the Twilio protocol");
       return;
@@ -84,6 +125,7 @@ export class MediaStreamHandler {
 
   /** The socket closed; a transcription stream that never sent `stop` still ends its call. */
   onClose(): void {
+    clearInterval(this.#idleTimer);
     if (this.#closed) return;
     this.#closed = true;
     this.#finish("stream closed without stop");
@@ -163,6 +205,7 @@ export class MediaStreamHandler {
   }
 
   #finish(reason: string): void {
+    clearInterval(this.#idleTimer);
     if (this.#bridge) {
       this.#options.bridges?.release(this.#bridge);
       this.#bridge = null;

@@ -96,6 +96,7 @@ export async function startServer(
     authToken: config.skipSignature ? undefined : config.twilioAuthToken,
     bridges,
     transcripts: { store, live, dashboardToken: config.dashboardToken },
+    streamIdleMs: config.streamIdleSeconds * 1000,
   });
   const ready = Promise.withResolvers<void>();
   const server = Deno.serve({
