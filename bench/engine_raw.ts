@@ -16,12 +16,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import sherpa from "sherpa-onnx-node";
 import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { Upsampler2x } from "../lib/audio/upsample.ts";
 import { loadConfig } from "../lib/config.ts";
-import { LOCAL_DEFAULTS } from "../lib/transcribe/local.ts";
-import { resolveModel } from "../lib/transcribe/model.ts";
+import { findModel } from "../lib/transcribe/create.ts";
+import { createRecognizer, LOCAL_DEFAULTS } from "../lib/transcribe/local.ts";
 import { ownCpuUs, report } from "./common.ts";
 
 const { values: flags, positionals } = parseArgs({
@@ -31,30 +30,7 @@ const { values: flags, positionals } = parseArgs({
 const paths: string[] = JSON.parse(Deno.readTextFileSync(positionals[0]));
 const config = loadConfig();
 const options = { ...LOCAL_DEFAULTS, ...config.local };
-const model = await resolveModel({
-  modelDir: config.model.dir,
-  modelName: config.model.name,
-  modelNameExplicit: config.model.nameExplicit,
-  cacheDir: config.model.cacheDir,
-  downloadUrl: config.model.url,
-  overrides: config.model.overrides,
-});
-// The same recognizer LocalEngine builds.
-const recognizer = new sherpa.OnlineRecognizer({
-  featConfig: { sampleRate: 16000, featureDim: 80 },
-  modelConfig: {
-    transducer: { encoder: model.encoder, decoder: model.decoder, joiner: model.joiner },
-    tokens: model.tokens,
-    numThreads: options.numThreads,
-    provider: "cpu",
-    debug: 0,
-  },
-  decodingMethod: "greedy_search",
-  enableEndpoint: true,
-  rule1MinTrailingSilence: options.rule1MinTrailingSilence,
-  rule2MinTrailingSilence: options.rule2MinTrailingSilence,
-  rule3MinUtteranceLength: options.rule3MinUtteranceLength,
-});
+const recognizer = createRecognizer(await findModel(config), options);
 
 const BATCH = 1600; // 100 ms at 16 kHz
 const tracks = paths.map((path) => {

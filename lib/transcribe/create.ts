@@ -8,7 +8,7 @@ import type { Logger } from "../log.ts";
 import type { TranscriberEngine } from "./engine.ts";
 import { AssemblyAIEngine, sessionUrl } from "./assemblyai.ts";
 import { LocalEngine } from "./local.ts";
-import { progressBar, resolveModel } from "./model.ts";
+import { progressBar, type ProgressCallback, type ResolvedModel, resolveModel } from "./model.ts";
 
 /** The AssemblyAI engine when configured; else finds (or downloads) the model and loads the local engine. */
 export async function createEngine(config: Config, log: Logger): Promise<TranscriberEngine> {
@@ -23,15 +23,23 @@ export async function createEngine(config: Config, log: Logger): Promise<Transcr
     );
     return engine;
   }
-  const model = await resolveModel({
+  const model = await findModel(config, progressBar(`downloading ${config.model.name}`));
+  log.info(`local engine: model ${model.name} (${model.source}: ${model.dir})`);
+  return new LocalEngine(model, config.local);
+}
+
+/** The configured local model: found on disk, or downloaded (with `onProgress`). */
+export function findModel(
+  config: Config,
+  onProgress?: ProgressCallback,
+): Promise<ResolvedModel> {
+  return resolveModel({
     modelDir: config.model.dir,
     modelName: config.model.name,
     modelNameExplicit: config.model.nameExplicit,
     cacheDir: config.model.cacheDir,
     downloadUrl: config.model.url,
     overrides: config.model.overrides,
-    onProgress: progressBar(`downloading ${config.model.name}`),
+    onProgress,
   });
-  log.info(`local engine: model ${model.name} (${model.source}: ${model.dir})`);
-  return new LocalEngine(model, config.local);
 }

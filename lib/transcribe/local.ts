@@ -71,6 +71,26 @@ interface SherpaResult {
   start_time: number;
 }
 
+/** The sherpa-onnx recognizer of a model with these options (one per process: it holds the model). */
+// deno-lint-ignore no-explicit-any
+export function createRecognizer(model: ModelFiles, options: LocalEngineOptions): any {
+  return new sherpa.OnlineRecognizer({
+    featConfig: { sampleRate: MODEL_RATE, featureDim: 80 },
+    modelConfig: {
+      transducer: { encoder: model.encoder, decoder: model.decoder, joiner: model.joiner },
+      tokens: model.tokens,
+      numThreads: options.numThreads,
+      provider: "cpu",
+      debug: 0,
+    },
+    decodingMethod: "greedy_search",
+    enableEndpoint: true,
+    rule1MinTrailingSilence: options.rule1MinTrailingSilence,
+    rule2MinTrailingSilence: options.rule2MinTrailingSilence,
+    rule3MinUtteranceLength: options.rule3MinUtteranceLength,
+  });
+}
+
 /** Loads the model once; open() is cheap. */
 export class LocalEngine implements TranscriberEngine {
   readonly name = "local";
@@ -82,25 +102,7 @@ export class LocalEngine implements TranscriberEngine {
   constructor(model: ModelFiles, options: Partial<LocalEngineOptions> = {}) {
     this.model = model;
     this.options = { ...LOCAL_DEFAULTS, ...options };
-    this.#recognizer = new sherpa.OnlineRecognizer({
-      featConfig: { sampleRate: 16000, featureDim: 80 },
-      modelConfig: {
-        transducer: {
-          encoder: model.encoder,
-          decoder: model.decoder,
-          joiner: model.joiner,
-        },
-        tokens: model.tokens,
-        numThreads: this.options.numThreads,
-        provider: "cpu",
-        debug: 0,
-      },
-      decodingMethod: "greedy_search",
-      enableEndpoint: true,
-      rule1MinTrailingSilence: this.options.rule1MinTrailingSilence,
-      rule2MinTrailingSilence: this.options.rule2MinTrailingSilence,
-      rule3MinUtteranceLength: this.options.rule3MinUtteranceLength,
-    });
+    this.#recognizer = createRecognizer(model, this.options);
   }
 
   open(track: Track, sink: TranscriptSink): TrackTranscriber {
