@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { createPrinter } from "./lib/call/printer.ts";
 import { ConfigError, loadConfig } from "./lib/config.ts";
 import { stderrLogger } from "./lib/log.ts";
-import { startServer } from "./lib/server/serve.ts";
+import { requireSignatureCheck, startServer } from "./lib/server/serve.ts";
 import { openPublicUrl, TunnelError } from "./lib/server/tunnel.ts";
 import { createEngine } from "./lib/transcribe/create.ts";
 import { ModelError } from "./lib/transcribe/model.ts";
@@ -67,6 +67,7 @@ async function main(): Promise<number> {
     port: values.port,
     transcriber: values.transcriber,
   });
+  requireSignatureCheck(config);
   const engine = await createEngine(config, log);
   const server = await startServer(config, engine, log);
   server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));

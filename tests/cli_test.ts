@@ -127,3 +127,24 @@ Deno.test("a WAV that cannot be read is a clear error naming the file", async ()
   assert.equal(noArgs.code, 2);
   assert.match(noArgs.stderr, /--callee-audio/);
 });
+
+Deno.test("deno task serve without TWILIO_AUTH_TOKEN stops before looking for a model", async () => {
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...PERMISSIONS, "main.ts", "--port", "0"],
+    cwd: ROOT,
+    clearEnv: true,
+    env: {
+      NO_COLOR: "1",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      DATA_DIR: await Deno.makeTempDir({ prefix: "callscribe-test-" }),
+      // A model that is nowhere: looking for it would be an error of its own (or a download).
+      SHERPA_MODEL_DIR: "/nonexistent/model",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const errors = new TextDecoder().decode(stderr);
+  assert.equal(code, 2, errors);
+  assert.match(errors, /TWILIO_AUTH_TOKEN is not set/);
+  assert.doesNotMatch(errors, /model/i);
+});

@@ -35,12 +35,11 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-/** Checks the configuration, then listens. */
-export async function startServer(
-  config: Config,
-  engine: TranscriberEngine,
-  log: Logger,
-): Promise<RunningServer> {
+/**
+ * A server needs TWILIO_AUTH_TOKEN (or an explicit TWILIO_SKIP_SIGNATURE=1);
+ * checked first, before a model is found or downloaded.
+ */
+export function requireSignatureCheck(config: Config): void {
   if (!config.twilioAuthToken && !config.skipSignature) {
     throw new ConfigError(
       "TWILIO_AUTH_TOKEN is not set, so requests cannot be checked as coming from Twilio. " +
@@ -48,6 +47,15 @@ export async function startServer(
         "to accept unsigned requests on a trusted network.",
     );
   }
+}
+
+/** Checks the configuration, then listens. */
+export async function startServer(
+  config: Config,
+  engine: TranscriberEngine,
+  log: Logger,
+): Promise<RunningServer> {
+  requireSignatureCheck(config);
   if (config.skipSignature) {
     log.warn(
       "TWILIO_SKIP_SIGNATURE=1: Twilio signatures are NOT checked; anyone who reaches this server can stream to it",
