@@ -1,7 +1,7 @@
 /**
  * Pieces shared by the benchmark's processes: the clock, the frame stamp that
  * carries a frame's due time from the load generator to the engine, a latency
- * histogram, and process CPU/memory readings from /proc.
+ * histogram, and the process's own CPU time and memory.
  *
  * @module
  */

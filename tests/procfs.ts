@@ -31,6 +31,8 @@ export async function rssOf(pid: number): Promise<number> {
 export async function fdsOf(pid: number): Promise<{ total: number; sockets: number }> {
   const links = (await sh('ls -l "/proc/$1/fd"', String(pid))).split("\n")
     .filter((l) => l.includes(" -> "));
+  // Every live process has at least stdin, stdout and stderr: none means the read failed.
+  if (links.length === 0) throw new Error(`no file descriptors of process ${pid}`);
   return { total: links.length, sockets: links.filter((l) => l.includes("-> socket:")).length };
 }
 
