@@ -98,6 +98,7 @@ export class LocalEngine implements TranscriberEngine {
   readonly options: LocalEngineOptions;
   // deno-lint-ignore no-explicit-any
   readonly #recognizer: any;
+  readonly #queue = new DecodeQueue();
 
   constructor(model: ModelFiles, options: Partial<LocalEngineOptions> = {}) {
     this.model = model;
@@ -113,8 +114,6 @@ export class LocalEngine implements TranscriberEngine {
     this.#queue.cancel();
     return Promise.resolve();
   }
-
-  readonly #queue = new DecodeQueue();
 }
 
 /** Tracks with a model chunk ready, decoded together (see {@link GATHER_MS}). */
@@ -196,7 +195,10 @@ class LocalTrack implements TrackTranscriber {
         // chunk by chunk however fast audio arrives.
         if (this.#queue.take(this)) this.decodeReady();
         this.#acceptPending();
-        if (!this.#failed && this.#recognizer.isReady(this.#stream)) this.#queue.add(this);
+        if (this.#failed) return;
+        this.#guard(() => {
+          if (this.#recognizer.isReady(this.#stream)) this.#queue.add(this);
+        });
       }
     }
   }
