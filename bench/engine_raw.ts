@@ -1,7 +1,7 @@
 /**
  * The engine's limit: sherpa-onnx decoding the same audio in a tight loop,
  * with no server, socket, timeline or transcript building. Same model and
- * recognizer settings as {@link LocalEngine}, same 100 ms batches, same
+ * recognizer settings as {@link LocalDecoder}, same 100 ms batches, same
  * 0.6 s of tail silence at the end of each track. The audio is decoded from
  * µ-law and upsampled before the clock starts.
  *
@@ -20,7 +20,7 @@ import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { Upsampler2x } from "../lib/audio/upsample.ts";
 import { loadConfig } from "../lib/config.ts";
 import { findModel } from "../lib/transcribe/create.ts";
-import { createRecognizer, LOCAL_DEFAULTS } from "../lib/transcribe/local.ts";
+import { createRecognizer, LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
 import { ownCpuUs, report } from "./common.ts";
 
 const { values: flags, positionals } = parseArgs({

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { LocalEngineOptions } from "./transcribe/local.ts";
+import type { LocalEngineOptions } from "./transcribe/local_decoder.ts";
 import type { AssemblyAIOptions } from "./transcribe/assemblyai.ts";
 
 /** Everything the server and the commands need to know. */
@@ -107,6 +107,7 @@ export function loadConfig(
       ...optionalNumber(env, "ENDPOINT_RULE2_SILENCE", "rule2MinTrailingSilence"),
       ...optionalNumber(env, "ENDPOINT_MAX_UTTERANCE", "rule3MinUtteranceLength"),
       ...optionalNumber(env, "SHERPA_THREADS", "numThreads"),
+      ...optionalWholeNumber(env, "SHERPA_WORKERS", "workers"),
       ...optionalNumber(env, "SHERPA_TOKEN_DELAY_MS", "tokenDelayMs"),
     },
     ...loadTranscriber(env, flags.transcriber),
@@ -211,6 +212,14 @@ function optionalNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
     throw new ConfigError(`${name} must be a non-negative number, got "${value}"`);
   }
   return { [key]: number };
+}
+
+function optionalWholeNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
+  const parsed = optionalNumber(env, name, key);
+  if (!Number.isInteger(parsed[key] ?? 0)) {
+    throw new ConfigError(`${name} must be a whole number, got "${env[name]}"`);
+  }
+  return parsed;
 }
 
 /** `STREAM_IDLE_TIMEOUT`: seconds, default 30; Twilio sends media every 20 ms while a call lives. */

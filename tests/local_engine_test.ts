@@ -4,9 +4,35 @@
  */
 import assert from "node:assert/strict";
 import { readWavFile } from "../lib/audio/wav.ts";
-import type { Transcript } from "../lib/transcribe/engine.ts";
-import { sentenceCase, tokensToWords } from "../lib/transcribe/local.ts";
+import { loadConfig } from "../lib/config.ts";
+import { findModel } from "../lib/transcribe/create.ts";
+import type { TrackTranscriber, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
+import { LocalEngine } from "../lib/transcribe/local.ts";
+import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";
 import { audioSet, conversation, sharedEngine, toMulaw } from "./helpers.ts";
+
+const model = () => findModel(loadConfig({}));
+
+/** Feeds µ-law to `track` in 20 ms frames, then closes it. */
+async function feed(track: TrackTranscriber, audio: Uint8Array): Promise<void> {
+  for (let i = 0; i < audio.length; i += 160) track.write(audio.subarray(i, i + 160));
+  await track.close();
+}
+
+/** Every transcript of each of `count` tracks, fed the same audio at once. */
+async function transcribeTogether(
+  engine: TranscriberEngine,
+  audio: Uint8Array,
+  count: number,
+): Promise<Transcript[][]> {
+  const out: Transcript[][] = Array.from({ length: count }, () => []);
+  await Promise.all(
+    out.map((transcripts) =>
+      feed(engine.open("inbound", { onTranscript: (t) => transcripts.push(t) }), audio)
+    ),
+  );
+  return out;
+}
 
 /** Where speech starts and ends in a file, by energy (10 ms windows above −34 dBFS). */
 async function speechSpan(path: string): Promise<{ startMs: number; endMs: number; ms: number }> {
@@ -54,11 +80,12 @@ Deno.test("each utterance's [start - end] matches where its speech is in the tra
 });
 
 Deno.test("tracks decoded together give the same transcripts as a lone track; a waiting chunk is decoded within the window", async () => {
-  const engine = await sharedEngine();
+  // The decoder itself, on this thread: gathering is seen synchronously.
+  const engine = new LocalDecoder(await model());
   const audio = toMulaw(
     (await conversation((await audioSet("librispeech-samples")).slice(0, 2))).samples,
   );
-  const feed = async (track: ReturnType<typeof engine.open>, pauseEvery = 0) => {
+  const feedPausing = async (track: TrackTranscriber, pauseEvery = 0) => {
     for (let i = 0; i < audio.length; i += 160) {
       track.write(audio.subarray(i, i + 160));
       // Now and then, real time: the gathering timer fires between batches.
@@ -70,7 +97,10 @@ Deno.test("tracks decoded together give the same transcripts as a lone track; a 
     const out: Transcript[][] = Array.from({ length: tracks }, () => []);
     await Promise.all(
       out.map((transcripts) =>
-        feed(engine.open("inbound", { onTranscript: (t) => transcripts.push(t) }), pauseEvery)
+        feedPausing(
+          engine.open("inbound", { onTranscript: (t) => transcripts.push(t) }),
+          pauseEvery,
+        )
       ),
     );
     return out;
@@ -103,6 +133,71 @@ Deno.test("tracks decoded together give the same transcripts as a lone track; a 
   await new Promise((r) => setTimeout(r, 100));
   assert.deepEqual(gathered, alone.slice(0, 3), "the ready chunk was not decoded in the window");
   await Promise.all([waiting.close(), other.close()]);
+  await engine.dispose();
+});
+
+Deno.test("decoder workers: tracks spread over them give exactly what one thread gives", async () => {
+  const audio = toMulaw(
+    (await conversation((await audioSet("librispeech-samples")).slice(0, 3))).samples,
+  );
+  const onThread = new LocalDecoder(await model());
+  const [expected] = await transcribeTogether(onThread, audio, 1);
+  await onThread.dispose();
+  assert.ok(expected.filter((t) => t.type === "final").length >= 3, "the decoder heard all three");
+
+  const engine = await LocalEngine.start(await model(), { workers: 2 });
+  try {
+    for (const got of await transcribeTogether(engine, audio, 4)) assert.deepEqual(got, expected);
+  } finally {
+    await engine.dispose();
+  }
+});
+
+Deno.test("decoder workers: a model that fails to load rejects start", async () => {
+  const good = await model();
+  await assert.rejects(
+    LocalEngine.start({ ...good, tokens: `${good.tokens}.missing` }, { workers: 2 }),
+    /could not load the speech model .*tokens\.txt\.missing.*SHERPA_MODEL_DIR/,
+  );
+});
+
+Deno.test("decoder workers: audio far ahead of decoding is dropped with one clear error; close still ends the track", async () => {
+  const audio = toMulaw(
+    (await conversation((await audioSet("librispeech-samples")).slice(0, 3))).samples,
+  );
+  // Written all at once, the audio is seconds ahead of the worker at once.
+  const engine = await LocalEngine.start(await model(), { workers: 1, maxLagSeconds: 1 });
+  try {
+    const errors: Error[] = [];
+    const transcripts: Transcript[] = [];
+    await feed(
+      engine.open("outbound", {
+        onTranscript: (t) => transcripts.push(t),
+        onError: (e) => errors.push(e),
+      }),
+      audio,
+    );
+    assert.equal(errors.length, 1, errors.map((e) => e.message).join(" | "));
+    assert.match(errors[0].message, /behind real time on the outbound track.*SHERPA_WORKERS/);
+    // What reached the worker was decoded, and its last words came out as a final.
+    assert.ok(transcripts.some((t) => t.type === "final"), "no final");
+  } finally {
+    await engine.dispose();
+  }
+});
+
+Deno.test("decoder workers: dispose with tracks still open ends them; a later open reports it", async () => {
+  const engine = await LocalEngine.start(await model(), { workers: 1 });
+  const open = engine.open("inbound", { onTranscript: () => {} });
+  open.write(new Uint8Array(1600).fill(0xff));
+  await engine.dispose();
+  await open.close(); // resolves: the track ended with its worker
+  const errors: Error[] = [];
+  const late = engine.open("inbound", { onTranscript: () => {}, onError: (e) => errors.push(e) });
+  late.write(new Uint8Array(160));
+  await late.close();
+  await new Promise((r) => setTimeout(r, 0));
+  assert.match(errors[0]?.message ?? "", /local engine stopped/);
 });
 
 Deno.test("tokens become words with times; text is sentence case", () => {
@@ -120,4 +215,12 @@ Deno.test("tokens become words with times; text is sentence case", () => {
   assert.equal(words[1].startMs, 2000 + 880 - 200);
   assert.ok(words.every((w) => w.confidence! > 0 && w.confidence! <= 1));
   assert.equal(sentenceCase("WHY SHOULD I GO I'M HERE"), "Why should I go I'm here");
+});
+
+Deno.test("SHERPA_WORKERS: a whole number, checked before anything starts", () => {
+  assert.equal(loadConfig({ SHERPA_WORKERS: "3" }).local.workers, 3);
+  assert.equal(loadConfig({ SHERPA_WORKERS: "0" }).local.workers, 0);
+  for (const bad of ["1.5", "-1", "two"]) {
+    assert.throws(() => loadConfig({ SHERPA_WORKERS: bad }), /SHERPA_WORKERS must be a/);
+  }
 });

@@ -54,7 +54,8 @@ Deno.test("deno task call <to>: a real-path outbound call, transcribed on both t
     authToken,
     calleeAudio: toMulaw(callee.samples),
     fast: true,
-    tailMs: Math.max(1000, caller.durationMs - callee.durationMs + 1000),
+    // A few seconds of tail: the call stays answered long enough for make_call's poll to see it.
+    tailMs: Math.max(5000, caller.durationMs - callee.durationMs + 1000),
     ringMs: 100,
   });
   try {

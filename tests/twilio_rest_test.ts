@@ -64,6 +64,7 @@ Deno.test("the simulated REST API answers the real client like Twilio", async ()
       "answered",
       "completed",
     ]);
+    await server.registry.whenEnded(call.sid);
     assert.equal(server.registry.activeCalls, 0);
 
     const wrong = twilioClient({

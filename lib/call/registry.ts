@@ -85,7 +85,8 @@ export class CallRegistry {
       const stop = this.listen((event) => {
         if (event.type === "call-ended" && event.call.callSid === callSid) {
           stop();
-          resolve();
+          // The event comes from inside endCall; resolve once the registry has forgotten the call.
+          (this.#ended.get(callSid) ?? Promise.resolve()).then(resolve);
         }
       });
     });

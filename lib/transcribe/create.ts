@@ -25,7 +25,7 @@ export async function createEngine(config: Config, log: Logger): Promise<Transcr
   }
   const model = await findModel(config, progressBar(`downloading ${config.model.name}`));
   log.info(`local engine: model ${model.name} (${model.source}: ${model.dir})`);
-  return new LocalEngine(model, config.local);
+  return await LocalEngine.start(model, config.local);
 }
 
 /** The configured local model: found on disk, or downloaded (with `onProgress`). */

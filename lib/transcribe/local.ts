@@ -1,342 +1,247 @@
 /**
- * The local engine: sherpa-onnx streaming transducer, embedded through
- * `sherpa-onnx-node` (Node-API, needs `--allow-ffi`).
- *
- * One recognizer per process holds the model; each track gets its own
- * stream. µ-law is decoded to float at 8 kHz and upsampled to the model's
- * 16 kHz.
+ * The local engine: sherpa-onnx decoding in decoder workers, one thread and
+ * one copy of the model each (see {@link LocalEngineOptions.workers}), so
+ * all cores decode and the server's event loop only relays audio. A track
+ * stays on one worker; new tracks go to the worker with the fewest.
  *
  * @module
  */
-import sherpa from "sherpa-onnx-node";
-import { mulawToFloat32 } from "../audio/mulaw.ts";
-import { Upsampler2x } from "../audio/upsample.ts";
-import type {
-  Track,
-  TrackTranscriber,
-  TranscriberEngine,
-  Transcript,
-  TranscriptSink,
-  Word,
-} from "./engine.ts";
+import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink } from "./engine.ts";
+import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
+import type { FromWorker, ToWorker } from "./local_worker.ts";
 import type { ModelFiles } from "./model.ts";
 
-/** Endpointing and decoding options of the local engine. */
-export interface LocalEngineOptions {
-  /** Seconds of trailing silence that end an utterance with no words (rule 1). */
-  rule1MinTrailingSilence: number;
-  /** Seconds of trailing silence that end an utterance after words (rule 2). */
-  rule2MinTrailingSilence: number;
-  /** Longest utterance in seconds before it is cut (rule 3). */
-  rule3MinUtteranceLength: number;
-  /** Inference threads for the shared recognizer. */
-  numThreads: number;
-  /**
-   * How late the model emits a token after the word starts, in ms; subtracted
-   * from token times so `[start - end]` matches the audio.
-   */
-  tokenDelayMs: number;
-}
-
-/** Defaults measured on the shared test speech (see README, "Local engine"). */
-export const LOCAL_DEFAULTS: LocalEngineOptions = {
-  rule1MinTrailingSilence: 2.4,
-  rule2MinTrailingSilence: 0.8,
-  rule3MinUtteranceLength: 20,
-  numThreads: 1,
-  tokenDelayMs: 200,
-};
-
-/** The rate the models' features are computed at. */
-const MODEL_RATE = 16000;
-/** Audio is decoded in 100 ms batches: one native call per batch, not per 20 ms frame. */
+/** Audio goes to a worker in 100 ms batches (the decoder's own batch): one message, not five. */
 const BATCH_BYTES = 800;
-/** Silence fed after the last audio so the model emits its last tokens. */
-const TAIL_SECONDS = 0.6;
-/** Assumed length of a word's last token, in ms, for the word's end time. */
-const LAST_TOKEN_MS = 160;
-/**
- * With several tracks open, a track whose model chunk is ready waits up to
- * this long so that the chunks of other tracks are decoded right after it:
- * back to back, the model's weights stay in the CPU caches (decoding each
- * track the moment it is ready, in real time, costs ~16% more CPU).
- */
-const GATHER_MS = 50;
 
-interface SherpaResult {
-  text: string;
-  tokens: string[];
-  timestamps: number[];
-  ys_probs?: number[];
-  start_time: number;
-}
-
-/** The sherpa-onnx recognizer of a model with these options (one per process: it holds the model). */
-// deno-lint-ignore no-explicit-any
-export function createRecognizer(model: ModelFiles, options: LocalEngineOptions): any {
-  return new sherpa.OnlineRecognizer({
-    featConfig: { sampleRate: MODEL_RATE, featureDim: 80 },
-    modelConfig: {
-      transducer: { encoder: model.encoder, decoder: model.decoder, joiner: model.joiner },
-      tokens: model.tokens,
-      numThreads: options.numThreads,
-      provider: "cpu",
-      debug: 0,
-    },
-    decodingMethod: "greedy_search",
-    enableEndpoint: true,
-    rule1MinTrailingSilence: options.rule1MinTrailingSilence,
-    rule2MinTrailingSilence: options.rule2MinTrailingSilence,
-    rule3MinUtteranceLength: options.rule3MinUtteranceLength,
-  });
-}
-
-/** Loads the model once; open() is cheap. */
+/** Loads the model (once per worker) and opens one transcriber per track. */
 export class LocalEngine implements TranscriberEngine {
   readonly name = "local";
   readonly model: ModelFiles;
   readonly options: LocalEngineOptions;
-  // deno-lint-ignore no-explicit-any
-  readonly #recognizer: any;
-  readonly #queue = new DecodeQueue();
+  readonly #workers: DecoderWorker[];
+  /** With `workers: 0`: decoding on this thread. */
+  readonly #decoder: LocalDecoder | null;
+  #nextId = 0;
 
-  constructor(model: ModelFiles, options: Partial<LocalEngineOptions> = {}) {
+  private constructor(
+    model: ModelFiles,
+    options: LocalEngineOptions,
+    workers: DecoderWorker[],
+    decoder: LocalDecoder | null,
+  ) {
     this.model = model;
-    this.options = { ...LOCAL_DEFAULTS, ...options };
-    this.#recognizer = createRecognizer(model, this.options);
+    this.options = options;
+    this.#workers = workers;
+    this.#decoder = decoder;
+  }
+
+  /** Starts the workers and loads the model in each; rejects with the model's error. */
+  static async start(
+    model: ModelFiles,
+    options: Partial<LocalEngineOptions> = {},
+  ): Promise<LocalEngine> {
+    const resolved = { ...LOCAL_DEFAULTS, ...options };
+    if (!Number.isInteger(resolved.workers) || resolved.workers < 0) {
+      throw new Error(
+        `SHERPA_WORKERS must be a whole number (0 decodes on the server's thread), got ${resolved.workers}`,
+      );
+    }
+    if (resolved.workers === 0) {
+      return new LocalEngine(model, resolved, [], new LocalDecoder(model, resolved));
+    }
+    const workers = Array.from(
+      { length: resolved.workers },
+      () => new DecoderWorker(resolved.maxLagSeconds),
+    );
+    const loads = await Promise.allSettled(workers.map((w) => w.load(model, resolved)));
+    const failed = loads.find((l) => l.status === "rejected");
+    if (failed) {
+      for (const worker of workers) worker.terminate();
+      throw (failed as PromiseRejectedResult).reason;
+    }
+    return new LocalEngine(model, resolved, workers, null);
   }
 
   open(track: Track, sink: TranscriptSink): TrackTranscriber {
-    return new LocalTrack(this.#recognizer, track, sink, this.options, this.#queue);
+    if (this.#decoder) return this.#decoder.open(track, sink);
+    const live = this.#workers.filter((w) => !w.failure);
+    if (!live.length) return new FailedTrack(sink, this.#workers[0].failure!);
+    const worker = live.reduce((a, b) => (b.tracks.size < a.tracks.size ? b : a));
+    return worker.open(++this.#nextId, track, sink);
   }
 
-  dispose(): Promise<void> {
-    this.#queue.cancel();
-    return Promise.resolve();
-  }
-}
-
-/** Tracks with a model chunk ready, decoded together (see {@link GATHER_MS}). */
-class DecodeQueue {
-  /** Tracks open on the engine; a lone track is decoded at once, as there is nothing to gather. */
-  open = 0;
-  #ready = new Set<LocalTrack>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
-
-  add(track: LocalTrack): void {
-    if (this.open <= 1) return track.decodeReady();
-    this.#ready.add(track);
-    this.#timer ??= setTimeout(() => this.#flush(), GATHER_MS);
-  }
-
-  /** Takes `track` out of the queue; true when it was waiting to be decoded. */
-  take(track: LocalTrack): boolean {
-    return this.#ready.delete(track);
-  }
-
-  cancel(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
-    this.#ready.clear();
-  }
-
-  #flush(): void {
-    this.#timer = undefined;
-    const ready = [...this.#ready];
-    this.#ready.clear();
-    for (const track of ready) track.decodeReady();
+  async dispose(): Promise<void> {
+    await this.#decoder?.dispose();
+    for (const worker of this.#workers) worker.terminate();
   }
 }
 
-class LocalTrack implements TrackTranscriber {
-  // deno-lint-ignore no-explicit-any
-  #recognizer: any;
-  // deno-lint-ignore no-explicit-any
-  #stream: any;
+/** One worker thread and the tracks it decodes. */
+class DecoderWorker {
+  readonly tracks = new Map<number, WorkerTrack>();
+  /** Why the worker stopped, once it has. */
+  failure: Error | undefined;
+  readonly #worker = new Worker(new URL("./local_worker.ts", import.meta.url).href, {
+    type: "module",
+  });
+  readonly #maxLagSeconds: number;
+  /** µ-law bytes sent and not yet decoded. */
+  #lagBytes = 0;
+  #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
+
+  constructor(maxLagSeconds: number) {
+    this.#maxLagSeconds = maxLagSeconds;
+    this.#worker.onmessage = ({ data }: MessageEvent<FromWorker>) => this.#receive(data);
+    this.#worker.onerror = (event) => {
+      // A fault in one worker ends its own tracks only; the server and other workers go on.
+      event.preventDefault();
+      this.#fail(new Error(`local engine worker failed: ${event.message}`));
+    };
+  }
+
+  load(model: ModelFiles, options: LocalEngineOptions): Promise<void> {
+    this.post({ op: "load", model, options });
+    return this.#loaded.promise;
+  }
+
+  open(id: number, track: Track, sink: TranscriptSink): WorkerTrack {
+    const opened = new WorkerTrack(this, id, track, sink);
+    this.tracks.set(id, opened);
+    this.post({ op: "open", id, track });
+    return opened;
+  }
+
+  post(message: ToWorker): void {
+    if (message.op === "audio") {
+      this.#lagBytes += message.mulaw.length;
+      this.#worker.postMessage(message, [message.mulaw.buffer]);
+    } else {
+      this.#worker.postMessage(message);
+    }
+  }
+
+  /** Seconds of audio per open track sent to this worker and not yet decoded. */
+  lagSeconds(): number {
+    return this.#lagBytes / 8000 / Math.max(1, this.tracks.size);
+  }
+
+  get maxLagSeconds(): number {
+    return this.#maxLagSeconds;
+  }
+
+  terminate(): void {
+    this.#worker.terminate();
+    this.#fail(new Error("local engine stopped"), false);
+  }
+
+  #receive(message: FromWorker): void {
+    switch (message.op) {
+      case "loaded":
+        return this.#loaded.resolve();
+      case "loadFailed":
+        return this.#loaded.reject(new Error(message.message));
+      case "ack":
+        this.#lagBytes -= message.bytes;
+        return;
+      case "transcript":
+        return this.tracks.get(message.id)?.sink.onTranscript(message.transcript);
+      case "error":
+        return this.tracks.get(message.id)?.sink.onError?.(new Error(message.message));
+      case "closed":
+        this.tracks.get(message.id)?.closed.resolve();
+        this.tracks.delete(message.id);
+        return;
+    }
+  }
+
+  #fail(error: Error, report = true): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.#loaded.reject(error);
+    this.#loaded.promise.catch(() => {});
+    for (const track of this.tracks.values()) {
+      if (report) track.sink.onError?.(error);
+      track.closed.resolve();
+    }
+    this.tracks.clear();
+  }
+}
+
+/** A track decoded in a worker: audio is batched here and sent; close waits for the final. */
+class WorkerTrack implements TrackTranscriber {
+  readonly sink: TranscriptSink;
+  readonly closed: PromiseWithResolvers<void> = Promise.withResolvers();
+  #worker: DecoderWorker;
+  #id: number;
   #track: Track;
-  #sink: TranscriptSink;
-  #options: LocalEngineOptions;
   #pending = new Uint8Array(BATCH_BYTES);
   #pendingBytes = 0;
-  #samples = new Float32Array(BATCH_BYTES);
-  #upsampler = new Upsampler2x();
-  #queue: DecodeQueue;
-  #lastPartial = "";
-  #failed = false;
-  #closed = false;
+  #dropping = false;
+  #closing = false;
 
-  constructor(
-    // deno-lint-ignore no-explicit-any
-    recognizer: any,
-    track: Track,
-    sink: TranscriptSink,
-    options: LocalEngineOptions,
-    queue: DecodeQueue,
-  ) {
-    this.#recognizer = recognizer;
-    this.#stream = recognizer.createStream();
+  constructor(worker: DecoderWorker, id: number, track: Track, sink: TranscriptSink) {
+    this.#worker = worker;
+    this.#id = id;
     this.#track = track;
-    this.#sink = sink;
-    this.#options = options;
-    this.#queue = queue;
-    queue.open++;
+    this.sink = sink;
   }
 
   write(mulaw: Uint8Array): void {
-    if (this.#failed || this.#closed) return;
+    if (this.#closing || this.#worker.failure) return;
     let offset = 0;
     while (offset < mulaw.length) {
       const n = Math.min(mulaw.length - offset, BATCH_BYTES - this.#pendingBytes);
       this.#pending.set(mulaw.subarray(offset, offset + n), this.#pendingBytes);
       this.#pendingBytes += n;
       offset += n;
-      if (this.#pendingBytes === BATCH_BYTES) {
-        // A chunk still waiting is decoded before more audio goes in, so endpoints are checked
-        // chunk by chunk however fast audio arrives.
-        if (this.#queue.take(this)) this.decodeReady();
-        this.#acceptPending();
-        if (this.#failed) return;
-        this.#guard(() => {
-          if (this.#recognizer.isReady(this.#stream)) this.#queue.add(this);
-        });
-      }
+      if (this.#pendingBytes === BATCH_BYTES) this.#send();
     }
   }
 
   close(): Promise<void> {
-    if (this.#closed) return Promise.resolve();
-    this.#queue.open--;
-    if (this.#queue.take(this)) this.decodeReady();
-    if (!this.#failed) {
-      this.#guard(() => {
-        this.#acceptPending();
-        this.#stream.acceptWaveform({
-          samples: new Float32Array(Math.round(MODEL_RATE * TAIL_SECONDS)),
-          sampleRate: MODEL_RATE,
-        });
-        this.#stream.inputFinished();
-        while (this.#recognizer.isReady(this.#stream)) this.#recognizer.decode(this.#stream);
-        this.#emitFinal();
-      });
+    if (!this.#closing && !this.#worker.failure) {
+      this.#closing = true;
+      this.#send();
+      this.#worker.post({ op: "close", id: this.#id });
     }
-    this.#closed = true;
-    this.#stream = null;
+    return this.closed.promise;
+  }
+
+  #send(): void {
+    if (this.#pendingBytes === 0) return;
+    const mulaw = this.#pending.slice(0, this.#pendingBytes);
+    this.#pendingBytes = 0;
+    const lag = this.#worker.lagSeconds();
+    if (
+      lag > this.#worker.maxLagSeconds || (this.#dropping && lag > this.#worker.maxLagSeconds / 2)
+    ) {
+      if (!this.#dropping) {
+        this.sink.onError?.(
+          new Error(
+            `local engine: decoding is ${
+              Math.round(lag)
+            } s behind real time on the ${this.#track} ` +
+              `track (this machine cannot keep up); audio is dropped until it catches up. ` +
+              `Take fewer calls at once, or set SHERPA_WORKERS to the number of cores.`,
+          ),
+        );
+      }
+      this.#dropping = true;
+      return;
+    }
+    this.#dropping = false;
+    this.#worker.post({ op: "audio", id: this.#id, mulaw });
+  }
+}
+
+/** What open() returns when every worker has failed: says so once, takes nothing. */
+class FailedTrack implements TrackTranscriber {
+  constructor(sink: TranscriptSink, failure: Error) {
+    queueMicrotask(() => sink.onError?.(failure));
+  }
+  write(): void {}
+  close(): Promise<void> {
     return Promise.resolve();
   }
-
-  /** Hands the batched audio to the model (decoded from µ-law and upsampled). */
-  #acceptPending(): void {
-    if (this.#pendingBytes === 0) return;
-    const samples = mulawToFloat32(
-      this.#pending.subarray(0, this.#pendingBytes),
-      this.#samples.subarray(0, this.#pendingBytes),
-    );
-    this.#pendingBytes = 0;
-    this.#guard(() =>
-      this.#stream.acceptWaveform({
-        samples: this.#upsampler.process(samples),
-        sampleRate: MODEL_RATE,
-      })
-    );
-  }
-
-  /** Decodes every ready model chunk, then emits the final at an endpoint or a changed partial. */
-  decodeReady(): void {
-    if (this.#failed || this.#closed) return;
-    this.#guard(() => {
-      const recognizer = this.#recognizer;
-      while (recognizer.isReady(this.#stream)) recognizer.decode(this.#stream);
-      if (recognizer.isEndpoint(this.#stream)) {
-        this.#emitFinal();
-        recognizer.reset(this.#stream);
-      } else {
-        const result: SherpaResult = recognizer.getResult(this.#stream);
-        if (result.text !== this.#lastPartial) {
-          this.#lastPartial = result.text;
-          if (result.text.trim()) this.#sink.onTranscript(this.#toTranscript("partial", result));
-        }
-      }
-    });
-  }
-
-  #emitFinal(): void {
-    const result: SherpaResult = this.#recognizer.getResult(this.#stream);
-    this.#lastPartial = "";
-    if (result.text.trim()) this.#sink.onTranscript(this.#toTranscript("final", result));
-  }
-
-  /** Runs native work; an engine fault stops this track only and is reported once. */
-  #guard(work: () => void): void {
-    try {
-      work();
-    } catch (error) {
-      this.#failed = true;
-      this.#sink.onError?.(
-        new Error(`local engine failed on the ${this.#track} track: ${(error as Error).message}`),
-      );
-    }
-  }
-
-  #toTranscript(type: Transcript["type"], result: SherpaResult): Transcript {
-    const words = tokensToWords(result, this.#options.tokenDelayMs);
-    const text = sentenceCase(words.map((w) => w.text).join(" "));
-    return {
-      type,
-      track: this.#track,
-      text,
-      startMs: words[0]?.startMs ?? 0,
-      endMs: words.at(-1)?.endMs ?? 0,
-      words,
-    };
-  }
-}
-
-/**
- * Groups BPE tokens into words (a token starting with a space starts a word)
- * and turns token times (seconds from the segment start) into ms from the
- * start of the track.
- */
-export function tokensToWords(result: SherpaResult, tokenDelayMs: number): Word[] {
-  const words: Word[] = [];
-  const base = result.start_time * 1000 - tokenDelayMs;
-  let current: { text: string; first: number; last: number; logProb: number; n: number } | null =
-    null;
-  const finish = () => {
-    if (!current || !current.text) return;
-    words.push({
-      text: current.text.toLowerCase(),
-      startMs: Math.max(0, Math.round(base + current.first * 1000)),
-      endMs: Math.max(0, Math.round(base + current.last * 1000 + LAST_TOKEN_MS)),
-      confidence: Math.round(Math.exp(current.logProb / current.n) * 1000) / 1000,
-    });
-  };
-  result.tokens.forEach((token, i) => {
-    const time = result.timestamps[i] ?? 0;
-    const logProb = result.ys_probs?.[i] ?? 0;
-    if (current === null || token.startsWith(" ")) {
-      finish();
-      current = { text: token.trim(), first: time, last: time, logProb, n: 1 };
-    } else {
-      current.text += token;
-      current.last = time;
-      current.logProb += logProb;
-      current.n += 1;
-    }
-  });
-  finish();
-  // A word ends no later than the next one starts; times never go backwards.
-  for (let i = 0; i < words.length; i++) {
-    if (i > 0 && words[i].startMs < words[i - 1].startMs) words[i].startMs = words[i - 1].startMs;
-    const next = words[i + 1];
-    if (next && words[i].endMs > next.startMs) {
-      words[i].endMs = Math.max(words[i].startMs, next.startMs);
-    }
-  }
-  return words;
-}
-
-/** `WHY SHOULD I` -> `Why should I`: the model has no case or punctuation. */
-export function sentenceCase(text: string): string {
-  const lower = text.toLowerCase().replace(/\bi\b/g, "I").replace(/\bi'/g, "I'");
-  return lower.charAt(0).toUpperCase() + lower.slice(1);
 }

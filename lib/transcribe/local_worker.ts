@@ -1,0 +1,85 @@
+/**
+ * A decoder worker of the local engine: one {@link LocalDecoder} (its own
+ * copy of the model) on its own thread, so decoding neither blocks the
+ * server's event loop nor is limited to one core. {@link LocalEngine} talks
+ * to it with the messages below.
+ *
+ * @module
+ */
+import type { Track, TrackTranscriber, Transcript } from "./engine.ts";
+import { LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
+import type { ModelFiles } from "./model.ts";
+
+/** Messages the engine sends a worker. */
+export type ToWorker =
+  | { op: "load"; model: ModelFiles; options: LocalEngineOptions }
+  | { op: "open"; id: number; track: Track }
+  | { op: "audio"; id: number; mulaw: Uint8Array<ArrayBuffer> }
+  | { op: "close"; id: number };
+
+/** Messages a worker sends the engine. */
+export type FromWorker =
+  | { op: "loaded" }
+  | { op: "loadFailed"; message: string }
+  | { op: "transcript"; id: number; transcript: Transcript }
+  | { op: "error"; id: number; message: string }
+  | { op: "closed"; id: number }
+  /** µ-law bytes decoded since the last ack: how the engine knows how far behind a worker is. */
+  | { op: "ack"; bytes: number };
+
+/** Acks are batched: one message per this many ms at most. */
+const ACK_MS = 100;
+
+const scope = globalThis as unknown as {
+  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  postMessage(message: FromWorker): void;
+};
+
+let decoder: LocalDecoder | null = null;
+const tracks = new Map<number, TrackTranscriber>();
+let unacked = 0;
+let ackTimer: ReturnType<typeof setTimeout> | undefined;
+
+function ack(bytes: number): void {
+  unacked += bytes;
+  ackTimer ??= setTimeout(() => {
+    ackTimer = undefined;
+    scope.postMessage({ op: "ack", bytes: unacked });
+    unacked = 0;
+  }, ACK_MS);
+}
+
+scope.onmessage = async ({ data: message }) => {
+  switch (message.op) {
+    case "load":
+      try {
+        decoder = new LocalDecoder(message.model, message.options);
+        scope.postMessage({ op: "loaded" });
+      } catch (error) {
+        scope.postMessage({ op: "loadFailed", message: (error as Error).message });
+      }
+      break;
+    case "open": {
+      const id = message.id;
+      tracks.set(
+        id,
+        decoder!.open(message.track, {
+          onTranscript: (transcript) => scope.postMessage({ op: "transcript", id, transcript }),
+          onError: (error) => scope.postMessage({ op: "error", id, message: error.message }),
+        }),
+      );
+      break;
+    }
+    case "audio":
+      tracks.get(message.id)?.write(message.mulaw);
+      ack(message.mulaw.length);
+      break;
+    case "close": {
+      const track = tracks.get(message.id);
+      tracks.delete(message.id);
+      await track?.close();
+      scope.postMessage({ op: "closed", id: message.id });
+      break;
+    }
+  }
+};
