@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fillSilence, TrackTimeline } from "../lib/audio/timeline.ts";
 import {
+  ByteBatcher,
   durationMs,
   FRAME_BYTES,
   FRAME_MS,
@@ -115,4 +116,18 @@ Deno.test("fillSilence gives 0xFF bytes of the asked length", () => {
     assert.equal(silence.length, n);
     assert.ok(silence.every((b) => b === MULAW_SILENCE));
   }
+});
+
+Deno.test("ByteBatcher: pieces of any size come out as whole batches in order; drain takes the rest", () => {
+  const batcher = new ByteBatcher(800);
+  const audio = Uint8Array.from({ length: 2500 }, (_, i) => i % 251);
+  const batches: Uint8Array[] = [];
+  // 20 ms frames, then odd sizes, as streams and tests write them.
+  for (const [from, to] of [[0, 160], [160, 320], [320, 1337], [1337, 1338], [1338, 2500]]) {
+    batcher.push(audio.subarray(from, to), (batch) => batches.push(batch.slice()));
+  }
+  assert.deepEqual(batches.map((b) => b.length), [800, 800, 800]);
+  assert.deepEqual(batches[1], audio.subarray(800, 1600));
+  assert.deepEqual(batcher.drain(), audio.subarray(2400));
+  assert.equal(batcher.drain().length, 0);
 });

@@ -32,6 +32,41 @@ export function splitFrames(mulaw: Uint8Array): Uint8Array[] {
   return frames;
 }
 
+/**
+ * Gathers audio written in pieces of any size into batches of a fixed size
+ * (an engine takes 100 ms at a time, not 20 ms frames), reusing one buffer.
+ */
+export class ByteBatcher {
+  readonly #batch: Uint8Array;
+  #filled = 0;
+
+  constructor(size: number) {
+    this.#batch = new Uint8Array(size);
+  }
+
+  /** Adds `bytes`, handing each batch that fills to `onFull` (a view, valid during the call). */
+  push(bytes: Uint8Array, onFull: (batch: Uint8Array) => void): void {
+    let offset = 0;
+    while (offset < bytes.length) {
+      const n = Math.min(bytes.length - offset, this.#batch.length - this.#filled);
+      this.#batch.set(bytes.subarray(offset, offset + n), this.#filled);
+      this.#filled += n;
+      offset += n;
+      if (this.#filled === this.#batch.length) {
+        this.#filled = 0;
+        onFull(this.#batch);
+      }
+    }
+  }
+
+  /** Takes the unfinished batch (a view, valid until the next push); may be empty. */
+  drain(): Uint8Array {
+    const rest = this.#batch.subarray(0, this.#filled);
+    this.#filled = 0;
+    return rest;
+  }
+}
+
 /** A new 160-byte frame of µ-law silence (0xFF). */
 export function silenceFrame(): Uint8Array {
   return new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);

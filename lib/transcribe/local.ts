@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { ByteBatcher } from "../audio/framing.ts";
 import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink } from "./engine.ts";
 import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
 import type { FromWorker, ToWorker } from "./local_worker.ts";
@@ -175,8 +176,7 @@ class WorkerTrack implements TrackTranscriber {
   #worker: DecoderWorker;
   #id: number;
   #track: Track;
-  #pending = new Uint8Array(BATCH_BYTES);
-  #pendingBytes = 0;
+  #batcher = new ByteBatcher(BATCH_BYTES);
   #dropping = false;
   #closing = false;
 
@@ -189,29 +189,21 @@ class WorkerTrack implements TrackTranscriber {
 
   write(mulaw: Uint8Array): void {
     if (this.#closing || this.#worker.failure) return;
-    let offset = 0;
-    while (offset < mulaw.length) {
-      const n = Math.min(mulaw.length - offset, BATCH_BYTES - this.#pendingBytes);
-      this.#pending.set(mulaw.subarray(offset, offset + n), this.#pendingBytes);
-      this.#pendingBytes += n;
-      offset += n;
-      if (this.#pendingBytes === BATCH_BYTES) this.#send();
-    }
+    this.#batcher.push(mulaw, (batch) => this.#send(batch));
   }
 
   close(): Promise<void> {
     if (!this.#closing && !this.#worker.failure) {
       this.#closing = true;
-      this.#send();
+      this.#send(this.#batcher.drain());
       this.#worker.post({ op: "close", id: this.#id });
     }
     return this.closed.promise;
   }
 
-  #send(): void {
-    if (this.#pendingBytes === 0) return;
-    const mulaw = this.#pending.slice(0, this.#pendingBytes);
-    this.#pendingBytes = 0;
+  /** Sends a copy of `batch` (it goes to the worker's thread), unless the worker is too far behind. */
+  #send(batch: Uint8Array): void {
+    if (batch.length === 0) return;
     const lag = this.#worker.lagSeconds();
     if (
       lag > this.#worker.maxLagSeconds || (this.#dropping && lag > this.#worker.maxLagSeconds / 2)
@@ -231,7 +223,7 @@ class WorkerTrack implements TrackTranscriber {
       return;
     }
     this.#dropping = false;
-    this.#worker.post({ op: "audio", id: this.#id, mulaw });
+    this.#worker.post({ op: "audio", id: this.#id, mulaw: batch.slice() });
   }
 }
 

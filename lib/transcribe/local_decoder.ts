@@ -9,6 +9,7 @@
  * @module
  */
 import sherpa from "sherpa-onnx-node";
+import { ByteBatcher } from "../audio/framing.ts";
 import { mulawToFloat32 } from "../audio/mulaw.ts";
 import { Upsampler2x } from "../audio/upsample.ts";
 import type {
@@ -179,8 +180,7 @@ class LocalTrack implements TrackTranscriber {
   #track: Track;
   #sink: TranscriptSink;
   #options: LocalEngineOptions;
-  #pending = new Uint8Array(BATCH_BYTES);
-  #pendingBytes = 0;
+  #batcher = new ByteBatcher(BATCH_BYTES);
   #samples = new Float32Array(BATCH_BYTES);
   #upsampler = new Upsampler2x();
   #queue: DecodeQueue;
@@ -207,23 +207,17 @@ class LocalTrack implements TrackTranscriber {
 
   write(mulaw: Uint8Array): void {
     if (this.#failed || this.#closed) return;
-    let offset = 0;
-    while (offset < mulaw.length) {
-      const n = Math.min(mulaw.length - offset, BATCH_BYTES - this.#pendingBytes);
-      this.#pending.set(mulaw.subarray(offset, offset + n), this.#pendingBytes);
-      this.#pendingBytes += n;
-      offset += n;
-      if (this.#pendingBytes === BATCH_BYTES) {
-        // A chunk still waiting is decoded before more audio goes in, so endpoints are checked
-        // chunk by chunk however fast audio arrives.
-        if (this.#queue.take(this)) this.decodeReady();
-        this.#acceptPending();
-        if (this.#failed) return;
-        this.#guard(() => {
-          if (this.#recognizer.isReady(this.#stream)) this.#queue.add(this);
-        });
-      }
-    }
+    this.#batcher.push(mulaw, (batch) => {
+      if (this.#failed) return;
+      // A chunk still waiting is decoded before more audio goes in, so endpoints are checked
+      // chunk by chunk however fast audio arrives.
+      if (this.#queue.take(this)) this.decodeReady();
+      this.#accept(batch);
+      if (this.#failed) return;
+      this.#guard(() => {
+        if (this.#recognizer.isReady(this.#stream)) this.#queue.add(this);
+      });
+    });
   }
 
   close(): Promise<void> {
@@ -232,7 +226,7 @@ class LocalTrack implements TrackTranscriber {
     if (this.#queue.take(this)) this.decodeReady();
     if (!this.#failed) {
       this.#guard(() => {
-        this.#acceptPending();
+        this.#accept(this.#batcher.drain());
         this.#stream.acceptWaveform({
           samples: new Float32Array(Math.round(MODEL_RATE * TAIL_SECONDS)),
           sampleRate: MODEL_RATE,
@@ -247,14 +241,10 @@ class LocalTrack implements TrackTranscriber {
     return Promise.resolve();
   }
 
-  /** Hands the batched audio to the model (decoded from µ-law and upsampled). */
-  #acceptPending(): void {
-    if (this.#pendingBytes === 0) return;
-    const samples = mulawToFloat32(
-      this.#pending.subarray(0, this.#pendingBytes),
-      this.#samples.subarray(0, this.#pendingBytes),
-    );
-    this.#pendingBytes = 0;
+  /** Hands a batch of audio to the model (decoded from µ-law and upsampled). */
+  #accept(mulaw: Uint8Array): void {
+    if (mulaw.length === 0) return;
+    const samples = mulawToFloat32(mulaw, this.#samples.subarray(0, mulaw.length));
     this.#guard(() =>
       this.#stream.acceptWaveform({
         samples: this.#upsampler.process(samples),
