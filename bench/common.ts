@@ -91,6 +91,50 @@ export function ownCpuUs(): number {
   return user + system;
 }
 
+/** CPU time of a process's threads in µs, by role. */
+export interface ThreadCpu {
+  /** The main thread: the event loop (sockets, relay, sessions, transcripts). */
+  main: number;
+  /** Web Worker threads (Deno names them `worker-N`): the local engine's decoders. */
+  workers: number;
+  /** Everything else: V8's garbage collector, Deno's I/O threads. */
+  other: number;
+}
+
+/** The kernel's clock ticks per second in /proc (USER_HZ, fixed at 100 by the Linux ABI). */
+const USER_HZ = 100;
+
+/**
+ * CPU time of each thread of process `pid` by role, from
+ * `/proc/<pid>/task/<tid>/stat` (10 ms resolution). Read through `cat`, as
+ * Deno opens /proc only with --allow-all. Null where there is no /proc.
+ */
+export async function threadCpuUs(pid: number): Promise<ThreadCpu | null> {
+  if (Deno.build.os !== "linux") return null;
+  // Threads may end between the glob and the read: cat then fails for those, which is fine.
+  const { stdout } = await new Deno.Command("sh", {
+    args: ["-c", `cat /proc/${pid}/task/*/stat`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const cpu: ThreadCpu = { main: 0, workers: 0, other: 0 };
+  let threads = 0;
+  for (const line of new TextDecoder().decode(stdout).split("\n")) {
+    const open = line.indexOf("(");
+    const close = line.lastIndexOf(")");
+    if (open < 0 || close < open) continue;
+    const tid = Number(line.slice(0, open));
+    const name = line.slice(open + 1, close);
+    // After the name: state, ppid, … utime and stime are the 12th and 13th fields.
+    const fields = line.slice(close + 2).split(" ");
+    const us = (Number(fields[11]) + Number(fields[12])) * (1e6 / USER_HZ);
+    const role = tid === pid ? "main" : /^worker-\d+$/.test(name) ? "workers" : "other";
+    cpu[role] += us;
+    threads++;
+  }
+  return threads ? cpu : null;
+}
+
 /** Resident memory of this process in bytes. */
 export function ownRssBytes(): number {
   return Deno.memoryUsage().rss;

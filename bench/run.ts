@@ -24,7 +24,7 @@ import { LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
 import { wordErrorRate } from "../lib/transcribe/wer.ts";
 import { loadConfig } from "../lib/config.ts";
 import { packTracks, readSet, type SpeechTrack } from "./audio.ts";
-import { progress, quantile, sleep } from "./common.ts";
+import { progress, quantile, sleep, type ThreadCpu, threadCpuUs } from "./common.ts";
 import type { TimedTranscript } from "./relay_server.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -367,6 +367,7 @@ async function enginePhase() {
     const server = await startServer("relay_server.ts", ["--engine", "local"]);
     let transcripts: TimedTranscript[];
     let cpuUs: number;
+    let threads: ThreadCpu | null = null;
     let callT0: (index: number) => number;
     try {
       const spec = `${dir}/spec.json`;
@@ -381,6 +382,7 @@ async function enginePhase() {
         }),
       );
       const cpuStart = (await stats(server)).cpuUs;
+      const threadsStart = await threadCpuUs(server.pid);
       const load = spawn("load.ts", ["--url", server.url, "--audio", spec]);
       await nextJson(load, "the load generator");
       const clock = await nextJson<{ t0: number; phases: number; phaseMs: number }>(
@@ -398,6 +400,14 @@ async function enginePhase() {
       for (let i = 0; i < 100 && (await stats(server)).activeCalls > 0; i++) await sleep(100);
       const end = await stats(server, "?transcripts");
       cpuUs = end.cpuUs - cpuStart;
+      const threadsEnd = await threadCpuUs(server.pid);
+      if (threadsStart && threadsEnd) {
+        threads = {
+          main: threadsEnd.main - threadsStart.main,
+          workers: threadsEnd.workers - threadsStart.workers,
+          other: threadsEnd.other - threadsStart.other,
+        };
+      }
       transcripts = end.transcripts;
     } finally {
       await stopServer(server);
@@ -422,6 +432,8 @@ async function enginePhase() {
     const rawPacedRtf = await rawRun(["--partials", "--paced"]);
 
     const rtf = cpuUs / 1000 / audioMs;
+    const threadRtf = (us: number | undefined) => us ? us / 1000 / audioMs : null;
+    const decoderThreadsRtf = threadRtf(threads?.workers);
     const decodingCores = Math.min(
       navigator.hardwareConcurrency,
       loadConfig().local.workers ?? LOCAL_DEFAULTS.workers,
@@ -435,6 +447,13 @@ async function enginePhase() {
       rawPartialsRtf,
       rawPacedRtf,
       ratioToPacedRaw: rtf / rawPacedRtf,
+      // And by thread (Linux): the decoder workers (sherpa-onnx plus µ-law decoding and
+      // upsampling) against the raw loop, the event loop (relay, engine proxy, transcripts,
+      // storage), the rest (garbage collector, I/O). Null without /proc or decoder workers.
+      decoderThreadsRtf,
+      decoderThreadsRatio: decoderThreadsRtf && decoderThreadsRtf / rawRtf,
+      eventLoopRtf: threadRtf(threads?.main),
+      otherThreadsRtf: threadRtf(threads?.other),
       // RTF is the whole server's CPU (relay included) per track; the decoder workers spread
       // tracks over every core, so the machine carries about cores ÷ RTF tracks.
       realtimeTracks: Math.floor(decodingCores / rtf),
@@ -562,7 +581,8 @@ const results = {
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
 
-const f = (n: number, digits = 1) => Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+const f = (n: number | null, digits = 1) =>
+  n !== null && Number.isFinite(n) ? n.toFixed(digits) : "n/a";
 const rows: Array<[string, string, string]> = [
   [
     `relay CPU per frame (N=${relay.referenceCalls})`,
@@ -584,6 +604,12 @@ const rows: Array<[string, string, string]> = [
   ["  raw + a partial per decode", `${f(engine.rawPartialsRtf / engine.rawRtf, 2)}×`, ""],
   ["  raw + partials, paced in real time", `${f(engine.rawPacedRtf / engine.rawRtf, 2)}×`, ""],
   ["  ours / paced raw with partials", `${f(engine.ratioToPacedRaw, 2)}×`, ""],
+  ["  decoder threads / raw", `${f(engine.decoderThreadsRatio, 2)}×`, ""],
+  [
+    "  event loop / raw",
+    `${f(engine.eventLoopRtf && engine.eventLoopRtf / engine.rawRtf, 2)}×`,
+    "",
+  ],
   [`tracks in real time (${engine.decodingCores} cores, from RTF)`, `${engine.realtimeTracks}`, ""],
   [
     "final after endpoint p50 / p95",

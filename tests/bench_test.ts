@@ -60,6 +60,18 @@ Deno.test({
       for (const [set, wer] of sets) {
         assert.ok(typeof wer === "number" && Number.isFinite(wer) && wer >= 0, `wer.${set}`);
       }
+      if (Deno.build.os === "linux") {
+        // The thread breakdown is part of the server's CPU: 10 ms ticks against µs, so a slack.
+        const { rtf, decoderThreadsRtf, eventLoopRtf, otherThreadsRtf, audioSeconds } =
+          results.engine;
+        for (const [key, value] of Object.entries({ decoderThreadsRtf, eventLoopRtf })) {
+          assert.ok(typeof value === "number" && value > 0, `engine.${key} is ${value}`);
+        }
+        const threads = decoderThreadsRtf + eventLoopRtf + (otherThreadsRtf ?? 0);
+        const tick = 0.05 / audioSeconds;
+        assert.ok(threads <= rtf + tick, `threads ${threads} within the process's ${rtf}`);
+        assert.ok(threads >= rtf * 0.8 - tick, `threads ${threads} account for most of ${rtf}`);
+      }
       // Both servers were measured at every load level, and the quick ladder ran.
       const calls = (server: string) =>
         // deno-lint-ignore no-explicit-any

@@ -19,18 +19,22 @@ async function feed(track: TrackTranscriber, audio: Uint8Array): Promise<void> {
   await track.close();
 }
 
-/** Every transcript of each of `count` tracks, fed the same audio at once. */
+/** Every transcript of one track per audio, fed at once: 20 ms frames in turn, then all closed. */
 async function transcribeTogether(
   engine: TranscriberEngine,
-  audio: Uint8Array,
-  count: number,
+  audios: Uint8Array[],
 ): Promise<Transcript[][]> {
-  const out: Transcript[][] = Array.from({ length: count }, () => []);
-  await Promise.all(
-    out.map((transcripts) =>
-      feed(engine.open("inbound", { onTranscript: (t) => transcripts.push(t) }), audio)
-    ),
+  const out: Transcript[][] = audios.map(() => []);
+  const tracks = audios.map((_, i) =>
+    engine.open("inbound", { onTranscript: (t) => out[i].push(t) })
   );
+  const longest = Math.max(...audios.map((a) => a.length));
+  for (let at = 0; at < longest; at += 160) {
+    audios.forEach((audio, i) =>
+      at < audio.length && tracks[i].write(audio.subarray(at, at + 160))
+    );
+  }
+  await Promise.all(tracks.map((track) => track.close()));
   return out;
 }
 
@@ -137,17 +141,21 @@ Deno.test("tracks decoded together give the same transcripts as a lone track; a 
 });
 
 Deno.test("decoder workers: tracks spread over them give exactly what one thread gives", async () => {
-  const audio = toMulaw(
-    (await conversation((await audioSet("librispeech-samples")).slice(0, 3))).samples,
-  );
+  const set = await audioSet("librispeech-samples");
+  const a = toMulaw((await conversation(set.slice(0, 3))).samples);
+  const b = toMulaw((await conversation(set.slice(3, 5))).samples);
   const onThread = new LocalDecoder(await model());
-  const [expected] = await transcribeTogether(onThread, audio, 1);
+  const expected = await transcribeTogether(onThread, [a, b]);
   await onThread.dispose();
-  assert.ok(expected.filter((t) => t.type === "final").length >= 3, "the decoder heard all three");
+  assert.ok(expected[0].filter((t) => t.type === "final").length >= 3, "the decoder heard a");
+  assert.ok(expected[1].filter((t) => t.type === "final").length >= 2, "the decoder heard b");
 
   const engine = await LocalEngine.start(await model(), { workers: 2 });
   try {
-    for (const got of await transcribeTogether(engine, audio, 4)) assert.deepEqual(got, expected);
+    // Tracks alternate between the workers, so each worker decodes an `a` and a `b` track
+    // whose audio travels in the same messages.
+    const got = await transcribeTogether(engine, [a, a, b, b]);
+    assert.deepEqual(got, [expected[0], expected[0], expected[1], expected[1]]);
   } finally {
     await engine.dispose();
   }

@@ -14,7 +14,8 @@ import type { ModelFiles } from "./model.ts";
 export type ToWorker =
   | { op: "load"; model: ModelFiles; options: LocalEngineOptions }
   | { op: "open"; id: number; track: Track }
-  | { op: "audio"; id: number; mulaw: Uint8Array<ArrayBuffer> }
+  /** Audio of several tracks in one message: `lengths[i]` bytes of `mulaw` for track `ids[i]`, in order. */
+  | { op: "audio"; ids: number[]; lengths: number[]; mulaw: Uint8Array<ArrayBuffer> }
   | { op: "close"; id: number };
 
 /** Messages a worker sends the engine. */
@@ -70,10 +71,16 @@ scope.onmessage = async ({ data: message }) => {
       );
       break;
     }
-    case "audio":
-      tracks.get(message.id)?.write(message.mulaw);
+    case "audio": {
+      let offset = 0;
+      message.ids.forEach((id, i) => {
+        const end = offset + message.lengths[i];
+        tracks.get(id)?.write(message.mulaw.subarray(offset, end));
+        offset = end;
+      });
       ack(message.mulaw.length);
       break;
+    }
     case "close": {
       const track = tracks.get(message.id);
       tracks.delete(message.id);
