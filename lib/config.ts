@@ -215,11 +215,12 @@ function optionalNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
 }
 
 function optionalWholeNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
-  const parsed = optionalNumber(env, name, key);
-  if (!Number.isInteger(parsed[key] ?? 0)) {
-    throw new ConfigError(`${name} must be a whole number, got "${env[name]}"`);
+  const value = env[name];
+  if (value === undefined || value === "") return {};
+  if (!/^\d+$/.test(value.trim())) {
+    throw new ConfigError(`${name} must be a whole number such as 2 (or 0), got "${value}"`);
   }
-  return parsed;
+  return { [key]: Number(value) };
 }
 
 /** `STREAM_IDLE_TIMEOUT`: seconds, default 30; Twilio sends media every 20 ms while a call lives. */

@@ -229,6 +229,9 @@ Deno.test("SHERPA_WORKERS: a whole number, checked before anything starts", () =
   assert.equal(loadConfig({ SHERPA_WORKERS: "3" }).local.workers, 3);
   assert.equal(loadConfig({ SHERPA_WORKERS: "0" }).local.workers, 0);
   for (const bad of ["1.5", "-1", "two"]) {
-    assert.throws(() => loadConfig({ SHERPA_WORKERS: bad }), /SHERPA_WORKERS must be a/);
+    assert.throws(
+      () => loadConfig({ SHERPA_WORKERS: bad }),
+      new RegExp(`SHERPA_WORKERS must be a whole number .*got "${bad}"`),
+    );
   }
 });

@@ -168,7 +168,6 @@ class DecoderWorker {
   }
 
   terminate(): void {
-    clearTimeout(this.#sendTimer);
     this.#worker.terminate();
     this.#fail(new Error("local engine stopped"), false);
   }
@@ -196,6 +195,11 @@ class DecoderWorker {
   #fail(error: Error, report = true): void {
     if (this.failure) return;
     this.failure = error;
+    // Audio still queued has nowhere to go.
+    clearTimeout(this.#sendTimer);
+    this.#sendTimer = undefined;
+    this.#outbox = [];
+    this.#outboxBytes = 0;
     this.#loaded.reject(error);
     this.#loaded.promise.catch(() => {});
     for (const track of this.tracks.values()) {
