@@ -18,8 +18,8 @@
 import { parseArgs } from "node:util";
 import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { Upsampler2x } from "../lib/audio/upsample.ts";
-import { loadConfig } from "../lib/config.ts";
-import { findModel } from "../lib/transcribe/create.ts";
+import { loadConfig } from "../app/config.ts";
+import { findModel } from "../app/engine.ts";
 import { createRecognizer, LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
 import { ownCpuUs, report } from "./common.ts";
 

@@ -15,11 +15,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../app/config.ts";
 import { stderrLogger } from "../lib/log.ts";
 import { startServer } from "../lib/server/serve.ts";
 import type { TrackTranscriber, TranscriberEngine } from "../lib/transcribe/engine.ts";
-import { createEngine } from "../lib/transcribe/create.ts";
+import { createEngine } from "../app/engine.ts";
 import { NullEngine } from "../lib/transcribe/null_engine.ts";
 import { epochMs, FrameCounters, report, serveControl } from "./common.ts";
 

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import type { CallEvent } from "../lib/call/events.ts";
-import { createPrinter } from "../lib/call/printer.ts";
+import { createPrinter } from "../lib/console/printer.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { type FakeAssemblyAI, startFakeAssemblyAI } from "../lib/sim/fake_assemblyai.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
@@ -16,9 +16,9 @@ import {
   isTransientClose,
   sessionUrl,
 } from "../lib/transcribe/assemblyai.ts";
-import { ConfigError, loadConfig } from "../lib/config.ts";
+import { ConfigError, loadConfig } from "../app/config.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
-import { wordErrorRate } from "../lib/transcribe/wer.ts";
+import { wordErrorRate } from "../lib/metrics/wer.ts";
 import {
   audioSet,
   callTestServer,

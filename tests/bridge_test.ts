@@ -9,14 +9,14 @@ import { fileURLToPath } from "node:url";
 import { FRAME_BYTES, silenceFrame } from "../lib/audio/framing.ts";
 import { MULAW_SILENCE, mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
-import { BridgeManager, BurstDetector } from "../lib/bridge/bridge.ts";
-import { capturePlans, parseAudioInput, parseAudioOutput } from "../lib/bridge/devices.ts";
-import { MulawWavFile } from "../lib/bridge/speaker.ts";
-import { ConfigError } from "../lib/config.ts";
+import { BridgeManager, BurstDetector } from "../lib/laptop_audio/bridge.ts";
+import { capturePlans, parseAudioInput, parseAudioOutput } from "../lib/laptop_audio/devices.ts";
+import { MulawWavFile } from "../lib/laptop_audio/speaker.ts";
+import { ConfigError } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
-import { wordErrorRate } from "../lib/transcribe/wer.ts";
+import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { processOf } from "./procfs.ts";
 import {
   audioSet,

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
-import { wordErrorRate } from "../lib/transcribe/wer.ts";
+import { wordErrorRate } from "../lib/metrics/wer.ts";
 import {
   audioSet,
   callTestServer,

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { wordErrorRate } from "../lib/transcribe/wer.ts";
+import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { SHARED_AUDIO } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));

@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { readWavFile, resample, writeWav } from "../lib/audio/wav.ts";
 import { mulawEncode } from "../lib/audio/mulaw.ts";
 import type { CallEvent } from "../lib/call/events.ts";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { type RunningServer, startServer } from "../lib/server/serve.ts";
 import {
@@ -16,7 +16,7 @@ import {
   type SimulatedCallResult,
 } from "../lib/sim/twilio_sim.ts";
 import type { Track, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
-import { createEngine } from "../lib/transcribe/create.ts";
+import { createEngine } from "../app/engine.ts";
 
 /** `../shared/audio/` beside the project. */
 export const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));

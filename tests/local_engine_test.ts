@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { readWavFile } from "../lib/audio/wav.ts";
-import { loadConfig } from "../lib/config.ts";
-import { findModel } from "../lib/transcribe/create.ts";
+import { loadConfig } from "../app/config.ts";
+import { findModel } from "../app/engine.ts";
 import type { TrackTranscriber, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";

@@ -7,15 +7,14 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { progressBar } from "../lib/console/progress_bar.ts";
+import { findModelFiles, ModelError } from "../lib/model/model_files.ts";
 import {
   DEFAULT_MODEL_NAME,
   defaultCacheDir,
-  findModelFiles,
-  ModelError,
   modelUrl,
-  progressBar,
   resolveModel,
-} from "../lib/transcribe/model.ts";
+} from "../lib/model/resolve_model.ts";
 
 const SHARED_MODELS = fileURLToPath(new URL("../../shared/models/", import.meta.url));
 const KWS_NAME = "sherpa-onnx-kws-zipformer-gigaspeech-3.3M-2024-01-01";

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { CallEvent, CallInfo } from "../lib/call/events.ts";
-import { createPrinter } from "../lib/call/printer.ts";
+import { createPrinter } from "../lib/console/printer.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 
 const call = (sid: string): CallInfo => ({

@@ -8,13 +8,13 @@
  */
 import assert from "node:assert/strict";
 import type { CallEvent } from "../lib/call/events.ts";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { startServer } from "../lib/server/serve.ts";
 import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
 import { makeSid, postSigned } from "../lib/sim/twilio_sim.ts";
 import { parseStreamTwiml } from "../lib/twilio/twiml.ts";
-import { wordErrorRate } from "../lib/transcribe/wer.ts";
+import { wordErrorRate } from "../lib/metrics/wer.ts";
 import {
   audioSet,
   conversation,

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { parseSync } from "subtitle";
-import { loadConfig } from "../lib/config.ts";
+import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { startServer } from "../lib/server/serve.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";

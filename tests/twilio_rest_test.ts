@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { describeTwilioError, twilioClient, twilioCredentials } from "../lib/twilio/rest.ts";
-import { ConfigError } from "../lib/config.ts";
+import { ConfigError } from "../app/config.ts";
 import { audioSet, conversation, testServer, toMulaw } from "./helpers.ts";
 import { makeCall } from "./call_command.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { normalizeWords, numberToWords, wordErrorRate } from "../lib/transcribe/wer.ts";
+import { normalizeWords, numberToWords, wordErrorRate } from "../lib/metrics/wer.ts";
 
 Deno.test("normalisation ignores case and punctuation and reads numbers", () => {
   assert.deepEqual(normalizeWords("Press 1, or Press 42!"), [

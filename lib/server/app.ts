@@ -9,12 +9,13 @@
 import { Hono } from "hono";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import type { BridgeManager } from "../bridge/bridge.ts";
+import type { BridgeManager } from "../laptop_audio/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { Logger } from "../log.ts";
 import { signatureValid } from "../twilio/signature.ts";
-import { CallStatusBook } from "../call/status.ts";
-import { callTwiml, registerWebhooks } from "./webhooks.ts";
+import { CallStatusBook } from "../twilio/call_status.ts";
+import { callTwiml } from "../twilio/twiml.ts";
+import { registerWebhooks } from "./webhooks.ts";
 import { upgradeMediaStream } from "./deno_websocket.ts";
 import { MediaStreamHandler, type StreamKind } from "./media_stream.ts";
 import { transcriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";

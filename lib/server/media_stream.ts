@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { AudioBridge, BridgeManager } from "../bridge/bridge.ts";
+import type { AudioBridge, BridgeManager } from "../laptop_audio/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { CallSession } from "../call/session.ts";
 import type { Logger } from "../log.ts";

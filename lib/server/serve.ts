@@ -4,17 +4,17 @@
  *
  * @module
  */
-import { BridgeManager } from "../bridge/bridge.ts";
-import { parseAudioInput, parseAudioOutput } from "../bridge/devices.ts";
+import { BridgeManager } from "../laptop_audio/bridge.ts";
+import { parseAudioInput, parseAudioOutput } from "../laptop_audio/devices.ts";
 import { CallRegistry } from "../call/registry.ts";
-import { type Config, ConfigError, publicBase } from "../config.ts";
+import { type Config, ConfigError, publicBase } from "../../app/config.ts";
 import type { Logger } from "../log.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
 import { createApp } from "./app.ts";
 import { dbPath, TranscriptStore } from "../store/db.ts";
 import { isLoopback } from "./auth.ts";
 import { LiveHub } from "./live.ts";
-import { callKind, CallStatusBook } from "../call/status.ts";
+import { callKind, CallStatusBook } from "../twilio/call_status.ts";
 
 /** A running server. */
 export interface RunningServer {

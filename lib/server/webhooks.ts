@@ -7,8 +7,8 @@
  * @module
  */
 import type { Context, Hono } from "hono";
-import type { CallStatusBook } from "../call/status.ts";
-import { streamTwiml, streamUrls } from "../twilio/twiml.ts";
+import type { CallStatusBook } from "../twilio/call_status.ts";
+import { callTwiml, STATUS_PATHS } from "../twilio/twiml.ts";
 
 /** What the webhook routes need from the app. */
 export interface WebhookOptions {
@@ -21,28 +21,6 @@ export interface WebhookOptions {
   statuses: CallStatusBook;
   /** Inbound calls: optional greeting, or a number to forward to instead of the laptop. */
   inbound?: { greeting?: string; forwardTo?: string };
-}
-
-/** Paths Twilio posts status callbacks to, under the public base. */
-export const STATUS_PATHS = { call: "/twilio/status", stream: "/twilio/stream-status" } as const;
-
-/**
- * The TwiML of a transcribed call: both tracks to `/stream` (with stream status
- * callbacks), then the laptop leg on `/audio` — or a `<Dial>` when forwarding.
- */
-export function callTwiml(
-  publicBase: string,
-  parameters: Record<string, string>,
-  extra: { greeting?: string; forwardTo?: string } = {},
-): string {
-  const { streamUrl, audioUrl } = streamUrls(publicBase);
-  return streamTwiml({
-    streamUrl,
-    audioUrl,
-    parameters,
-    statusCallback: publicBase.replace(/\/$/, "") + STATUS_PATHS.stream,
-    ...extra,
-  });
 }
 
 /** Adds `/twiml/inbound`, `/twilio/status`, `/twilio/stream-status` and `/api/public-url`. */

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { E164 } from "../config.ts";
+import { E164 } from "../../app/config.ts";
 import type { Logger } from "../log.ts";
 import { errorDocs } from "../twilio/rest.ts";
 import { makeSid, postSigned, simulateCall, type SimulatedCallResult } from "./twilio_sim.ts";

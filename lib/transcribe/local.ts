@@ -10,7 +10,7 @@ import { ByteBatcher } from "../audio/framing.ts";
 import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink } from "./engine.ts";
 import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
 import type { FromWorker, ToWorker } from "./local_worker.ts";
-import type { ModelFiles } from "./model.ts";
+import type { ModelFiles } from "../model/model_files.ts";
 
 /** Audio goes to a worker in 100 ms batches (the decoder's own batch): one message, not five. */
 const BATCH_BYTES = 800;

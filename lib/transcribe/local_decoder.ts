@@ -20,7 +20,7 @@ import type {
   TranscriptSink,
   Word,
 } from "./engine.ts";
-import type { ModelFiles } from "./model.ts";
+import type { ModelFiles } from "../model/model_files.ts";
 
 /** Endpointing and decoding options of the local engine. */
 export interface LocalEngineOptions {

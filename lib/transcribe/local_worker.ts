@@ -8,7 +8,7 @@
  */
 import type { Track, TrackTranscriber, Transcript } from "./engine.ts";
 import { LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
-import type { ModelFiles } from "./model.ts";
+import type { ModelFiles } from "../model/model_files.ts";
 
 /** Messages the engine sends a worker. */
 export type ToWorker =

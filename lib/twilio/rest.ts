@@ -10,7 +10,7 @@
  * @module
  */
 import twilio from "twilio";
-import { ConfigError, E164 } from "../config.ts";
+import { ConfigError, E164 } from "../../app/config.ts";
 
 /** Twilio's REST API origin. */
 export const TWILIO_API = "https://api.twilio.com";

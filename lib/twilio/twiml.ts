@@ -61,6 +61,28 @@ export function streamUrls(publicUrl: string): { streamUrl: string; audioUrl: st
   return { streamUrl: `${base}/stream`, audioUrl: `${base}/audio` };
 }
 
+/** Paths Twilio posts status callbacks to, under the public base. */
+export const STATUS_PATHS = { call: "/twilio/status", stream: "/twilio/stream-status" } as const;
+
+/**
+ * The TwiML of a transcribed call: both tracks to `/stream` (with stream status
+ * callbacks), then the laptop leg on `/audio` — or a `<Dial>` when forwarding.
+ */
+export function callTwiml(
+  publicBase: string,
+  parameters: Record<string, string>,
+  extra: { greeting?: string; forwardTo?: string } = {},
+): string {
+  const { streamUrl, audioUrl } = streamUrls(publicBase);
+  return streamTwiml({
+    streamUrl,
+    audioUrl,
+    parameters,
+    statusCallback: publicBase.replace(/\/$/, "") + STATUS_PATHS.stream,
+    ...extra,
+  });
+}
+
 /** A `<Stream>` as the simulator needs it. */
 export interface ParsedStream {
   name?: string;

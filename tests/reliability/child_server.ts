@@ -10,10 +10,10 @@
  * `stats` (memory after a last-resort GC, engine counts, active calls).
  */
 import { parseArgs } from "node:util";
-import { loadConfig } from "../../lib/config.ts";
+import { loadConfig } from "../../app/config.ts";
 import { stderrLogger } from "../../lib/log.ts";
 import { startServer } from "../../lib/server/serve.ts";
-import { createEngine } from "../../lib/transcribe/create.ts";
+import { createEngine } from "../../app/engine.ts";
 import type { TranscriberEngine } from "../../lib/transcribe/engine.ts";
 import { NullEngine } from "../../lib/transcribe/null_engine.ts";
 

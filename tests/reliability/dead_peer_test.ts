@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { makeSid } from "../../lib/sim/twilio_sim.ts";
 import { connectedMessage, twilioMediaMessage } from "../../lib/twilio/protocol.ts";
 import { signRequest } from "../../lib/twilio/signature.ts";
-import { wordErrorRate } from "../../lib/transcribe/wer.ts";
+import { wordErrorRate } from "../../lib/metrics/wer.ts";
 import {
   audioSet,
   callTestServer,

@@ -19,7 +19,7 @@ import type {
   Transcript,
   TranscriptSink,
 } from "../../lib/transcribe/engine.ts";
-import { wordErrorRate } from "../../lib/transcribe/wer.ts";
+import { wordErrorRate } from "../../lib/metrics/wer.ts";
 import { audioSet, conversation, sharedEngine, testServer, toMulaw } from "../helpers.ts";
 import { finalsOf, report } from "./fixtures.ts";
 

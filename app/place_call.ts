@@ -8,11 +8,16 @@
  *
  * @module
  */
-import { FINAL_CALL_STATUSES } from "../call/status.ts";
-import { ConfigError, E164, loadConfig } from "../config.ts";
-import type { Logger } from "../log.ts";
-import { callTwiml, STATUS_PATHS } from "../server/webhooks.ts";
-import { describeTwilioError, TWILIO_API, twilioClient, twilioCredentials } from "./rest.ts";
+import { FINAL_CALL_STATUSES } from "../lib/twilio/call_status.ts";
+import { ConfigError, E164, loadConfig } from "./config.ts";
+import type { Logger } from "../lib/log.ts";
+import { callTwiml, STATUS_PATHS } from "../lib/twilio/twiml.ts";
+import {
+  describeTwilioError,
+  TWILIO_API,
+  twilioClient,
+  twilioCredentials,
+} from "../lib/twilio/rest.ts";
 
 /** Options of {@link placeCall}. */
 export interface PlaceCallOptions {

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { ConfigError } from "../config.ts";
+import { ConfigError } from "../../app/config.ts";
 
 /** Where the laptop's audio comes from or goes to. */
 export type AudioEndpoint =

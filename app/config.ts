@@ -5,8 +5,9 @@
  *
  * @module
  */
-import type { LocalEngineOptions } from "./transcribe/local_decoder.ts";
-import type { AssemblyAIOptions } from "./transcribe/assemblyai.ts";
+import { DEFAULT_MODEL_NAME } from "../lib/model/resolve_model.ts";
+import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
+import type { AssemblyAIOptions } from "../lib/transcribe/assemblyai.ts";
 
 /** Everything the server and the commands need to know. */
 export interface Config {
@@ -58,9 +59,6 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** The model users get by default (downloaded from the sherpa-onnx release on first use). */
-export const DEFAULT_MODEL = "sherpa-onnx-streaming-zipformer-en-20M-2023-02-17";
-
 type Env = Record<string, string | undefined>;
 
 /** Reads the configuration; `flags` holds command-line values that override the environment. */
@@ -91,7 +89,7 @@ export function loadConfig(
       : undefined,
     model: {
       dir: env.SHERPA_MODEL_DIR || undefined,
-      name: env.SHERPA_MODEL || DEFAULT_MODEL,
+      name: env.SHERPA_MODEL || DEFAULT_MODEL_NAME,
       nameExplicit: Boolean(env.SHERPA_MODEL),
       url: env.SHERPA_MODEL_URL || undefined,
       cacheDir: env.SHERPA_CACHE_DIR || undefined,

@@ -3,12 +3,14 @@
  *
  * @module
  */
-import type { Config } from "../config.ts";
-import type { Logger } from "../log.ts";
-import type { TranscriberEngine } from "./engine.ts";
-import { AssemblyAIEngine, sessionUrl } from "./assemblyai.ts";
-import { LocalEngine } from "./local.ts";
-import { progressBar, type ProgressCallback, type ResolvedModel, resolveModel } from "./model.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "../lib/log.ts";
+import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
+import { AssemblyAIEngine, sessionUrl } from "../lib/transcribe/assemblyai.ts";
+import { LocalEngine } from "../lib/transcribe/local.ts";
+import { progressBar } from "../lib/console/progress_bar.ts";
+import type { ProgressCallback } from "../lib/model/download.ts";
+import { type ResolvedModel, resolveModel } from "../lib/model/resolve_model.ts";
 
 /** The AssemblyAI engine when configured; else finds (or downloads) the model and loads the local engine. */
 export async function createEngine(config: Config, log: Logger): Promise<TranscriberEngine> {

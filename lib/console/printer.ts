@@ -11,7 +11,7 @@
  * @module
  */
 import type { Transcript } from "../transcribe/engine.ts";
-import type { CallEvent, CallListener } from "./events.ts";
+import type { CallEvent, CallListener } from "../call/events.ts";
 
 /** Output options. */
 export interface PrinterOptions {

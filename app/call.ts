@@ -1,0 +1,146 @@
+/**
+ * `deno task call`: places a call.
+ *
+ * `--simulate` runs the whole call offline through the Twilio simulator:
+ * the server starts in-process (or `--server <url>` uses a running one),
+ * the callee's WAV plays on the inbound track, the caller's WAV (sent by the
+ * server's laptop leg) on the outbound track, and the transcript is printed.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
+import { createPrinter } from "../lib/console/printer.ts";
+import { loadConfig } from "./config.ts";
+import { stderrLogger } from "../lib/log.ts";
+import { startServer } from "../lib/server/serve.ts";
+import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
+import { createEngine } from "./engine.ts";
+import { placeCall } from "./place_call.ts";
+
+const USAGE = `Usage:
+  deno task call <+15551234567> [--from <+1…>] [--server <url>]
+  deno task call --simulate --callee-audio <wav> [--caller-audio <wav>]
+                 [--format text|jsonl] [--partials] [--fast] [--server <url>]
+                 [--transcriber local|assemblyai]
+
+  <number>          call it through Twilio (credentials in .env; \`deno task serve\` must be
+                    running and reachable by Twilio: PUBLIC_URL or NGROK_AUTHTOKEN); the
+                    server prints the transcript; Ctrl-C hangs up
+  --from            caller ID (default TWILIO_PHONE_NUMBER)
+  --simulate        run the call through the built-in Twilio simulator (no account needed)
+  --callee-audio    what the phone party says (any WAV; played on the inbound track)
+  --caller-audio    what the laptop side says (sent by the server's laptop leg,
+                    heard on the outbound track); in-process server only
+  --format          text (default): "Inbound: ... [start - end]"; jsonl: one JSON event per line
+  --partials        with --format jsonl, include partial results
+  --fast            run faster than real time
+  --server <url>    use a running server (deno task serve) instead of starting one;
+                    its console prints the transcript
+  --transcriber     in-process server's engine: local (default without a key) or
+                    assemblyai (default when ASSEMBLYAI_API_KEY is set)`;
+
+/** Runs `deno task call` with `args`; returns the exit code. */
+export async function callCommand(args: string[]): Promise<number> {
+  const log = stderrLogger();
+  let values;
+  let positionals;
+  try {
+    ({ values, positionals } = parseArgs({
+      args,
+      options: {
+        simulate: { type: "boolean", default: false },
+        "callee-audio": { type: "string" },
+        "caller-audio": { type: "string" },
+        format: { type: "string", default: "text" },
+        partials: { type: "boolean", default: false },
+        fast: { type: "boolean", default: false },
+        server: { type: "string" },
+        from: { type: "string" },
+        transcriber: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      allowPositionals: true,
+    }));
+  } catch (error) {
+    log.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (!values.simulate) {
+    return await placeCall({
+      positionals,
+      from: values.from,
+      server: values.server,
+      env: Deno.env.toObject(),
+      log,
+    });
+  }
+  if (values.format !== "text" && values.format !== "jsonl") {
+    log.error(`--format must be text or jsonl, got "${values.format}"`);
+    return 2;
+  }
+  const calleePath = values["callee-audio"];
+  if (!calleePath) {
+    log.error(`--callee-audio <wav> is required with --simulate\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.server && values["caller-audio"]) {
+    log.error(
+      "--caller-audio only works with the in-process server; set AUDIO_INPUT=<wav> on the running server instead",
+    );
+    return 2;
+  }
+  const calleeAudio = toCallAudio(await readWavFile(calleePath));
+
+  if (values.server) {
+    const env = Deno.env.toObject();
+    const result = await simulateCall({
+      serverUrl: values.server,
+      calleeAudio,
+      authToken: env.TWILIO_AUTH_TOKEN || undefined,
+      fast: values.fast,
+    });
+    log.info(`simulated call ${result.callSid} ended; the server's console has the transcript`);
+    return 0;
+  }
+
+  // In-process: a random token per run, so even the offline demo checks signatures.
+  const authToken = makeSid("").slice(0, 32);
+  const config = loadConfig(
+    {
+      ...Deno.env.toObject(),
+      HOST: "127.0.0.1",
+      PORT: "0",
+      PUBLIC_URL: "",
+      TWILIO_AUTH_TOKEN: authToken,
+      TWILIO_SKIP_SIGNATURE: "",
+    },
+    { audioInput: values["caller-audio"] ?? "none", transcriber: values.transcriber },
+  );
+  // Faster than real time, a clock-paced caller file would fall behind the call: send it ahead.
+  config.audioInputUnpaced = values.fast;
+  const quietLog = stderrLogger({ quiet: values.format === "jsonl" });
+  const engine = await createEngine(config, quietLog);
+  const server = await startServer(config, engine, quietLog);
+  server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
+  const callSid = makeSid("CA");
+  const ended = server.registry.whenEnded(callSid);
+  try {
+    await simulateCall({
+      serverUrl: server.url,
+      calleeAudio,
+      authToken,
+      callSid,
+      fast: values.fast,
+    });
+    await ended;
+  } finally {
+    await server.shutdown();
+    await engine.dispose();
+  }
+  return 0;
+}

@@ -1,0 +1,101 @@
+/**
+ * `deno task serve`: the callscribe server. Listens on HOST:PORT (default
+ * 127.0.0.1:8080), transcribes every call Twilio streams to it and prints
+ * the transcript.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { createPrinter } from "../lib/console/printer.ts";
+import { loadConfig } from "./config.ts";
+import { stderrLogger } from "../lib/log.ts";
+import { requireSignatureCheck, startServer } from "../lib/server/serve.ts";
+import { openPublicUrl } from "../lib/server/tunnel.ts";
+import { createEngine } from "./engine.ts";
+import { listDevices } from "../lib/laptop_audio/devices.ts";
+import { FFMPEG_INSTALL_HINT, ffmpegAvailable } from "../lib/laptop_audio/ffmpeg.ts";
+import { watchKeys } from "../lib/console/keys.ts";
+
+const USAGE =
+  `Usage: deno task serve [--host 127.0.0.1] [--port 8080] [--format text|jsonl] [--partials]
+                        [--transcriber local|assemblyai]
+       deno task serve --list-devices
+
+Starts the server Twilio streams calls to. Configuration comes from .env
+(see .env.example); flags override it.
+
+  --list-devices    print the audio devices ffmpeg sees (for AUDIO_INPUT / AUDIO_OUTPUT)
+  --transcriber     local (sherpa-onnx, default without a key) or assemblyai (the default
+                    when ASSEMBLYAI_API_KEY is set); overrides TRANSCRIBER
+
+While a call is bridged to the laptop, press c to clear the audio queued for it.`;
+
+/** Runs `deno task serve` with `args`; returns the exit code. */
+export async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      host: { type: "string" },
+      port: { type: "string" },
+      format: { type: "string", default: "text" },
+      partials: { type: "boolean", default: false },
+      transcriber: { type: "string" },
+      help: { type: "boolean", short: "h" },
+      "list-devices": { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = stderrLogger();
+  if (values["list-devices"]) {
+    const ffmpeg = Deno.env.get("FFMPEG_PATH") || "ffmpeg";
+    if (!(await ffmpegAvailable(ffmpeg))) {
+      log.error(`ffmpeg was not found (tried "${ffmpeg}"): ${FFMPEG_INSTALL_HINT}`);
+      return 1;
+    }
+    console.log(await listDevices(ffmpeg));
+    return 0;
+  }
+  if (values.format !== "text" && values.format !== "jsonl") {
+    log.error(`--format must be text or jsonl, got "${values.format}"`);
+    return 2;
+  }
+  const config = loadConfig(Deno.env.toObject(), {
+    host: values.host,
+    port: values.port,
+    transcriber: values.transcriber,
+  });
+  requireSignatureCheck(config);
+  const engine = await createEngine(config, log);
+  const server = await startServer(config, engine, log);
+  server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
+  const endpoint = await openPublicUrl({
+    publicUrl: config.publicUrl,
+    ngrokAuthtoken: config.ngrokAuthtoken,
+    localUrl: server.url,
+    log,
+  });
+  // Stream URLs and signature checks follow the tunnel's URL from here on.
+  if (endpoint.source === "ngrok") config.publicUrl = endpoint.url;
+  log.info(`listening on ${server.url} (Twilio reaches it as ${endpoint.url})`);
+
+  const stop = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  }
+  const restoreTerminal = watchKeys({
+    onClear: () => {
+      if (!server.bridges.clear()) log.info("c: no call is bridged to the laptop");
+    },
+    onInterrupt: () => stop.resolve("SIGINT"),
+  });
+  const signal = await stop.promise;
+  restoreTerminal();
+  log.info(`${signal}: ending ${server.registry.activeCalls} call(s) and stopping`);
+  await server.shutdown();
+  await endpoint.close();
+  await engine.dispose();
+  return 0;
+}

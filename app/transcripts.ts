@@ -1,0 +1,159 @@
+/**
+ * `deno task transcripts`: the stored transcripts from the command line.
+ *
+ *   list [--search words] [--number digits] [--since date] [--until date] [--limit n] [--json]
+ *   show <sid>
+ *   export <sid> --format json|txt|srt|vtt [--output file]
+ *
+ * Reads the database in DATA_DIR (default ./data), also while the server runs.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { existsSync } from "node:fs";
+import { loadConfig } from "./config.ts";
+import { stderrLogger } from "../lib/log.ts";
+import { dbPath, TranscriptStore } from "../lib/store/db.ts";
+import {
+  EXPORT_FORMATS,
+  type ExportFormat,
+  exportTranscript,
+  formatDuration,
+} from "../lib/store/export.ts";
+import { parseCallQuery, QueryError } from "../lib/server/transcripts_api.ts";
+
+const USAGE = `Usage:
+  deno task transcripts list [--search words] [--number digits] [--since 2024-05-01]
+                             [--until 2024-05-31] [--limit 20] [--offset 0] [--json]
+  deno task transcripts show <call-sid>
+  deno task transcripts export <call-sid> --format json|txt|srt|vtt [--output file]
+
+Reads the transcripts the server stored in DATA_DIR (default ./data).`;
+
+/** Runs `deno task transcripts` with `args`; returns the exit code. */
+export function transcriptsCommand(args: string[], env = Deno.env.toObject()): number {
+  const log = stderrLogger();
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        search: { type: "string" },
+        number: { type: "string" },
+        since: { type: "string" },
+        until: { type: "string" },
+        limit: { type: "string" },
+        offset: { type: "string" },
+        json: { type: "boolean", default: false },
+        format: { type: "string" },
+        output: { type: "string", short: "o" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    log.error(`${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const [command, sid, ...extra] = positionals;
+  if (values.help || !command) {
+    console.log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  if (!["list", "show", "export"].includes(command)) {
+    log.error(`unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (command !== "list" && !sid) {
+    log.error(`${command} needs a Call SID (see: deno task transcripts list)\n\n${USAGE}`);
+    return 2;
+  }
+  if (extra.length || (command === "list" && sid)) {
+    log.error(`unexpected argument "${extra[0] ?? sid}"\n\n${USAGE}`);
+    return 2;
+  }
+
+  const { dataDir } = loadConfig(env);
+  const path = dbPath(dataDir);
+  if (!existsSync(path)) {
+    log.error(
+      `no transcripts in ${path} yet: the server creates it on start (DATA_DIR=${dataDir})`,
+    );
+    return 1;
+  }
+  const store = new TranscriptStore(path);
+  try {
+    if (command === "list") {
+      const params = new URLSearchParams();
+      for (const key of ["number", "since", "until", "limit", "offset"] as const) {
+        if (values[key] !== undefined) params.set(key, values[key]);
+      }
+      if (values.search !== undefined) params.set("q", values.search);
+      const query = parseCallQuery(params);
+      query.limit ??= 20;
+      const page = store.listCalls(query);
+      if (values.json) {
+        console.log(JSON.stringify(page, null, 2));
+        return 0;
+      }
+      if (page.calls.length === 0) {
+        console.log("No calls.");
+        return 0;
+      }
+      for (const call of page.calls) {
+        const started = new Date(call.startedAt).toISOString().replace("T", " ").slice(0, 19);
+        const duration = call.durationMs === null ? "-" : formatDuration(call.durationMs);
+        console.log(
+          [
+            call.callSid,
+            started,
+            `${call.from ?? "?"} -> ${call.to ?? "?"}`,
+            duration.padStart(7),
+            call.status.padEnd(11),
+            `${call.segmentCount} lines`,
+          ].join("  "),
+        );
+      }
+      const shown = (query.offset ?? 0) + page.calls.length;
+      if (shown < page.total) {
+        console.log(`(${shown} of ${page.total}; --offset ${shown} for more)`);
+      }
+      return 0;
+    }
+
+    const call = store.getCall(sid);
+    if (!call) {
+      log.error(`no call with SID ${sid} in ${path} (see: deno task transcripts list)`);
+      return 1;
+    }
+    let format: ExportFormat = "txt";
+    if (command === "export") {
+      if (!values.format || !EXPORT_FORMATS.includes(values.format as ExportFormat)) {
+        log.error(
+          `export needs --format ${EXPORT_FORMATS.join("|")}${
+            values.format ? `, got "${values.format}"` : ""
+          }`,
+        );
+        return 2;
+      }
+      format = values.format as ExportFormat;
+    }
+    const text = exportTranscript(format, call, store.segments(call.callSid));
+    if (values.output) {
+      Deno.writeTextFileSync(values.output, text);
+      log.info(`wrote ${values.output}`);
+    } else {
+      Deno.stdout.writeSync(new TextEncoder().encode(text));
+    }
+    return 0;
+  } catch (error) {
+    if (error instanceof QueryError) {
+      log.error(error.message.replace(/^q /, "--search ").replace(/^(\w+) must/, "--$1 must"));
+      return 2;
+    }
+    throw error;
+  } finally {
+    store.close();
+  }
+}
