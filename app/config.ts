@@ -8,6 +8,7 @@
 import { DEFAULT_MODEL_NAME } from "../lib/model/resolve_model.ts";
 import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
 import type { AssemblyAIOptions } from "../lib/transcribe/assemblyai.ts";
+import { UserError } from "../lib/user_error.ts";
 
 /** Everything the server and the commands need to know. */
 export interface Config {
@@ -52,11 +53,6 @@ export interface Config {
   transcriber: "local" | "assemblyai";
   /** AssemblyAI settings; `apiKey` is set whenever `transcriber` is `assemblyai`. */
   assemblyai: Partial<AssemblyAIOptions>;
-}
-
-/** A configuration problem, reported before anything starts. */
-export class ConfigError extends Error {
-  override name = "ConfigError";
 }
 
 type Env = Record<string, string | undefined>;
@@ -122,10 +118,10 @@ function loadTranscriber(env: Env, flag?: string): Pick<Config, "transcriber" | 
   const source = flag !== undefined ? "--transcriber" : "TRANSCRIBER";
   const choice = flag ?? (env.TRANSCRIBER || (apiKey ? "assemblyai" : "local"));
   if (choice !== "local" && choice !== "assemblyai") {
-    throw new ConfigError(`${source} must be local or assemblyai, got "${choice}"`);
+    throw new UserError(`${source} must be local or assemblyai, got "${choice}"`);
   }
   if (choice === "assemblyai" && !apiKey) {
-    throw new ConfigError(
+    throw new UserError(
       `${source}=assemblyai needs ASSEMBLYAI_API_KEY. Set it in .env (AssemblyAI dashboard, ` +
         `API Keys), or use the local engine (--transcriber local).`,
     );
@@ -134,7 +130,7 @@ function loadTranscriber(env: Env, flag?: string): Pick<Config, "transcriber" | 
   if (env.ASSEMBLYAI_URL) {
     const url = URL.canParse(env.ASSEMBLYAI_URL) ? new URL(env.ASSEMBLYAI_URL) : undefined;
     if (!url || (url.protocol !== "wss:" && url.protocol !== "ws:")) {
-      throw new ConfigError(
+      throw new UserError(
         `ASSEMBLYAI_URL must be a WebSocket URL such as wss://streaming.eu.assemblyai.com/v3/ws, got "${env.ASSEMBLYAI_URL}"`,
       );
     }
@@ -153,7 +149,7 @@ function loadTranscriber(env: Env, flag?: string): Pick<Config, "transcriber" | 
     const value = env[name];
     if (value === undefined || value === "") return undefined;
     if (!/^\d+$/.test(value)) {
-      throw new ConfigError(`${name} must be a whole number of ${unit}, got "${value}"`);
+      throw new UserError(`${name} must be a whole number of ${unit}, got "${value}"`);
     }
     return Number(value);
   };
@@ -167,7 +163,7 @@ function loadTranscriber(env: Env, flag?: string): Pick<Config, "transcriber" | 
 function parsePort(value: string, name: string): number {
   const port = Number(value);
   if (!/^\d+$/.test(value) || port > 65535) {
-    throw new ConfigError(`${name} must be a port number (0-65535), got "${value}"`);
+    throw new UserError(`${name} must be a port number (0-65535), got "${value}"`);
   }
   return port;
 }
@@ -177,12 +173,12 @@ function parsePublicUrl(value: string): string {
   try {
     url = new URL(value);
   } catch {
-    throw new ConfigError(
+    throw new UserError(
       `PUBLIC_URL must be a URL such as https://example.ngrok.app, got "${value}"`,
     );
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new ConfigError(`PUBLIC_URL must start with https://, got "${value}"`);
+    throw new UserError(`PUBLIC_URL must start with https://, got "${value}"`);
   }
   return url.href.replace(/\/$/, "");
 }
@@ -194,7 +190,7 @@ export const E164 = /^\+[1-9]\d{1,14}$/;
 export function parsePhoneNumber(value: string, name: string): string {
   const trimmed = value.trim();
   if (!E164.test(trimmed)) {
-    throw new ConfigError(
+    throw new UserError(
       `${name} must be a phone number in E.164 form such as +15551234567 (plus sign, ` +
         `country code, no spaces or dashes), got "${value}"`,
     );
@@ -207,7 +203,7 @@ function optionalNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
   if (value === undefined || value === "") return {};
   const number = Number(value);
   if (!Number.isFinite(number) || number < 0) {
-    throw new ConfigError(`${name} must be a non-negative number, got "${value}"`);
+    throw new UserError(`${name} must be a non-negative number, got "${value}"`);
   }
   return { [key]: number };
 }
@@ -216,7 +212,7 @@ function optionalWholeNumber(env: Env, name: string, key: keyof LocalEngineOptio
   const value = env[name];
   if (value === undefined || value === "") return {};
   if (!/^\d+$/.test(value.trim())) {
-    throw new ConfigError(`${name} must be a whole number such as 2 (or 0), got "${value}"`);
+    throw new UserError(`${name} must be a whole number such as 2 (or 0), got "${value}"`);
   }
   return { [key]: Number(value) };
 }
@@ -226,7 +222,7 @@ function parseIdleTimeout(value: string | undefined): number {
   if (value === undefined || value === "") return 30;
   const seconds = Number(value);
   if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new ConfigError(
+    throw new UserError(
       `STREAM_IDLE_TIMEOUT must be a positive number of seconds, got "${value}" (default 30)`,
     );
   }

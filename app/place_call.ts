@@ -9,7 +9,7 @@
  * @module
  */
 import { FINAL_CALL_STATUSES } from "../lib/twilio/call_status.ts";
-import { ConfigError, E164, loadConfig } from "./config.ts";
+import { E164, loadConfig } from "./config.ts";
 import type { Logger } from "../lib/log.ts";
 import { callTwiml, STATUS_PATHS } from "../lib/twilio/twiml.ts";
 import {
@@ -18,6 +18,7 @@ import {
   twilioClient,
   twilioCredentials,
 } from "../lib/twilio/rest.ts";
+import { UserError } from "../lib/user_error.ts";
 
 /** Options of {@link placeCall}. */
 export interface PlaceCallOptions {
@@ -59,13 +60,13 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
   try {
     credentials = twilioCredentials(env, options.from);
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
+    if (!(error instanceof UserError)) throw error;
     problems.push(...error.message.split("\n"));
   }
   try {
     config = loadConfig(env);
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
+    if (!(error instanceof UserError)) throw error;
     problems.push(error.message);
   }
   if (problems.length || !credentials || !config || !to) {

@@ -4,23 +4,17 @@
  *
  * @module
  */
-import { WavError } from "../lib/audio/wav.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { ModelError } from "../lib/model/model_files.ts";
-import { TunnelError } from "../lib/server/tunnel.ts";
-import { ConfigError } from "./config.ts";
+import { UserError } from "../lib/user_error.ts";
 
 /** Runs `command`, then exits the process with the code it returns. */
 export async function runCommand(command: () => number | Promise<number>): Promise<never> {
   try {
     Deno.exit(await command());
   } catch (error) {
-    if (
-      error instanceof ConfigError || error instanceof ModelError || error instanceof WavError ||
-      error instanceof TunnelError
-    ) {
+    if (error instanceof UserError) {
       stderrLogger().error(error.message);
-      Deno.exit(2);
+      Deno.exit(error.exitCode);
     }
     throw error;
   }

@@ -16,7 +16,7 @@ import {
   isTransientClose,
   sessionUrl,
 } from "../lib/transcribe/assemblyai.ts";
-import { ConfigError, loadConfig } from "../app/config.ts";
+import { loadConfig } from "../app/config.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import {
@@ -29,6 +29,7 @@ import {
   testServer,
   toMulaw,
 } from "./helpers.ts";
+import { UserError } from "../lib/user_error.ts";
 
 const KEY = "aai-test-key-5f3c9e1d7b2a4c6e8f0a";
 const text = (ts: Transcript[]) => ts.map((t) => t.text).join(" ");
@@ -398,7 +399,7 @@ Deno.test("AssemblyAI config: engine choice, options, and what is retried", () =
   assert.throws(
     () => loadConfig({}, { transcriber: "assemblyai" }),
     (e) =>
-      e instanceof ConfigError &&
+      e instanceof UserError &&
       /--transcriber=assemblyai needs ASSEMBLYAI_API_KEY/.test(e.message),
   );
   assert.throws(

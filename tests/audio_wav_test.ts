@@ -4,11 +4,11 @@ import {
   readWavFile,
   resample,
   toCallAudio,
-  WavError,
   writeMulawWav,
   writeWav,
 } from "../lib/audio/wav.ts";
 import { mulawDecodeSample, mulawToFloat32 } from "../lib/audio/mulaw.ts";
+import { UserError } from "../lib/user_error.ts";
 
 const LIBRISPEECH = "/work/shared/audio/librispeech-samples/2830-3980-0043.wav";
 const ALLISON = "/work/shared/audio/asterisk-allison-8k/demo-thanks.wav";
@@ -66,12 +66,12 @@ function zeroCrossings(samples: Float32Array): number {
 
 async function expectWavError(promise: Promise<unknown>, ...parts: (string | RegExp)[]) {
   const error = await promise.then(() => null, (e) => e);
-  assert.ok(error instanceof WavError, `expected a WavError, got ${error}`);
+  assert.ok(error instanceof UserError, `expected a UserError, got ${error}`);
   for (const part of parts) {
     if (typeof part === "string") assert.ok(error.message.includes(part), error.message);
     else assert.match(error.message, part);
   }
-  return error as WavError;
+  return error as UserError;
 }
 
 Deno.test("writeWav → readWav round-trips 16-bit mono", () => {
@@ -370,11 +370,11 @@ Deno.test("errors name the file, the problem and the fix", async () => {
   });
   assert.throws(
     () => readWav(new Uint8Array(0), "demo/x.wav"),
-    /^WavError: demo\/x\.wav: file is empty/,
+    /^UserError: demo\/x\.wav: file is empty/,
   );
   assert.throws(
     () => readWav(new TextEncoder().encode("ID3 not a wav")),
-    (e: Error) => e instanceof WavError,
+    (e: Error) => e instanceof UserError,
   );
 });
 

@@ -12,7 +12,6 @@ import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { BridgeManager, BurstDetector } from "../lib/laptop_audio/bridge.ts";
 import { capturePlans, parseAudioInput, parseAudioOutput } from "../lib/laptop_audio/devices.ts";
 import { MulawWavFile } from "../lib/laptop_audio/speaker.ts";
-import { ConfigError } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
@@ -28,6 +27,7 @@ import {
   testServer,
   toMulaw,
 } from "./helpers.ts";
+import { UserError } from "../lib/user_error.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const text = (ts: Transcript[]) => ts.map((t) => t.text).join(" ");
@@ -86,7 +86,7 @@ Deno.test("device names, files and none are told apart, with clear errors", asyn
   assert.deepEqual(parseAudioInput(wav), { kind: "file", path: wav });
   assert.throws(
     () => parseAudioInput("no/such/file.wav"),
-    (e) => e instanceof ConfigError && /AUDIO_INPUT="no\/such\/file\.wav"/.test(e.message),
+    (e) => e instanceof UserError && /AUDIO_INPUT="no\/such\/file\.wav"/.test(e.message),
   );
   assert.throws(
     () => parseAudioInput("bogus:thing"),

@@ -128,6 +128,36 @@ Deno.test("a WAV that cannot be read is a clear error naming the file", async ()
   assert.match(noArgs.stderr, /--callee-audio/);
 });
 
+Deno.test("a model folder sherpa-onnx refuses is a user error: exit 2, its reason, no stack", async () => {
+  // Every file is where findModelFiles looks, but tokens.txt points nowhere: sherpa-onnx's
+  // own check refuses the model ("Please check your config!"), with and without workers.
+  const shared = `${ROOT}../shared/models/sherpa-onnx-kws-zipformer-gigaspeech-3.3M-2024-01-01`;
+  const dir = await Deno.makeTempDir({ prefix: "callscribe-refused-model-" });
+  for await (const entry of Deno.readDir(shared)) {
+    if (entry.name.endsWith(".onnx")) {
+      await Deno.symlink(`${shared}/${entry.name}`, `${dir}/${entry.name}`);
+    }
+  }
+  await Deno.symlink(`${dir}/gone.txt`, `${dir}/tokens.txt`);
+  for (const workers of ["0", "2"]) {
+    const { code, stderr } = await run(
+      [
+        "run",
+        ...PERMISSIONS,
+        "make_call.ts",
+        "--simulate",
+        "--fast",
+        "--callee-audio",
+        "demo/inbound.wav",
+      ],
+      { SHERPA_MODEL_DIR: dir, SHERPA_WORKERS: workers },
+    );
+    assert.equal(code, 2, stderr);
+    assert.match(stderr, /error: could not load the speech model .*tokens\.txt/);
+    assert.doesNotMatch(stderr, /^\s+at /m, "no stack trace");
+  }
+});
+
 Deno.test("deno task serve without TWILIO_AUTH_TOKEN stops before looking for a model", async () => {
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...PERMISSIONS, "main.ts", "--port", "0"],

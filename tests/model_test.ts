@@ -8,13 +8,14 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { progressBar } from "../lib/console/progress_bar.ts";
-import { findModelFiles, ModelError } from "../lib/model/model_files.ts";
+import { findModelFiles } from "../lib/model/model_files.ts";
 import {
   DEFAULT_MODEL_NAME,
   defaultCacheDir,
   modelUrl,
   resolveModel,
 } from "../lib/model/resolve_model.ts";
+import { UserError } from "../lib/user_error.ts";
 
 const SHARED_MODELS = fileURLToPath(new URL("../../shared/models/", import.meta.url));
 const KWS_NAME = "sherpa-onnx-kws-zipformer-gigaspeech-3.3M-2024-01-01";
@@ -114,7 +115,7 @@ async function expectDownloadFailure(
     () => assert.fail("resolveModel should have failed"),
     (e) => e,
   );
-  assert.ok(error instanceof ModelError, String(error));
+  assert.ok(error instanceof UserError, String(error));
   assert.match(error.message, /^No speech model found and it could not be downloaded \(/);
   assert.match(error.message, reason);
   assert.match(error.message, /Set SHERPA_MODEL_DIR to a sherpa-onnx streaming transducer folder/);
@@ -182,7 +183,7 @@ Deno.test("findModelFiles overrides win, relative to the folder or absolute", as
     assert.throws(
       () => findModelFiles(KWS, { encoder: "nope.onnx" }),
       (e: unknown) =>
-        e instanceof ModelError && e.message.includes(join(KWS, "nope.onnx")) &&
+        e instanceof UserError && e.message.includes(join(KWS, "nope.onnx")) &&
         e.message.includes("SHERPA_ENCODER"),
     );
   });
@@ -192,7 +193,7 @@ Deno.test("findModelFiles names the folder, the missing pieces and the variables
   await withTemp(async (dir) => {
     await touch(dir, ["encoder-epoch-1.onnx", "tokens.txt"]);
     assert.throws(() => findModelFiles(dir), (e: unknown) => {
-      assert.ok(e instanceof ModelError);
+      assert.ok(e instanceof UserError);
       assert.ok(e.message.includes(dir), e.message);
       assert.match(e.message, /no decoder \(\*decoder\*\.onnx\), no joiner \(\*joiner\*\.onnx\)/);
       assert.match(e.message, /SHERPA_MODEL_DIR/);
@@ -208,7 +209,7 @@ Deno.test("findModelFiles names the folder, the missing pieces and the variables
     assert.throws(
       () => findModelFiles(join(dir, "missing")),
       (e: unknown) =>
-        e instanceof ModelError && e.message.includes(join(dir, "missing")) &&
+        e instanceof UserError && e.message.includes(join(dir, "missing")) &&
         /does not exist.*SHERPA_MODEL_DIR/.test(e.message),
     );
   });
@@ -233,7 +234,7 @@ Deno.test("resolveModel: SHERPA_MODEL_DIR wins, and a bad one is an error", asyn
         cacheDir: dir,
         fetch: noFetch,
       }),
-      (e: unknown) => e instanceof ModelError && e.message.includes(`Model folder ${dir} has no`),
+      (e: unknown) => e instanceof UserError && e.message.includes(`Model folder ${dir} has no`),
     );
   });
 });

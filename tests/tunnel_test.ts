@@ -1,7 +1,8 @@
 /** The public URL: PUBLIC_URL, an ngrok tunnel (real @ngrok/ngrok addon), or a clear warning. */
 import assert from "node:assert/strict";
 import { memoryLogger } from "../lib/log.ts";
-import { openPublicUrl, TunnelError } from "../lib/server/tunnel.ts";
+import { openPublicUrl } from "../lib/server/tunnel.ts";
+import { UserError } from "../lib/user_error.ts";
 
 Deno.test("PUBLIC_URL wins; no tunnel is opened", async () => {
   const log = memoryLogger();
@@ -36,7 +37,7 @@ Deno.test("a bogus ngrok token fails with a clear error in bounded time, never s
     log,
     timeoutMs: 20_000,
   }).then(() => null, (e) => e);
-  assert.ok(error instanceof TunnelError, String(error));
+  assert.ok(error instanceof UserError, String(error));
   assert.match(error.message, /could not open the ngrok tunnel: .+Check NGROK_AUTHTOKEN/);
   assert.ok(!error.message.includes(token));
   assert.ok(!log.lines.join("\n").includes(token));

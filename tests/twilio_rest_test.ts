@@ -7,9 +7,9 @@ import assert from "node:assert/strict";
 import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { describeTwilioError, twilioClient, twilioCredentials } from "../lib/twilio/rest.ts";
-import { ConfigError } from "../app/config.ts";
 import { audioSet, conversation, testServer, toMulaw } from "./helpers.ts";
 import { makeCall } from "./call_command.ts";
+import { UserError } from "../lib/user_error.ts";
 
 const TO = "+15551234567";
 const FROM = "+15005550006";
@@ -150,7 +150,7 @@ Deno.test("twilioCredentials names each missing or malformed value", () => {
   ];
   for (const [env, from, message] of cases) {
     assert.throws(() => twilioCredentials(env, from), (e: Error) => {
-      assert.ok(e instanceof ConfigError);
+      assert.ok(e instanceof UserError);
       assert.match(e.message, message);
       assert.ok(!e.message.includes(authToken), "never echoes the token");
       return true;

@@ -9,20 +9,13 @@
  * @module
  */
 import { floatToMulaw, mulawDecodeSample } from "./mulaw.ts";
+import { UserError } from "../user_error.ts";
 
 /** Decoded audio: mono samples in [-1, 1]; `channels` is the file's original count. */
 export interface WavAudio {
   sampleRate: number;
   channels: number;
   samples: Float32Array;
-}
-
-/** A WAV file that can't be read; the message names the file, the problem and the fix. */
-export class WavError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "WavError";
-  }
 }
 
 const FORMAT_PCM = 1;
@@ -71,12 +64,12 @@ function convertHint(name: string | undefined): string {
 
 /**
  * Parses a WAV file. `name` (a path, usually) is only used in error messages.
- * Throws {@link WavError} for anything it can't read.
+ * Throws {@link UserError} for anything it can't read.
  */
 export function readWav(bytes: Uint8Array, name?: string): WavAudio {
   const hint = convertHint(name);
   const fail = (problem: string, fix = hint): never => {
-    throw new WavError(`${name ?? "WAV data"}: ${problem}; ${fix}`);
+    throw new UserError(`${name ?? "WAV data"}: ${problem}; ${fix}`);
   };
   if (bytes.length === 0) fail("file is empty (0 bytes)", "record or convert the audio again");
   const riff = bytes.length >= 4 ? fourcc(bytes, 0) : "";
@@ -219,26 +212,26 @@ export function readWav(bytes: Uint8Array, name?: string): WavAudio {
   return { sampleRate, channels, samples };
 }
 
-/** Reads and parses a WAV file; every failure (including not found) is a {@link WavError} naming it. */
+/** Reads and parses a WAV file; every failure (including not found) is a {@link UserError} naming it. */
 export async function readWavFile(path: string): Promise<WavAudio> {
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) {
-      throw new WavError(
+      throw new UserError(
         `${path}: file not found; check the path (relative paths start at ${Deno.cwd()})`,
       );
     }
     if (error instanceof Deno.errors.PermissionDenied) {
-      throw new WavError(
+      throw new UserError(
         `${path}: permission denied; make the file readable or run with --allow-read`,
       );
     }
     if (error instanceof Deno.errors.IsADirectory) {
-      throw new WavError(`${path}: is a directory, not a WAV file; pass the path of a .wav file`);
+      throw new UserError(`${path}: is a directory, not a WAV file; pass the path of a .wav file`);
     }
-    throw new WavError(`${path}: cannot read the file (${(error as Error).message})`);
+    throw new UserError(`${path}: cannot read the file (${(error as Error).message})`);
   }
   return readWav(bytes, path);
 }

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { ConfigError } from "../../app/config.ts";
+import { UserError } from "../user_error.ts";
 
 /** Where the laptop's audio comes from or goes to. */
 export type AudioEndpoint =
@@ -80,7 +80,7 @@ function parseEndpoint(
       // Reported below with the accepted forms.
     }
     if (!isFile) {
-      throw new ConfigError(
+      throw new UserError(
         `${name}="${value}" is neither an existing file nor a known device; use ${DEVICE_HELP.input} ` +
           "(deno task serve --list-devices shows what ffmpeg sees)",
       );
@@ -88,7 +88,7 @@ function parseEndpoint(
     return { kind: "file", path: value };
   }
   if (!/\.wav$/i.test(value)) {
-    throw new ConfigError(
+    throw new UserError(
       `${name}="${value}": a file output must end in .wav (it is written as a WAV file); ` +
         `or use ${DEVICE_HELP.output}`,
     );
@@ -98,7 +98,7 @@ function parseEndpoint(
   try {
     if (!Deno.statSync(dir).isDirectory) throw new Error();
   } catch {
-    throw new ConfigError(`${name}="${value}": folder "${dir}" does not exist; create it first`);
+    throw new UserError(`${name}="${value}": folder "${dir}" does not exist; create it first`);
   }
   return { kind: "file", path: value };
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { basename, isAbsolute, join, resolve } from "node:path";
+import { UserError } from "../user_error.ts";
 
 /** The four files an `OnlineRecognizer` transducer needs, as absolute paths. */
 export interface ModelFiles {
@@ -20,11 +21,6 @@ export interface ModelFiles {
 
 /** Paths (absolute, or relative to the model folder) that replace the found files. */
 export type ModelOverrides = Partial<Record<"encoder" | "decoder" | "joiner" | "tokens", string>>;
-
-/** A model that cannot be found, downloaded or used; the message says what to do. */
-export class ModelError extends Error {
-  override name = "ModelError";
-}
 
 type Role = "encoder" | "decoder" | "joiner";
 const ROLES: readonly Role[] = ["encoder", "decoder", "joiner"];
@@ -49,7 +45,7 @@ export function findModelFiles(dir: string, overrides: ModelOverrides = {}): Mod
     names = [...Deno.readDirSync(abs)].filter((e) => e.isFile || e.isSymlink).map((e) => e.name);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
-      throw new ModelError(
+      throw new UserError(
         `Model folder ${abs} does not exist. Set SHERPA_MODEL_DIR to a sherpa-onnx streaming transducer folder (with encoder, decoder and joiner .onnx files and tokens.txt).`,
       );
     }
@@ -68,7 +64,7 @@ export function findModelFiles(dir: string, overrides: ModelOverrides = {}): Mod
     if (override) {
       const path = isAbsolute(override) ? override : join(abs, override);
       if (!isFile(path)) {
-        throw new ModelError(
+        throw new UserError(
           `The ${key} file ${path} (set by ${OVERRIDE_ENV[key]}) does not exist.`,
         );
       }
@@ -82,7 +78,7 @@ export function findModelFiles(dir: string, overrides: ModelOverrides = {}): Mod
   if (missing.length > 0) {
     const what = missing.map((k) => k === "tokens" ? "tokens.txt" : `${k} (*${k}*.onnx)`);
     const vars = missing.map((k) => OVERRIDE_ENV[k]).join(", ");
-    throw new ModelError(
+    throw new UserError(
       `Model folder ${abs} has no ${
         what.join(", no ")
       }. Set SHERPA_MODEL_DIR to a complete sherpa-onnx streaming transducer folder, or ${vars} to the file${
@@ -123,7 +119,7 @@ export function tryFindModelFiles(dir: string, overrides?: ModelOverrides): Mode
   try {
     return findModelFiles(dir, overrides);
   } catch (error) {
-    if (error instanceof ModelError) return undefined;
+    if (error instanceof UserError) return undefined;
     throw error;
   }
 }

@@ -37,11 +37,11 @@ import { DownloadError, downloadModel, errorText, type ProgressCallback } from "
 import {
   findModelFiles,
   isDir,
-  ModelError,
   type ModelFiles,
   type ModelOverrides,
   tryFindModelFiles,
 } from "./model_files.ts";
+import { UserError } from "../user_error.ts";
 
 /** Where {@link resolveModel} found the model. */
 export type ModelSource = "env" | "shared" | "cache" | "download";
@@ -95,7 +95,7 @@ export function defaultCacheDir(
     if (xdg && isAbsolute(xdg)) return join(xdg, "callscribe", "models");
     if (home) return join(home, ".cache", "callscribe", "models");
   }
-  throw new ModelError(
+  throw new UserError(
     "Cannot tell where to keep downloaded models (no home folder). Set SHERPA_CACHE_DIR, or SHERPA_MODEL_DIR to a sherpa-onnx streaming transducer folder.",
   );
 }
@@ -131,7 +131,7 @@ export async function resolveModel(opts: ResolveModelOptions = {}): Promise<Reso
   }
   const name = opts.modelName || DEFAULT_MODEL_NAME;
   if (name.includes("/") || name.includes("\\") || name.startsWith(".")) {
-    throw new ModelError(
+    throw new UserError(
       `SHERPA_MODEL must be a model name such as ${DEFAULT_MODEL_NAME}, got "${name}".`,
     );
   }
@@ -174,7 +174,7 @@ export async function resolveModel(opts: ResolveModelOptions = {}): Promise<Reso
     });
   } catch (error) {
     const reason = error instanceof DownloadError ? error.message : errorText(error);
-    throw new ModelError(
+    throw new UserError(
       `No speech model found and it could not be downloaded (${reason}). Set SHERPA_MODEL_DIR to a sherpa-onnx streaming transducer folder, or download ${url} and unpack it into ${cacheDir}`,
       { cause: error },
     );

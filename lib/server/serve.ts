@@ -7,7 +7,7 @@
 import { BridgeManager } from "../laptop_audio/bridge.ts";
 import { parseAudioInput, parseAudioOutput } from "../laptop_audio/devices.ts";
 import { CallRegistry } from "../call/registry.ts";
-import { type Config, ConfigError, publicBase } from "../../app/config.ts";
+import { type Config, publicBase } from "../../app/config.ts";
 import type { Logger } from "../log.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
 import { createApp } from "./app.ts";
@@ -15,6 +15,7 @@ import { dbPath, TranscriptStore } from "../store/db.ts";
 import { isLoopback } from "./auth.ts";
 import { LiveHub } from "./live.ts";
 import { callKind, CallStatusBook } from "../twilio/call_status.ts";
+import { UserError } from "../user_error.ts";
 
 /** A running server. */
 export interface RunningServer {
@@ -41,7 +42,7 @@ export interface RunningServer {
  */
 export function requireSignatureCheck(config: Config): void {
   if (!config.twilioAuthToken && !config.skipSignature) {
-    throw new ConfigError(
+    throw new UserError(
       "TWILIO_AUTH_TOKEN is not set, so requests cannot be checked as coming from Twilio. " +
         "Set it in .env (Twilio console, Account info), or set TWILIO_SKIP_SIGNATURE=1 " +
         "to accept unsigned requests on a trusted network.",
@@ -147,7 +148,7 @@ function openStore(config: Config, log: Logger): TranscriptStore {
   try {
     store = new TranscriptStore(path);
   } catch (error) {
-    throw new ConfigError(
+    throw new UserError(
       `cannot open the transcript database ${path}: ${(error as Error).message}. ` +
         "Set DATA_DIR to a folder this user can write.",
     );

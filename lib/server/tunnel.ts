@@ -7,17 +7,13 @@
  * @module
  */
 import type { Logger } from "../log.ts";
+import { UserError } from "../user_error.ts";
 
 /** Where Twilio reaches us, and how to stop offering it. */
 export interface PublicEndpoint {
   url: string;
   source: "PUBLIC_URL" | "ngrok" | "local";
   close(): Promise<void>;
-}
-
-/** The tunnel could not be opened (bad token, no network, addon missing). */
-export class TunnelError extends Error {
-  override name = "TunnelError";
 }
 
 /** Options of {@link openPublicUrl}. */
@@ -52,7 +48,7 @@ export async function openPublicUrl(options: TunnelOptions): Promise<PublicEndpo
   try {
     ngrok = (await import("@ngrok/ngrok")).default;
   } catch (error) {
-    throw new TunnelError(
+    throw new UserError(
       `could not load @ngrok/ngrok (a Node-API addon; run with --allow-ffi, and check that ` +
         `your platform has a prebuilt binary): ${redact((error as Error).message)}. ` +
         "Alternatively run ngrok yourself and set PUBLIC_URL.",
@@ -83,7 +79,7 @@ export async function openPublicUrl(options: TunnelOptions): Promise<PublicEndpo
   } catch (error) {
     // A half-open session would keep the process alive.
     await ngrok.disconnect().catch(() => {});
-    throw new TunnelError(
+    throw new UserError(
       `could not open the ngrok tunnel: ${redact((error as Error).message)}. ` +
         "Check NGROK_AUTHTOKEN (https://dashboard.ngrok.com/get-started/your-authtoken) and " +
         "your internet connection, or run a tunnel yourself and set PUBLIC_URL.",

@@ -11,6 +11,7 @@ import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink } from 
 import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
 import type { FromWorker, ToWorker } from "./local_worker.ts";
 import type { ModelFiles } from "../model/model_files.ts";
+import { UserError } from "../user_error.ts";
 
 /** Audio goes to a worker in 100 ms batches (the decoder's own batch): one message, not five. */
 const BATCH_BYTES = 800;
@@ -177,7 +178,9 @@ class DecoderWorker {
       case "loaded":
         return this.#loaded.resolve();
       case "loadFailed":
-        return this.#loaded.reject(new Error(message.message));
+        return this.#loaded.reject(
+          message.userError ? new UserError(message.message) : new Error(message.message),
+        );
       case "ack":
         this.#lagBytes -= message.bytes;
         return;

@@ -21,6 +21,7 @@ import type {
   Word,
 } from "./engine.ts";
 import type { ModelFiles } from "../model/model_files.ts";
+import { UserError } from "../user_error.ts";
 
 /** Endpointing and decoding options of the local engine. */
 export interface LocalEngineOptions {
@@ -107,7 +108,7 @@ export function createRecognizer(model: ModelFiles, options: LocalEngineOptions)
     return new sherpa.OnlineRecognizer(config);
   } catch (error) {
     // sherpa-onnx prints its reason on stderr and throws only "Please check your config!".
-    throw new Error(
+    throw new UserError(
       `could not load the speech model (encoder ${model.encoder}, tokens ${model.tokens}): ` +
         `${(error as Error).message} See sherpa-onnx's reason above; check SHERPA_MODEL_DIR ` +
         `and the SHERPA_ENCODER/DECODER/JOINER/TOKENS paths.`,

@@ -9,6 +9,7 @@
 import type { Track, TrackTranscriber, Transcript } from "./engine.ts";
 import { LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
 import type { ModelFiles } from "../model/model_files.ts";
+import { UserError } from "../user_error.ts";
 
 /** Messages the engine sends a worker. */
 export type ToWorker =
@@ -21,7 +22,8 @@ export type ToWorker =
 /** Messages a worker sends the engine. */
 export type FromWorker =
   | { op: "loaded" }
-  | { op: "loadFailed"; message: string }
+  /** `userError`: the model was refused (a {@link UserError}), not a bug. */
+  | { op: "loadFailed"; message: string; userError: boolean }
   | { op: "transcript"; id: number; transcript: Transcript }
   | { op: "error"; id: number; message: string }
   | { op: "closed"; id: number }
@@ -57,7 +59,11 @@ scope.onmessage = async ({ data: message }) => {
         decoder = new LocalDecoder(message.model, message.options);
         scope.postMessage({ op: "loaded" });
       } catch (error) {
-        scope.postMessage({ op: "loadFailed", message: (error as Error).message });
+        scope.postMessage({
+          op: "loadFailed",
+          message: (error as Error).message,
+          userError: error instanceof UserError,
+        });
       }
       break;
     case "open": {

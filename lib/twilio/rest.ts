@@ -10,7 +10,8 @@
  * @module
  */
 import twilio from "twilio";
-import { ConfigError, E164 } from "../../app/config.ts";
+import { E164 } from "../../app/config.ts";
+import { UserError } from "../user_error.ts";
 
 /** Twilio's REST API origin. */
 export const TWILIO_API = "https://api.twilio.com";
@@ -28,7 +29,7 @@ export interface TwilioCredentials {
 /**
  * Reads and checks TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, the from-number
  * (`--from` wins over TWILIO_PHONE_NUMBER) and TWILIO_API_URL, without any
- * network call. Throws one ConfigError listing every problem, each by name
+ * network call. Throws one UserError listing every problem, each by name
  * with the fix.
  */
 export function twilioCredentials(
@@ -80,7 +81,7 @@ export function twilioCredentials(
       );
     }
   }
-  if (problems.length) throw new ConfigError(problems.join("\n"));
+  if (problems.length) throw new UserError(problems.join("\n"));
   return { accountSid, authToken, from, apiUrl };
 }
 
