@@ -1,0 +1,144 @@
+/**
+ * A real Chromium for browser tests, found the same way on every machine:
+ * `CHROME_PATH` when set, else a system Chrome or Chromium, else the
+ * Chromium shipped inside the pinned npm package `@sparticuz/chromium`
+ * (Linux x64/arm64; unpacked to the temp folder in about 2 s on first use).
+ * Where none can be had, {@link browserTest} registers the test as ignored
+ * and says why, so it is counted as skipped, never passed.
+ *
+ * ```ts
+ * browserTest("dashboard shows the call", async (browser) => {
+ *   const page = await browser.newPage();
+ *   ...
+ * });
+ * ```
+ *
+ * @module
+ */
+import fs from "node:fs";
+import type { Browser } from "playwright-core";
+
+// Node's existsSync never throws; Deno's throws NotCapable for /proc/sys paths unless run with
+// --allow-all, and playwright-core probes /proc/sys/fs/binfmt_misc/WSLInterop when it loads.
+const existsSync = fs.existsSync;
+fs.existsSync = (path: fs.PathLike) => {
+  try {
+    return existsSync(path);
+  } catch {
+    return false;
+  }
+};
+const { chromium } = await import("playwright-core");
+
+/**
+ * Flags for a headless Chromium on a closed network: no sandbox (CI runs as root), no GPU,
+ * and none of the background fetches (updates, sync, field trials) that would try to go out.
+ */
+export const CHROMIUM_ARGS: readonly string[] = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Where a browser was found, or why none was. */
+export type ChromiumLocation =
+  | { path: string; source: "CHROME_PATH" | "system" | "@sparticuz/chromium" }
+  | { path: undefined; why: string };
+
+/** Program names and install paths of Chrome and Chromium, per OS. */
+function systemCandidates(): string[] {
+  switch (Deno.build.os) {
+    case "darwin":
+      return [
+        "/Applications/Google Chrome.app/Contents/MacOS/Google Chrome",
+        "/Applications/Chromium.app/Contents/MacOS/Chromium",
+      ];
+    case "windows": {
+      const roots = [Deno.env.get("PROGRAMFILES"), Deno.env.get("PROGRAMFILES(X86)")];
+      return roots.filter((r) => r).flatMap((r) => [
+        `${r}\\Google\\Chrome\\Application\\chrome.exe`,
+        `${r}\\Chromium\\Application\\chrome.exe`,
+      ]);
+    }
+    default:
+      return onPath(["chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]);
+  }
+}
+
+/** Full paths of the named programs found in the folders of PATH, in PATH order. */
+function onPath(names: string[]): string[] {
+  const dirs = (Deno.env.get("PATH") ?? "").split(Deno.build.os === "windows" ? ";" : ":");
+  return dirs.filter((d) => d).flatMap((dir) => names.map((name) => `${dir}/${name}`));
+}
+
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds a Chromium: `CHROME_PATH`, a system Chrome/Chromium, or `@sparticuz/chromium`. */
+export async function findChromium(): Promise<ChromiumLocation> {
+  const configured = Deno.env.get("CHROME_PATH");
+  if (configured) {
+    if (isFile(configured)) return { path: configured, source: "CHROME_PATH" };
+    return { path: undefined, why: `CHROME_PATH is ${configured}, which is not a file` };
+  }
+  const system = systemCandidates().find(isFile);
+  if (system) return { path: system, source: "system" };
+  if (Deno.build.os !== "linux" || !["x86_64", "aarch64"].includes(Deno.build.arch)) {
+    return {
+      path: undefined,
+      why: `no Chrome or Chromium is installed, and @sparticuz/chromium has no build for ` +
+        `${Deno.build.os}/${Deno.build.arch} (install Chrome, or set CHROME_PATH)`,
+    };
+  }
+  try {
+    const { default: packaged } = await import("@sparticuz/chromium");
+    return { path: await packaged.executablePath(), source: "@sparticuz/chromium" };
+  } catch (error) {
+    return {
+      path: undefined,
+      why: `no Chrome or Chromium is installed, and @sparticuz/chromium could not be unpacked: ` +
+        (error as Error).message,
+    };
+  }
+}
+
+/** The browser the tests of this process use, found once. */
+export const CHROMIUM: ChromiumLocation = await findChromium();
+
+/** Launches the found Chromium headless with {@link CHROMIUM_ARGS}; throws when there is none. */
+export async function launchChromium(): Promise<Browser> {
+  if (CHROMIUM.path === undefined) throw new Error(`Cannot launch a browser: ${CHROMIUM.why}`);
+  return await chromium.launch({ executablePath: CHROMIUM.path, args: [...CHROMIUM_ARGS] });
+}
+
+/**
+ * A Deno test that gets a launched browser (closed afterwards). Without a browser the test is
+ * registered as ignored (counted as skipped) and the reason is printed once.
+ */
+export function browserTest(name: string, fn: (browser: Browser) => Promise<void>): void {
+  if (CHROMIUM.path === undefined) {
+    console.warn(`skipped "${name}": ${CHROMIUM.why}`);
+  }
+  Deno.test({
+    name,
+    ignore: CHROMIUM.path === undefined,
+    async fn() {
+      const browser = await launchChromium();
+      try {
+        await fn(browser);
+      } finally {
+        await browser.close();
+      }
+    },
+  });
+}
