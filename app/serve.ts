@@ -13,7 +13,7 @@ import { requireSignatureCheck, startServer } from "../lib/server/serve.ts";
 import { openPublicUrl } from "../lib/server/tunnel.ts";
 import { createEngine } from "./engine.ts";
 import { listDevices } from "../lib/laptop_audio/devices.ts";
-import { FFMPEG_INSTALL_HINT, ffmpegAvailable } from "../lib/laptop_audio/ffmpeg.ts";
+import { describeFfmpeg, findFfmpeg } from "../lib/laptop_audio/find_ffmpeg.ts";
 import { watchKeys } from "../lib/console/keys.ts";
 
 const USAGE =
@@ -50,12 +50,13 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   const log = stderrLogger();
   if (values["list-devices"]) {
-    const ffmpeg = Deno.env.get("FFMPEG_PATH") || "ffmpeg";
-    if (!(await ffmpegAvailable(ffmpeg))) {
-      log.error(`ffmpeg was not found (tried "${ffmpeg}"): ${FFMPEG_INSTALL_HINT}`);
+    const ffmpeg = await findFfmpeg(Deno.env.get("FFMPEG_PATH") || undefined);
+    if (ffmpeg.path === undefined) {
+      log.error(ffmpeg.why);
       return 1;
     }
-    console.log(await listDevices(ffmpeg));
+    log.info(`listing devices with ${describeFfmpeg(ffmpeg)}`);
+    console.log(await listDevices(ffmpeg.path));
     return 0;
   }
   if (values.format !== "text" && values.format !== "jsonl") {

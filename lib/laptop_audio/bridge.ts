@@ -11,7 +11,7 @@ import type { Logger } from "../log.ts";
 import { clearMessage, markMessage, mediaMessage } from "../twilio/protocol.ts";
 import { type AudioEndpoint, describeEndpoint } from "./devices.ts";
 import { readWavFile, toCallAudio } from "../audio/wav.ts";
-import { FFMPEG_INSTALL_HINT, ffmpegAvailable } from "./ffmpeg.ts";
+import { describeFfmpeg, findFfmpeg } from "./find_ffmpeg.ts";
 import { Microphone } from "./microphone.ts";
 import { Speaker } from "./speaker.ts";
 
@@ -205,7 +205,7 @@ export interface BridgeManagerOptions {
   input: AudioEndpoint;
   output: AudioEndpoint;
   log: Logger;
-  /** The ffmpeg program (default `ffmpeg` on the PATH). */
+  /** The ffmpeg program (`FFMPEG_PATH`); by default found by {@link findFfmpeg}. */
   ffmpeg?: string;
   unpacedFileInput?: boolean;
 }
@@ -226,38 +226,38 @@ export class BridgeManager {
   }
 
   /**
-   * Checks ffmpeg once (when any device or file is configured) and says
-   * clearly if it is missing. Without ffmpeg a WAV file input is still read
-   * in-process (so the offline demo needs no ffmpeg); devices are off.
+   * Finds ffmpeg once (when any device or file is configured) and names the
+   * one it uses. Without ffmpeg a WAV file input is still read in-process
+   * (a note, not a problem: the demo needs no ffmpeg); devices are off.
    */
   static async create(options: BridgeManagerOptions): Promise<BridgeManager> {
-    const ffmpeg = options.ffmpeg ?? "ffmpeg";
     const wanted = options.input.kind !== "none" || options.output.kind !== "none";
-    const found = wanted && await ffmpegAvailable(ffmpeg);
-    if (found) {
+    if (!wanted) return new BridgeManager({ ...options, ffmpeg: "ffmpeg" }, false);
+    const found = await findFfmpeg(options.ffmpeg);
+    if (found.path !== undefined) {
       options.log.info(
         `audio bridge: microphone ${describeEndpoint(options.input)}, speaker ${
           describeEndpoint(options.output)
-        }`,
+        }, ${describeFfmpeg(found)}`,
       );
-      return new BridgeManager({ ...options, ffmpeg }, true);
+      return new BridgeManager({ ...options, ffmpeg: found.path }, true);
     }
-    if (!wanted) return new BridgeManager({ ...options, ffmpeg }, false);
     const decodedInput = options.input.kind === "file"
       ? await readWavFile(options.input.path).then(toCallAudio, () => undefined)
       : undefined;
     const output = options.output.kind === "file" ? options.output : { kind: "none" as const };
     const usable = decodedInput !== undefined || output.kind === "file";
-    options.log.error(
-      `ffmpeg was not found (tried "${ffmpeg}"), so ` +
-        (usable
-          ? `audio devices are off (the bridge reads and writes WAV files only); `
-          : `the laptop audio bridge (microphone and speaker) is off; `) +
-        `calls are still transcribed. To use it fully, ${FFMPEG_INSTALL_HINT}.`,
+    const devices = options.input.kind === "device" || options.output.kind === "device";
+    const says = devices ? options.log.warn : options.log.info;
+    says(
+      (usable
+        ? `the audio bridge reads and writes WAV files in-process (no ffmpeg)`
+        : `the laptop audio bridge (microphone and speaker) is off`) +
+        `; calls are still transcribed. Devices and other formats need ffmpeg: ${found.why}`,
     );
     return new BridgeManager({
       ...options,
-      ffmpeg,
+      ffmpeg: "ffmpeg",
       decodedInput,
       input: decodedInput ? options.input : { kind: "none" },
       output,

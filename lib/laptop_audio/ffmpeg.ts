@@ -8,26 +8,6 @@
 import type { Logger } from "../log.ts";
 import type { ProcessPlan } from "./devices.ts";
 
-/** How to install ffmpeg, per OS: printed once when it is missing. */
-export const FFMPEG_INSTALL_HINT =
-  "install it (Debian/Ubuntu: sudo apt install ffmpeg; macOS: brew install ffmpeg; " +
-  "Windows: winget install ffmpeg), or set FFMPEG_PATH to its full path";
-
-/** True when `ffmpeg -version` runs. */
-export async function ffmpegAvailable(ffmpeg: string): Promise<boolean> {
-  try {
-    const out = await new Deno.Command(ffmpeg, {
-      args: ["-version"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    return out.success;
-  } catch {
-    return false;
-  }
-}
-
 /** `ffplay` beside a given ffmpeg (same folder), or on the PATH. */
 export function ffplayBeside(ffmpeg: string): string {
   const slash = Math.max(ffmpeg.lastIndexOf("/"), ffmpeg.lastIndexOf("\\"));
