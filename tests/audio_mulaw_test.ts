@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import alawmulaw from "alawmulaw";
 import {
   floatToMulaw,
   MULAW_SILENCE,
@@ -8,7 +9,13 @@ import {
   mulawEncodeSample,
   mulawToFloat32,
 } from "../lib/audio/mulaw.ts";
-import { writeWav } from "../lib/audio/wav.ts";
+import { findFfmpeg } from "../lib/laptop_audio/find_ffmpeg.ts";
+
+// Independent references that ship with the project: the npm codec alawmulaw, and ffmpeg
+// (FFMPEG_PATH, the PATH's, or the build in the npm package @ffmpeg-installer/ffmpeg).
+const found = await findFfmpeg(Deno.env.get("FFMPEG_PATH") || undefined);
+if (found.path === undefined) throw new Error(found.why);
+const FFMPEG = found.path;
 
 /** G.711 reference decoder (Sun g711.c `ulaw2linear`), written out plainly. */
 function referenceDecode(code: number): number {
@@ -128,67 +135,77 @@ Deno.test("floatToMulaw scales by 32768 and clamps", () => {
   assert.deepEqual([...codes], [0xff, 0x80, 0x00, 0x80, 0x00, 0xef]);
 });
 
-Deno.test("agrees with sox: decoding exactly, encoding within one step at decision levels", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    // Decode: all 256 codes through sox.
-    await Deno.writeFile(`${dir}/codes.ul`, Uint8Array.from({ length: 256 }, (_, i) => i));
-    await sox([
-      "-t",
-      "raw",
-      "-e",
-      "mu-law",
-      "-r",
-      "8000",
-      "-c",
-      "1",
-      `${dir}/codes.ul`,
-      "-t",
-      "raw",
-      "-e",
-      "signed",
-      "-b",
-      "16",
-      `${dir}/codes.s16`,
-    ]);
-    const raw = await Deno.readFile(`${dir}/codes.s16`);
-    const soxPcm = new Int16Array(raw.buffer, raw.byteOffset, 256);
-    for (let code = 0; code < 256; code++) assert.equal(mulawDecodeSample(code), soxPcm[code]);
-
-    // Encode: every int16 value; -D turns off sox's dither.
-    const pcm = new Int16Array(65536);
-    for (let i = 0; i < pcm.length; i++) pcm[i] = i - 32768;
-    await Deno.writeFile(`${dir}/all.wav`, writeWav(pcm, 8000));
-    await sox(["-D", `${dir}/all.wav`, "-e", "mu-law", "-t", "raw", `${dir}/all.ul`]);
-    const soxCodes = await Deno.readFile(`${dir}/all.ul`);
-    const ours = mulawEncode(pcm);
-    let differ = 0;
-    for (let i = 0; i < pcm.length; i++) {
-      if (ours[i] === soxCodes[i]) continue;
-      differ++;
-      const a = ours[i];
-      const b = soxCodes[i];
-      // Both zeros (sox prefers +0 for -1, -2), or one step apart, same sign.
-      const bothZero = mulawDecodeSample(a) === 0 && mulawDecodeSample(b) === 0;
-      const oneStep = (a & 0x80) === (b & 0x80) && Math.abs(a - b) === 1;
-      assert.ok(
-        bothZero || oneStep,
-        `pcm ${pcm[i]}: ours 0x${a.toString(16)}, sox 0x${b.toString(16)}`,
-      );
-      // sox rounds to 14 bits first; ours (the G.711 reference) is never further from the input.
-      const ourError = Math.abs(mulawDecodeSample(a) - pcm[i]);
-      const soxError = Math.abs(mulawDecodeSample(b) - pcm[i]);
-      assert.ok(ourError <= soxError, `pcm ${pcm[i]}: ours off by ${ourError}, sox by ${soxError}`);
-    }
-    assert.ok(differ < pcm.length / 100, `${differ} of 65536 codes differ from sox`);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
+Deno.test("agrees with alawmulaw (the G.711 reference, another author) on every code and sample", () => {
+  for (let code = 0; code < 256; code++) {
+    // `+ 0`: alawmulaw gives -0 for code 0x7f.
+    assert.equal(mulawDecodeSample(code), alawmulaw.mulaw.decodeSample(code) + 0, `code ${code}`);
+  }
+  for (let pcm = -32768; pcm < 32768; pcm++) {
+    // `& 0xff`: alawmulaw returns the inverted code as a negative number.
+    assert.equal(mulawEncodeSample(pcm), alawmulaw.mulaw.encodeSample(pcm) & 0xff, `pcm ${pcm}`);
   }
 });
 
-async function sox(args: string[]): Promise<void> {
-  const result = await new Deno.Command("sox", { args, stderr: "piped" }).output();
-  if (!result.success) {
-    throw new Error(`sox ${args.join(" ")}: ${new TextDecoder().decode(result.stderr)}`);
+Deno.test("agrees with ffmpeg: decoding exactly, encoding within one step at decision levels", async () => {
+  // Decode: all 256 codes through ffmpeg's pcm_mulaw decoder.
+  const codes = Uint8Array.from({ length: 256 }, (_, i) => i);
+  const raw = await ffmpeg(
+    codes,
+    "-f",
+    "mulaw",
+    "-ar",
+    "8000",
+    "-ac",
+    "1",
+    "-i",
+    "-",
+    "-f",
+    "s16le",
+  );
+  const ffmpegPcm = new Int16Array(raw.buffer, raw.byteOffset, 256);
+  for (let code = 0; code < 256; code++) assert.equal(mulawDecodeSample(code), ffmpegPcm[code]);
+
+  // Encode: every int16 value.
+  const pcm = new Int16Array(65536);
+  for (let i = 0; i < pcm.length; i++) pcm[i] = i - 32768;
+  const ffmpegCodes = await ffmpeg(
+    new Uint8Array(pcm.buffer),
+    ..."-f s16le -ar 8000 -ac 1 -i - -c:a pcm_mulaw -f mulaw".split(" "),
+  );
+  assert.equal(ffmpegCodes.length, pcm.length);
+  const ours = mulawEncode(pcm);
+  let differ = 0;
+  for (let i = 0; i < pcm.length; i++) {
+    if (ours[i] === ffmpegCodes[i]) continue;
+    differ++;
+    const a = ours[i];
+    const b = ffmpegCodes[i];
+    // ffmpeg rounds to the nearest level on a 14-bit grid, G.711 truncates within the step:
+    // they may differ by one step of the same sign, with the input between the two levels.
+    const oneStep = (a & 0x80) === (b & 0x80) && Math.abs(a - b) === 1;
+    const [low, high] = [mulawDecodeSample(a), mulawDecodeSample(b)].sort((x, y) => x - y);
+    assert.ok(
+      oneStep && low <= pcm[i] && pcm[i] <= high,
+      `pcm ${pcm[i]}: ours 0x${a.toString(16)}, ffmpeg 0x${b.toString(16)}`,
+    );
   }
+  assert.ok(differ < pcm.length / 50, `${differ} of 65536 codes differ from ffmpeg`);
+});
+
+/** Pipes `input` through ffmpeg (`args` up to the output format) and returns its stdout. */
+async function ffmpeg(input: Uint8Array, ...args: string[]): Promise<Uint8Array> {
+  const child = new Deno.Command(FFMPEG, {
+    args: ["-v", "error", ...args, "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(input);
+  await writer.close();
+  const result = await child.output();
+  if (!result.success) {
+    throw new Error(`ffmpeg ${args.join(" ")}: ${new TextDecoder().decode(result.stderr)}`);
+  }
+  return result.stdout;
 }

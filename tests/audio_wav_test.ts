@@ -7,18 +7,63 @@ import {
   writeMulawWav,
   writeWav,
 } from "../lib/audio/wav.ts";
-import { mulawDecodeSample, mulawToFloat32 } from "../lib/audio/mulaw.ts";
+import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
+import alawmulaw from "alawmulaw";
+import wavefile from "wavefile";
+import { findFfmpeg } from "../lib/laptop_audio/find_ffmpeg.ts";
 import { UserError } from "../lib/user_error.ts";
 
 const LIBRISPEECH = "/work/shared/audio/librispeech-samples/2830-3980-0043.wav";
 const ALLISON = "/work/shared/audio/asterisk-allison-8k/demo-thanks.wav";
 
-async function run(command: string, args: string[]): Promise<void> {
-  const result = await new Deno.Command(command, { args, stdout: "null", stderr: "piped" })
-    .output();
+// Independent references that ship with the project: ffmpeg (FFMPEG_PATH, the PATH's, or the
+// npm package's build) and the npm codecs wavefile and alawmulaw.
+const found = await findFfmpeg(Deno.env.get("FFMPEG_PATH") || undefined);
+if (found.path === undefined) throw new Error(found.why);
+const FFMPEG = found.path;
+
+/** Runs ffmpeg quietly with `args`; throws with its stderr when it fails. */
+async function ffmpeg(...args: string[]): Promise<void> {
+  const result = await new Deno.Command(FFMPEG, {
+    args: ["-v", "error", ...args],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
   if (!result.success) {
-    throw new Error(`${command} ${args.join(" ")}: ${new TextDecoder().decode(result.stderr)}`);
+    throw new Error(`ffmpeg ${args.join(" ")}: ${new TextDecoder().decode(result.stderr)}`);
   }
+}
+
+/** A WAV written by the wavefile package: `channels` 440 Hz tones, louder per channel. */
+function wavefileTone(rate: number, channels: number, depth: string, frames = rate / 2) {
+  const wav = new wavefile.WaveFile();
+  const law = depth === "mulaw" || depth === "alaw";
+  const written = law ? "16" : depth;
+  const full = { "8": 127, "16": 32767, "24": 8388607, "32": 2147483647 }[written] ?? 1;
+  const ints = Array.from({ length: channels }, (_, c) =>
+    Array.from({ length: frames }, (_, i) => {
+      const x = 0.5 * (c + 1) / channels * Math.sin(2 * Math.PI * 440 * i / rate);
+      return depth === "32f" || depth === "64"
+        ? x
+        : Math.round(x * full) + (depth === "8" ? 128 : 0);
+    }));
+  wav.fromScratch(channels, rate, written, channels === 1 ? ints[0] : ints);
+  if (depth === "mulaw") wav.toMuLaw();
+  if (depth === "alaw") wav.toALaw();
+  // What each frame should read as (channels averaged), from wavefile's own numbers.
+  const codes = law ? wav.getSamples(true) as Float64Array : undefined;
+  const value = (c: number, i: number) => {
+    if (depth === "mulaw") return alawmulaw.mulaw.decodeSample(codes![i * channels + c]) / 32768;
+    if (depth === "alaw") return alawmulaw.alaw.decodeSample(codes![i * channels + c]) / 32768;
+    if (depth === "8") return (ints[c][i] - 128) / 128;
+    return ints[c][i] / (full === 1 ? 1 : full + 1);
+  };
+  const expected = Float32Array.from({ length: frames }, (_, i) => {
+    let sum = 0;
+    for (let c = 0; c < channels; c++) sum += value(c, i);
+    return sum / channels;
+  });
+  return { bytes: wav.toBuffer(), expected };
 }
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -88,7 +133,7 @@ Deno.test("writeWav → readWav round-trips 16-bit mono", () => {
   assert.deepEqual([...back].map((s) => s * 32768), [...ints]);
 });
 
-Deno.test("writeMulawWav writes format 7 that readWav and sox read back", async () => {
+Deno.test("writeMulawWav writes format 7 that readWav, ffmpeg and wavefile read back", async () => {
   const codes = Uint8Array.from({ length: 801 }, (_, i) => i & 0xff); // odd: padded
   const file = writeMulawWav(codes);
   assert.equal(file.length % 2, 0);
@@ -96,114 +141,52 @@ Deno.test("writeMulawWav writes format 7 that readWav and sox read back", async 
   assert.equal(wav.sampleRate, 8000);
   assert.equal(wav.samples.length, 801);
   assert.deepEqual(wav.samples, mulawToFloat32(codes));
+  const reference = Array.from(codes, (c) => alawmulaw.mulaw.decodeSample(c));
   await withTempDir(async (dir) => {
     await Deno.writeFile(`${dir}/u.wav`, file);
-    await run("sox", [`${dir}/u.wav`, "-t", "raw", "-e", "signed", "-b", "16", `${dir}/u.s16`]);
+    await ffmpeg("-i", `${dir}/u.wav`, "-f", "s16le", "-c:a", "pcm_s16le", `${dir}/u.s16`);
     const raw = await Deno.readFile(`${dir}/u.s16`);
-    const pcm = new Int16Array(raw.buffer, 0, raw.length / 2);
-    assert.equal(pcm.length, 801);
-    for (let i = 0; i < 801; i++) assert.equal(pcm[i], mulawDecodeSample(codes[i]));
+    assert.deepEqual(new Int16Array(raw.buffer, 0, raw.length / 2), Int16Array.from(reference));
   });
+  const parsed = new wavefile.WaveFile(file);
+  const fmt = parsed.fmt as { audioFormat: number; sampleRate: number; bitsPerSample: number };
+  assert.deepEqual(
+    { format: fmt.audioFormat, rate: fmt.sampleRate, bits: fmt.bitsPerSample },
+    { format: 7, rate: 8000, bits: 8 },
+  );
+  parsed.fromMuLaw();
+  // wavefile also returns the RIFF pad byte after an odd-sized data chunk as a sample.
+  const decoded = Int16Array.from((parsed.getSamples(true) as Float64Array).subarray(0, 801));
+  assert.deepEqual(decoded, Int16Array.from(reference));
 });
 
-Deno.test("reads WAV files written by sox and ffmpeg in every supported encoding", async () => {
+Deno.test("reads WAV files written by wavefile and ffmpeg in every supported encoding", async () => {
   await withTempDir(async (dir) => {
-    const cases: {
-      name: string;
-      cmd: string;
-      args: string[];
-      rate: number;
-      channels: number;
-      frames: number;
-    }[] = [
-      {
-        name: "s16.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "16000", "-b", "16"],
-        rate: 16000,
-        channels: 1,
-        frames: 8000,
-      },
-      {
-        name: "s24.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "44100", "-c", "2", "-b", "24"],
-        rate: 44100,
-        channels: 2,
-        frames: 22050,
-      },
-      {
-        name: "s32.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "48000", "-b", "32", "-e", "signed"],
-        rate: 48000,
-        channels: 1,
-        frames: 24000,
-      },
-      {
-        name: "u8.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "11025", "-b", "8", "-e", "unsigned"],
-        rate: 11025,
-        channels: 1,
-        frames: 5512,
-      },
-      {
-        name: "f32.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "22050", "-e", "float", "-b", "32"],
-        rate: 22050,
-        channels: 1,
-        frames: 11025,
-      },
-      {
-        name: "f64.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "16000", "-e", "float", "-b", "64"],
-        rate: 16000,
-        channels: 1,
-        frames: 8000,
-      },
-      {
-        name: "ulaw.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "8000", "-e", "mu-law"],
-        rate: 8000,
-        channels: 1,
-        frames: 4000,
-      },
-      {
-        name: "alaw.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "8000", "-e", "a-law"],
-        rate: 8000,
-        channels: 1,
-        frames: 4000,
-      },
-      {
-        name: "stereo.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "44100", "-c", "2", "-b", "16"],
-        rate: 44100,
-        channels: 2,
-        frames: 22050,
-      },
-      {
-        name: "six.wav",
-        cmd: "sox",
-        args: ["-n", "-r", "48000", "-c", "6", "-b", "16"],
-        rate: 48000,
-        channels: 6,
-        frames: 24000,
-      },
+    const cases: { name: string; rate: number; channels: number; frames: number }[] = [];
+    const wavefileCases: [string, number, number, string][] = [
+      ["s16.wav", 16000, 1, "16"],
+      ["s24.wav", 44100, 2, "24"],
+      ["s32.wav", 48000, 1, "32"],
+      ["u8.wav", 11025, 1, "8"],
+      ["f32.wav", 22050, 1, "32f"],
+      ["f64.wav", 16000, 1, "64"],
+      ["ulaw.wav", 8000, 1, "mulaw"],
+      ["alaw.wav", 8000, 1, "alaw"],
+      ["stereo.wav", 44100, 2, "16"],
+      // wavefile writes WAVE_FORMAT_EXTENSIBLE for more than 2 channels.
+      ["six.wav", 48000, 6, "16"],
     ];
-    for (const c of cases) {
-      await run("sox", [...c.args, `${dir}/${c.name}`, "synth", "0.5", "sine", "440"]);
+    for (const [name, rate, channels, depth] of wavefileCases) {
+      const { bytes, expected } = wavefileTone(rate, channels, depth, Math.floor(rate / 2));
+      await Deno.writeFile(`${dir}/${name}`, bytes);
+      cases.push({ name, rate, channels, frames: expected.length });
+      // Sample for sample what wavefile wrote (channels averaged).
+      const wav = readWav(bytes);
+      const worst = wav.samples.reduce((m, x, i) => Math.max(m, Math.abs(x - expected[i])), 0);
+      assert.ok(worst < 1e-6, `${name}: off by ${worst}`);
     }
     const ff = (name: string, args: string[]) =>
-      run("ffmpeg", [
-        "-v",
-        "error",
+      ffmpeg(
         "-f",
         "lavfi",
         "-i",
@@ -211,7 +194,7 @@ Deno.test("reads WAV files written by sox and ffmpeg in every supported encoding
         ...args,
         "-y",
         `${dir}/${name}`,
-      ]);
+      );
     const ffCases: [string, string[], number, number][] = [
       ["ff_s24_stereo.wav", ["-ac", "2", "-c:a", "pcm_s24le"], 48000, 2],
       ["ff_s16_44k.wav", ["-ar", "44100", "-c:a", "pcm_s16le"], 44100, 1],
@@ -225,7 +208,7 @@ Deno.test("reads WAV files written by sox and ffmpeg in every supported encoding
     ];
     for (const [name, args, rate, channels] of ffCases) {
       await ff(name, args);
-      cases.push({ name, cmd: "ffmpeg", args, rate, channels, frames: rate / 2 });
+      cases.push({ name, rate, channels, frames: rate / 2 });
     }
 
     for (const c of cases) {
@@ -243,39 +226,21 @@ Deno.test("reads WAV files written by sox and ffmpeg in every supported encoding
   });
 });
 
-Deno.test("reads WAVE_FORMAT_EXTENSIBLE (sox 24-bit stereo) and skips LIST chunks", async () => {
+Deno.test("reads WAVE_FORMAT_EXTENSIBLE (ffmpeg 24-bit stereo) and skips LIST chunks", async () => {
   await withTempDir(async (dir) => {
-    await run("sox", [
-      "-n",
-      "-r",
-      "44100",
-      "-c",
-      "2",
-      "-b",
-      "24",
+    await ffmpeg(
+      ..."-f lavfi -i sine=f=440:d=0.5:sample_rate=44100 -ac 2 -c:a pcm_s24le -y".split(" "),
       `${dir}/x.wav`,
-      "synth",
-      "0.5",
-      "sine",
-      "440",
-    ]);
+    );
     const bytes = await Deno.readFile(`${dir}/x.wav`);
     const format = new DataView(bytes.buffer).getUint16(20, true);
-    assert.equal(format, 0xfffe, "sox writes 24-bit as WAVE_FORMAT_EXTENSIBLE");
+    assert.equal(format, 0xfffe, "ffmpeg writes 24-bit as WAVE_FORMAT_EXTENSIBLE");
     assert.equal(readWav(bytes).samples.length, 22050);
 
-    await run("ffmpeg", [
-      "-v",
-      "error",
-      "-f",
-      "lavfi",
-      "-i",
-      "sine=f=440:d=0.5",
-      "-metadata",
-      "artist=someone",
-      "-y",
+    await ffmpeg(
+      ..."-f lavfi -i sine=f=440:d=0.5 -metadata artist=someone -y".split(" "),
       `${dir}/l.wav`,
-    ]);
+    );
     const listed = await Deno.readFile(`${dir}/l.wav`);
     assert.ok(new TextDecoder().decode(listed.subarray(0, 200)).includes("LIST"));
     assert.equal(readWav(listed).samples.length, 22050);
@@ -331,18 +296,16 @@ Deno.test("errors name the file, the problem and the fix", async () => {
     await Deno.writeFile(`${dir}/cut8.wav`, good.subarray(0, 8));
     await expectWavError(readWavFile(`${dir}/cut8.wav`), `${dir}/cut8.wav: `, "truncated");
 
-    await run("sox", [
-      "-n",
-      "-r",
-      "8000",
-      "-e",
-      "ima-adpcm",
-      `${dir}/adpcm.wav`,
-      "synth",
-      "0.2",
-      "sine",
-      "440",
-    ]);
+    // IMA ADPCM from wavefile, Microsoft ADPCM from ffmpeg: real files we do not decode.
+    const adpcm = new wavefile.WaveFile();
+    adpcm.fromScratch(
+      1,
+      8000,
+      "16",
+      Array.from(sine(440, 8000, 0.2), (x) => Math.round(x * 32767)),
+    );
+    adpcm.toIMAADPCM();
+    await Deno.writeFile(`${dir}/adpcm.wav`, adpcm.toBuffer());
     await expectWavError(
       readWavFile(`${dir}/adpcm.wav`),
       `${dir}/adpcm.wav: `,
@@ -351,19 +314,16 @@ Deno.test("errors name the file, the problem and the fix", async () => {
       "pcm_s16le",
     );
 
-    await run("sox", [
-      "-n",
-      "-r",
-      "8000",
-      "-e",
-      "gsm-full-rate",
-      `${dir}/gsm.wav`,
-      "synth",
-      "0.2",
-      "sine",
-      "440",
-    ]);
-    await expectWavError(readWavFile(`${dir}/gsm.wav`), `${dir}/gsm.wav: `, "unsupported");
+    await ffmpeg(
+      ..."-f lavfi -i sine=f=440:d=0.2:sample_rate=8000 -c:a adpcm_ms -y".split(" "),
+      `${dir}/ms.wav`,
+    );
+    await expectWavError(
+      readWavFile(`${dir}/ms.wav`),
+      `${dir}/ms.wav: `,
+      "unsupported",
+      "Microsoft ADPCM",
+    );
 
     await expectWavError(readWavFile(`${dir}/missing.wav`), `${dir}/missing.wav: `, "not found");
     await expectWavError(readWavFile(dir), `${dir}: `);
