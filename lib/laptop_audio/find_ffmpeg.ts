@@ -9,7 +9,7 @@
  */
 
 /** How to get an ffmpeg, per OS: printed when none runs. */
-export const FFMPEG_INSTALL_HINT =
+const FFMPEG_INSTALL_HINT =
   "install it (Debian/Ubuntu: sudo apt install ffmpeg; macOS: brew install ffmpeg; " +
   "Windows: winget install ffmpeg), or set FFMPEG_PATH to its full path";
 
