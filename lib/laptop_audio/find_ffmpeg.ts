@@ -28,13 +28,16 @@ export interface FfmpegMissing {
   why: string;
 }
 
-/** `ffmpeg 4.1 (npm:@ffmpeg-installer/linux-x64@4.1.0, /path/ffmpeg)`, for start-up lines. */
+/**
+ * For start-up lines, e.g.
+ * `ffmpeg N-47683-g0e8eb07980-static (npm:@ffmpeg-installer/linux-x64@4.1.0, /…/ffmpeg)`.
+ */
 export function describeFfmpeg(found: FfmpegFound): string {
   return `ffmpeg ${found.version} (${found.source}, ${found.path})`;
 }
 
 /** The version in `ffmpeg -version`'s first line, or undefined when the program does not run. */
-export async function ffmpegVersion(program: string): Promise<string | undefined> {
+async function ffmpegVersion(program: string): Promise<string | undefined> {
   try {
     const out = await new Deno.Command(program, {
       args: ["-version"],
