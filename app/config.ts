@@ -10,7 +10,7 @@
 import type { AudioEndpoint } from "../lib/laptop_audio/devices.ts";
 import { parseAudioInput, parseAudioOutput } from "../lib/laptop_audio/devices.ts";
 import type { ModelOverrides } from "../lib/model/model_files.ts";
-import { DEFAULT_MODEL_NAME } from "../lib/model/resolve_model.ts";
+import { DEFAULT_MODEL_NAME, isModelName } from "../lib/model/resolve_model.ts";
 import { parseNumber, parsePhoneNumber, parseUrl, parseWholeNumber } from "../lib/parse.ts";
 import type { AssemblyAIOptions } from "../lib/transcribe/assemblyai.ts";
 import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
@@ -116,7 +116,7 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
       : undefined,
     model: {
       dir: set("SHERPA_MODEL_DIR"),
-      name: env.SHERPA_MODEL || DEFAULT_MODEL_NAME,
+      name: env.SHERPA_MODEL ? parseModelName(env.SHERPA_MODEL) : DEFAULT_MODEL_NAME,
       nameExplicit: Boolean(env.SHERPA_MODEL),
       url: set("SHERPA_MODEL_URL"),
       cacheDir: set("SHERPA_CACHE_DIR"),
@@ -142,6 +142,13 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     ...loadTranscriber(env, flags.transcriber),
   };
   return deepFreeze(config);
+}
+
+function parseModelName(value: string): string {
+  if (isModelName(value)) return value;
+  throw new UserError(
+    `SHERPA_MODEL must be a model name such as ${DEFAULT_MODEL_NAME}, got "${value}".`,
+  );
 }
 
 /** `parse(env[name], name)`, or undefined when the variable is unset or empty. */

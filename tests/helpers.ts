@@ -123,7 +123,8 @@ export async function testServer(
   const server = await startServer(config, options.engine ?? await sharedEngine(), log);
   const events: CallEvent[] = [];
   server.registry.listen((e) => events.push(e));
-  return { ...server, events, token, log };
+  // Object.assign, not a spread: publicUrl is a getter (the server's current public URL).
+  return Object.assign(server, { events, token, log });
 }
 
 /** The finals of one track of one call, in order. */
