@@ -13,7 +13,7 @@ import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { createPrinter } from "../lib/console/printer.ts";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { startServer } from "../lib/server/serve.ts";
+import { startServer } from "../app/server.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import { createEngine } from "./engine.ts";
 import { placeCall } from "./place_call.ts";
@@ -97,11 +97,10 @@ export async function callCommand(args: string[]): Promise<number> {
   const calleeAudio = toCallAudio(await readWavFile(calleePath));
 
   if (values.server) {
-    const env = Deno.env.toObject();
     const result = await simulateCall({
       serverUrl: values.server,
       calleeAudio,
-      authToken: env.TWILIO_AUTH_TOKEN || undefined,
+      authToken: loadConfig().twilioAuthToken,
       fast: values.fast,
     });
     log.info(`simulated call ${result.callSid} ended; the server's console has the transcript`);
@@ -119,10 +118,13 @@ export async function callCommand(args: string[]): Promise<number> {
       TWILIO_AUTH_TOKEN: authToken,
       TWILIO_SKIP_SIGNATURE: "",
     },
-    { audioInput: values["caller-audio"] ?? "none", transcriber: values.transcriber },
+    {
+      audioInput: values["caller-audio"] ?? "none",
+      transcriber: values.transcriber,
+      // Faster than real time, a clock-paced caller file would fall behind the call: send it ahead.
+      audioInputUnpaced: values.fast,
+    },
   );
-  // Faster than real time, a clock-paced caller file would fall behind the call: send it ahead.
-  config.audioInputUnpaced = values.fast;
   const quietLog = stderrLogger({ quiet: values.format === "jsonl" });
   const engine = await createEngine(config, quietLog);
   const server = await startServer(config, engine, quietLog);

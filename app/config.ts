@@ -1,111 +1,178 @@
 /**
  * Configuration from the environment (load `.env` with `deno run --env-file`)
- * and command-line flags. Flags win over the environment. Validation happens
- * here, before any network call, with messages that name the variable.
+ * and command-line flags, read once per command. Flags win over the
+ * environment. Validation happens here, before any network call, with
+ * messages that name the variable; modules in lib/ never see this file, the
+ * commands map it to each module's own options.
  *
  * @module
  */
-import { DEFAULT_MODEL_NAME } from "../lib/model/resolve_model.ts";
-import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
+import type { AudioEndpoint } from "../lib/laptop_audio/devices.ts";
+import { parseAudioInput, parseAudioOutput } from "../lib/laptop_audio/devices.ts";
+import type { ModelOverrides } from "../lib/model/model_files.ts";
+import { DEFAULT_MODEL_NAME, isModelName } from "../lib/model/resolve_model.ts";
+import { parseNumber, parsePhoneNumber, parseUrl, parseWholeNumber } from "../lib/parse.ts";
 import type { AssemblyAIOptions } from "../lib/transcribe/assemblyai.ts";
+import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
+import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
 
-/** Everything the server and the commands need to know. */
+/** Everything the server and the commands need to know; frozen once loaded. */
 export interface Config {
-  host: string;
-  port: number;
+  readonly host: string;
+  readonly port: number;
   /** Base URL Twilio reaches (https://…); defaults to the local listen address. */
-  publicUrl?: string;
+  readonly publicUrl?: string;
   /** Used to check (and, in the simulator, to make) `X-Twilio-Signature`s. */
-  twilioAuthToken?: string;
+  readonly twilioAuthToken?: string;
   /** Explicit opt-out of signature checks (`TWILIO_SKIP_SIGNATURE=1`). */
-  skipSignature: boolean;
+  readonly skipSignature: boolean;
   /** Folder of the transcript database (`DATA_DIR`, default `./data`). */
-  dataDir: string;
+  readonly dataDir: string;
   /** Required by the dashboard and API when set (`DASHBOARD_TOKEN`); never by Twilio's routes. */
-  dashboardToken?: string;
-  /** The laptop's microphone (`AUDIO_INPUT`): a device (`default`, `pulse:NAME`, …), a file path, or undefined for none. */
-  audioInput?: string;
-  /** The laptop's speaker (`AUDIO_OUTPUT`): a device, a `.wav` path, or undefined for none. */
-  audioOutput?: string;
+  readonly dashboardToken?: string;
+  /** The laptop's microphone (`AUDIO_INPUT`): a device (`default`, `pulse:NAME`, …), a file, or none. */
+  readonly audioInput: AudioEndpoint;
+  /** The laptop's speaker (`AUDIO_OUTPUT`): a device, a `.wav` file, or none. */
+  readonly audioOutput: AudioEndpoint;
   /** The ffmpeg program the audio bridge runs (`FFMPEG_PATH`, default `ffmpeg`). */
-  ffmpegPath?: string;
+  readonly ffmpegPath?: string;
   /** File input is sent as fast as decoded instead of paced (simulated calls with `--fast`). */
-  audioInputUnpaced?: boolean;
+  readonly audioInputUnpaced: boolean;
   /** Opens an ngrok tunnel at startup when set and PUBLIC_URL is not (`NGROK_AUTHTOKEN`). */
-  ngrokAuthtoken?: string;
+  readonly ngrokAuthtoken?: string;
   /** Inbound calls: spoken with `<Say>` before the call is bridged (`INBOUND_GREETING`). */
-  inboundGreeting?: string;
+  readonly inboundGreeting?: string;
   /** Inbound calls: `<Dial>` this E.164 number instead of the laptop (`INBOUND_FORWARD_TO`). */
-  inboundForwardTo?: string;
+  readonly inboundForwardTo?: string;
   /** A media stream silent this long (no message at all) is closed and its call ended (`STREAM_IDLE_TIMEOUT`, s). */
-  streamIdleSeconds: number;
-  model: {
-    dir?: string;
-    name: string;
-    nameExplicit: boolean;
-    url?: string;
-    cacheDir?: string;
-    overrides: { encoder?: string; decoder?: string; joiner?: string; tokens?: string };
+  readonly streamIdleSeconds: number;
+  readonly model: {
+    readonly dir?: string;
+    readonly name: string;
+    readonly nameExplicit: boolean;
+    readonly url?: string;
+    readonly cacheDir?: string;
+    readonly overrides: Readonly<ModelOverrides>;
   };
-  local: Partial<LocalEngineOptions>;
+  readonly local: Readonly<Partial<LocalEngineOptions>>;
   /** Which engine transcribes (`TRANSCRIBER` / `--transcriber`). */
-  transcriber: "local" | "assemblyai";
+  readonly transcriber: "local" | "assemblyai";
   /** AssemblyAI settings; `apiKey` is set whenever `transcriber` is `assemblyai`. */
-  assemblyai: Partial<AssemblyAIOptions>;
+  readonly assemblyai: Readonly<Partial<AssemblyAIOptions>>;
 }
 
 type Env = Record<string, string | undefined>;
 
-/** Reads the configuration; `flags` holds command-line values that override the environment. */
-export function loadConfig(
-  env: Env = Deno.env.toObject(),
-  flags: { host?: string; port?: string; audioInput?: string; transcriber?: string } = {},
-): Config {
-  const host = flags.host ?? env.HOST ?? "127.0.0.1";
-  const port = parsePort(flags.port ?? env.PORT ?? "8080", flags.port ? "--port" : "PORT");
-  const publicUrl = env.PUBLIC_URL ? parsePublicUrl(env.PUBLIC_URL) : undefined;
-  const audioInput = flags.audioInput ?? env.AUDIO_INPUT;
-  return {
-    host,
-    port,
-    publicUrl,
-    twilioAuthToken: env.TWILIO_AUTH_TOKEN || undefined,
+/** Command-line values that override the environment. */
+export interface ConfigFlags {
+  host?: string;
+  port?: string;
+  /** `--caller-audio`: the laptop side of a simulated call. */
+  audioInput?: string;
+  transcriber?: string;
+  /** `--fast`: a file input is sent as fast as decoded. */
+  audioInputUnpaced?: boolean;
+}
+
+/**
+ * Reads and checks the configuration, once: every value is parsed here (a bad
+ * one is a {@link UserError} naming the variable), and the result is frozen.
+ */
+export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = {}): Config {
+  const set = (name: string) => env[name] || undefined;
+  const config: Config = {
+    host: flags.host ?? env.HOST ?? "127.0.0.1",
+    port: parseWholeNumber(flags.port ?? env.PORT ?? "8080", flags.port ? "--port" : "PORT", {
+      max: 65535,
+      expected: "a port number (0-65535)",
+    }),
+    publicUrl: env.PUBLIC_URL
+      ? parseUrl(env.PUBLIC_URL, "PUBLIC_URL", ["https:", "http:"], {
+        expected: "a URL such as https://example.ngrok.app",
+      }).href.replace(/\/$/, "")
+      : undefined,
+    twilioAuthToken: set("TWILIO_AUTH_TOKEN"),
     skipSignature: env.TWILIO_SKIP_SIGNATURE === "1",
     dataDir: env.DATA_DIR || "./data",
-    dashboardToken: env.DASHBOARD_TOKEN || undefined,
-    audioInput: audioInput && audioInput !== "none" ? audioInput : undefined,
-    audioOutput: env.AUDIO_OUTPUT && env.AUDIO_OUTPUT !== "none" ? env.AUDIO_OUTPUT : undefined,
-    ffmpegPath: env.FFMPEG_PATH || undefined,
-    ngrokAuthtoken: env.NGROK_AUTHTOKEN || undefined,
-    inboundGreeting: env.INBOUND_GREETING || undefined,
-    streamIdleSeconds: parseIdleTimeout(env.STREAM_IDLE_TIMEOUT),
+    dashboardToken: set("DASHBOARD_TOKEN"),
+    audioInput: flags.audioInput !== undefined
+      ? parseAudioInput(flags.audioInput, "--caller-audio")
+      : parseAudioInput(env.AUDIO_INPUT),
+    audioOutput: parseAudioOutput(env.AUDIO_OUTPUT),
+    ffmpegPath: set("FFMPEG_PATH"),
+    audioInputUnpaced: flags.audioInputUnpaced ?? false,
+    ngrokAuthtoken: set("NGROK_AUTHTOKEN"),
+    inboundGreeting: set("INBOUND_GREETING"),
+    streamIdleSeconds: env.STREAM_IDLE_TIMEOUT
+      ? parseNumber(env.STREAM_IDLE_TIMEOUT, "STREAM_IDLE_TIMEOUT", {
+        positive: true,
+        expected: "a positive number of seconds",
+        hint: " (default 30)",
+      })
+      : 30,
     inboundForwardTo: env.INBOUND_FORWARD_TO
       ? parsePhoneNumber(env.INBOUND_FORWARD_TO, "INBOUND_FORWARD_TO")
       : undefined,
     model: {
-      dir: env.SHERPA_MODEL_DIR || undefined,
-      name: env.SHERPA_MODEL || DEFAULT_MODEL_NAME,
+      dir: set("SHERPA_MODEL_DIR"),
+      name: env.SHERPA_MODEL ? parseModelName(env.SHERPA_MODEL) : DEFAULT_MODEL_NAME,
       nameExplicit: Boolean(env.SHERPA_MODEL),
-      url: env.SHERPA_MODEL_URL || undefined,
-      cacheDir: env.SHERPA_CACHE_DIR || undefined,
+      url: set("SHERPA_MODEL_URL"),
+      cacheDir: set("SHERPA_CACHE_DIR"),
       overrides: {
-        encoder: env.SHERPA_ENCODER || undefined,
-        decoder: env.SHERPA_DECODER || undefined,
-        joiner: env.SHERPA_JOINER || undefined,
-        tokens: env.SHERPA_TOKENS || undefined,
+        encoder: set("SHERPA_ENCODER"),
+        decoder: set("SHERPA_DECODER"),
+        joiner: set("SHERPA_JOINER"),
+        tokens: set("SHERPA_TOKENS"),
       },
     },
-    local: {
-      ...optionalNumber(env, "ENDPOINT_RULE1_SILENCE", "rule1MinTrailingSilence"),
-      ...optionalNumber(env, "ENDPOINT_RULE2_SILENCE", "rule2MinTrailingSilence"),
-      ...optionalNumber(env, "ENDPOINT_MAX_UTTERANCE", "rule3MinUtteranceLength"),
-      ...optionalNumber(env, "SHERPA_THREADS", "numThreads"),
-      ...optionalWholeNumber(env, "SHERPA_WORKERS", "workers"),
-      ...optionalNumber(env, "SHERPA_TOKEN_DELAY_MS", "tokenDelayMs"),
-    },
+    local: definedOnly({
+      rule1MinTrailingSilence: optional(env, "ENDPOINT_RULE1_SILENCE", parseNumber),
+      rule2MinTrailingSilence: optional(env, "ENDPOINT_RULE2_SILENCE", parseNumber),
+      rule3MinUtteranceLength: optional(env, "ENDPOINT_MAX_UTTERANCE", parseNumber),
+      numThreads: optional(env, "SHERPA_THREADS", parseNumber),
+      workers: optional(
+        env,
+        "SHERPA_WORKERS",
+        (v, name) => parseWholeNumber(v, name, { expected: "a whole number such as 2 (or 0)" }),
+      ),
+      tokenDelayMs: optional(env, "SHERPA_TOKEN_DELAY_MS", parseNumber),
+    }),
     ...loadTranscriber(env, flags.transcriber),
   };
+  return deepFreeze(config);
+}
+
+function parseModelName(value: string): string {
+  if (isModelName(value)) return value;
+  throw new UserError(
+    `SHERPA_MODEL must be a model name such as ${DEFAULT_MODEL_NAME}, got "${value}".`,
+  );
+}
+
+/** `parse(env[name], name)`, or undefined when the variable is unset or empty. */
+function optional<T>(
+  env: Env,
+  name: string,
+  parse: (value: string, name: string) => T,
+): T | undefined {
+  const value = env[name];
+  return value === undefined || value === "" ? undefined : parse(value, name);
+}
+
+/** The object without its undefined values (so engine defaults apply to them). */
+function definedOnly<T extends object>(object: T): Partial<T> {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as Partial<
+    T
+  >;
+}
+
+function deepFreeze<T extends object>(object: T): T {
+  for (const value of Object.values(object)) {
+    if (value && typeof value === "object") deepFreeze(value);
+  }
+  return Object.freeze(object);
 }
 
 /**
@@ -126,112 +193,88 @@ function loadTranscriber(env: Env, flag?: string): Pick<Config, "transcriber" | 
         `API Keys), or use the local engine (--transcriber local).`,
     );
   }
-  const assemblyai: Partial<AssemblyAIOptions> = { apiKey };
-  if (env.ASSEMBLYAI_URL) {
-    const url = URL.canParse(env.ASSEMBLYAI_URL) ? new URL(env.ASSEMBLYAI_URL) : undefined;
-    if (!url || (url.protocol !== "wss:" && url.protocol !== "ws:")) {
-      throw new UserError(
-        `ASSEMBLYAI_URL must be a WebSocket URL such as wss://streaming.eu.assemblyai.com/v3/ws, got "${env.ASSEMBLYAI_URL}"`,
-      );
-    }
-    assemblyai.url = env.ASSEMBLYAI_URL;
-  }
-  if (env.ASSEMBLYAI_SPEECH_MODEL) assemblyai.speechModel = env.ASSEMBLYAI_SPEECH_MODEL;
-  if (env.ASSEMBLYAI_FORMAT_TURNS) assemblyai.formatTurns = env.ASSEMBLYAI_FORMAT_TURNS !== "0";
-  if (env.ASSEMBLYAI_LANGUAGE_DETECTION) {
-    assemblyai.languageDetection = env.ASSEMBLYAI_LANGUAGE_DETECTION === "1";
-  }
-  if (env.ASSEMBLYAI_KEYTERMS) {
-    assemblyai.keytermsPrompt = env.ASSEMBLYAI_KEYTERMS.split(",").map((t) => t.trim())
-      .filter(Boolean);
-  }
-  const whole = (name: string, unit: string) => {
-    const value = env[name];
-    if (value === undefined || value === "") return undefined;
-    if (!/^\d+$/.test(value)) {
-      throw new UserError(`${name} must be a whole number of ${unit}, got "${value}"`);
-    }
-    return Number(value);
-  };
-  assemblyai.minTurnSilenceMs = whole("ASSEMBLYAI_MIN_TURN_SILENCE", "ms");
-  assemblyai.maxTurnSilenceMs = whole("ASSEMBLYAI_MAX_TURN_SILENCE", "ms");
-  const buffer = whole("ASSEMBLYAI_BUFFER_SECONDS", "seconds");
-  if (buffer !== undefined) assemblyai.bufferSeconds = Math.max(1, buffer);
+  const wholeMs = (value: string, name: string) =>
+    parseWholeNumber(value, name, { expected: "a whole number of ms" });
+  const buffer = optional(
+    env,
+    "ASSEMBLYAI_BUFFER_SECONDS",
+    (value, name) => parseWholeNumber(value, name, { expected: "a whole number of seconds" }),
+  );
+  const assemblyai: Partial<AssemblyAIOptions> = definedOnly({
+    apiKey,
+    url: optional(env, "ASSEMBLYAI_URL", (value, name) =>
+      parseUrl(value, name, ["wss:", "ws:"], {
+        expected: "a WebSocket URL such as wss://streaming.eu.assemblyai.com/v3/ws",
+      }) && value),
+    speechModel: env.ASSEMBLYAI_SPEECH_MODEL || undefined,
+    formatTurns: env.ASSEMBLYAI_FORMAT_TURNS ? env.ASSEMBLYAI_FORMAT_TURNS !== "0" : undefined,
+    languageDetection: env.ASSEMBLYAI_LANGUAGE_DETECTION
+      ? env.ASSEMBLYAI_LANGUAGE_DETECTION === "1"
+      : undefined,
+    keytermsPrompt: env.ASSEMBLYAI_KEYTERMS
+      ? env.ASSEMBLYAI_KEYTERMS.split(",").map((t) => t.trim()).filter(Boolean)
+      : undefined,
+    minTurnSilenceMs: optional(env, "ASSEMBLYAI_MIN_TURN_SILENCE", wholeMs),
+    maxTurnSilenceMs: optional(env, "ASSEMBLYAI_MAX_TURN_SILENCE", wholeMs),
+    bufferSeconds: buffer === undefined ? undefined : Math.max(1, buffer),
+  });
   return { transcriber: choice, assemblyai };
 }
 
-function parsePort(value: string, name: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > 65535) {
-    throw new UserError(`${name} must be a port number (0-65535), got "${value}"`);
-  }
-  return port;
-}
-
-function parsePublicUrl(value: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new UserError(
-      `PUBLIC_URL must be a URL such as https://example.ngrok.app, got "${value}"`,
+/**
+ * Reads and checks TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, the from-number
+ * (`--from` wins over TWILIO_PHONE_NUMBER) and TWILIO_API_URL, without any
+ * network call. Throws one UserError listing every problem, each by name
+ * with the fix.
+ */
+export function twilioCredentials(
+  env: Record<string, string | undefined>,
+  fromFlag?: string,
+): TwilioCredentials {
+  const problems: string[] = [];
+  const accountSid = (env.TWILIO_ACCOUNT_SID ?? "").trim();
+  const console = "in the Twilio console (https://console.twilio.com, Account info)";
+  if (!accountSid) {
+    problems.push(`TWILIO_ACCOUNT_SID is not set: copy your Account SID ${console} into .env`);
+  } else if (!/^AC[0-9a-fA-F]{32}$/.test(accountSid)) {
+    problems.push(
+      `TWILIO_ACCOUNT_SID must be "AC" followed by 32 hex digits (your Account SID ${console}), ` +
+        `got a value of ${accountSid.length} characters starting with "${accountSid.slice(0, 2)}"`,
     );
   }
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new UserError(`PUBLIC_URL must start with https://, got "${value}"`);
-  }
-  return url.href.replace(/\/$/, "");
-}
-
-/** E.164: `+`, country code, up to 15 digits in all. */
-export const E164 = /^\+[1-9]\d{1,14}$/;
-
-/** Checks an E.164 phone number; `name` is the variable or flag it came from. */
-export function parsePhoneNumber(value: string, name: string): string {
-  const trimmed = value.trim();
-  if (!E164.test(trimmed)) {
-    throw new UserError(
-      `${name} must be a phone number in E.164 form such as +15551234567 (plus sign, ` +
-        `country code, no spaces or dashes), got "${value}"`,
+  const authToken = env.TWILIO_AUTH_TOKEN ?? "";
+  if (!authToken) {
+    problems.push(`TWILIO_AUTH_TOKEN is not set: copy your Auth Token ${console} into .env`);
+  } else if (/\s|["']/.test(authToken)) {
+    problems.push(
+      "TWILIO_AUTH_TOKEN contains spaces or quotes: paste the Auth Token alone, as shown " +
+        console,
     );
   }
-  return trimmed;
-}
-
-function optionalNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
-  const value = env[name];
-  if (value === undefined || value === "") return {};
-  const number = Number(value);
-  if (!Number.isFinite(number) || number < 0) {
-    throw new UserError(`${name} must be a non-negative number, got "${value}"`);
-  }
-  return { [key]: number };
-}
-
-function optionalWholeNumber(env: Env, name: string, key: keyof LocalEngineOptions) {
-  const value = env[name];
-  if (value === undefined || value === "") return {};
-  if (!/^\d+$/.test(value.trim())) {
-    throw new UserError(`${name} must be a whole number such as 2 (or 0), got "${value}"`);
-  }
-  return { [key]: Number(value) };
-}
-
-/** `STREAM_IDLE_TIMEOUT`: seconds, default 30; Twilio sends media every 20 ms while a call lives. */
-function parseIdleTimeout(value: string | undefined): number {
-  if (value === undefined || value === "") return 30;
-  const seconds = Number(value);
-  if (!Number.isFinite(seconds) || seconds <= 0) {
-    throw new UserError(
-      `STREAM_IDLE_TIMEOUT must be a positive number of seconds, got "${value}" (default 30)`,
+  const fromName = fromFlag !== undefined ? "--from" : "TWILIO_PHONE_NUMBER";
+  const from = (fromFlag ?? env.TWILIO_PHONE_NUMBER ?? "").trim();
+  if (!from) {
+    problems.push(
+      "TWILIO_PHONE_NUMBER is not set: set it in .env to your Twilio number in E.164 form " +
+        "(Phone Numbers > Manage > Active numbers in the console), or pass --from +1…",
     );
+  } else {
+    try {
+      parsePhoneNumber(from, fromName);
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
   }
-  return seconds;
-}
-
-/** The base URL Twilio uses to reach us: PUBLIC_URL, or the local listen address. */
-export function publicBase(config: Config, boundPort = config.port): string {
-  if (config.publicUrl) return config.publicUrl;
-  const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
-  return `http://${host.includes(":") ? `[${host}]` : host}:${boundPort}`;
+  let apiUrl: string | undefined;
+  if (env.TWILIO_API_URL) {
+    try {
+      apiUrl = parseUrl(env.TWILIO_API_URL, "TWILIO_API_URL", ["http:", "https:"], {
+        expected: "an http(s) URL (it is for testing; leave it unset for Twilio)",
+      }).origin;
+    } catch (error) {
+      problems.push((error as Error).message);
+    }
+  }
+  if (problems.length) throw new UserError(problems.join("\n"));
+  return { accountSid, authToken, from, apiUrl };
 }

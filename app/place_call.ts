@@ -8,16 +8,13 @@
  *
  * @module
  */
-import { FINAL_CALL_STATUSES } from "../lib/twilio/call_status.ts";
-import { E164, loadConfig } from "./config.ts";
+import { FINAL_CALL_STATUSES, statusWord } from "../lib/twilio/call_status.ts";
+import { loadConfig, twilioCredentials } from "./config.ts";
+import { E164 } from "../lib/parse.ts";
+import { localUrl } from "../lib/server/local_url.ts";
 import type { Logger } from "../lib/log.ts";
 import { callTwiml, STATUS_PATHS } from "../lib/twilio/twiml.ts";
-import {
-  describeTwilioError,
-  TWILIO_API,
-  twilioClient,
-  twilioCredentials,
-} from "../lib/twilio/rest.ts";
+import { describeTwilioError, TWILIO_API, twilioClient } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
 
 /** Options of {@link placeCall}. */
@@ -35,8 +32,6 @@ export interface PlaceCallOptions {
   /** How often the call's status is polled once answered, ms (default 1000); 4× as often before. */
   pollMs?: number;
 }
-
-const STATUS_WORDS: Record<string, string> = { "in-progress": "answered" };
 
 /** Places the call and follows it; returns the exit code (0 completed, 1 failed, 2 setup). */
 export async function placeCall(options: PlaceCallOptions): Promise<number> {
@@ -78,9 +73,8 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
   // The public URL: PUBLIC_URL, or ask the running server (it may have opened a tunnel).
   let publicUrl = options.server ? undefined : config.publicUrl;
   if (!publicUrl) {
-    const host = config.host === "0.0.0.0" ? "127.0.0.1" : config.host;
-    const server = (options.server ??
-      `http://${host.includes(":") ? `[${host}]` : host}:${config.port}`).replace(/\/$/, "");
+    const server = (options.server ?? localUrl(config.host, config.port, { reachable: true }))
+      .replace(/\/$/, "");
     try {
       const response = await fetch(`${server}/api/public-url`, {
         signal: AbortSignal.timeout(5000),
@@ -152,7 +146,7 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
     if (hangUpRequested) hangUp();
 
     let status = call.status as string;
-    log.info(`call ${sid} ${STATUS_WORDS[status] ?? status}`);
+    log.info(`call ${sid} ${statusWord(status)}`);
     while (!FINAL_CALL_STATUSES.has(status)) {
       await new Promise<void>((resolve) => {
         // Ringing is short and "answered" is news the caller waits for: look more often until then.
@@ -176,7 +170,7 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
         const duration = FINAL_CALL_STATUSES.has(status) && call.duration
           ? ` after ${call.duration} s`
           : "";
-        log.info(`call ${sid} ${STATUS_WORDS[status] ?? status}${duration}`);
+        log.info(`call ${sid} ${statusWord(status)}${duration}`);
       }
     }
     if (status === "completed" || (status === "canceled" && hangUpRequested)) return 0;

@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { createPrinter } from "../lib/console/printer.ts";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { requireSignatureCheck, startServer } from "../lib/server/serve.ts";
+import { serverSettings, startServer } from "./server.ts";
 import { openPublicUrl } from "../lib/server/tunnel.ts";
 import { createEngine } from "./engine.ts";
 import { listDevices } from "../lib/laptop_audio/devices.ts";
@@ -68,9 +68,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     port: values.port,
     transcriber: values.transcriber,
   });
-  requireSignatureCheck(config);
+  // Checked before a model is found or downloaded.
+  const settings = serverSettings(config);
   const engine = await createEngine(config, log);
-  const server = await startServer(config, engine, log);
+  const server = await startServer(config, engine, log, settings);
   server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
   const endpoint = await openPublicUrl({
     publicUrl: config.publicUrl,
@@ -79,7 +80,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     log,
   });
   // Stream URLs and signature checks follow the tunnel's URL from here on.
-  if (endpoint.source === "ngrok") config.publicUrl = endpoint.url;
+  if (endpoint.source === "ngrok") server.usePublicUrl(endpoint.url);
   log.info(`listening on ${server.url} (Twilio reaches it as ${endpoint.url})`);
 
   const stop = Promise.withResolvers<string>();

@@ -20,7 +20,8 @@ import {
   exportTranscript,
   formatDuration,
 } from "../lib/store/export.ts";
-import { parseCallQuery, QueryError } from "../lib/server/transcripts_api.ts";
+import { parseCallQuery } from "../lib/server/transcripts_api.ts";
+import { UserError } from "../lib/user_error.ts";
 
 const USAGE = `Usage:
   deno task transcripts list [--search words] [--number digits] [--since 2024-05-01]
@@ -148,7 +149,7 @@ export function transcriptsCommand(args: string[], env = Deno.env.toObject()): n
     }
     return 0;
   } catch (error) {
-    if (error instanceof QueryError) {
+    if (error instanceof UserError) {
       log.error(error.message.replace(/^q /, "--search ").replace(/^(\w+) must/, "--$1 must"));
       return 2;
     }

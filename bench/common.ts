@@ -150,8 +150,7 @@ export function report(value: unknown): void {
   Deno.stdout.writeSync(new TextEncoder().encode(JSON.stringify(value) + "\n"));
 }
 
-export const sleep = (ms: number): Promise<void> =>
-  new Promise((resolve) => setTimeout(resolve, ms));
+export { sleep } from "../lib/async/sleep.ts";
 
 /** Counters a benchmark server keeps for its runner. */
 export class FrameCounters {

@@ -29,15 +29,8 @@ import type { TimedTranscript } from "./relay_server.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
-const PERMISSIONS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-ffi",
-  "--allow-run",
-  "--allow-sys",
-];
+/** The app's permission set, declared once in deno.json. */
+const PERMISSIONS = ["-P=app"];
 /** Capacity: a run passes with zero drops and p99 added latency under this. */
 const MAX_P99_MS = 20;
 /** A load generator later than this (p99) did not deliver the load: the run says nothing. */

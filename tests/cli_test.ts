@@ -8,15 +8,8 @@ import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { SHARED_AUDIO } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
-const PERMISSIONS = [
-  "--allow-net",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-ffi",
-  "--allow-run",
-  "--allow-sys",
-];
+/** The app's permission set, declared once in deno.json. */
+const PERMISSIONS = ["-P=app"];
 
 async function run(args: string[], env: Record<string, string> = {}) {
   const output = await new Deno.Command(Deno.execPath(), {

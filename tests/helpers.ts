@@ -8,7 +8,7 @@ import { mulawEncode } from "../lib/audio/mulaw.ts";
 import type { CallEvent } from "../lib/call/events.ts";
 import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { type RunningServer, startServer } from "../lib/server/serve.ts";
+import { type RunningServer, startServer } from "../app/server.ts";
 import {
   makeSid,
   simulateCall,
@@ -117,14 +117,14 @@ export async function testServer(
       FFMPEG_PATH: options.ffmpeg,
       STREAM_IDLE_TIMEOUT: options.streamIdleSeconds?.toString(),
     },
-    { audioInput: options.audioInput },
+    { audioInput: options.audioInput, audioInputUnpaced: !options.pacedInput },
   );
-  config.audioInputUnpaced = !options.pacedInput;
   const log = memoryLogger();
   const server = await startServer(config, options.engine ?? await sharedEngine(), log);
   const events: CallEvent[] = [];
   server.registry.listen((e) => events.push(e));
-  return { ...server, events, token, log };
+  // Object.assign, not a spread: publicUrl is a getter (the server's current public URL).
+  return Object.assign(server, { events, token, log });
 }
 
 /** The finals of one track of one call, in order. */

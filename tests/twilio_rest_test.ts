@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
-import { describeTwilioError, twilioClient, twilioCredentials } from "../lib/twilio/rest.ts";
+import { twilioCredentials } from "../app/config.ts";
+import { describeTwilioError, twilioClient } from "../lib/twilio/rest.ts";
 import { audioSet, conversation, testServer, toMulaw } from "./helpers.ts";
 import { makeCall } from "./call_command.ts";
 import { UserError } from "../lib/user_error.ts";

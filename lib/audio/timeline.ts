@@ -6,7 +6,7 @@
  * long as their timestamps follow on. When a timestamp is ahead of the audio
  * fed so far by a frame or more, packets were lost (or the track was quiet and
  * not sent), and silence must be fed first so that later words keep their
- * times. A timestamp behind (a duplicate or a backward jump) is flagged late.
+ * times. A timestamp behind (a duplicate or a backward jump) gets no fill.
  *
  * @module
  */
@@ -17,18 +17,11 @@ import { MULAW_SILENCE } from "./mulaw.ts";
 export interface Placement {
   /** Bytes of µ-law silence to feed before the payload (a multiple of 8: whole ms). */
   silenceBytes: number;
-  /** True when the timestamp is behind the audio already fed (duplicate/backward jump). */
-  late: boolean;
 }
-
-/** A timestamp this far behind the expected position is late (jitter below it is ignored). */
-const LATE_MS = FRAME_MS / 2;
 
 /** One track's position on the call's clock. */
 export class TrackTimeline {
   #bytes = 0;
-  #filledMs = 0;
-  #lateFrames = 0;
 
   /**
    * Places a payload stamped `timestampMs`, assuming the caller then feeds
@@ -37,33 +30,14 @@ export class TrackTimeline {
    */
   place(timestampMs: number, payload: Uint8Array): Placement {
     const ahead = timestampMs - this.#bytes / BYTES_PER_MS;
-    let silenceBytes = 0;
-    let late = false;
-    if (ahead >= FRAME_MS) {
-      const gapMs = Math.round(ahead);
-      silenceBytes = gapMs * BYTES_PER_MS;
-      this.#filledMs += gapMs;
-    } else if (ahead <= -LATE_MS) {
-      late = true;
-      this.#lateFrames++;
-    }
+    const silenceBytes = ahead >= FRAME_MS ? Math.round(ahead) * BYTES_PER_MS : 0;
     this.#bytes += silenceBytes + payload.length;
-    return { silenceBytes, late };
+    return { silenceBytes };
   }
 
   /** Track position in ms: audio fed so far, silence included. */
   get positionMs(): number {
     return this.#bytes / BYTES_PER_MS;
-  }
-
-  /** Total silence filled into gaps, in ms. */
-  get filledMs(): number {
-    return this.#filledMs;
-  }
-
-  /** Payloads whose timestamp was behind the position. */
-  get lateFrames(): number {
-    return this.#lateFrames;
   }
 }
 

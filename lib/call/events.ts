@@ -1,6 +1,6 @@
 /**
- * What happens on calls, as events: the printer, tests (and later the store
- * and the dashboard) all listen to the same stream.
+ * What happens on calls, as events: the store, the dashboard, the printer
+ * and tests all listen to the same stream.
  *
  * @module
  */

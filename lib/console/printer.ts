@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Transcript } from "../transcribe/engine.ts";
+import { TRACK_LABELS, type Transcript } from "../transcribe/engine.ts";
 import type { CallEvent, CallListener } from "../call/events.ts";
 
 /** Output options. */
@@ -24,12 +24,10 @@ export interface PrinterOptions {
   isTerminal?: boolean;
 }
 
-const TRACK_NAMES = { inbound: "Inbound", outbound: "Outbound" } as const;
-
 /** `Inbound: Hello there. [0 - 1500]` */
 export function formatFinal(transcript: Transcript): string {
   return `${
-    TRACK_NAMES[transcript.track]
+    TRACK_LABELS[transcript.track]
   }: ${transcript.text} [${transcript.startMs} - ${transcript.endMs}]`;
 }
 
@@ -84,7 +82,7 @@ export function createPrinter(options: PrinterOptions): CallListener {
         const key = `${event.call.callSid}:${transcript.track}`;
         if (transcript.type === "partial") {
           if (!terminal) return;
-          partials.set(key, `${prefix}${TRACK_NAMES[transcript.track]}: ${transcript.text}`);
+          partials.set(key, `${prefix}${TRACK_LABELS[transcript.track]}: ${transcript.text}`);
         } else {
           partials.delete(key);
         }

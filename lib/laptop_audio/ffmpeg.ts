@@ -7,6 +7,8 @@
  */
 import type { Logger } from "../log.ts";
 import type { ProcessPlan } from "./devices.ts";
+import { backoffDelay } from "../async/backoff.ts";
+import { sleep } from "../async/sleep.ts";
 
 /** `ffplay` beside a given ffmpeg (same folder), or on the PATH. */
 export function ffplayBeside(ffmpeg: string): string {
@@ -15,18 +17,6 @@ export function ffplayBeside(ffmpeg: string): string {
   const ext = /\.exe$/i.test(ffmpeg) ? ".exe" : "";
   return ffmpeg.slice(0, slash + 1) + "ffplay" + ext;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 
 /** What a supervised process does. */
 export interface SupervisorOptions {
@@ -61,8 +51,6 @@ export class Supervisor {
   #writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
   #stop = new AbortController();
   #done: Promise<void>;
-  /** Processes started so far (the first plus restarts). */
-  starts = 0;
   /** Restarts after a mid-call death. */
   restarts = 0;
   /** PIDs of every process this supervisor started. */
@@ -78,11 +66,6 @@ export class Supervisor {
   /** PID of the running process, if any. */
   get pid(): number | undefined {
     return this.#child?.pid;
-  }
-
-  /** True while a process is up and its stdin (if any) is writable. */
-  get running(): boolean {
-    return this.#child !== null;
   }
 
   /** Writes to the process's stdin; dropped while it is down or restarting. */
@@ -155,7 +138,6 @@ export class Supervisor {
       }
       this.#child = child;
       this.pids.push(child.pid);
-      this.starts++;
       if (o.stdin) this.#writer = child.stdin.getWriter();
       const startedAt = performance.now();
       let produced = false;
@@ -195,7 +177,7 @@ export class Supervisor {
       }
       everWorked = true;
       failures = lived >= HEALTHY_MS ? 1 : failures + 1;
-      const delay = o.backoffMs?.(failures) ?? Math.min(5000, 250 * 2 ** (failures - 1));
+      const delay = o.backoffMs?.(failures) ?? backoffDelay(failures)!;
       o.log.warn(
         `${o.label}: ffmpeg stopped mid-call (${why}); restarting in ${delay} ms` +
           (o.label === "microphone" ? ", sending silence meanwhile" : ""),

@@ -99,8 +99,6 @@ export class Microphone {
   framesSent = 0;
   /** Silence sent because the source fell behind (after it had started, before its end). */
   underruns = 0;
-  /** Device frames dropped to keep latency low. */
-  framesDropped = 0;
 
   constructor(options: MicrophoneOptions) {
     this.#o = options;
@@ -183,9 +181,7 @@ export class Microphone {
     if (this.#unpaced) return;
     if (this.#o.endpoint.kind === "device") {
       if (this.#queue.length > DEVICE_MAX_FRAMES) {
-        const drop = this.#queue.length - DEVICE_KEEP_FRAMES;
-        this.#queue.splice(0, drop);
-        this.framesDropped += drop;
+        this.#queue.splice(0, this.#queue.length - DEVICE_KEEP_FRAMES);
       }
       return;
     }

@@ -39,8 +39,6 @@ export class Speaker {
   framesReceived = 0;
   /** Frames of silence played because the network was late. */
   underruns = 0;
-  /** Frames dropped because too much was buffered. */
-  framesDropped = 0;
 
   constructor(options: SpeakerOptions) {
     const { endpoint } = options;
@@ -80,11 +78,7 @@ export class Speaker {
     if (this.#file) return this.#file.write(frame);
     if (!this.#supervisor) return;
     this.#queue.push(frame);
-    if (this.#queue.length > MAX_FRAMES) {
-      const drop = this.#queue.length - PREFILL_FRAMES;
-      this.#queue.splice(0, drop);
-      this.framesDropped += drop;
-    }
+    if (this.#queue.length > MAX_FRAMES) this.#queue.splice(0, this.#queue.length - PREFILL_FRAMES);
     if (!this.#playing && this.#queue.length >= PREFILL_FRAMES) {
       this.#playing = true;
       this.#loop = this.#playout();

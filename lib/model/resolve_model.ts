@@ -123,6 +123,11 @@ export interface ResolveModelOptions {
   tarCommand?: string;
 }
 
+/** Whether `name` can be a model's folder and archive name (no path, not hidden). */
+export function isModelName(name: string): boolean {
+  return name !== "" && !name.includes("/") && !name.includes("\\") && !name.startsWith(".");
+}
+
 /** Finds the model (or downloads it); see the module comment for the order. */
 export async function resolveModel(opts: ResolveModelOptions = {}): Promise<ResolvedModel> {
   const overrides = opts.overrides ?? {};
@@ -130,10 +135,8 @@ export async function resolveModel(opts: ResolveModelOptions = {}): Promise<Reso
     return { ...findModelFiles(opts.modelDir, overrides), source: "env" };
   }
   const name = opts.modelName || DEFAULT_MODEL_NAME;
-  if (name.includes("/") || name.includes("\\") || name.startsWith(".")) {
-    throw new UserError(
-      `SHERPA_MODEL must be a model name such as ${DEFAULT_MODEL_NAME}, got "${name}".`,
-    );
+  if (!isModelName(name)) {
+    throw new RangeError(`modelName must be a folder name, got "${name}"`);
   }
 
   const shared = opts.sharedModelsDir ?? defaultSharedModelsDir();

@@ -17,7 +17,12 @@ import { CallStatusBook } from "../twilio/call_status.ts";
 import { callTwiml } from "../twilio/twiml.ts";
 import { registerWebhooks } from "./webhooks.ts";
 import { upgradeMediaStream } from "./deno_websocket.ts";
-import { MediaStreamHandler, type StreamKind } from "./media_stream.ts";
+import {
+  LaptopAudioStream,
+  type MediaStreamHandler,
+  type StreamSocket,
+  TranscriptionStream,
+} from "./media_stream.ts";
 import { transcriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
 
 /** What the routes need. */
@@ -74,26 +79,29 @@ export function createApp(options: AppOptions): Hono {
     return c.body(twiml, 200, { "content-type": "text/xml; charset=utf-8" });
   });
 
-  const streamRoute = (kind: StreamKind) => (c: Context) => {
+  const streamRoute = (make: (socket: StreamSocket) => MediaStreamHandler) => (c: Context) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return c.text("this route expects a WebSocket upgrade from Twilio Media Streams", 426);
     }
     if (!verifySignature(c, {})) return c.text("invalid Twilio signature", 403);
-    return upgradeMediaStream(c.req.raw, (socket) =>
-      new MediaStreamHandler({
-        kind,
-        registry,
-        socket,
-        log,
-        bridges: kind === "audio" ? options.bridges : undefined,
-        idleTimeoutMs: options.streamIdleMs,
-      }));
+    return upgradeMediaStream(c.req.raw, make);
   };
+  const streamOptions = (socket: StreamSocket) => ({
+    registry,
+    socket,
+    log,
+    idleTimeoutMs: options.streamIdleMs,
+  });
   // Dashboard and API (guarded by the dashboard token, never by Twilio signatures).
   if (options.transcripts) app.route("/", transcriptRoutes(options.transcripts));
 
-  app.get("/stream", streamRoute("transcription"));
-  app.get("/audio", streamRoute("audio"));
+  app.get("/stream", streamRoute((socket) => new TranscriptionStream(streamOptions(socket))));
+  app.get(
+    "/audio",
+    streamRoute((socket) =>
+      new LaptopAudioStream({ ...streamOptions(socket), bridges: options.bridges })
+    ),
+  );
 
   /** Twilio signs the public URL it requested: https for webhooks, wss for streams. */
   function verifySignature(c: Context, params: Record<string, string>): boolean {

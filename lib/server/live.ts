@@ -218,11 +218,6 @@ export class LiveHub {
     });
   }
 
-  /** Number of open SSE connections. */
-  get connections(): number {
-    return this.#subscribers.size;
-  }
-
   /** Ends every SSE connection (server shutdown waits for open responses). */
   close(): void {
     for (const close of [...this.#closers]) close();

@@ -2,10 +2,12 @@
  * One Twilio Media Stream connection, independent of the socket library:
  * the Deno adapter hands it text frames and a way to send and close.
  *
- * Two kinds of stream reach us per call: `transcription` (`<Start><Stream>`,
- * unidirectional, both tracks) feeds the transcribers; `audio`
- * (`<Connect><Stream>`, bidirectional) is the laptop leg, which sends audio
- * into the call.
+ * {@link MediaStreamHandler} is the lifecycle every stream shares (limits,
+ * idle and unread-peer checks, strict parsing, start and stop, ending the
+ * call). Two kinds of stream reach us per call, one small class each:
+ * {@link TranscriptionStream} (`<Start><Stream>`, unidirectional, both tracks)
+ * feeds the transcribers; {@link LaptopAudioStream} (`<Connect><Stream>`,
+ * bidirectional) is the laptop leg, which sends audio into the call.
  *
  * @module
  */
@@ -14,7 +16,12 @@ import type { CallRegistry } from "../call/registry.ts";
 import type { CallSession } from "../call/session.ts";
 import type { Logger } from "../log.ts";
 import { decodeBase64 } from "../twilio/base64.ts";
-import { parseTwilioMessage, ProtocolError, type StartMessage } from "../twilio/protocol.ts";
+import {
+  type MediaMessage,
+  parseTwilioMessage,
+  ProtocolError,
+  type StartMessage,
+} from "../twilio/protocol.ts";
 
 /** What a stream handler needs from its socket. */
 export interface StreamSocket {
@@ -52,12 +59,9 @@ export const MAX_CALL_MS = 4 * 3600 * 1000;
 
 /** Options of a stream handler. */
 export interface MediaStreamOptions {
-  kind: StreamKind;
   registry: CallRegistry;
   socket: StreamSocket;
   log: Logger;
-  /** For the audio leg: the laptop's microphone and speaker (one call at a time). */
-  bridges?: BridgeManager;
   /**
    * No message for this long closes the stream and ends its call (default
    * {@link STREAM_IDLE_MS}): Twilio sends media every 20 ms while a call lives,
@@ -66,25 +70,40 @@ export interface MediaStreamOptions {
   idleTimeoutMs?: number;
 }
 
-/** Handles the messages of one stream, from `connected` to `stop`. */
-export class MediaStreamHandler {
-  #options: MediaStreamOptions;
+/** Handles the messages of one stream, from `connected` to `stop`; one subclass per stream kind. */
+export abstract class MediaStreamHandler {
+  /** Which of the two streams of a call this is (for log lines). */
+  abstract readonly kind: StreamKind;
+  protected readonly options: MediaStreamOptions;
   #session: CallSession | null = null;
   #streamSid = "";
   #closed = false;
-  #bridge: AudioBridge | null = null;
   #lastMessageAt = performance.now();
   #idleTimer: ReturnType<typeof setInterval>;
   #unsentChecks = 0;
-  /** Media messages received on the audio leg (played on the laptop's speaker when bridged). */
-  receivedFrames = 0;
 
   constructor(options: MediaStreamOptions) {
-    this.#options = options;
+    this.options = options;
     const idleMs = options.idleTimeoutMs ?? STREAM_IDLE_MS;
     // One check per quarter of the timeout, not a timer reset per 20 ms message.
     this.#idleTimer = setInterval(() => this.#checkPeer(idleMs), idleMs / 4);
   }
+
+  /** The stream has stopped or failed: nothing more is sent on it. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The stream started (its call's session and `start` message are known). */
+  protected abstract started(session: CallSession, message: StartMessage): void;
+  /** One media message, after `start`. */
+  protected abstract media(session: CallSession, message: MediaMessage): void;
+  /** Twilio echoed a mark we sent. */
+  protected markEchoed(_name: string): void {}
+  /** The stream is over; release what {@link started} took. */
+  protected finished(): void {}
+  /** Whether the end of this stream ends its call. */
+  protected abstract endsCall(session: CallSession): boolean;
 
   /** Ends a stream whose peer went silent, or stopped reading what we send. */
   #checkPeer(idleMs: number): void {
@@ -96,7 +115,7 @@ export class MediaStreamHandler {
     }
     // A burst of audio can sit unsent for a moment; over the limit at two checks in a row, the
     // peer is not reading, and what we queue for it would only grow.
-    const unsent = this.#options.socket.unsentBytes();
+    const unsent = this.options.socket.unsentBytes();
     this.#unsentChecks = unsent > MAX_UNSENT_BYTES ? this.#unsentChecks + 1 : 0;
     if (this.#unsentChecks >= 2) {
       this.#fail(CLOSE.policyViolation, `the other side stopped reading (${unsent} bytes unsent)`);
@@ -138,35 +157,17 @@ export class MediaStreamHandler {
         return;
       case "start":
         return this.#start(message);
-      case "media": {
-        const session = this.#requireStarted("media");
-        if (this.#options.kind === "audio") {
-          this.receivedFrames++;
-          this.#bridge?.play(decodeBase64(message.media.payload));
-          return;
-        }
-        if (message.media.timestamp > MAX_CALL_MS) {
-          // Gap filling would feed hours of silence: no Twilio call is that long.
-          throw new ProtocolError(
-            `media.timestamp ${message.media.timestamp} is beyond the longest call (4 hours)`,
-          );
-        }
-        session.media(
-          message.media.track,
-          message.media.timestamp,
-          decodeBase64(message.media.payload),
-        );
-        return;
-      }
+      case "media":
+        return this.media(this.#requireStarted("media"), message);
       case "stop":
         this.#requireStarted("stop");
         this.#closed = true;
         this.#finish("stop");
-        this.#options.socket.close(CLOSE.normal, "stop received");
+        this.options.socket.close(CLOSE.normal, "stop received");
         return;
       case "mark":
         this.#requireStarted(message.event);
-        this.#bridge?.markEchoed(message.mark.name);
+        this.markEchoed(message.mark.name);
         return;
       case "dtmf":
         this.#requireStarted(message.event);
@@ -179,24 +180,13 @@ export class MediaStreamHandler {
     const { start } = message;
     const parameters = start.customParameters;
     this.#streamSid = message.streamSid;
-    this.#session = this.#options.registry.attachStream(message.streamSid, {
+    this.#session = this.options.registry.attachStream(message.streamSid, {
       callSid: start.callSid,
       direction: parameters.direction ?? "unknown",
       from: parameters.from,
       to: parameters.to,
     });
-    if (this.#options.kind === "transcription") {
-      for (const track of start.tracks) this.#session.openTrack(track);
-    } else {
-      const { socket } = this.#options;
-      this.#bridge = this.#options.bridges?.open({
-        callSid: start.callSid,
-        streamSid: message.streamSid,
-        send: (text) => {
-          if (!this.#closed) socket.send(text);
-        },
-      }) ?? null;
-    }
+    this.started(this.#session, message);
   }
 
   #requireStarted(event: string): CallSession {
@@ -206,28 +196,95 @@ export class MediaStreamHandler {
 
   #finish(reason: string): void {
     clearInterval(this.#idleTimer);
-    if (this.#bridge) {
-      this.#options.bridges?.release(this.#bridge);
-      this.#bridge = null;
-    }
+    this.finished();
     const session = this.#session;
     if (!session) return;
-    this.#options.registry.detachStream(this.#streamSid);
-    // The transcription stream ends its call; so does the last stream of a call that had no
-    // other (an audio leg alone would otherwise keep its session forever).
-    if (this.#options.kind === "transcription" || session.streams.size === 0) {
-      this.#options.registry.endCall(session.info.callSid, reason).catch((error) =>
-        this.#options.log.error(`ending call ${session.info.callSid}: ${error.message}`)
+    this.options.registry.detachStream(this.#streamSid);
+    if (this.endsCall(session)) {
+      this.options.registry.endCall(session.info.callSid, reason).catch((error) =>
+        this.options.log.error(`ending call ${session.info.callSid}: ${error.message}`)
       );
     }
   }
 
   #fail(code: number, reason: string): void {
     const sid = this.#streamSid || "(before start)";
-    this.#options.log.warn(`${this.#options.kind} stream ${sid} closed: ${reason}`);
+    this.options.log.warn(`${this.kind} stream ${sid} closed: ${reason}`);
     this.#closed = true;
     this.#finish(`stream closed: ${reason}`);
     // Close reasons are limited to 123 bytes by RFC 6455.
-    this.#options.socket.close(code, reason.slice(0, 120));
+    this.options.socket.close(code, reason.slice(0, 120));
+  }
+}
+
+/** The transcription stream: both tracks of the call, to the call's transcribers. */
+export class TranscriptionStream extends MediaStreamHandler {
+  readonly kind = "transcription";
+
+  protected started(session: CallSession, message: StartMessage): void {
+    for (const track of message.start.tracks) session.openTrack(track);
+  }
+
+  protected media(session: CallSession, { media }: MediaMessage): void {
+    if (media.timestamp > MAX_CALL_MS) {
+      // Gap filling would feed hours of silence: no Twilio call is that long.
+      throw new ProtocolError(
+        `media.timestamp ${media.timestamp} is beyond the longest call (4 hours)`,
+      );
+    }
+    session.media(media.track, media.timestamp, decodeBase64(media.payload));
+  }
+
+  /** The transcription stream always ends its call. */
+  protected endsCall(): boolean {
+    return true;
+  }
+}
+
+/** Options of a {@link LaptopAudioStream}. */
+export interface LaptopAudioStreamOptions extends MediaStreamOptions {
+  /** The laptop's microphone and speaker (one call at a time); none: the leg is silent. */
+  bridges?: BridgeManager;
+}
+
+/** The bidirectional laptop leg: the call's audio to the laptop's speaker, its microphone into the call. */
+export class LaptopAudioStream extends MediaStreamHandler {
+  readonly kind = "audio";
+  readonly #bridges?: BridgeManager;
+  #bridge: AudioBridge | null = null;
+
+  constructor(options: LaptopAudioStreamOptions) {
+    super(options);
+    this.#bridges = options.bridges;
+  }
+
+  protected started(_session: CallSession, message: StartMessage): void {
+    const { socket } = this.options;
+    this.#bridge = this.#bridges?.open({
+      callSid: message.start.callSid,
+      streamSid: message.streamSid,
+      send: (text) => {
+        if (!this.closed) socket.send(text);
+      },
+    }) ?? null;
+  }
+
+  protected media(_session: CallSession, { media }: MediaMessage): void {
+    this.#bridge?.play(decodeBase64(media.payload));
+  }
+
+  protected override markEchoed(name: string): void {
+    this.#bridge?.markEchoed(name);
+  }
+
+  protected override finished(): void {
+    if (!this.#bridge) return;
+    this.#bridges?.release(this.#bridge);
+    this.#bridge = null;
+  }
+
+  /** An audio leg alone would otherwise keep its session forever: the last stream ends the call. */
+  protected endsCall(session: CallSession): boolean {
+    return session.streams.size === 0;
   }
 }

@@ -5,7 +5,8 @@
  * @module
  */
 import type { CallPage, CallQuery, Segment, StoredCall } from "../store/db.ts";
-import { clock, EXPORT_FORMATS, formatDuration, SPEAKERS } from "../store/export.ts";
+import { clock, EXPORT_FORMATS, formatDuration } from "../store/export.ts";
+import { TRACK_LABELS } from "../transcribe/engine.ts";
 
 /** Escapes text for HTML content and attribute values. */
 export function escapeHtml(value: unknown): string {
@@ -94,7 +95,7 @@ function layout(title: string, body: string, script = "", loggedIn = false): str
 
 function lanes(segments: Segment[]): string {
   const lane = (track: "inbound" | "outbound") =>
-    `<div class="lane" data-track="${track}"><h3>${SPEAKERS[track]}${
+    `<div class="lane" data-track="${track}"><h3>${TRACK_LABELS[track]}${
       track === "inbound" ? " (phone)" : " (laptop)"
     }</h3>${
       segments.filter((s) => s.track === track).map((s) =>

@@ -1,28 +1,52 @@
 /**
- * Starts the server on `Deno.serve`: used by `main.ts` and by the simulated
- * call command, which runs it in-process.
+ * Starts the server on `Deno.serve`: the routes, the call registry, the
+ * store's and the dashboard's listeners, the laptop audio bridge. Everything
+ * it is given comes in {@link ServerOptions}; what it resolves while running
+ * (the bound port, the public URL once a tunnel is open) is its own state.
  *
  * @module
  */
-import { BridgeManager } from "../laptop_audio/bridge.ts";
-import { parseAudioInput, parseAudioOutput } from "../laptop_audio/devices.ts";
+import { BridgeManager, type BridgeManagerOptions } from "../laptop_audio/bridge.ts";
 import { CallRegistry } from "../call/registry.ts";
-import { type Config, publicBase } from "../../app/config.ts";
 import type { Logger } from "../log.ts";
+import type { TranscriptStore } from "../store/db.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
-import { createApp } from "./app.ts";
-import { dbPath, TranscriptStore } from "../store/db.ts";
-import { isLoopback } from "./auth.ts";
-import { LiveHub } from "./live.ts";
 import { callKind, CallStatusBook } from "../twilio/call_status.ts";
-import { UserError } from "../user_error.ts";
+import { createApp } from "./app.ts";
+import { LiveHub } from "./live.ts";
+import { localUrl } from "./local_url.ts";
+
+/** Options of {@link listen}. */
+export interface ServerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** A fixed public base URL; otherwise the local address until {@link RunningServer.usePublicUrl}. */
+  publicUrl?: string;
+  /** Checks `X-Twilio-Signature` with this token; null accepts unsigned requests (an explicit opt-out). */
+  twilioAuthToken: string | null;
+  /** Required by the dashboard and the API when set; never by Twilio's routes. */
+  dashboardToken?: string;
+  /** Where finals are stored; the server closes it on shutdown. */
+  store: TranscriptStore;
+  /** The laptop's microphone and speaker. */
+  bridge: Omit<BridgeManagerOptions, "log">;
+  /** Inbound calls: optional greeting, or a number to forward to instead of the laptop. */
+  inbound?: { greeting?: string; forwardTo?: string };
+  /** A media stream silent this long is closed and its call ended. */
+  streamIdleMs: number;
+  engine: TranscriberEngine;
+  log: Logger;
+}
 
 /** A running server. */
 export interface RunningServer {
   /** Local address, e.g. `http://127.0.0.1:8080`. */
   url: string;
-  /** Base URL Twilio uses (PUBLIC_URL or the local address). */
-  publicUrl: string;
+  /** Base URL Twilio uses: the fixed one, the tunnel's once set, or the local address. */
+  readonly publicUrl: string;
+  /** From now on, stream URLs and signature checks use `url` (e.g. a tunnel opened after listening). */
+  usePublicUrl(url: string): void;
   registry: CallRegistry;
   /** The transcript database (open until shutdown). */
   store: TranscriptStore;
@@ -36,52 +60,16 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
-/**
- * A server needs TWILIO_AUTH_TOKEN (or an explicit TWILIO_SKIP_SIGNATURE=1);
- * checked first, before a model is found or downloaded.
- */
-export function requireSignatureCheck(config: Config): void {
-  if (!config.twilioAuthToken && !config.skipSignature) {
-    throw new UserError(
-      "TWILIO_AUTH_TOKEN is not set, so requests cannot be checked as coming from Twilio. " +
-        "Set it in .env (Twilio console, Account info), or set TWILIO_SKIP_SIGNATURE=1 " +
-        "to accept unsigned requests on a trusted network.",
-    );
-  }
-}
-
-/** Checks the configuration, then listens. */
-export async function startServer(
-  config: Config,
-  engine: TranscriberEngine,
-  log: Logger,
-): Promise<RunningServer> {
-  requireSignatureCheck(config);
-  if (config.skipSignature) {
-    log.warn(
-      "TWILIO_SKIP_SIGNATURE=1: Twilio signatures are NOT checked; anyone who reaches this server can stream to it",
-    );
-  }
-  const bridges = await BridgeManager.create({
-    input: parseAudioInput(config.audioInput),
-    output: parseAudioOutput(config.audioOutput),
-    ffmpeg: config.ffmpegPath,
-    unpacedFileInput: config.audioInputUnpaced,
-    log,
-  });
+/** Listens on `host:port` and serves Twilio's routes, the dashboard and the API. */
+export async function listen(options: ServerOptions): Promise<RunningServer> {
+  const { engine, log, store } = options;
+  const bridges = await BridgeManager.create({ ...options.bridge, log });
 
   const registry = new CallRegistry(engine);
   // The store listens first: a final is committed before any later listener prints it.
-  const store = openStore(config, log);
   const live = new LiveHub({ store });
   store.attach(registry, (segment) => live.publishSegment(segment));
   live.attach(registry);
-  if (!isLoopback(config.host) && !config.dashboardToken) {
-    log.warn(
-      `!!! listening on ${config.host} without DASHBOARD_TOKEN: anyone who reaches this address ` +
-        "can read and delete every transcript. Set DASHBOARD_TOKEN in .env, or HOST=127.0.0.1. !!!",
-    );
-  }
   registry.listen((event) => {
     if (event.type === "call-started") {
       const { from, to } = event.call;
@@ -94,23 +82,25 @@ export async function startServer(
     }
   });
 
-  let boundPort = config.port;
+  let boundPort = options.port;
+  let publicUrl = options.publicUrl;
+  const publicBase = () => publicUrl ?? localUrl(options.host, boundPort, { reachable: true });
   const statuses = new CallStatusBook(log);
   const app = createApp({
     statuses,
-    inbound: { greeting: config.inboundGreeting, forwardTo: config.inboundForwardTo },
+    inbound: options.inbound,
     registry,
     log,
-    publicBase: () => publicBase(config, boundPort),
-    authToken: config.skipSignature ? undefined : config.twilioAuthToken,
+    publicBase,
+    authToken: options.twilioAuthToken ?? undefined,
     bridges,
-    transcripts: { store, live, dashboardToken: config.dashboardToken },
-    streamIdleMs: config.streamIdleSeconds * 1000,
+    transcripts: { store, live, dashboardToken: options.dashboardToken },
+    streamIdleMs: options.streamIdleMs,
   });
   const ready = Promise.withResolvers<void>();
   const server = Deno.serve({
-    hostname: config.host,
-    port: config.port,
+    hostname: options.host,
+    port: options.port,
     onListen: ({ port }) => {
       boundPort = port;
       ready.resolve();
@@ -121,10 +111,14 @@ export async function startServer(
     },
   }, app.fetch);
   await ready.promise;
-  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   return {
-    url: `http://${host}:${boundPort}`,
-    publicUrl: publicBase(config, boundPort),
+    url: localUrl(options.host, boundPort),
+    get publicUrl() {
+      return publicBase();
+    },
+    usePublicUrl(url: string) {
+      publicUrl = url;
+    },
     registry,
     store,
     live,
@@ -139,24 +133,4 @@ export async function startServer(
       store.close();
     },
   };
-}
-
-/** Opens the transcript store under DATA_DIR; calls a killed server left open become `interrupted`. */
-function openStore(config: Config, log: Logger): TranscriptStore {
-  const path = dbPath(config.dataDir);
-  let store: TranscriptStore;
-  try {
-    store = new TranscriptStore(path);
-  } catch (error) {
-    throw new UserError(
-      `cannot open the transcript database ${path}: ${(error as Error).message}. ` +
-        "Set DATA_DIR to a folder this user can write.",
-    );
-  }
-  const interrupted = store.markInterrupted();
-  if (interrupted) {
-    log.warn(`${interrupted} call(s) from an earlier run were cut off; kept as interrupted`);
-  }
-  log.info(`transcripts are kept in ${path}`);
-  return store;
 }

@@ -26,6 +26,8 @@ import {
 import { requestAuthorized, secretsEqual, SESSION_COOKIE, sessionCookie } from "./auth.ts";
 import type { LiveHub } from "./live.ts";
 import { callPage, dashboardPage, loginPage, notFoundPage } from "./pages.ts";
+import { parseWholeNumber } from "../parse.ts";
+import { UserError } from "../user_error.ts";
 
 /** What the transcript routes need. */
 export interface TranscriptRoutesOptions {
@@ -35,29 +37,24 @@ export interface TranscriptRoutesOptions {
   dashboardToken?: string;
 }
 
-/** A query parameter problem, answered with 400. */
-export class QueryError extends Error {
-  override name = "QueryError";
-}
-
 const MAX_LIMIT = 200;
 
-/** Reads and checks the list filters of a query string. */
+/** Reads and checks the list filters of a query string; a bad one is a {@link UserError} (400). */
 export function parseCallQuery(params: URLSearchParams): CallQuery {
   const query: CallQuery = {};
   const limit = params.get("limit");
-  if (limit !== null) query.limit = wholeNumber("limit", limit, 1, MAX_LIMIT);
+  if (limit !== null) query.limit = parseWholeNumber(limit, "limit", { min: 1, max: MAX_LIMIT });
   const offset = params.get("offset");
-  if (offset !== null) query.offset = wholeNumber("offset", offset, 0, Number.MAX_SAFE_INTEGER);
+  if (offset !== null) query.offset = parseWholeNumber(offset, "offset");
   const q = params.get("q")?.trim();
   if (q) {
-    if (q.length > 200) throw new QueryError("q must be at most 200 characters");
+    if (q.length > 200) throw new UserError("q must be at most 200 characters");
     query.search = q;
   }
   const number = params.get("number")?.trim();
   if (number) {
     if (!/^\+?[\d\s\-().]+$/.test(number) || !/\d/.test(number)) {
-      throw new QueryError(
+      throw new UserError(
         `number must be (part of) a phone number such as +15551234567, got "${number}"`,
       );
     }
@@ -68,17 +65,9 @@ export function parseCallQuery(params: URLSearchParams): CallQuery {
   const until = params.get("until")?.trim();
   if (until) query.until = parseDate("until", until, true);
   if (query.since !== undefined && query.until !== undefined && query.since >= query.until) {
-    throw new QueryError("since must be before until");
+    throw new UserError("since must be before until");
   }
   return query;
-}
-
-function wholeNumber(name: string, value: string, min: number, max: number): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) {
-    throw new QueryError(`${name} must be a whole number from ${min} to ${max}, got "${value}"`);
-  }
-  return n;
 }
 
 /** `2024-05-01` (a whole day; `until` includes it) or an ISO date-time such as `2024-05-01T12:00:00Z`. */
@@ -90,7 +79,7 @@ function parseDate(name: string, value: string, endOfDay: boolean): number {
     ? Date.parse(value)
     : NaN;
   if (Number.isNaN(ms)) {
-    throw new QueryError(
+    throw new UserError(
       `${name} must be a date (2024-05-01) or an ISO date-time (2024-05-01T12:00:00Z), got "${value}"`,
     );
   }
@@ -203,7 +192,7 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
     try {
       query = parseCallQuery(params);
     } catch (error) {
-      if (!(error instanceof QueryError)) throw error;
+      if (!(error instanceof UserError)) throw error;
       return c.html(
         dashboardPage({
           active: [],
@@ -247,7 +236,7 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
   });
 
   app.onError((error, c) => {
-    if (error instanceof QueryError) return c.json({ error: error.message }, 400);
+    if (error instanceof UserError) return c.json({ error: error.message }, 400);
     console.error(`callscribe: ${c.req.method} ${c.req.path} failed: ${error.message}`);
     return c.json({ error: "internal error" }, 500);
   });

@@ -45,21 +45,16 @@ export function registerWebhooks(app: Hono, options: WebhookOptions): void {
     return c.body(twiml, 200, { "content-type": "text/xml; charset=utf-8" });
   });
 
-  app.post(STATUS_PATHS.call, async (c) => {
-    const { params, error } = await form(c);
-    if (error) return error;
-    if (!params.CallSid) return c.text("CallSid is missing", 400);
-    options.statuses.recordCall(params);
-    return c.body(null, 204);
-  });
-
-  app.post(STATUS_PATHS.stream, async (c) => {
-    const { params, error } = await form(c);
-    if (error) return error;
-    if (!params.CallSid) return c.text("CallSid is missing", 400);
-    options.statuses.recordStream(params);
-    return c.body(null, 204);
-  });
+  const statusCallback =
+    (record: (params: Record<string, string>) => void) => async (c: Context) => {
+      const { params, error } = await form(c);
+      if (error) return error;
+      if (!params.CallSid) return c.text("CallSid is missing", 400);
+      record(params);
+      return c.body(null, 204);
+    };
+  app.post(STATUS_PATHS.call, statusCallback((params) => options.statuses.recordCall(params)));
+  app.post(STATUS_PATHS.stream, statusCallback((params) => options.statuses.recordStream(params)));
 
   // Lets `deno task call` find the tunnel's URL; it is no secret to whoever can reach us.
   app.get("/api/public-url", (c) => c.json({ publicUrl: options.publicBase() }));

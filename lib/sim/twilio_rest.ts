@@ -14,10 +14,11 @@
  *
  * @module
  */
-import { E164 } from "../../app/config.ts";
+import { E164 } from "../parse.ts";
 import type { Logger } from "../log.ts";
 import { errorDocs } from "../twilio/rest.ts";
 import { makeSid, postSigned, simulateCall, type SimulatedCallResult } from "./twilio_sim.ts";
+import { sleep } from "../async/sleep.ts";
 
 /** Options of the simulated REST API. */
 export interface TwilioRestSimOptions {
@@ -91,7 +92,6 @@ export async function startTwilioRestSim(options: TwilioRestSimOptions): Promise
   const calls = new Map<string, SimCall>();
   const requests: SimRequest[] = [];
   const ringMs = options.ringMs ?? 200;
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
   function resource(call: SimCall) {
     const uri = `/${API_VERSION}/Accounts/${options.accountSid}/Calls/${call.sid}.json`;

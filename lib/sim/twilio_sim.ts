@@ -24,6 +24,7 @@ import {
 } from "../twilio/protocol.ts";
 import { signRequest } from "../twilio/signature.ts";
 import { parseStreamTwiml } from "../twilio/twiml.ts";
+import { sleep } from "../async/sleep.ts";
 
 /** One simulated call. */
 export interface SimulatedCallOptions {
@@ -145,8 +146,6 @@ async function openStream(url: string, authToken?: string): Promise<WebSocket> {
 
 /** Fast mode: how long a dry playback queue waits for our server's next audio. */
 const FAST_DRY_WAIT_MS = 50;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits for `promise`, at most `ms`; leaves no timer behind. */
 async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {

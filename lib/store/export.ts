@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { TRACK_LABELS } from "../transcribe/engine.ts";
 import type { Segment, StoredCall } from "./db.ts";
 
 /** The export formats. */
@@ -23,9 +24,6 @@ export const EXPORT_TYPES: Record<ExportFormat, string> = {
   srt: "application/x-subrip; charset=utf-8",
   vtt: "text/vtt; charset=utf-8",
 };
-
-/** Speaker label of a track. */
-export const SPEAKERS = { inbound: "Inbound", outbound: "Outbound" } as const;
 
 /** Segments of both tracks in time order (ties: inbound first, then arrival). */
 export function mergeByTime(segments: Segment[]): Segment[] {
@@ -61,7 +59,7 @@ function toJson(call: StoredCall, segments: Segment[]): string {
       segments: segments.map((s) => ({
         id: s.id,
         track: s.track,
-        speaker: SPEAKERS[s.track],
+        speaker: TRACK_LABELS[s.track],
         order: s.seq,
         text: s.text,
         startMs: s.startMs,
@@ -106,7 +104,7 @@ function toTxt(call: StoredCall, segments: Segment[]): string {
     "",
   ];
   for (const s of segments) {
-    lines.push(`[${clock(s.startMs)}] ${SPEAKERS[s.track]}: ${s.text}`);
+    lines.push(`[${clock(s.startMs)}] ${TRACK_LABELS[s.track]}: ${s.text}`);
   }
   if (segments.length === 0) lines.push("(nothing was transcribed)");
   return lines.join("\n") + "\n";
@@ -119,7 +117,7 @@ function toSrt(segments: Segment[]): string {
     return [
       String(i + 1),
       `${timestamp(start, ",")} --> ${timestamp(end, ",")}`,
-      `${SPEAKERS[s.track]}: ${oneLine(s.text)}`,
+      `${TRACK_LABELS[s.track]}: ${oneLine(s.text)}`,
       "",
       "",
     ].join("\r\n");
@@ -133,7 +131,7 @@ function toVtt(segments: Segment[]): string {
     const text = oneLine(s.text).replaceAll("&", "&amp;").replaceAll("<", "&lt;")
       .replaceAll(">", "&gt;");
     return `${i + 1}\n${timestamp(start, ".")} --> ${timestamp(end, ".")}\n<v ${
-      SPEAKERS[s.track]
+      TRACK_LABELS[s.track]
     }>${text}\n`;
   });
   return ["WEBVTT\n", ...cues].join("\n");

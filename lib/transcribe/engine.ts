@@ -13,6 +13,12 @@
 /** Which side of the call a track carries: inbound is the phone party, outbound the laptop. */
 export type Track = "inbound" | "outbound";
 
+/** How people see a track's speaker: in the printer, the exports and the dashboard. */
+export const TRACK_LABELS: Readonly<Record<Track, string>> = {
+  inbound: "Inbound",
+  outbound: "Outbound",
+};
+
 /** One recognized word, with times in ms from the start of its track's audio. */
 export interface Word {
   text: string;

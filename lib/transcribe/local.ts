@@ -52,8 +52,8 @@ export class LocalEngine implements TranscriberEngine {
   ): Promise<LocalEngine> {
     const resolved = { ...LOCAL_DEFAULTS, ...options };
     if (!Number.isInteger(resolved.workers) || resolved.workers < 0) {
-      throw new Error(
-        `SHERPA_WORKERS must be a whole number (0 decodes on the server's thread), got ${resolved.workers}`,
+      throw new RangeError(
+        `workers must be a whole number (0 decodes on the server's thread), got ${resolved.workers}`,
       );
     }
     if (resolved.workers === 0) {

@@ -22,8 +22,12 @@ export interface CallProgress {
   streamEvents: Array<{ streamSid: string; event: string; error?: string }>;
 }
 
-/** Twilio's `CallStatus` values, named as the `StatusCallbackEvent` that reports them. */
 const EVENT_NAMES: Record<string, string> = { "in-progress": "answered" };
+
+/** A `CallStatus` as people say it: the name of the `StatusCallbackEvent` that reports it. */
+export function statusWord(status: string): string {
+  return EVENT_NAMES[status] ?? status;
+}
 
 /** Statuses after which a call is over. */
 export const FINAL_CALL_STATUSES = new Set([
@@ -57,7 +61,7 @@ export class CallStatusBook {
     call.from ??= params.From;
     call.to ??= params.To;
     const status = params.CallStatus ?? "unknown";
-    const event = EVENT_NAMES[status] ?? status;
+    const event = statusWord(status);
     call.events.push(event);
     if (params.CallDuration !== undefined) call.durationSeconds = Number(params.CallDuration);
     const who = call.from && call.to

@@ -10,8 +10,6 @@
  * @module
  */
 import twilio from "twilio";
-import { E164 } from "../../app/config.ts";
-import { UserError } from "../user_error.ts";
 
 /** Twilio's REST API origin. */
 export const TWILIO_API = "https://api.twilio.com";
@@ -24,65 +22,6 @@ export interface TwilioCredentials {
   from: string;
   /** Another origin for the REST API (testing); undefined for Twilio's. */
   apiUrl?: string;
-}
-
-/**
- * Reads and checks TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, the from-number
- * (`--from` wins over TWILIO_PHONE_NUMBER) and TWILIO_API_URL, without any
- * network call. Throws one UserError listing every problem, each by name
- * with the fix.
- */
-export function twilioCredentials(
-  env: Record<string, string | undefined>,
-  fromFlag?: string,
-): TwilioCredentials {
-  const problems: string[] = [];
-  const accountSid = (env.TWILIO_ACCOUNT_SID ?? "").trim();
-  const console = "in the Twilio console (https://console.twilio.com, Account info)";
-  if (!accountSid) {
-    problems.push(`TWILIO_ACCOUNT_SID is not set: copy your Account SID ${console} into .env`);
-  } else if (!/^AC[0-9a-fA-F]{32}$/.test(accountSid)) {
-    problems.push(
-      `TWILIO_ACCOUNT_SID must be "AC" followed by 32 hex digits (your Account SID ${console}), ` +
-        `got a value of ${accountSid.length} characters starting with "${accountSid.slice(0, 2)}"`,
-    );
-  }
-  const authToken = env.TWILIO_AUTH_TOKEN ?? "";
-  if (!authToken) {
-    problems.push(`TWILIO_AUTH_TOKEN is not set: copy your Auth Token ${console} into .env`);
-  } else if (/\s|["']/.test(authToken)) {
-    problems.push(
-      "TWILIO_AUTH_TOKEN contains spaces or quotes: paste the Auth Token alone, as shown " +
-        console,
-    );
-  }
-  const fromName = fromFlag !== undefined ? "--from" : "TWILIO_PHONE_NUMBER";
-  const from = (fromFlag ?? env.TWILIO_PHONE_NUMBER ?? "").trim();
-  if (!from) {
-    problems.push(
-      "TWILIO_PHONE_NUMBER is not set: set it in .env to your Twilio number in E.164 form " +
-        "(Phone Numbers > Manage > Active numbers in the console), or pass --from +1…",
-    );
-  } else if (!E164.test(from)) {
-    problems.push(
-      `${fromName} must be a phone number in E.164 form such as +15551234567, got "${from}"`,
-    );
-  }
-  let apiUrl: string | undefined;
-  if (env.TWILIO_API_URL) {
-    try {
-      const url = new URL(env.TWILIO_API_URL);
-      if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error();
-      apiUrl = url.origin;
-    } catch {
-      problems.push(
-        `TWILIO_API_URL must be an http(s) URL (it is for testing; leave it unset for Twilio), ` +
-          `got "${env.TWILIO_API_URL}"`,
-      );
-    }
-  }
-  if (problems.length) throw new UserError(problems.join("\n"));
-  return { accountSid, authToken, from, apiUrl };
 }
 
 /** A request client that sends `https://api.twilio.com/…` requests to another origin. */

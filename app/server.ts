@@ -1,0 +1,95 @@
+/**
+ * The server as the commands start it: the configuration mapped to
+ * {@link ServerOptions}, the store chosen and opened, and the warnings about
+ * settings that expose it.
+ *
+ * @module
+ */
+import type { Logger } from "../lib/log.ts";
+import { isLoopback } from "../lib/server/auth.ts";
+import { listen, type RunningServer, type ServerOptions } from "../lib/server/serve.ts";
+import { dbPath, TranscriptStore } from "../lib/store/db.ts";
+import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
+import { UserError } from "../lib/user_error.ts";
+import type { Config } from "./config.ts";
+
+export type { RunningServer };
+
+/** What a server needs from the configuration, checked before any model is found or downloaded. */
+export type ServerSettings = Omit<ServerOptions, "store" | "engine" | "log">;
+
+/**
+ * The server's settings. A server needs TWILIO_AUTH_TOKEN (or an explicit
+ * TWILIO_SKIP_SIGNATURE=1): that is checked here, once.
+ */
+export function serverSettings(config: Config): ServerSettings {
+  if (!config.twilioAuthToken && !config.skipSignature) {
+    throw new UserError(
+      "TWILIO_AUTH_TOKEN is not set, so requests cannot be checked as coming from Twilio. " +
+        "Set it in .env (Twilio console, Account info), or set TWILIO_SKIP_SIGNATURE=1 " +
+        "to accept unsigned requests on a trusted network.",
+    );
+  }
+  return {
+    host: config.host,
+    port: config.port,
+    publicUrl: config.publicUrl,
+    twilioAuthToken: config.skipSignature ? null : config.twilioAuthToken!,
+    dashboardToken: config.dashboardToken,
+    bridge: {
+      input: config.audioInput,
+      output: config.audioOutput,
+      ffmpeg: config.ffmpegPath,
+      unpacedFileInput: config.audioInputUnpaced,
+    },
+    inbound: { greeting: config.inboundGreeting, forwardTo: config.inboundForwardTo },
+    streamIdleMs: config.streamIdleSeconds * 1000,
+  };
+}
+
+/** Opens the store under `dataDir`, then listens; `settings` defaults to {@link serverSettings}. */
+export async function startServer(
+  config: Config,
+  engine: TranscriberEngine,
+  log: Logger,
+  settings: ServerSettings = serverSettings(config),
+): Promise<RunningServer> {
+  if (settings.twilioAuthToken === null) {
+    log.warn(
+      "TWILIO_SKIP_SIGNATURE=1: Twilio signatures are NOT checked; anyone who reaches this server can stream to it",
+    );
+  }
+  const store = openStore(config.dataDir, log);
+  if (!isLoopback(settings.host) && !settings.dashboardToken) {
+    log.warn(
+      `!!! listening on ${settings.host} without DASHBOARD_TOKEN: anyone who reaches this address ` +
+        "can read and delete every transcript. Set DASHBOARD_TOKEN in .env, or HOST=127.0.0.1. !!!",
+    );
+  }
+  try {
+    return await listen({ ...settings, store, engine, log });
+  } catch (error) {
+    store.close();
+    throw error;
+  }
+}
+
+/** Opens the transcript store under DATA_DIR; calls a killed server left open become `interrupted`. */
+function openStore(dataDir: string, log: Logger): TranscriptStore {
+  const path = dbPath(dataDir);
+  let store: TranscriptStore;
+  try {
+    store = new TranscriptStore(path);
+  } catch (error) {
+    throw new UserError(
+      `cannot open the transcript database ${path}: ${(error as Error).message}. ` +
+        "Set DATA_DIR to a folder this user can write.",
+    );
+  }
+  const interrupted = store.markInterrupted();
+  if (interrupted) {
+    log.warn(`${interrupted} call(s) from an earlier run were cut off; kept as interrupted`);
+  }
+  log.info(`transcripts are kept in ${path}`);
+  return store;
+}
