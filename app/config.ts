@@ -138,10 +138,24 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
         (v, name) => parseWholeNumber(v, name, { expected: "a whole number such as 2 (or 0)" }),
       ),
       tokenDelayMs: optional(env, "SHERPA_TOKEN_DELAY_MS", parseNumber),
+      vadSilenceMs: optional(
+        env,
+        "VAD_SILENCE_MS",
+        (v, name) =>
+          parseNumber(v, name, { expected: "milliseconds such as 200 (0 turns the VAD off)" }),
+      ),
+      vadThreshold: optional(env, "VAD_THRESHOLD", parseProbability),
     }),
     ...loadTranscriber(env, flags.transcriber),
   };
   return deepFreeze(config);
+}
+
+/** A number from 0 to 1 (a speech probability threshold). */
+function parseProbability(value: string, name: string): number {
+  const n = parseNumber(value, name);
+  if (n > 0 && n < 1) return n;
+  throw new UserError(`${name} must be a number between 0 and 1 such as 0.5, got "${value}".`);
 }
 
 function parseModelName(value: string): string {

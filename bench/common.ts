@@ -208,6 +208,8 @@ export class FrameCounters {
 export async function serveControl(handlers: {
   stats: (url: URL) => unknown;
   reset: () => void;
+  /** Runs before the process exits (e.g. the engine's dispose: its workers must be idle). */
+  exit?: () => Promise<void>;
 }): Promise<string> {
   const ready = Promise.withResolvers<number>();
   Deno.serve({
@@ -223,7 +225,10 @@ export async function serveControl(handlers: {
     }
     if (url.pathname === "/exit" && request.method === "POST") {
       // A normal exit, so `--cpu-prof` gets to write its profile.
-      setTimeout(() => Deno.exit(0), 50);
+      setTimeout(async () => {
+        await handlers.exit?.();
+        Deno.exit(0);
+      }, 50);
       return Response.json({ ok: true });
     }
     if (url.pathname === "/reset" && request.method === "POST") {

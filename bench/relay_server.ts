@@ -21,6 +21,7 @@ import { startServer } from "../app/server.ts";
 import type { TrackTranscriber, TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { createEngine } from "../app/engine.ts";
 import { NullEngine } from "../lib/transcribe/null_engine.ts";
+import { LocalEngine } from "../lib/transcribe/local.ts";
 import { epochMs, FrameCounters, report, serveControl } from "./common.ts";
 
 /** One transcript as the runner sees it. */
@@ -31,6 +32,7 @@ export interface TimedTranscript {
   text: string;
   startMs: number;
   endMs: number;
+  words: Array<{ text: string; startMs: number; endMs: number }>;
   /** When it was emitted (epoch ms). */
   emitMs: number;
   /** Audio fed to its track when it was emitted, in ms. */
@@ -57,6 +59,10 @@ const counters = new FrameCounters();
 const transcripts: TimedTranscript[] = [];
 /** Set while a transcript is being emitted (synchronously) by a timed track. */
 let emitting: { positionMs: number; atClose: boolean; engineMs: number } | null = null;
+/** The longest the local engine's oldest undecoded audio waited since the last reset (ms). */
+let maxDecodeDelayMs = 0;
+/** Faults reported on calls since the last reset (dropped audio among them). */
+let callErrors = 0;
 
 /** Wraps an engine to know each track's audio position when it emits. */
 function timed(engine: TranscriberEngine): TranscriberEngine {
@@ -97,13 +103,19 @@ if (values.engine === "null") {
   nullEngine = new NullEngine({ onWrite: (_track, mulaw) => counters.count(mulaw) });
   engine = nullEngine;
 } else if (values.engine === "local") {
-  engine = timed(await createEngine(config, log));
+  const local = await createEngine(config, log);
+  engine = timed(local);
+  // The measured capacity run asks whether decoding kept up: the longest any audio waited.
+  if (local instanceof LocalEngine) {
+    setInterval(() => (maxDecodeDelayMs = Math.max(maxDecodeDelayMs, local.decodeDelayMs())), 50);
+  }
 } else {
   throw new Error(`relay_server.ts: --engine must be null or local, got ${values.engine}`);
 }
 
 const server = await startServer(config, engine, log);
 server.registry.listen((event) => {
+  if (event.type === "call-error") callErrors++;
   if (event.type !== "transcript") return;
   const t = event.transcript;
   transcripts.push({
@@ -113,6 +125,7 @@ server.registry.listen((event) => {
     text: t.text,
     startMs: t.startMs,
     endMs: t.endMs,
+    words: t.words.map(({ text, startMs, endMs }) => ({ text, startMs, endMs })),
     emitMs: epochMs(),
     positionMs: emitting?.positionMs ?? NaN,
     atClose: emitting?.atClose ?? false,
@@ -124,12 +137,17 @@ const control = await serveControl({
   stats: (url) => ({
     ...counters.snapshot(),
     activeCalls: server.registry.activeCalls,
+    maxDecodeDelayMs,
+    callErrors,
     ...(nullEngine ? nullEngine.counts : {}),
     ...(url.searchParams.has("transcripts") ? { transcripts } : {}),
   }),
   reset: () => {
     counters.reset();
     transcripts.length = 0;
+    maxDecodeDelayMs = 0;
+    callErrors = 0;
   },
+  exit: () => engine.dispose(),
 });
 report({ url: server.url, control });

@@ -26,6 +26,8 @@ import { loadConfig } from "../app/config.ts";
 import { packTracks, readSet, type SpeechTrack } from "./audio.ts";
 import { progress, quantile, sleep, type ThreadCpu, threadCpuUs } from "./common.ts";
 import type { TimedTranscript } from "./relay_server.ts";
+import { liveLatency } from "./live_latency.ts";
+import { measuredCapacity, parallelRaw } from "./engine_limits.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -41,6 +43,7 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
     out: { type: "string" },
     copies: { type: "string" },
+    "engine-only": { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
 });
@@ -48,7 +51,7 @@ if (flags.help) {
   console.log(
     "usage: deno task bench [--quick] [--out results.json] [--copies N]\n" +
       "  --copies N  concurrent copies of each speech call in the engine run " +
-      "(default 3, quick 1)",
+      "(default 3, quick 1)\n  --engine-only  skip the relay runs (their results are left out)",
   );
   Deno.exit(0);
 }
@@ -279,6 +282,21 @@ async function relayPhase() {
   };
 }
 
+/** `--engine-only`: relay figures not measured. */
+function skippedRelay(): Awaited<ReturnType<typeof relayPhase>> {
+  return {
+    referenceCalls: 0,
+    cpuUsPerFrame: NaN,
+    floorCpuUsPerFrame: NaN,
+    ratio: NaN,
+    maxCallsZeroDrop: 0,
+    memoryKbPerCall: NaN,
+    latencyP50Ms: NaN,
+    latencyP99Ms: NaN,
+    runs: [],
+  };
+}
+
 // ---------------------------------------------------------------- engine
 
 /** A call of the engine run: a speech track per side (or silence). */
@@ -423,6 +441,33 @@ async function enginePhase() {
     const rawPartialsRtf = await rawRun(["--partials"]);
     progress("engine: raw sherpa-onnx again, with partials, all tracks paced in real time");
     const rawPacedRtf = await rawRun(["--partials", "--paced"]);
+    const workers = loadConfig().local.workers ?? LOCAL_DEFAULTS.workers;
+    progress(`engine: raw sherpa-onnx in ${workers} processes at once, the tracks shared out`);
+    const parallelRawRtf = await parallelRaw({
+      tracks: calls.flatMap((c) => [c.files.inbound, c.files.outbound]),
+      threads: Math.max(1, workers),
+      dir,
+      spawn,
+    });
+    const ladder = quick ? [2, 4] : [8, 16, 24, 32, 40, 48, 64, 80, 96];
+    progress(
+      `engine capacity: ${ladder.map((n) => n * 2).join(", ")} tracks in real time, ` +
+        `until decoding falls behind`,
+    );
+    const capacityServer = await startServer("relay_server.ts", ["--engine", "local"]);
+    let capacity: Awaited<ReturnType<typeof measuredCapacity>>;
+    try {
+      capacity = await measuredCapacity({
+        files: calls.map((c) => c.files),
+        ladder,
+        seconds: quick ? 6 : 20,
+        dir,
+        server: capacityServer,
+        spawn,
+      });
+    } finally {
+      await stopServer(capacityServer);
+    }
 
     const rtf = cpuUs / 1000 / audioMs;
     const threadRtf = (us: number | undefined) => us ? us / 1000 / audioMs : null;
@@ -440,6 +485,11 @@ async function enginePhase() {
       rawPartialsRtf,
       rawPacedRtf,
       ratioToPacedRaw: rtf / rawPacedRtf,
+      // The fair limit: as many raw loops at once as we have decoder workers, sharing the cores.
+      parallelRawRtf,
+      ratioToParallelRaw: rtf / parallelRawRtf,
+      measuredRealtimeTracks: capacity.measuredRealtimeTracks,
+      capacitySteps: capacity.steps,
       // And by thread (Linux): the decoder workers (sherpa-onnx plus µ-law decoding and
       // upsampling) against the raw loop, the event loop (relay, engine proxy, transcripts,
       // storage), the rest (garbage collector, I/O). Null without /proc or decoder workers.
@@ -458,7 +508,10 @@ async function enginePhase() {
     progress(
       `engine: RTF ${rtf.toFixed(4)}, raw ${rawRtf.toFixed(4)} (×${engine.ratio.toFixed(2)})`,
     );
-    return { engine, ...transcriptMetrics(calls, transcripts, callT0) };
+    progress("engine: the model's floor: raw sherpa-onnx fed each distinct track in real time");
+    const live = await liveLatency({ calls, copies, transcripts, callT0, startFrame, dir, spawn });
+    const metrics = transcriptMetrics(calls, transcripts, callT0);
+    return { engine, ...metrics, latency: { ...metrics.latency, ...live } };
   }
 }
 
@@ -551,7 +604,7 @@ progress(
 let relay: Awaited<ReturnType<typeof relayPhase>>;
 let enginePart: Awaited<ReturnType<typeof enginePhase>>;
 try {
-  relay = await relayPhase();
+  relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
 } finally {
   await Deno.remove(workDir, { recursive: true });
@@ -570,6 +623,8 @@ const results = {
   latency,
   wer,
   werDetail,
+  // The engine before issue 16 (endpoint rules only), measured by this bench: what these beat.
+  baseline: JSON.parse(await Deno.readTextFile(`${ROOT}bench/baseline.json`)),
   seconds: (performance.now() - started) / 1000,
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
@@ -597,6 +652,9 @@ const rows: Array<[string, string, string]> = [
   ["  raw + a partial per decode", `${f(engine.rawPartialsRtf / engine.rawRtf, 2)}×`, ""],
   ["  raw + partials, paced in real time", `${f(engine.rawPacedRtf / engine.rawRtf, 2)}×`, ""],
   ["  ours / paced raw with partials", `${f(engine.ratioToPacedRaw, 2)}×`, ""],
+  [`raw, ${engine.decodingCores} loops at once (RTF)`, f(engine.parallelRawRtf, 4), ""],
+  ["ours / parallel raw", `${f(engine.ratioToParallelRaw, 2)}×`, "≤ 1.1×"],
+  ["tracks in real time (measured run)", `${engine.measuredRealtimeTracks}`, ""],
   ["  decoder threads / raw", `${f(engine.decoderThreadsRatio, 2)}×`, ""],
   [
     "  event loop / raw",
@@ -622,14 +680,40 @@ const rows: Array<[string, string, string]> = [
     "",
   ],
   [
+    "word emission p50 / p95 (floor: raw at real time)",
+    `${f(latency.wordEmissionP50Ms, 0)} / ${f(latency.wordEmissionP95Ms, 0)} ms (${
+      f(latency.floor.wordEmissionP50Ms, 0)
+    } / ${f(latency.floor.wordEmissionP95Ms, 0)})`,
+    "≤ 300 / 600 ms",
+  ],
+  [
+    "  before issue 16",
+    `${f(results.baseline.latency.wordEmissionP50Ms, 0)} / ${
+      f(results.baseline.latency.wordEmissionP95Ms, 0)
+    } ms`,
+    "",
+  ],
+  [
+    "  final after last word, before issue 16",
+    `${f(results.baseline.latency.finalAfterWordEndP50Ms, 0)} / ${
+      f(results.baseline.latency.finalAfterWordEndP95Ms, 0)
+    } ms`,
+    "≤ 300 / 500 ms now",
+  ],
+  [
+    "finals per utterance (before issue 16)",
+    `${f(latency.finalsPerUtterance, 3)} (${f(results.baseline.latency.finalsPerUtterance, 3)})`,
+    "≤ +10%",
+  ],
+  [
     "first partial after onset p50 / p95",
     `${f(latency.firstPartialP50Ms, 0)} / ${f(latency.firstPartialP95Ms, 0)} ms`,
     "",
   ],
   ...Object.entries(wer).map(([set, w]): [string, string, string] => [
-    `WER ${set}`,
-    `${f(w * 100)} %`,
-    "",
+    `WER ${set} (before issue 16)`,
+    `${f(w * 100)} % (${f((results.baseline.wer[set] ?? NaN) * 100)} %)`,
+    "≤ +0.5 points",
   ]),
 ];
 const width = Math.max(...rows.map((r) => r[0].length));

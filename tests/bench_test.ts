@@ -24,6 +24,16 @@ const REQUIRED = [
   "engine.ratioToPacedRaw",
   "latency.finalAfterEndpointP50Ms",
   "latency.firstPartialP50Ms",
+  "latency.wordEmissionP50Ms",
+  "latency.wordEmissionP95Ms",
+  "latency.finalAfterWordEndP50Ms",
+  "latency.finalAfterWordEndP95Ms",
+  "latency.finalsPerUtterance",
+  "latency.floor.wordEmissionP50Ms",
+  "engine.parallelRawRtf",
+  "engine.ratioToParallelRaw",
+  "engine.measuredRealtimeTracks",
+  "baseline.latency.wordEmissionP50Ms",
 ];
 
 Deno.test({

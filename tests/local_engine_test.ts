@@ -9,6 +9,7 @@ import { findModel } from "../app/engine.ts";
 import type { TrackTranscriber, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";
+import { modelTakesBatch } from "../lib/transcribe/onnx_batch.ts";
 import { audioSet, conversation, sharedEngine, toMulaw } from "./helpers.ts";
 
 const model = () => findModel(loadConfig({}));
@@ -83,7 +84,7 @@ Deno.test("each utterance's [start - end] matches where its speech is in the tra
   }
 });
 
-Deno.test("tracks decoded together give the same transcripts as a lone track; a waiting chunk is decoded within the window", async () => {
+Deno.test("tracks decoded together give the same transcripts as a lone track; a ready chunk is decoded right after the writes in hand", async () => {
   // The decoder itself, on this thread: gathering is seen synchronously.
   const engine = new LocalDecoder(await model());
   const audio = toMulaw(
@@ -92,7 +93,7 @@ Deno.test("tracks decoded together give the same transcripts as a lone track; a 
   const feedPausing = async (track: TrackTranscriber, pauseEvery = 0) => {
     for (let i = 0; i < audio.length; i += 160) {
       track.write(audio.subarray(i, i + 160));
-      // Now and then, real time: the gathering timer fires between batches.
+      // Now and then, real time: ready chunks are decoded between batches.
       if (pauseEvery && (i / 160) % pauseEvery === 0) await new Promise((r) => setTimeout(r, 60));
     }
     await track.close();
@@ -118,7 +119,7 @@ Deno.test("tracks decoded together give the same transcripts as a lone track; a 
     }
   }
 
-  // Alone, a track decodes as soon as a chunk is ready: note where the third partial came out.
+  // Note where the third transcript came out (a chunk waiting is decoded before more audio goes in).
   let written = 0;
   let cut = 0;
   const alone: Transcript[] = [];
@@ -127,15 +128,16 @@ Deno.test("tracks decoded together give the same transcripts as a lone track; a 
   });
   for (; written < audio.length && !cut;) lone3.write(audio.subarray(written, written += 160));
   await lone3.close();
-  assert.ok(cut > 0, "no third partial");
-  // With another track open, the same chunk waits for the gathering window, then is decoded.
+  assert.ok(cut > 0, "no third transcript");
+  // With another track open, a chunk made ready is decoded once the writes in hand are done (a
+  // worker's message: every track's last 20 ms), a microtask later; no timer holds it.
   const gathered: Transcript[] = [];
   const waiting = engine.open("inbound", { onTranscript: (t) => gathered.push(t) });
   const other = engine.open("outbound", { onTranscript: () => {} });
-  for (let i = 0; i < cut; i += 160) waiting.write(audio.subarray(i, i + 160));
-  assert.equal(gathered.length, 2, "the ready chunk was decoded at once");
-  await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(gathered, alone.slice(0, 3), "the ready chunk was not decoded in the window");
+  for (let i = 0; i < cut - 800; i += 160) waiting.write(audio.subarray(i, i + 160));
+  assert.equal(gathered.length, 2, "decoded before the writes in hand were done");
+  await Promise.resolve();
+  assert.deepEqual(gathered, alone.slice(0, 3), "the ready chunk was not decoded right after");
   await Promise.all([waiting.close(), other.close()]);
   await engine.dispose();
 });
@@ -186,7 +188,10 @@ Deno.test("decoder workers: audio far ahead of decoding is dropped with one clea
       audio,
     );
     assert.equal(errors.length, 1, errors.map((e) => e.message).join(" | "));
-    assert.match(errors[0].message, /behind real time on the outbound track.*SHERPA_WORKERS/);
+    assert.match(
+      errors[0].message,
+      /queued and not yet decoded on the outbound track.*SHERPA_WORKERS/,
+    );
     // What reached the worker was decoded, and its last words came out as a final.
     assert.ok(transcripts.some((t) => t.type === "final"), "no final");
   } finally {
@@ -234,4 +239,46 @@ Deno.test("SHERPA_WORKERS: a whole number, checked before anything starts", () =
       new RegExp(`SHERPA_WORKERS must be a whole number .*got "${bad}"`),
     );
   }
+});
+
+Deno.test("with the VAD, a final comes as soon as the speech has ended; without, after the endpoint rule's silence", async () => {
+  const [u] = await audioSet("librispeech-samples");
+  const speech = toMulaw((await conversation([u], 0)).samples);
+  const audio = new Uint8Array(speech.length + 16000).fill(0xff);
+  audio.set(speech);
+  const { endMs } = await speechSpan(u.path);
+  // Audio written when the final came out, beyond the end of the speech (ms of audio, not time).
+  const finalAfter = async (vadSilenceMs: number) => {
+    const decoder = new LocalDecoder(await model(), { vadSilenceMs });
+    let written = 0;
+    let at = -1;
+    const finals: Transcript[] = [];
+    const track = decoder.open("inbound", {
+      onTranscript: (t) => {
+        if (t.type !== "final") return;
+        finals.push(t);
+        if (at < 0) at = written / 8 - endMs;
+      },
+    });
+    for (; written < audio.length;) track.write(audio.subarray(written, written += 160));
+    await track.close();
+    await decoder.dispose();
+    return { at, finals };
+  };
+  const vad = await finalAfter(200);
+  const rules = await finalAfter(0);
+  // 200 ms of silence, Silero's 32 ms windows and the 100 ms batches.
+  assert.ok(vad.at >= 0 && vad.at <= 450, `with the VAD, ${vad.at} ms after the speech`);
+  assert.ok(rules.at >= 800, `endpoint rules only, ${rules.at} ms after the speech`);
+  // The same words, and times that match the audio: the flush's padding is not in the track.
+  assert.equal(vad.finals.length, 1);
+  assert.equal(vad.finals[0].text, rules.finals[0].text);
+  assert.ok(Math.abs(vad.finals[0].endMs - rules.finals[0].endMs) <= 200);
+});
+
+Deno.test("the shared model's encoder takes one stream at a time, its decoder a batch (read from the files)", async () => {
+  const files = await model();
+  assert.equal(modelTakesBatch(files.encoder), false);
+  assert.equal(modelTakesBatch(files.decoder), true);
+  assert.throws(() => modelTakesBatch(files.tokens), /Cannot parse ONNX model/);
 });

@@ -48,8 +48,15 @@ export interface SimulatedCallOptions {
   accountSid?: string;
   /** Silence after the callee's audio before hanging up, in ms (default 1000). */
   tailMs?: number;
-  /** Run faster than real time (tests). */
+  /** Run faster than real time: a recorded call transcribed as fast as the engine goes. */
   fast?: boolean;
+  /**
+   * Fast mode's backpressure: awaited between frames, resolving once the
+   * server's engine has taken in the audio so far (an in-process server's
+   * `engine.whenCaughtUp`). Without it, fast mode sends as fast as the
+   * sockets go, which can outrun decoding.
+   */
+  caughtUp?: () => Promise<void> | undefined;
 }
 
 /** What happened on the simulated call. */
@@ -335,7 +342,10 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     for (const name of played.marks) echoMark(name);
     result.framesSent++;
     if (options.fast) {
-      if (i % 10 === 9) await sleep(0);
+      if (i % 10 === 9) {
+        await sleep(0);
+        await options.caughtUp?.();
+      }
     } else {
       const wait = started + (i + 1) * FRAME_MS - performance.now();
       if (wait > 0) await sleep(wait);

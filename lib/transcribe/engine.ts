@@ -57,6 +57,14 @@ export interface TranscriberEngine {
   /** Short name for logs and the store, e.g. `local` or `assemblyai`. */
   readonly name: string;
   open(track: Track, sink: TranscriptSink): TrackTranscriber;
+  /**
+   * Resolves once the engine has taken in the audio written so far, all but
+   * a second or so per track: whoever sends recorded audio faster than real
+   * time (the simulator's fast mode) awaits it between frames, so audio goes
+   * as fast as the engine decodes and none is dropped. Absent on engines
+   * that take audio as it comes.
+   */
+  whenCaughtUp?(): Promise<void>;
   /** Releases the engine (model, sockets) when the process is done with it. */
   dispose(): Promise<void>;
 }

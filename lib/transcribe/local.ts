@@ -22,6 +22,8 @@ const BATCH_BYTES = 800;
  * used ~10% less CPU in the benchmark).
  */
 const SEND_MS = 20;
+/** {@link LocalEngine.whenCaughtUp}: at most this much audio per track queued and not decoded. */
+const CAUGHT_UP_SECONDS = 1;
 
 /** Loads the model (once per worker) and opens one transcriber per track. */
 export class LocalEngine implements TranscriberEngine {
@@ -80,9 +82,23 @@ export class LocalEngine implements TranscriberEngine {
     return worker.open(++this.#nextId, track, sink);
   }
 
+  /**
+   * How long the oldest audio not yet decoded has waited, in ms, on the
+   * worker furthest behind (0 on one thread): what says whether decoding
+   * keeps up with real time.
+   */
+  decodeDelayMs(): number {
+    return Math.max(0, ...this.#workers.map((w) => w.decodeDelayMs()));
+  }
+
+  /** Resolves when no worker has more than a second per track queued and not yet decoded. */
+  async whenCaughtUp(): Promise<void> {
+    for (const worker of this.#workers) await worker.whenCaughtUp();
+  }
+
   async dispose(): Promise<void> {
     await this.#decoder?.dispose();
-    for (const worker of this.#workers) worker.terminate();
+    await Promise.all(this.#workers.map((worker) => worker.stop()));
   }
 }
 
@@ -100,8 +116,15 @@ class DecoderWorker {
   /** Audio batches waiting to go in the next message, as [track id, bytes]. */
   #outbox: [number, Uint8Array][] = [];
   #outboxBytes = 0;
+  /** Messages sent and not yet all acknowledged: [bytes left, when sent (performance.now())]. */
+  #inFlight: Array<[number, number]> = [];
   #sendTimer: ReturnType<typeof setTimeout> | undefined;
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
+  /** Waiting for the queued audio to go down (see {@link whenCaughtUp}). */
+  #caughtUp: PromiseWithResolvers<void> | null = null;
+  #stopped: PromiseWithResolvers<void> | null = null;
+  /** Shared with the worker: set on stop, so it skips the audio still queued. */
+  readonly #stopping = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(maxLagSeconds: number) {
     this.#maxLagSeconds = maxLagSeconds;
@@ -114,7 +137,7 @@ class DecoderWorker {
   }
 
   load(model: ModelFiles, options: LocalEngineOptions): Promise<void> {
-    this.post({ op: "load", model, options });
+    this.post({ op: "load", model, options, stopping: this.#stopping });
     return this.#loaded.promise;
   }
 
@@ -155,11 +178,23 @@ class DecoderWorker {
     }
     this.#outbox = [];
     this.#outboxBytes = 0;
+    this.#inFlight.push([mulaw.length, performance.now()]);
     const message: ToWorker = { op: "audio", ids, lengths, mulaw };
     this.#worker.postMessage(message, [mulaw.buffer]);
   }
 
-  /** Seconds of audio per open track sent to this worker and not yet decoded. */
+  decodeDelayMs(): number {
+    const oldest = this.#inFlight[0];
+    return oldest ? performance.now() - oldest[1] : 0;
+  }
+
+  whenCaughtUp(): Promise<void> {
+    if (this.failure || this.lagSeconds() <= CAUGHT_UP_SECONDS) return Promise.resolve();
+    this.#caughtUp ??= Promise.withResolvers();
+    return this.#caughtUp.promise;
+  }
+
+  /** Seconds of audio per open track queued for this worker and not yet decoded. */
   lagSeconds(): number {
     return this.#lagBytes / 8000 / Math.max(1, this.tracks.size);
   }
@@ -173,17 +208,51 @@ class DecoderWorker {
     this.#fail(new Error("local engine stopped"), false);
   }
 
+  /**
+   * Stops the worker once it is between messages (it skips the audio still
+   * queued; at most 2 s), then terminates it: a process that exits while a
+   * worker is inside sherpa-onnx aborts in ONNX Runtime.
+   */
+  async stop(): Promise<void> {
+    if (!this.failure) {
+      Atomics.store(this.#stopping, 0, 1);
+      this.#stopped = Promise.withResolvers();
+      this.post({ op: "stop" });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        this.#stopped.promise,
+        new Promise((resolve) => (timer = setTimeout(resolve, 2000))),
+      ]);
+      clearTimeout(timer);
+    }
+    this.terminate();
+  }
+
   #receive(message: FromWorker): void {
     switch (message.op) {
       case "loaded":
         return this.#loaded.resolve();
+      case "stopped":
+        return this.#stopped?.resolve();
       case "loadFailed":
         return this.#loaded.reject(
           message.userError ? new UserError(message.message) : new Error(message.message),
         );
-      case "ack":
+      case "ack": {
         this.#lagBytes -= message.bytes;
+        for (let left = message.bytes; left > 0 && this.#inFlight.length;) {
+          const oldest = this.#inFlight[0];
+          const taken = Math.min(left, oldest[0]);
+          oldest[0] -= taken;
+          left -= taken;
+          if (oldest[0] === 0) this.#inFlight.shift();
+        }
+        if (this.#caughtUp && this.lagSeconds() <= CAUGHT_UP_SECONDS) {
+          this.#caughtUp.resolve();
+          this.#caughtUp = null;
+        }
         return;
+      }
       case "transcript":
         return this.tracks.get(message.id)?.sink.onTranscript(message.transcript);
       case "error":
@@ -205,6 +274,8 @@ class DecoderWorker {
     this.#outboxBytes = 0;
     this.#loaded.reject(error);
     this.#loaded.promise.catch(() => {});
+    this.#caughtUp?.resolve();
+    this.#caughtUp = null;
     for (const track of this.tracks.values()) {
       if (report) track.sink.onError?.(error);
       track.closed.resolve();
@@ -245,7 +316,12 @@ class WorkerTrack implements TrackTranscriber {
     return this.closed.promise;
   }
 
-  /** Sends `batch` to the worker, unless the worker is too far behind. */
+  /**
+   * Sends `batch` to the worker, unless the worker already has more than
+   * `maxLagSeconds` per track queued and not decoded (counted in bytes
+   * sent minus bytes the worker reports decoded, so audio sent faster than
+   * real time is fine as long as decoding keeps up).
+   */
   #send(batch: Uint8Array): void {
     if (batch.length === 0) return;
     const lag = this.#worker.lagSeconds();
@@ -255,11 +331,11 @@ class WorkerTrack implements TrackTranscriber {
       if (!this.#dropping) {
         this.sink.onError?.(
           new Error(
-            `local engine: decoding is ${
+            `local engine: ${
               Math.round(lag)
-            } s behind real time on the ${this.#track} ` +
-              `track (this machine cannot keep up); audio is dropped until it catches up. ` +
-              `Take fewer calls at once, or set SHERPA_WORKERS to the number of cores.`,
+            } s of audio per track are queued and not yet decoded on the ${this.#track} ` +
+              `track's worker (this machine cannot keep up); audio is dropped until it catches ` +
+              `up. Take fewer calls at once, or set SHERPA_WORKERS to the number of cores.`,
           ),
         );
       }

@@ -22,6 +22,8 @@ import type {
 } from "./engine.ts";
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
+import { modelTakesBatch } from "./onnx_batch.ts";
+import { SpeechDetector } from "./speech_detector.ts";
 
 /** Endpointing and decoding options of the local engine. */
 export interface LocalEngineOptions {
@@ -49,6 +51,16 @@ export interface LocalEngineOptions {
    * from token times so `[start - end]` matches the audio.
    */
   tokenDelayMs: number;
+  /**
+   * Silence in ms after which Silero VAD ends an utterance: the stream is
+   * flushed (tail padding, so the model's look-ahead emits the last words)
+   * and the final emitted at once. 0 leaves finals to the endpoint rules,
+   * which stay the fallback either way. Lower: sooner finals, and more
+   * sentences cut in two at a pause.
+   */
+  vadSilenceMs: number;
+  /** Silero's speech probability threshold (0–1). */
+  vadThreshold: number;
 }
 
 /** Defaults measured on the shared test speech (see README, "Local engine"). */
@@ -60,6 +72,8 @@ export const LOCAL_DEFAULTS: LocalEngineOptions = {
   workers: Math.max(1, navigator.hardwareConcurrency ?? 1),
   maxLagSeconds: 60,
   tokenDelayMs: 200,
+  vadSilenceMs: 200,
+  vadThreshold: 0.5,
 };
 
 /** The rate the models' features are computed at. */
@@ -68,16 +82,23 @@ const MODEL_RATE = 16000;
 const BATCH_BYTES = 800;
 /** Silence fed after the last audio so the model emits its last tokens. */
 const TAIL_SECONDS = 0.6;
+/**
+ * Silence fed at the VAD's end of speech: enough for the model's chunk
+ * (320 ms) and look-ahead to cover the last word, so it is emitted now.
+ */
+const FLUSH_SAMPLES = Math.round(MODEL_RATE * 0.4);
+/**
+ * The VAD runs only from a 100 ms batch louder than this (RMS, about −50
+ * dBFS: below any speech, above a quiet line's noise) until it has ended that
+ * speech, or seen none for {@link VAD_IDLE_MS}: Silero costs about a third of
+ * this small model's decoding, and a track is silent much of a call.
+ */
+const VAD_GATE_RMS = 0.003;
+const VAD_IDLE_MS = 1000;
+/** VAD detectors each decoder loads at start-up (~3 MB each); more are loaded as tracks need them. */
+const DETECTORS_AT_START = 8;
 /** Assumed length of a word's last token, in ms, for the word's end time. */
 const LAST_TOKEN_MS = 160;
-/**
- * With several tracks open, a track whose model chunk is ready waits up to
- * this long so that the chunks of other tracks are decoded right after it:
- * back to back, the model's weights stay in the CPU caches (decoding each
- * track the moment it is ready, in real time, costs ~16% more CPU).
- */
-const GATHER_MS = 50;
-
 interface SherpaResult {
   text: string;
   tokens: string[];
@@ -123,16 +144,41 @@ export class LocalDecoder implements TranscriberEngine {
   readonly options: LocalEngineOptions;
   // deno-lint-ignore no-explicit-any
   readonly #recognizer: any;
-  readonly #queue = new DecodeQueue();
+  readonly #queue: DecodeQueue;
+  /** Detectors of closed tracks, reset for the next (each loads its own copy of Silero). */
+  readonly #idleDetectors: SpeechDetector[] = [];
 
   constructor(model: ModelFiles, options: Partial<LocalEngineOptions> = {}) {
     this.model = model;
     this.options = { ...LOCAL_DEFAULTS, ...options };
     this.#recognizer = createRecognizer(model, this.options);
+    this.#queue = new DecodeQueue(this.#recognizer, modelTakesBatch(model.encoder));
+    // Loading a detector takes 30–250 ms (ONNX Runtime's session set-up), which would hold up
+    // every track of this thread when a call comes in: load a few now, at start-up.
+    if (this.options.vadSilenceMs > 0) {
+      for (let i = 0; i < DETECTORS_AT_START; i++) this.#idleDetectors.push(this.#newDetector());
+    }
+  }
+
+  #newDetector(): SpeechDetector {
+    return new SpeechDetector({
+      sampleRate: MODEL_RATE,
+      threshold: this.options.vadThreshold,
+      minSilenceMs: this.options.vadSilenceMs,
+      minSpeechMs: 100,
+    });
   }
 
   open(track: Track, sink: TranscriptSink): TrackTranscriber {
-    return new LocalTrack(this.#recognizer, track, sink, this.options, this.#queue);
+    const vad = this.options.vadSilenceMs > 0
+      ? this.#idleDetectors.pop() ?? this.#newDetector()
+      : null;
+    const release = () => {
+      if (!vad) return;
+      vad.reset();
+      this.#idleDetectors.push(vad);
+    };
+    return new LocalTrack(this.#recognizer, track, sink, this.options, this.#queue, vad, release);
   }
 
   dispose(): Promise<void> {
@@ -141,17 +187,33 @@ export class LocalDecoder implements TranscriberEngine {
   }
 }
 
-/** Tracks with a model chunk ready, decoded together (see {@link GATHER_MS}). */
+/**
+ * Tracks with a model chunk ready, decoded together once the audio that came
+ * in one go (a worker's message carries every track's last 20 ms) is in:
+ * back to back, the model's weights stay in the CPU caches, and where the
+ * encoder takes a batch, in one `decodeStreams` call. Nothing waits for a
+ * timer, so no word comes later for it.
+ */
 class DecodeQueue {
-  /** Tracks open on the engine; a lone track is decoded at once, as there is nothing to gather. */
-  open = 0;
+  // deno-lint-ignore no-explicit-any
+  readonly #recognizer: any;
+  /** The encoder takes several streams at once (read from the model file at start-up). */
+  readonly #batch: boolean;
   #ready = new Set<LocalTrack>();
-  #timer: ReturnType<typeof setTimeout> | undefined;
+  #scheduled = false;
+  #cancelled = false;
+
+  // deno-lint-ignore no-explicit-any
+  constructor(recognizer: any, batch: boolean) {
+    this.#recognizer = recognizer;
+    this.#batch = batch;
+  }
 
   add(track: LocalTrack): void {
-    if (this.open <= 1) return track.decodeReady();
     this.#ready.add(track);
-    this.#timer ??= setTimeout(() => this.#flush(), GATHER_MS);
+    if (this.#scheduled) return;
+    this.#scheduled = true;
+    queueMicrotask(() => this.#flush());
   }
 
   /** Takes `track` out of the queue; true when it was waiting to be decoded. */
@@ -160,15 +222,26 @@ class DecodeQueue {
   }
 
   cancel(): void {
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelled = true;
     this.#ready.clear();
   }
 
   #flush(): void {
-    this.#timer = undefined;
+    this.#scheduled = false;
+    if (this.#cancelled) return;
     const ready = [...this.#ready];
     this.#ready.clear();
+    if (this.#batch && ready.length > 1) {
+      try {
+        let streams = ready.map((t) => t.stream).filter((s) => this.#recognizer.isReady(s));
+        while (streams.length) {
+          this.#recognizer.decodeStreams(streams);
+          streams = streams.filter((s) => this.#recognizer.isReady(s));
+        }
+      } catch {
+        // Each track decodes on its own below and reports its own fault.
+      }
+    }
     for (const track of ready) track.decodeReady();
   }
 }
@@ -185,6 +258,14 @@ class LocalTrack implements TrackTranscriber {
   #samples = new Float32Array(BATCH_BYTES);
   #upsampler = new Upsampler2x();
   #queue: DecodeQueue;
+  /** Silero VAD on this track's audio; null with `vadSilenceMs: 0`. */
+  #vad: SpeechDetector | null;
+  #release: () => void;
+  /** The VAD is listening (see {@link VAD_GATE_RMS}), and for how long it has heard no speech. */
+  #vadOn = false;
+  #vadIdleMs = 0;
+  /** Flush padding fed so far, in ms: not in the track's audio, so taken off every time. */
+  #paddingMs = 0;
   #lastPartial = "";
   #failed = false;
   #closed = false;
@@ -196,6 +277,8 @@ class LocalTrack implements TrackTranscriber {
     sink: TranscriptSink,
     options: LocalEngineOptions,
     queue: DecodeQueue,
+    vad: SpeechDetector | null,
+    release: () => void,
   ) {
     this.#recognizer = recognizer;
     this.#stream = recognizer.createStream();
@@ -203,7 +286,13 @@ class LocalTrack implements TrackTranscriber {
     this.#sink = sink;
     this.#options = options;
     this.#queue = queue;
-    queue.open++;
+    this.#vad = vad;
+    this.#release = release;
+  }
+
+  // deno-lint-ignore no-explicit-any
+  get stream(): any {
+    return this.#stream;
   }
 
   write(mulaw: Uint8Array): void {
@@ -213,8 +302,9 @@ class LocalTrack implements TrackTranscriber {
       // A chunk still waiting is decoded before more audio goes in, so endpoints are checked
       // chunk by chunk however fast audio arrives.
       if (this.#queue.take(this)) this.decodeReady();
-      this.#accept(batch);
+      const speechEnded = this.#accept(batch);
       if (this.#failed) return;
+      if (speechEnded) return this.#flushUtterance();
       this.#guard(() => {
         if (this.#recognizer.isReady(this.#stream)) this.#queue.add(this);
       });
@@ -223,7 +313,6 @@ class LocalTrack implements TrackTranscriber {
 
   close(): Promise<void> {
     if (this.#closed) return Promise.resolve();
-    this.#queue.open--;
     if (this.#queue.take(this)) this.decodeReady();
     if (!this.#failed) {
       this.#guard(() => {
@@ -239,19 +328,58 @@ class LocalTrack implements TrackTranscriber {
     }
     this.#closed = true;
     this.#stream = null;
+    this.#vad = null;
+    this.#release();
     return Promise.resolve();
   }
 
-  /** Hands a batch of audio to the model (decoded from µ-law and upsampled). */
-  #accept(mulaw: Uint8Array): void {
-    if (mulaw.length === 0) return;
+  /**
+   * Hands a batch of audio to the model (decoded from µ-law and upsampled)
+   * and to the VAD; true when the VAD saw the end of speech.
+   */
+  #accept(mulaw: Uint8Array): boolean {
+    if (mulaw.length === 0) return false;
     const samples = mulawToFloat32(mulaw, this.#samples.subarray(0, mulaw.length));
-    this.#guard(() =>
+    let ended = false;
+    this.#guard(() => {
+      const pcm = this.#upsampler.process(samples);
+      this.#stream.acceptWaveform({ samples: pcm, sampleRate: MODEL_RATE });
+      if (this.#vad) ended = this.#listen(this.#vad, samples, pcm);
+    });
+    return ended;
+  }
+
+  /** Runs the VAD on a batch while the gate is open; true at the end of speech. */
+  #listen(vad: SpeechDetector, samples: Float32Array, pcm: Float32Array): boolean {
+    if (!this.#vadOn) {
+      let sum = 0;
+      for (const x of samples) sum += x * x;
+      if (Math.sqrt(sum / samples.length) < VAD_GATE_RMS) return false;
+      this.#vadOn = true;
+      this.#vadIdleMs = 0;
+    }
+    const ended = vad.push(pcm).some((e) => e.type === "speech-end");
+    this.#vadIdleMs = vad.speaking ? 0 : this.#vadIdleMs + (samples.length / 8);
+    if (ended || this.#vadIdleMs >= VAD_IDLE_MS) {
+      vad.reset();
+      this.#vadOn = false;
+    }
+    return ended;
+  }
+
+  /** The VAD's end of speech: padding makes the model emit the last words, then the final. */
+  #flushUtterance(): void {
+    this.#guard(() => {
+      const recognizer = this.#recognizer;
       this.#stream.acceptWaveform({
-        samples: this.#upsampler.process(samples),
+        samples: new Float32Array(FLUSH_SAMPLES),
         sampleRate: MODEL_RATE,
-      })
-    );
+      });
+      while (recognizer.isReady(this.#stream)) recognizer.decode(this.#stream);
+      this.#emitFinal();
+      recognizer.reset(this.#stream);
+      this.#paddingMs += (FLUSH_SAMPLES / MODEL_RATE) * 1000;
+    });
   }
 
   /** Decodes every ready model chunk, then emits the final at an endpoint or a changed partial. */
@@ -292,7 +420,7 @@ class LocalTrack implements TrackTranscriber {
   }
 
   #toTranscript(type: Transcript["type"], result: SherpaResult): Transcript {
-    const words = tokensToWords(result, this.#options.tokenDelayMs);
+    const words = tokensToWords(result, this.#options.tokenDelayMs + this.#paddingMs);
     const text = sentenceCase(words.map((w) => w.text).join(" "));
     return {
       type,

@@ -13,11 +13,14 @@ import { UserError } from "../user_error.ts";
 
 /** Messages the engine sends a worker. */
 export type ToWorker =
-  | { op: "load"; model: ModelFiles; options: LocalEngineOptions }
+  /** `stopping[0]` turns 1 when the engine stops: audio still queued is then skipped, not decoded. */
+  | { op: "load"; model: ModelFiles; options: LocalEngineOptions; stopping: Int32Array }
   | { op: "open"; id: number; track: Track }
   /** Audio of several tracks in one message: `lengths[i]` bytes of `mulaw` for track `ids[i]`, in order. */
   | { op: "audio"; ids: number[]; lengths: number[]; mulaw: Uint8Array<ArrayBuffer> }
-  | { op: "close"; id: number };
+  | { op: "close"; id: number }
+  /** Drops every track and frees the model: the worker is then idle and can be terminated. */
+  | { op: "stop" };
 
 /** Messages a worker sends the engine. */
 export type FromWorker =
@@ -27,6 +30,7 @@ export type FromWorker =
   | { op: "transcript"; id: number; transcript: Transcript }
   | { op: "error"; id: number; message: string }
   | { op: "closed"; id: number }
+  | { op: "stopped" }
   /** µ-law bytes decoded since the last ack: how the engine knows how far behind a worker is. */
   | { op: "ack"; bytes: number };
 
@@ -39,6 +43,7 @@ const scope = globalThis as unknown as {
 };
 
 let decoder: LocalDecoder | null = null;
+let stopping: Int32Array | null = null;
 const tracks = new Map<number, TrackTranscriber>();
 let unacked = 0;
 let ackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -55,6 +60,7 @@ function ack(bytes: number): void {
 scope.onmessage = async ({ data: message }) => {
   switch (message.op) {
     case "load":
+      stopping = message.stopping;
       try {
         decoder = new LocalDecoder(message.model, message.options);
         scope.postMessage({ op: "loaded" });
@@ -78,6 +84,7 @@ scope.onmessage = async ({ data: message }) => {
       break;
     }
     case "audio": {
+      if (stopping && Atomics.load(stopping, 0)) break;
       let offset = 0;
       message.ids.forEach((id, i) => {
         const end = offset + message.lengths[i];
@@ -87,6 +94,13 @@ scope.onmessage = async ({ data: message }) => {
       ack(message.mulaw.length);
       break;
     }
+    case "stop":
+      // Messages run one at a time, so no decode is running now; none starts after.
+      tracks.clear();
+      await decoder?.dispose();
+      decoder = null;
+      scope.postMessage({ op: "stopped" });
+      break;
     case "close": {
       const track = tracks.get(message.id);
       tracks.delete(message.id);

@@ -1,0 +1,132 @@
+/**
+ * The engine's cost against a fair limit, and its capacity as a run:
+ *
+ * - {@link parallelRaw}: raw sherpa-onnx in as many processes (one decoding
+ *   thread each) as our decoder workers, in parallel on the same tracks: the
+ *   limit for our workers, which share the cores the same way (two decoding
+ *   threads on two cores slow each other, which one raw loop never sees).
+ * - {@link measuredCapacity}: our server with more and more speech tracks at
+ *   once in real time, until decoding falls behind (audio waits longer than
+ *   {@link MAX_DECODE_DELAY_MS} to be decoded) or audio is dropped.
+ *
+ * @module
+ */
+import { makeSid } from "../lib/sim/twilio_sim.ts";
+import { progress, sleep } from "./common.ts";
+
+interface ChildProc {
+  child: Deno.ChildProcess;
+  nextLine(): Promise<string | null>;
+}
+
+/** Real time holds while no audio waits longer than this to be decoded (a chunk is 320 ms). */
+export const MAX_DECODE_DELAY_MS = 1000;
+
+/** CPU per audio second of `threads` raw loops run at once, the tracks dealt round-robin. */
+export async function parallelRaw(run: {
+  tracks: string[];
+  threads: number;
+  dir: string;
+  spawn: (script: string, args: string[]) => ChildProc;
+}): Promise<number> {
+  const shares = Array.from(
+    { length: run.threads },
+    (_, i) => run.tracks.filter((_, t) => t % run.threads === i),
+  );
+  const procs = await Promise.all(shares.map(async (share, i) => {
+    const list = `${run.dir}/parallel-${i}.json`;
+    await Deno.writeTextFile(list, JSON.stringify(share));
+    return run.spawn("engine_raw.ts", [list]);
+  }));
+  let cpuUs = 0;
+  let audioMs = 0;
+  for (const proc of procs) {
+    const line = await proc.nextLine();
+    await proc.child.status;
+    if (line === null) throw new Error("bench: engine_raw.ts exited early (see its errors above)");
+    const raw = JSON.parse(line);
+    cpuUs += raw.cpuUs;
+    audioMs += raw.audioMs;
+  }
+  return cpuUs / 1000 / audioMs;
+}
+
+interface Server {
+  url: string;
+  control: string;
+}
+
+/** One step of the capacity run. */
+export interface CapacityStep {
+  tracks: number;
+  maxDecodeDelayMs: number;
+  callErrors: number;
+  passed: boolean;
+}
+
+/**
+ * The most tracks decoded in real time: `ladder` calls (two speech tracks
+ * each, cut to `seconds`) at once against one local-engine server, stepping
+ * up until a step fails.
+ */
+export async function measuredCapacity(run: {
+  /** µ-law files of speech calls to cycle through. */
+  files: Array<{ inbound: string; outbound: string }>;
+  ladder: number[];
+  seconds: number;
+  dir: string;
+  server: Server;
+  spawn: (script: string, args: string[]) => ChildProc;
+}): Promise<{ measuredRealtimeTracks: number; steps: CapacityStep[] }> {
+  // Each call's audio cut to `seconds`, so a step takes that long whatever the set.
+  const cut = await Promise.all(run.files.map(async (f, i) => {
+    const out = { inbound: `${run.dir}/cut${i}-in.ulaw`, outbound: `${run.dir}/cut${i}-out.ulaw` };
+    for (const side of ["inbound", "outbound"] as const) {
+      const bytes = await Deno.readFile(f[side]);
+      await Deno.writeFile(out[side], bytes.subarray(0, run.seconds * 8000));
+    }
+    return out;
+  }));
+  const json = async (path: string, init?: RequestInit) =>
+    await (await fetch(`${run.server.control}${path}`, init)).json();
+  const steps: CapacityStep[] = [];
+  let measured = 0;
+  for (const calls of run.ladder) {
+    await json("/reset", { method: "POST" });
+    const spec = `${run.dir}/capacity-${calls}.json`;
+    await Deno.writeTextFile(
+      spec,
+      JSON.stringify({
+        calls: Array.from({ length: calls }, (_, i) => ({
+          callSid: makeSid("CA"),
+          ...cut[i % cut.length],
+          startFrame: (i * 7) % 16,
+        })),
+      }),
+    );
+    const load = run.spawn("load.ts", ["--url", run.server.url, "--audio", spec]);
+    let done: Record<string, number> = {};
+    for (let line = await load.nextLine(); line !== null; line = await load.nextLine()) {
+      done = JSON.parse(line);
+    }
+    await load.child.status;
+    for (let i = 0; i < 100 && (await json("/stats")).activeCalls > 0; i++) await sleep(100);
+    const stats = await json("/stats");
+    const step: CapacityStep = {
+      tracks: calls * 2,
+      maxDecodeDelayMs: stats.maxDecodeDelayMs,
+      callErrors: stats.callErrors,
+      passed: stats.maxDecodeDelayMs <= MAX_DECODE_DELAY_MS && stats.callErrors === 0 &&
+        !done.closedAbnormally,
+    };
+    steps.push(step);
+    progress(
+      `engine capacity: ${step.tracks} tracks, audio waited up to ${
+        step.maxDecodeDelayMs.toFixed(0)
+      } ms to be decoded, ${step.callErrors} errors${step.passed ? "" : " (behind real time)"}`,
+    );
+    if (!step.passed) break;
+    measured = step.tracks;
+  }
+  return { measuredRealtimeTracks: measured, steps };
+}
