@@ -35,7 +35,7 @@ export interface Config {
   readonly audioInput: AudioEndpoint;
   /** The laptop's speaker (`AUDIO_OUTPUT`): a device, a `.wav` file, or none. */
   readonly audioOutput: AudioEndpoint;
-  /** The ffmpeg program the audio bridge runs (`FFMPEG_PATH`, default `ffmpeg`). */
+  /** The ffmpeg the audio bridge runs (`FFMPEG_PATH`); unset, findFfmpeg picks one. */
   readonly ffmpegPath?: string;
   /** File input is sent as fast as decoded instead of paced (simulated calls with `--fast`). */
   readonly audioInputUnpaced: boolean;
