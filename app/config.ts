@@ -29,6 +29,8 @@ export interface Config {
   readonly skipSignature: boolean;
   /** Folder of the transcript database (`DATA_DIR`, default `./data`). */
   readonly dataDir: string;
+  /** PostgreSQL instead of SQLite (`DATABASE_URL=postgres://…`): instances sharing it form one service. */
+  readonly databaseUrl?: string;
   /** Required by the dashboard and API when set (`DASHBOARD_TOKEN`); never by Twilio's routes. */
   readonly dashboardToken?: string;
   /** The laptop's microphone (`AUDIO_INPUT`): a device (`default`, `pulse:NAME`, …), a file, or none. */
@@ -95,6 +97,7 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     twilioAuthToken: set("TWILIO_AUTH_TOKEN"),
     skipSignature: env.TWILIO_SKIP_SIGNATURE === "1",
     dataDir: env.DATA_DIR || "./data",
+    databaseUrl: env.DATABASE_URL ? parseDatabaseUrl(env.DATABASE_URL) : undefined,
     dashboardToken: set("DASHBOARD_TOKEN"),
     audioInput: flags.audioInput !== undefined
       ? parseAudioInput(flags.audioInput, "--caller-audio")
@@ -156,6 +159,16 @@ function parseProbability(value: string, name: string): number {
   const n = parseNumber(value, name);
   if (n > 0 && n < 1) return n;
   throw new UserError(`${name} must be a number between 0 and 1 such as 0.5, got "${value}".`);
+}
+
+/** DATABASE_URL must be a PostgreSQL URL; the message never repeats it (it holds a password). */
+function parseDatabaseUrl(value: string): string {
+  const url = URL.canParse(value) ? new URL(value) : undefined;
+  if (url?.protocol === "postgres:" || url?.protocol === "postgresql:") return value;
+  throw new UserError(
+    "DATABASE_URL must be a URL such as postgres://user:password@host:5432/callscribe " +
+      "(its value is not shown: it may hold a password); unset it for the SQLite file under DATA_DIR",
+  );
 }
 
 function parseModelName(value: string): string {

@@ -8,7 +8,8 @@
 import type { Logger } from "../lib/log.ts";
 import { isLoopback } from "../lib/server/auth.ts";
 import { listen, type RunningServer, type ServerOptions } from "../lib/server/serve.ts";
-import { dbPath, TranscriptStore } from "../lib/store/db.ts";
+import { dbPath, type TranscriptStore } from "../lib/store/db.ts";
+import { openTranscriptStore } from "../lib/store/open.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { UserError } from "../lib/user_error.ts";
 import type { Config } from "./config.ts";
@@ -47,7 +48,7 @@ export function serverSettings(config: Config): ServerSettings {
   };
 }
 
-/** Opens the store under `dataDir`, then listens; `settings` defaults to {@link serverSettings}. */
+/** Opens the store (DATABASE_URL or DATA_DIR), then listens; `settings` defaults to {@link serverSettings}. */
 export async function startServer(
   config: Config,
   engine: TranscriberEngine,
@@ -59,7 +60,7 @@ export async function startServer(
       "TWILIO_SKIP_SIGNATURE=1: Twilio signatures are NOT checked; anyone who reaches this server can stream to it",
     );
   }
-  const store = openStore(config.dataDir, log);
+  const store = await openStore(config, log);
   if (!isLoopback(settings.host) && !settings.dashboardToken) {
     log.warn(
       `!!! listening on ${settings.host} without DASHBOARD_TOKEN: anyone who reaches this address ` +
@@ -69,27 +70,31 @@ export async function startServer(
   try {
     return await listen({ ...settings, store, engine, log });
   } catch (error) {
-    store.close();
+    await store.close();
     throw error;
   }
 }
 
-/** Opens the transcript store under DATA_DIR; calls a killed server left open become `interrupted`. */
-function openStore(dataDir: string, log: Logger): TranscriptStore {
-  const path = dbPath(dataDir);
+/** Opens the transcript store (DATABASE_URL or DATA_DIR); calls a killed server left open become `interrupted`. */
+async function openStore(config: Config, log: Logger): Promise<TranscriptStore> {
   let store: TranscriptStore;
   try {
-    store = new TranscriptStore(path);
+    store = await openTranscriptStore(config);
   } catch (error) {
     throw new UserError(
-      `cannot open the transcript database ${path}: ${(error as Error).message}. ` +
-        "Set DATA_DIR to a folder this user can write.",
+      config.databaseUrl
+        ? `${
+          (error as Error).message
+        }. Check DATABASE_URL, or unset it to use SQLite under DATA_DIR.`
+        : `cannot open the transcript database ${dbPath(config.dataDir)}: ${
+          (error as Error).message
+        }. Set DATA_DIR to a folder this user can write.`,
     );
   }
-  const interrupted = store.markInterrupted();
+  const interrupted = await store.markInterrupted();
   if (interrupted) {
     log.warn(`${interrupted} call(s) from an earlier run were cut off; kept as interrupted`);
   }
-  log.info(`transcripts are kept in ${path}`);
+  log.info(`transcripts are kept in ${store.location}`);
   return store;
 }

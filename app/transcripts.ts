@@ -5,7 +5,8 @@
  *   show <sid>
  *   export <sid> --format json|txt|srt|vtt [--output file]
  *
- * Reads the database in DATA_DIR (default ./data), also while the server runs.
+ * Reads the database in DATA_DIR (default ./data), or the PostgreSQL database
+ * of DATABASE_URL, also while the server runs.
  *
  * @module
  */
@@ -13,7 +14,8 @@ import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { dbPath, TranscriptStore } from "../lib/store/db.ts";
+import { dbPath } from "../lib/store/db.ts";
+import { openTranscriptStore } from "../lib/store/open.ts";
 import {
   EXPORT_FORMATS,
   type ExportFormat,
@@ -29,10 +31,14 @@ const USAGE = `Usage:
   deno task transcripts show <call-sid>
   deno task transcripts export <call-sid> --format json|txt|srt|vtt [--output file]
 
-Reads the transcripts the server stored in DATA_DIR (default ./data).`;
+Reads the transcripts the server stored in DATA_DIR (default ./data),
+or in the PostgreSQL database of DATABASE_URL when it is set.`;
 
 /** Runs `deno task transcripts` with `args`; returns the exit code. */
-export function transcriptsCommand(args: string[], env = Deno.env.toObject()): number {
+export async function transcriptsCommand(
+  args: string[],
+  env = Deno.env.toObject(),
+): Promise<number> {
   const log = stderrLogger();
   let parsed;
   try {
@@ -75,15 +81,23 @@ export function transcriptsCommand(args: string[], env = Deno.env.toObject()): n
     return 2;
   }
 
-  const { dataDir } = loadConfig(env);
-  const path = dbPath(dataDir);
-  if (!existsSync(path)) {
+  const config = loadConfig(env);
+  if (!config.databaseUrl && !existsSync(dbPath(config.dataDir))) {
     log.error(
-      `no transcripts in ${path} yet: the server creates it on start (DATA_DIR=${dataDir})`,
+      `no transcripts in ${
+        dbPath(config.dataDir)
+      } yet: the server creates it on start (DATA_DIR=${config.dataDir})`,
     );
     return 1;
   }
-  const store = new TranscriptStore(path);
+  let store;
+  try {
+    store = await openTranscriptStore(config);
+  } catch (error) {
+    log.error(`${(error as Error).message}${config.databaseUrl ? " (check DATABASE_URL)" : ""}`);
+    return 1;
+  }
+  const path = store.location;
   try {
     if (command === "list") {
       const params = new URLSearchParams();
@@ -93,7 +107,7 @@ export function transcriptsCommand(args: string[], env = Deno.env.toObject()): n
       if (values.search !== undefined) params.set("q", values.search);
       const query = parseCallQuery(params);
       query.limit ??= 20;
-      const page = store.listCalls(query);
+      const page = await store.listCalls(query);
       if (values.json) {
         console.log(JSON.stringify(page, null, 2));
         return 0;
@@ -123,7 +137,7 @@ export function transcriptsCommand(args: string[], env = Deno.env.toObject()): n
       return 0;
     }
 
-    const call = store.getCall(sid);
+    const call = await store.getCall(sid);
     if (!call) {
       log.error(`no call with SID ${sid} in ${path} (see: deno task transcripts list)`);
       return 1;
@@ -140,7 +154,7 @@ export function transcriptsCommand(args: string[], env = Deno.env.toObject()): n
       }
       format = values.format as ExportFormat;
     }
-    const text = exportTranscript(format, call, store.segments(call.callSid));
+    const text = exportTranscript(format, call, await store.segments(call.callSid));
     if (values.output) {
       Deno.writeTextFileSync(values.output, text);
       log.info(`wrote ${values.output}`);
@@ -155,6 +169,6 @@ export function transcriptsCommand(args: string[], env = Deno.env.toObject()): n
     }
     throw error;
   } finally {
-    store.close();
+    await store.close();
   }
 }

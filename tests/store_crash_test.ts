@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
-import { TranscriptStore } from "../lib/store/db.ts";
+import { SqliteStore } from "../lib/store/sqlite.ts";
 import { audioSet, conversation, toMulaw } from "./helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -97,9 +97,9 @@ Deno.test("store: a server killed with SIGKILL mid-call keeps every final it pri
     await call;
 
     assert.ok(printed.length >= 2);
-    const store = TranscriptStore.open(dataDir);
+    const store = SqliteStore.open(dataDir);
     try {
-      const stored = store.segments(callSid);
+      const stored = await store.segments(callSid);
       for (const final of printed) {
         assert.equal(final.callSid, callSid);
         assert.ok(
@@ -111,10 +111,10 @@ Deno.test("store: a server killed with SIGKILL mid-call keeps every final it pri
         );
       }
       // The call is in the store, still marked as in progress (nobody ended it).
-      assert.equal(store.getCall(callSid)?.status, "in-progress");
+      assert.equal((await store.getCall(callSid))?.status, "in-progress");
       console.log(`${printed.length} printed finals, ${stored.length} stored`);
     } finally {
-      store.close();
+      await store.close();
     }
   } finally {
     try {

@@ -23,5 +23,5 @@ export type CallEvent =
   | { type: "call-ended"; call: CallInfo; at: number; reason: string }
   | { type: "call-error"; call: CallInfo; message: string };
 
-/** Receives call events. */
-export type CallListener = (event: CallEvent) => void;
+/** Receives call events; a returned promise is awaited before later listeners hear the event. */
+export type CallListener = (event: CallEvent) => unknown;

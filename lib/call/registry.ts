@@ -17,6 +17,8 @@ export class CallRegistry {
   #byStream = new Map<string, CallSession>();
   #listeners = new Set<CallListener>();
   #ended = new Map<string, Promise<void>>();
+  /** Per call, the delivery of its latest event: events of a call reach listeners in order. */
+  #delivery = new Map<string, Promise<void>>();
   #sessionOptions: { flushTimeoutMs?: number };
 
   /** `flushTimeoutMs` bounds how long ending a call waits for its last words. */
@@ -25,7 +27,13 @@ export class CallRegistry {
     this.#sessionOptions = options;
   }
 
-  /** Subscribes to every call's events; returns the unsubscribe function. */
+  /**
+   * Subscribes to every call's events; returns the unsubscribe function.
+   * Listeners hear each event in the order they subscribed, and a listener
+   * that returns a promise is awaited before the next one hears the event
+   * (the store commits a final before the printer prints it). Calls do not
+   * wait for each other.
+   */
   listen(listener: CallListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
@@ -65,7 +73,8 @@ export class CallRegistry {
   endCall(callSid: string, reason: string): Promise<void> {
     const session = this.#calls.get(callSid);
     if (!session) return this.#ended.get(callSid) ?? Promise.resolve();
-    const done = session.end(reason).finally(() => {
+    // Done once call-ended (the session's last event) has reached every listener.
+    const done = session.end(reason).then(() => this.#delivery.get(callSid)).finally(() => {
       if (this.#calls.get(callSid) === session) this.#calls.delete(callSid);
       for (const sid of session.streams) this.#byStream.delete(sid);
     });
@@ -98,9 +107,22 @@ export class CallRegistry {
   }
 
   #dispatch(event: CallEvent): void {
-    for (const listener of this.#listeners) {
+    const callSid = event.call.callSid;
+    const delivered = (this.#delivery.get(callSid) ?? Promise.resolve()).then(() =>
+      this.#deliver(event)
+    );
+    this.#delivery.set(callSid, delivered);
+    if (event.type === "call-ended") {
+      delivered.then(() => {
+        if (this.#delivery.get(callSid) === delivered) this.#delivery.delete(callSid);
+      });
+    }
+  }
+
+  async #deliver(event: CallEvent): Promise<void> {
+    for (const listener of [...this.#listeners]) {
       try {
-        listener(event);
+        await listener(event);
       } catch (error) {
         // A broken listener must not break the call or the other listeners.
         console.error(`callscribe: listener failed: ${(error as Error).message}`);

@@ -124,30 +124,33 @@ export class LiveHub {
    * What a client that last saw `lastId` missed, for one call or all:
    * from the ring when it reaches back that far, else rebuilt from the store.
    */
-  missed(lastId: string | undefined, callSid?: string): LiveEvent[] {
-    if (!lastId) return [];
+  missed(lastId: string | undefined, callSid?: string): Promise<LiveEvent[]> {
+    if (!lastId) return Promise.resolve([]);
     const match = /^([0-9a-z]+)-(\d+)$/.exec(lastId);
     const seq = match && match[1] === this.epoch ? Number(match[2]) : NaN;
     const oldest = this.#ring.length ? Number(this.#ring[0].id.split("-")[1]) : this.#seq + 1;
     const inRing = Number.isInteger(seq) && seq <= this.#seq && seq >= oldest - 1;
     if (inRing) {
-      return this.#ring.filter((e) =>
-        Number(e.id.split("-")[1]) > seq && (!callSid || e.callSid === callSid)
+      return Promise.resolve(
+        this.#ring.filter((e) =>
+          Number(e.id.split("-")[1]) > seq && (!callSid || e.callSid === callSid)
+        ),
       );
     }
     return this.#replay(callSid);
   }
 
   /** The state of the calls concerned, rebuilt: call-started, stored finals, call-ended. */
-  #replay(callSid?: string): LiveEvent[] {
+  async #replay(callSid?: string): Promise<LiveEvent[]> {
     const id = this.lastId;
     const events: LiveEvent[] = [];
     const sids = callSid ? [callSid] : [...this.#active.keys()];
     for (const sid of sids) {
+      const stored = await this.#store?.getCall(sid);
+      const segments = (await this.#store?.segments(sid)) ?? [];
       const active = this.#active.get(sid);
-      const stored = this.#store?.getCall(sid);
       if (active) events.push({ id, type: "call-started", callSid: sid, data: active });
-      for (const segment of this.#store?.segments(sid) ?? []) {
+      for (const segment of segments) {
         events.push({ id, type: "final", callSid: sid, data: segmentData(segment) });
       }
       if (!active && stored && stored.endedAt !== null) {
@@ -176,7 +179,7 @@ export class LiveHub {
     const encoder = new TextEncoder();
     let cleanup = () => {};
     const body = new ReadableStream<Uint8Array>({
-      start: (controller) => {
+      start: async (controller) => {
         const send = (text: string) => {
           try {
             controller.enqueue(encoder.encode(text));
@@ -184,11 +187,12 @@ export class LiveHub {
             cleanup();
           }
         };
-        // Tell EventSource how soon to reconnect, then catch the client up.
-        send("retry: 1000\n\n");
-        for (const event of this.missed(lastId, callSid)) send(format(event));
+        // Events that arrive while the client is caught up wait for it.
+        let pending: LiveEvent[] | null = [];
         const subscriber = (event: LiveEvent) => {
-          if (!callSid || event.callSid === callSid) send(format(event));
+          if (callSid && event.callSid !== callSid) return;
+          if (pending) pending.push(event);
+          else send(format(event));
         };
         const heartbeat = setInterval(() => send(": keep-alive\n\n"), HEARTBEAT_MS);
         const close = () => {
@@ -206,6 +210,14 @@ export class LiveHub {
         };
         this.#subscribers.add(subscriber);
         this.#closers.add(close);
+        // Tell EventSource how soon to reconnect, then catch the client up.
+        send("retry: 1000\n\n");
+        const missed = await this.missed(lastId, callSid);
+        for (const event of missed) send(format(event));
+        // What the catch-up already had (a replay reads the store after subscribing).
+        const sent = new Set(missed.map(eventKey));
+        for (const event of pending) if (!sent.has(eventKey(event))) send(format(event));
+        pending = null;
       },
       cancel: () => cleanup(),
     });
@@ -235,6 +247,13 @@ function segmentData(segment: Segment): Record<string, unknown> {
     endMs: segment.endMs,
     confidence: segment.confidence,
   };
+}
+
+/** What makes two events the same for a client catching up: a stored final, or a call's end. */
+function eventKey(event: LiveEvent): string {
+  if (event.type === "final") return `final ${event.data.id}`;
+  if (event.type === "call-ended") return `ended ${event.callSid}`;
+  return event.id;
 }
 
 function format(event: LiveEvent): string {

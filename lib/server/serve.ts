@@ -9,7 +9,7 @@
 import { BridgeManager, type BridgeManagerOptions } from "../laptop_audio/bridge.ts";
 import { CallRegistry } from "../call/registry.ts";
 import type { Logger } from "../log.ts";
-import type { TranscriptStore } from "../store/db.ts";
+import { attachStore, type TranscriptStore } from "../store/db.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
 import { callKind, CallStatusBook } from "../twilio/call_status.ts";
 import { createApp } from "./app.ts";
@@ -68,7 +68,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   const registry = new CallRegistry(engine);
   // The store listens first: a final is committed before any later listener prints it.
   const live = new LiveHub({ store });
-  store.attach(registry, (segment) => live.publishSegment(segment));
+  attachStore(registry, store, (segment) => live.publishSegment(segment));
   live.attach(registry);
   registry.listen((event) => {
     if (event.type === "call-started") {
@@ -130,7 +130,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       // Open event streams would keep the server from shutting down.
       live.close();
       await server.shutdown();
-      store.close();
+      await store.close();
     },
   };
 }

@@ -126,10 +126,10 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
   app.use("/calls/*", guard);
   app.use("/api/*", guard);
 
-  app.get("/api/calls", (c) => {
+  app.get("/api/calls", async (c) => {
     const params = new URL(c.req.url).searchParams;
     const query = parseCallQuery(params);
-    const page = store.listCalls(query);
+    const page = await store.listCalls(query);
     return c.json({
       calls: page.calls.map((call) => callJson(call, isActive(call.callSid))),
       total: page.total,
@@ -143,32 +143,32 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
     return live.sse(lastId);
   });
 
-  app.get("/api/calls/:sid", (c) => {
-    const call = store.getCall(c.req.param("sid"));
+  app.get("/api/calls/:sid", async (c) => {
+    const call = await store.getCall(c.req.param("sid"));
     if (!call) return unknownCall(c);
     return c.json({
       ...callJson(call, isActive(call.callSid)),
-      segments: mergeByTime(store.segments(call.callSid)),
+      segments: mergeByTime(await store.segments(call.callSid)),
     });
   });
 
-  app.delete("/api/calls/:sid", (c) => {
+  app.delete("/api/calls/:sid", async (c) => {
     const sid = c.req.param("sid");
     if (isActive(sid)) {
       return c.json({ error: `call ${sid} is in progress; delete it after it ends` }, 409);
     }
-    if (!store.deleteCall(sid)) return unknownCall(c);
+    if (!(await store.deleteCall(sid))) return unknownCall(c);
     return c.json({ deleted: sid });
   });
 
-  app.get("/api/calls/:sid/events", (c) => {
+  app.get("/api/calls/:sid/events", async (c) => {
     const sid = c.req.param("sid");
-    if (!store.getCall(sid) && !isActive(sid)) return unknownCall(c);
+    if (!isActive(sid) && !(await store.getCall(sid))) return unknownCall(c);
     const lastId = c.req.header("last-event-id") ?? c.req.query("since");
     return live.sse(lastId, sid);
   });
 
-  app.get("/api/calls/:sid/:file", (c) => {
+  app.get("/api/calls/:sid/:file", async (c) => {
     const file = c.req.param("file");
     const format = /^transcript\.([a-z]+)$/.exec(file)?.[1] as ExportFormat | undefined;
     if (!format || !EXPORT_FORMATS.includes(format)) {
@@ -176,9 +176,9 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
         error: `unknown export "${file}"; use transcript.${EXPORT_FORMATS.join(", transcript.")}`,
       }, 404);
     }
-    const call = store.getCall(c.req.param("sid"));
+    const call = await store.getCall(c.req.param("sid"));
     if (!call) return unknownCall(c);
-    const body = exportTranscript(format, call, store.segments(call.callSid));
+    const body = exportTranscript(format, call, await store.segments(call.callSid));
     return c.body(body, 200, {
       "content-type": EXPORT_TYPES[format],
       "content-disposition": `attachment; filename="${call.callSid}.${format}"`,
@@ -186,7 +186,7 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
     });
   });
 
-  app.get("/", (c) => {
+  app.get("/", async (c) => {
     const params = new URL(c.req.url).searchParams;
     let query: CallQuery;
     try {
@@ -207,11 +207,16 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
       );
     }
     query.limit ??= 25;
-    const active = live.activeCalls.map((a) => store.getCall(a.callSid as string)).filter((
-      call,
-    ) => call !== null);
+    const active = (await Promise.all(
+      live.activeCalls.map((a) => store.getCall(a.callSid as string)),
+    )).filter((call) => call !== null);
     const activeSids = new Set(active.map((call) => call.callSid));
-    const history = store.listCalls(query);
+    const history = await store.listCalls(query);
+    const activeSegments = new Map(
+      await Promise.all(
+        active.map(async (call) => [call.callSid, await store.segments(call.callSid)] as const),
+      ),
+    );
     history.calls = history.calls.filter((call) => !activeSids.has(call.callSid));
     return c.html(dashboardPage({
       active,
@@ -219,18 +224,18 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
       query,
       params,
       lastEventId: live.lastId,
-      activeSegments: new Map(active.map((call) => [call.callSid, store.segments(call.callSid)])),
+      activeSegments,
       loggedIn: Boolean(token),
     }));
   });
 
-  app.get("/calls/:sid", (c) => {
-    const call = store.getCall(c.req.param("sid"));
+  app.get("/calls/:sid", async (c) => {
+    const call = await store.getCall(c.req.param("sid"));
     if (!call) return c.html(notFoundPage(c.req.param("sid")), 404);
     return c.html(callPage({
       call,
       active: isActive(call.callSid),
-      segments: mergeByTime(store.segments(call.callSid)),
+      segments: mergeByTime(await store.segments(call.callSid)),
       lastEventId: live.lastId,
     }));
   });

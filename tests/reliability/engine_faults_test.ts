@@ -152,7 +152,7 @@ Deno.test("engine throws mid-call: reported once, the stream stays open, earlier
     assert.equal(engine.stats.thrown, 50, "every frame of the faulty second threw");
     // The final produced before the fault is kept, as it was, in the events and in the store.
     assert.deepEqual(faulty.finals[0], baseline.finals[0]);
-    const stored = server.store.segments(faulty.callSid);
+    const stored = await server.store.segments(faulty.callSid);
     assert.ok(stored.some((s) => s.text === baseline.finals[0].text));
     // The engine recovered: the last utterance is heard as without the fault.
     assert.deepEqual(faulty.finals.at(-1)!.text, baseline.finals.at(-1)!.text);

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { makeSid, postSigned, simulateCall } from "../../lib/sim/twilio_sim.ts";
-import { TranscriptStore } from "../../lib/store/db.ts";
+import { SqliteStore } from "../../lib/store/sqlite.ts";
 import { signRequest } from "../../lib/twilio/signature.ts";
 import { audioSet, conversation, tempWav, toMulaw } from "../helpers.ts";
 import { childrenOf, processOf } from "../procfs.ts";
@@ -89,26 +89,26 @@ async function runShutdown(signal: "SIGTERM" | "SIGINT", calls: number) {
       JSON.parse(l)
     )
       .filter((l) => l.type === "final");
-    const store = TranscriptStore.open(dataDir);
+    const store = SqliteStore.open(dataDir);
     try {
       for (const callSid of sids) {
         const mine = printed.filter((p) => p.callSid === callSid);
         assert.ok(mine.length >= 1, `call ${callSid} printed no final`);
-        const stored = store.segments(callSid);
+        const stored = await store.segments(callSid);
         for (const p of mine) {
           assert.ok(
             stored.some((s) => s.track === p.track && s.text === p.text && s.startMs === p.startMs),
             `printed but not stored: ${JSON.stringify(p)}`,
           );
         }
-        const call = store.getCall(callSid);
+        const call = await store.getCall(callSid);
         assert.ok(
           call && call.status !== "in-progress" && call.status !== "interrupted",
           `${callSid}: ${call?.status}`,
         );
       }
     } finally {
-      store.close();
+      await store.close();
     }
     assert.ok(server.stderr.some((l) => l.includes(`${signal}: ending`)), server.stderr.join("\n"));
     // Bound to loopback by default (no HOST in the environment).

@@ -1,0 +1,106 @@
+/**
+ * The schema, as one list of versioned migrations shared by both stores.
+ *
+ * A migration's version is its position in {@link MIGRATIONS} (1, 2, …).
+ * To change the schema, append a migration at the end (never edit or
+ * reorder one that shipped) with the SQL for each store; both stores apply,
+ * in order and each in its own transaction, every migration their database
+ * has not had yet. A database whose version is newer than this list is
+ * refused. SQLite keeps its version in `PRAGMA user_version`; PostgreSQL in
+ * the one-row table `callscribe_schema`, migrated under an advisory lock so
+ * instances starting together do not race.
+ *
+ * @module
+ */
+
+/** One schema change, written for each store. */
+export interface Migration {
+  /** What it does, for error messages (`add the webhook outbox`). */
+  name: string;
+  /** SQL for SQLite (`node:sqlite`), several statements allowed. */
+  sqlite: string;
+  /** SQL for PostgreSQL, several statements allowed. */
+  postgres: string;
+}
+
+/** Every migration, oldest first. Append only. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    name: "calls and segments, with full-text search",
+    sqlite: `CREATE TABLE calls (
+       call_sid TEXT PRIMARY KEY,
+       direction TEXT NOT NULL,
+       from_number TEXT,
+       to_number TEXT,
+       engine TEXT,
+       started_at INTEGER NOT NULL,
+       answered_at INTEGER,
+       ended_at INTEGER,
+       status TEXT NOT NULL,
+       duration_ms INTEGER,
+       end_reason TEXT
+     );
+     CREATE INDEX calls_started ON calls (started_at DESC);
+     CREATE TABLE segments (
+       id INTEGER PRIMARY KEY,
+       call_sid TEXT NOT NULL REFERENCES calls (call_sid) ON DELETE CASCADE,
+       track TEXT NOT NULL CHECK (track IN ('inbound', 'outbound')),
+       seq INTEGER NOT NULL,
+       text TEXT NOT NULL,
+       start_ms INTEGER NOT NULL,
+       end_ms INTEGER NOT NULL,
+       words TEXT NOT NULL,
+       confidence REAL,
+       received_at INTEGER NOT NULL
+     );
+     CREATE INDEX segments_call ON segments (call_sid, start_ms);
+     CREATE VIRTUAL TABLE segments_fts USING fts5 (text, content = 'segments', content_rowid = 'id');
+     CREATE TRIGGER segments_ai AFTER INSERT ON segments BEGIN
+       INSERT INTO segments_fts (rowid, text) VALUES (new.id, new.text);
+     END;
+     CREATE TRIGGER segments_ad AFTER DELETE ON segments BEGIN
+       INSERT INTO segments_fts (segments_fts, rowid, text) VALUES ('delete', old.id, old.text);
+     END;`,
+    // The 'simple' configuration lowercases without stemming, like FTS5's default tokenizer.
+    postgres: `CREATE TABLE calls (
+       id BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+       call_sid TEXT PRIMARY KEY,
+       direction TEXT NOT NULL,
+       from_number TEXT,
+       to_number TEXT,
+       engine TEXT,
+       started_at BIGINT NOT NULL,
+       answered_at BIGINT,
+       ended_at BIGINT,
+       status TEXT NOT NULL,
+       duration_ms BIGINT,
+       end_reason TEXT
+     );
+     CREATE INDEX calls_started ON calls (started_at DESC);
+     CREATE TABLE segments (
+       id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       call_sid TEXT NOT NULL REFERENCES calls (call_sid) ON DELETE CASCADE,
+       track TEXT NOT NULL CHECK (track IN ('inbound', 'outbound')),
+       seq INTEGER NOT NULL,
+       text TEXT NOT NULL,
+       start_ms INTEGER NOT NULL,
+       end_ms INTEGER NOT NULL,
+       words JSONB NOT NULL,
+       confidence DOUBLE PRECISION,
+       received_at BIGINT NOT NULL,
+       text_search TSVECTOR GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED
+     );
+     CREATE INDEX segments_call ON segments (call_sid, seq);
+     CREATE INDEX segments_text_search ON segments USING GIN (text_search);`,
+  },
+];
+
+/** The schema version this callscribe writes (number of migrations). */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** The error for a database migrated by a newer callscribe. */
+export function newerSchemaError(where: string, version: number): Error {
+  return new Error(
+    `${where} has schema version ${version}, newer than this callscribe (${SCHEMA_VERSION}); upgrade callscribe`,
+  );
+}

@@ -1,0 +1,26 @@
+/**
+ * Opens the transcript store the configuration names: PostgreSQL when
+ * `DATABASE_URL` is set, else the SQLite file under `DATA_DIR`.
+ *
+ * @module
+ */
+import { dbPath, type TranscriptStore } from "./db.ts";
+import { SqliteStore } from "./sqlite.ts";
+
+/** Where the transcripts are. */
+export interface StoreLocation {
+  /** `postgres://…`: PostgreSQL. */
+  databaseUrl?: string;
+  /** Otherwise the SQLite database in this folder. */
+  dataDir: string;
+}
+
+/** Opens (creating and migrating as needed) the store at `location`. */
+export async function openTranscriptStore(location: StoreLocation): Promise<TranscriptStore> {
+  if (location.databaseUrl) {
+    // Loaded only when asked for: the default setup never loads the driver.
+    const { PostgresStore } = await import("./postgres.ts");
+    return await PostgresStore.connect(location.databaseUrl);
+  }
+  return new SqliteStore(dbPath(location.dataDir));
+}

@@ -1,0 +1,332 @@
+/**
+ * The SQLite transcript store (`node:sqlite`, WAL mode, FTS5 search): the
+ * default, one file under DATA_DIR, nothing to set up.
+ *
+ * `node:sqlite` is synchronous; the store's methods are async only to share
+ * {@link TranscriptStore} with PostgreSQL. Writes run one at a time, so a
+ * final hook that awaits never lets another statement into its transaction.
+ *
+ * @module
+ */
+import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { dirname } from "node:path";
+import { mkdirSync } from "node:fs";
+import {
+  type AppendOptions,
+  type CallPage,
+  type CallQuery,
+  dbPath,
+  type FinalHook,
+  meanConfidence,
+  type NewCall,
+  type NewSegment,
+  numberPattern,
+  searchTerms,
+  type Segment,
+  type SqlValue,
+  type StoredCall,
+  type StoreTransaction,
+  type TranscriptStore,
+} from "./db.ts";
+import { MIGRATIONS, newerSchemaError } from "./migrations.ts";
+import type { Track } from "../transcribe/engine.ts";
+
+type Row = Record<string, SQLInputValue>;
+
+/** The SQLite store of calls and segments. */
+export class SqliteStore implements TranscriptStore {
+  readonly kind = "sqlite";
+  readonly location: string;
+  /** The database file (or `:memory:`). */
+  readonly path: string;
+  #db: DatabaseSync;
+  #seq = new Map<string, number>();
+  #hooks = new Set<FinalHook>();
+  /** The tail of the queue of writes. */
+  #writes: Promise<unknown> = Promise.resolve();
+  #tx: StoreTransaction;
+
+  /** Opens (creating if needed) the database at `path` and migrates it. */
+  constructor(path: string) {
+    this.path = this.location = path;
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    this.#db = new DatabaseSync(path);
+    this.#db.exec("PRAGMA journal_mode = WAL");
+    // FULL: each commit is on disk before the final is printed, even across power loss.
+    this.#db.exec("PRAGMA synchronous = FULL");
+    this.#db.exec("PRAGMA foreign_keys = ON");
+    // The command line may read while the server writes.
+    this.#db.exec("PRAGMA busy_timeout = 5000");
+    const db = this.#db;
+    this.#tx = {
+      dialect: "sqlite",
+      query: <T>(sql: string, params: readonly SqlValue[] = []) =>
+        Promise.resolve(db.prepare(sql).all(...(params as SQLInputValue[])) as T[]),
+    };
+    this.#migrate();
+  }
+
+  /** Opens the store in a data folder (`DATA_DIR`). */
+  static open(dataDir: string): SqliteStore {
+    return new SqliteStore(dbPath(dataDir));
+  }
+
+  #migrate(): void {
+    const { user_version: version } = this.#db.prepare("PRAGMA user_version").get() as {
+      user_version: number;
+    };
+    if (version > MIGRATIONS.length) throw newerSchemaError(this.path, version);
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        this.#db.exec(MIGRATIONS[v].sqlite);
+        this.#db.exec(`PRAGMA user_version = ${v + 1}`);
+        this.#db.exec("COMMIT");
+      } catch (error) {
+        this.#db.exec("ROLLBACK");
+        throw new Error(
+          `cannot migrate ${this.path} to version ${v + 1} (${MIGRATIONS[v].name}): ${
+            (error as Error).message
+          }`,
+        );
+      }
+    }
+  }
+
+  /** Runs `work` after every write queued before it. */
+  #exclusive<T>(work: () => T | Promise<T>): Promise<T> {
+    const result = this.#writes.then(work);
+    this.#writes = result.catch(() => {});
+    return result;
+  }
+
+  transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    return this.#exclusive(() => this.#inTransaction(work));
+  }
+
+  async #inTransaction<T>(work: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = await work(this.#tx);
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  addFinalHook(hook: FinalHook): () => void {
+    this.#hooks.add(hook);
+    return () => this.#hooks.delete(hook);
+  }
+
+  callStarted(call: NewCall, at: number, engine?: string): Promise<void> {
+    return this.#exclusive(() => {
+      this.#db.prepare(
+        `INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'in-progress')
+         ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL`,
+      ).run(
+        call.callSid,
+        call.direction,
+        call.from ?? null,
+        call.to ?? null,
+        engine ?? null,
+        at,
+        at,
+      );
+    });
+  }
+
+  addSegment(callSid: string, t: NewSegment, options: AppendOptions = {}): Promise<Segment> {
+    const receivedAt = options.receivedAt ?? Date.now();
+    const confidence = meanConfidence(t.words);
+    const hooks = [...this.#hooks, ...(options.within ? [options.within] : [])];
+    return this.#exclusive(async () => {
+      const previous = this.#seq.get(callSid);
+      const segment = await this.#inTransaction(async (tx) => {
+        // A final may arrive for a call we never saw start (store opened mid-call).
+        this.#db.prepare(
+          `INSERT OR IGNORE INTO calls (call_sid, direction, started_at, status)
+           VALUES (?, 'unknown', ?, 'in-progress')`,
+        ).run(callSid, receivedAt);
+        const seq = (previous ?? (this.#db.prepare(
+          "SELECT COALESCE(MAX(seq), 0) AS seq FROM segments WHERE call_sid = ?",
+        ).get(callSid) as { seq: number }).seq) + 1;
+        const result = this.#db.prepare(
+          `INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          callSid,
+          t.track,
+          seq,
+          t.text,
+          Math.round(t.startMs),
+          Math.round(t.endMs),
+          JSON.stringify(t.words),
+          confidence,
+          receivedAt,
+        );
+        const segment: Segment = {
+          id: Number(result.lastInsertRowid),
+          callSid,
+          track: t.track,
+          seq,
+          text: t.text,
+          startMs: Math.round(t.startMs),
+          endMs: Math.round(t.endMs),
+          words: t.words,
+          confidence,
+          receivedAt,
+        };
+        for (const hook of hooks) await hook(tx, segment);
+        return segment;
+      });
+      this.#seq.set(callSid, segment.seq);
+      return segment;
+    });
+  }
+
+  callEnded(callSid: string, at: number, reason: string, status = "completed"): Promise<void> {
+    return this.#exclusive(() => {
+      this.#db.prepare(
+        `UPDATE calls SET ended_at = ?, status = ?, end_reason = ?, duration_ms = MAX(0, ? - started_at)
+         WHERE call_sid = ?`,
+      ).run(at, status, reason, at, callSid);
+      this.#seq.delete(callSid);
+    });
+  }
+
+  markInterrupted(): Promise<number> {
+    return this.#exclusive(() => {
+      const result = this.#db.prepare(
+        `UPDATE calls SET status = 'interrupted',
+           ended_at = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at),
+           duration_ms = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at) - started_at
+         WHERE status = 'in-progress'`,
+      ).run();
+      return Number(result.changes);
+    });
+  }
+
+  getCall(callSid: string): Promise<StoredCall | null> {
+    return this.#exclusive(() => {
+      const row = this.#db.prepare(`${CALL_SELECT} WHERE c.call_sid = ?`).get(callSid) as
+        | Row
+        | undefined;
+      return row ? toCall(row) : null;
+    });
+  }
+
+  listCalls(query: CallQuery = {}): Promise<CallPage> {
+    return this.#exclusive(() => {
+      const where: string[] = [];
+      const params: SQLInputValue[] = [];
+      if (query.search?.trim()) {
+        where.push(
+          `c.call_sid IN (SELECT s.call_sid FROM segments s
+             WHERE s.id IN (SELECT rowid FROM segments_fts WHERE segments_fts MATCH ?))`,
+        );
+        params.push(ftsQuery(query.search));
+      }
+      if (query.number?.trim()) {
+        where.push(
+          `(REPLACE(REPLACE(REPLACE(COALESCE(c.from_number, ''), '+', ''), ' ', ''), '-', '') LIKE ? ESCAPE '\\'
+            OR REPLACE(REPLACE(REPLACE(COALESCE(c.to_number, ''), '+', ''), ' ', ''), '-', '') LIKE ? ESCAPE '\\')`,
+        );
+        const like = numberPattern(query.number);
+        params.push(like, like);
+      }
+      if (query.since !== undefined) {
+        where.push("c.started_at >= ?");
+        params.push(query.since);
+      }
+      if (query.until !== undefined) {
+        where.push("c.started_at < ?");
+        params.push(query.until);
+      }
+      const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
+      const total = (this.#db.prepare(`SELECT COUNT(*) AS n FROM calls c ${clause}`).get(
+        ...params,
+      ) as { n: number }).n;
+      const rows = this.#db.prepare(
+        `${CALL_SELECT} ${clause} ORDER BY c.started_at DESC, c.rowid DESC LIMIT ? OFFSET ?`,
+      ).all(...params, query.limit ?? 50, query.offset ?? 0) as Row[];
+      return { calls: rows.map(toCall), total };
+    });
+  }
+
+  segments(callSid: string): Promise<Segment[]> {
+    return this.#exclusive(() => {
+      const rows = this.#db.prepare(
+        "SELECT * FROM segments WHERE call_sid = ? ORDER BY seq",
+      ).all(callSid) as Row[];
+      return rows.map(toSegment);
+    });
+  }
+
+  deleteCall(callSid: string): Promise<boolean> {
+    return this.#exclusive(async () => {
+      const changes = await this.#inTransaction(() =>
+        Number(this.#db.prepare("DELETE FROM calls WHERE call_sid = ?").run(callSid).changes)
+      );
+      this.#seq.delete(callSid);
+      return changes > 0;
+    });
+  }
+
+  /** Closes the database (checkpointing the WAL) once queued writes are done. */
+  close(): Promise<void> {
+    return this.#exclusive(() => {
+      if (this.#db.isOpen) this.#db.close();
+    });
+  }
+}
+
+const CALL_SELECT =
+  `SELECT c.*, (SELECT COUNT(*) FROM segments s WHERE s.call_sid = c.call_sid) AS segment_count
+  FROM calls c`;
+
+function toCall(row: Row): StoredCall {
+  return {
+    callSid: row.call_sid as string,
+    direction: row.direction as string,
+    from: row.from_number as string | null,
+    to: row.to_number as string | null,
+    engine: row.engine as string | null,
+    startedAt: Number(row.started_at),
+    answeredAt: row.answered_at === null ? null : Number(row.answered_at),
+    endedAt: row.ended_at === null ? null : Number(row.ended_at),
+    status: row.status as string,
+    durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
+    endReason: row.end_reason as string | null,
+    segmentCount: Number(row.segment_count ?? 0),
+  };
+}
+
+function toSegment(row: Row): Segment {
+  return {
+    id: Number(row.id),
+    callSid: row.call_sid as string,
+    track: row.track as Track,
+    seq: Number(row.seq),
+    text: row.text as string,
+    startMs: Number(row.start_ms),
+    endMs: Number(row.end_ms),
+    words: JSON.parse(row.words as string),
+    confidence: row.confidence === null ? null : Number(row.confidence),
+    receivedAt: Number(row.received_at),
+  };
+}
+
+/**
+ * Turns what a person types into an FTS5 query that cannot be a syntax
+ * error: every word is quoted (all must match); a trailing `*` keeps prefix search.
+ */
+function ftsQuery(input: string): string {
+  const terms = searchTerms(input).map(({ word, prefix }) =>
+    `"${word.replaceAll('"', '""')}"${prefix ? "*" : ""}`
+  );
+  return terms.join(" ") || '""';
+}
