@@ -31,6 +31,14 @@ export interface Config {
   readonly dataDir: string;
   /** PostgreSQL instead of SQLite (`DATABASE_URL=postgres://…`): instances sharing it form one service. */
   readonly databaseUrl?: string;
+  /** This instance's own base URL for its streams, when PUBLIC_URL is a shared load balancer (`INSTANCE_URL`). */
+  readonly instanceUrl?: string;
+  /** SIGTERM lets live calls finish for up to this long (`DRAIN_TIMEOUT`, s; default 300). */
+  readonly drainTimeoutMs: number;
+  /** With PostgreSQL: an instance silent this long is gone, its calls interrupted (`INSTANCE_TIMEOUT`, s; default 15). */
+  readonly instanceTimeoutMs: number;
+  /** Key of the per-call stream tokens (`STREAM_SECRET`); derived from TWILIO_AUTH_TOKEN when unset. */
+  readonly streamSecret?: string;
   /** Required by the dashboard and API when set (`DASHBOARD_TOKEN`); never by Twilio's routes. */
   readonly dashboardToken?: string;
   /** The laptop's microphone (`AUDIO_INPUT`): a device (`default`, `pulse:NAME`, …), a file, or none. */
@@ -98,6 +106,14 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     skipSignature: env.TWILIO_SKIP_SIGNATURE === "1",
     dataDir: env.DATA_DIR || "./data",
     databaseUrl: env.DATABASE_URL ? parseDatabaseUrl(env.DATABASE_URL) : undefined,
+    instanceUrl: env.INSTANCE_URL
+      ? parseUrl(env.INSTANCE_URL, "INSTANCE_URL", ["https:", "http:"], {
+        expected: "this instance's own base URL, such as https://b.example.com",
+      }).href.replace(/\/$/, "")
+      : undefined,
+    drainTimeoutMs: seconds(env, "DRAIN_TIMEOUT", 300, false),
+    instanceTimeoutMs: seconds(env, "INSTANCE_TIMEOUT", 15, true),
+    streamSecret: env.STREAM_SECRET ? parseStreamSecret(env.STREAM_SECRET) : undefined,
     dashboardToken: set("DASHBOARD_TOKEN"),
     audioInput: flags.audioInput !== undefined
       ? parseAudioInput(flags.audioInput, "--caller-audio")
@@ -159,6 +175,26 @@ function parseProbability(value: string, name: string): number {
   const n = parseNumber(value, name);
   if (n > 0 && n < 1) return n;
   throw new UserError(`${name} must be a number between 0 and 1 such as 0.5, got "${value}".`);
+}
+
+/** A number of seconds (`positive`: above 0) in ms, or the default. */
+function seconds(env: Env, name: string, fallback: number, positive: boolean): number {
+  const value = optional(env, name, (v, n) =>
+    parseNumber(v, n, {
+      positive,
+      expected: positive ? "a positive number of seconds" : "a number of seconds",
+      hint: ` (default ${fallback})`,
+    }));
+  return (value ?? fallback) * 1000;
+}
+
+/** STREAM_SECRET must be long enough to be a key; the message never repeats it. */
+function parseStreamSecret(value: string): string {
+  if (value.length >= 16) return value;
+  throw new UserError(
+    `STREAM_SECRET must be at least 16 characters (e.g. \`openssl rand -hex 32\`), got ${value.length}; ` +
+      "unset it to derive the key from TWILIO_AUTH_TOKEN",
+  );
 }
 
 /** DATABASE_URL must be a PostgreSQL URL; the message never repeats it (it holds a password). */

@@ -1,10 +1,10 @@
 /**
  * A real call through Twilio, for `deno task call <to>`: checks the number
  * and credentials (no network before that), finds the server's public URL,
- * creates the call with the `twilio` client (TwiML that transcribes both
- * tracks on `/stream` and bridges the laptop on `/audio`, plus status
- * callbacks), then follows it by polling until it ends. Ctrl-C hangs up
- * through the REST API.
+ * creates the call with the `twilio` client (Twilio asks the server's
+ * `/twiml/outbound` for the TwiML once the call has its SID, so its stream
+ * URLs are that call's own; plus status callbacks), then follows it by
+ * polling until it ends. Ctrl-C hangs up through the REST API.
  *
  * @module
  */
@@ -13,7 +13,7 @@ import { loadConfig, twilioCredentials } from "./config.ts";
 import { E164 } from "../lib/parse.ts";
 import { localUrl } from "../lib/server/local_url.ts";
 import type { Logger } from "../lib/log.ts";
-import { callTwiml, STATUS_PATHS } from "../lib/twilio/twiml.ts";
+import { STATUS_PATHS } from "../lib/twilio/twiml.ts";
 import { describeTwilioError, TWILIO_API, twilioClient } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
 
@@ -131,7 +131,8 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
       call = await client.calls.create({
         to,
         from: credentials.from,
-        twiml: callTwiml(publicUrl, { direction: "outbound", from: credentials.from, to }),
+        url: publicUrl.replace(/\/$/, "") + "/twiml/outbound",
+        method: "POST",
         statusCallback: publicUrl.replace(/\/$/, "") + STATUS_PATHS.call,
         statusCallbackMethod: "POST",
         statusCallbackEvent: ["initiated", "ringing", "answered", "completed"],

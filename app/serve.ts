@@ -95,6 +95,16 @@ export async function serveCommand(args: string[]): Promise<number> {
   });
   const signal = await stop.promise;
   restoreTerminal();
+  if (signal === "SIGTERM" && server.registry.activeCalls > 0 && config.drainTimeoutMs > 0) {
+    // A load balancer's stop: take no new call, let the live ones finish (up to DRAIN_TIMEOUT).
+    log.info(
+      `SIGTERM: draining; ${server.registry.activeCalls} call(s) may finish within ${
+        config.drainTimeoutMs / 1000
+      } s`,
+    );
+    const left = await server.drain(config.drainTimeoutMs);
+    log.info(`drained${left ? `; ${left} call(s) still live are ended now` : ""}`);
+  }
   log.info(`${signal}: ending ${server.registry.activeCalls} call(s) and stopping`);
   await server.shutdown();
   await endpoint.close();

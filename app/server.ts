@@ -17,7 +17,7 @@ import type { Config } from "./config.ts";
 export type { RunningServer };
 
 /** What a server needs from the configuration, checked before any model is found or downloaded. */
-export type ServerSettings = Omit<ServerOptions, "store" | "engine" | "log">;
+export type ServerSettings = Omit<ServerOptions, "store" | "engine" | "log" | "instanceId">;
 
 /**
  * The server's settings. A server needs TWILIO_AUTH_TOKEN (or an explicit
@@ -45,6 +45,9 @@ export function serverSettings(config: Config): ServerSettings {
     },
     inbound: { greeting: config.inboundGreeting, forwardTo: config.inboundForwardTo },
     streamIdleMs: config.streamIdleSeconds * 1000,
+    instanceUrl: config.instanceUrl,
+    instanceTimeoutMs: config.instanceTimeoutMs,
+    streamSecret: config.streamSecret,
   };
 }
 
@@ -60,7 +63,8 @@ export async function startServer(
       "TWILIO_SKIP_SIGNATURE=1: Twilio signatures are NOT checked; anyone who reaches this server can stream to it",
     );
   }
-  const store = await openStore(config, log);
+  const instanceId = `i-${crypto.randomUUID().slice(0, 13)}`;
+  const store = await openStore(config, log, instanceId);
   if (!isLoopback(settings.host) && !settings.dashboardToken) {
     log.warn(
       `!!! listening on ${settings.host} without DASHBOARD_TOKEN: anyone who reaches this address ` +
@@ -68,7 +72,7 @@ export async function startServer(
     );
   }
   try {
-    return await listen({ ...settings, store, engine, log });
+    return await listen({ ...settings, instanceId, store, engine, log });
   } catch (error) {
     await store.close();
     throw error;
@@ -76,10 +80,18 @@ export async function startServer(
 }
 
 /** Opens the transcript store (DATABASE_URL or DATA_DIR); calls a killed server left open become `interrupted`. */
-async function openStore(config: Config, log: Logger): Promise<TranscriptStore> {
+async function openStore(
+  config: Config,
+  log: Logger,
+  instanceId: string,
+): Promise<TranscriptStore> {
   let store: TranscriptStore;
   try {
-    store = await openTranscriptStore(config);
+    store = await openTranscriptStore({
+      ...config,
+      instanceId,
+      instanceTimeoutMs: config.instanceTimeoutMs,
+    });
   } catch (error) {
     throw new UserError(
       config.databaseUrl
@@ -91,7 +103,8 @@ async function openStore(config: Config, log: Logger): Promise<TranscriptStore> 
         }. Set DATA_DIR to a folder this user can write.`,
     );
   }
-  const interrupted = await store.markInterrupted();
+  // With PostgreSQL the heartbeat does it: only the calls of instances that stopped beating.
+  const interrupted = store.kind === "sqlite" ? await store.markInterrupted() : 0;
   if (interrupted) {
     log.warn(`${interrupted} call(s) from an earlier run were cut off; kept as interrupted`);
   }

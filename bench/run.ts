@@ -10,6 +10,8 @@
  * 3. Engine: our server with the local engine transcribing real speech, CPU
  *    per audio second (RTF), against raw sherpa-onnx decoding the same audio.
  * 4. Transcript latency and 5. word error rate, from that same run.
+ * 6. Fan-out: two instances on one PostgreSQL, a final stored on B to its
+ *    SSE event on A, p50/p99 (`./fanout.ts`).
  *
  * Every server and the load generator run as separate processes, so the
  * load's CPU is never counted as ours. Progress goes to stderr; the table to
@@ -28,6 +30,7 @@ import { progress, quantile, sleep, type ThreadCpu, threadCpuUs } from "./common
 import type { TimedTranscript } from "./relay_server.ts";
 import { liveLatency } from "./live_latency.ts";
 import { measuredCapacity, parallelRaw } from "./engine_limits.ts";
+import { fanoutPhase, type FanoutResults } from "./fanout.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -603,9 +606,12 @@ progress(
 );
 let relay: Awaited<ReturnType<typeof relayPhase>>;
 let enginePart: Awaited<ReturnType<typeof enginePhase>>;
+let fanout: FanoutResults;
 try {
   relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
+  const speech = await readSet(`${SHARED_AUDIO}librispeech-samples`);
+  fanout = await fanoutPhase(speech.slice(0, 4), quick ? 2 : 6);
 } finally {
   await Deno.remove(workDir, { recursive: true });
 }
@@ -625,6 +631,7 @@ const results = {
   werDetail,
   // The engine before issue 16 (endpoint rules only), measured by this bench: what these beat.
   baseline: JSON.parse(await Deno.readTextFile(`${ROOT}bench/baseline.json`)),
+  fanout,
   seconds: (performance.now() - started) / 1000,
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
@@ -708,6 +715,11 @@ const rows: Array<[string, string, string]> = [
   [
     "first partial after onset p50 / p95",
     `${f(latency.firstPartialP50Ms, 0)} / ${f(latency.firstPartialP95Ms, 0)} ms`,
+    "",
+  ],
+  [
+    `fan-out B → A, ${fanout.finals} finals, p50 / p99`,
+    `${f(fanout.p50Ms, 0)} / ${f(fanout.p99Ms, 0)} ms`,
     "",
   ],
   ...Object.entries(wer).map(([set, w]): [string, string, string] => [

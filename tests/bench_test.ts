@@ -34,6 +34,8 @@ const REQUIRED = [
   "engine.ratioToParallelRaw",
   "engine.measuredRealtimeTracks",
   "baseline.latency.wordEmissionP50Ms",
+  "fanout.p50Ms",
+  "fanout.p99Ms",
 ];
 
 Deno.test({

@@ -3,6 +3,7 @@
  * one loaded engine per test file, and a server with a collected event log.
  */
 import { fileURLToPath } from "node:url";
+import { signRequest } from "../lib/twilio/signature.ts";
 import { readWavFile, resample, writeWav } from "../lib/audio/wav.ts";
 import { mulawEncode } from "../lib/audio/mulaw.ts";
 import type { CallEvent } from "../lib/call/events.ts";
@@ -17,6 +18,8 @@ import {
 } from "../lib/sim/twilio_sim.ts";
 import type { Track, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
 import { createEngine } from "../app/engine.ts";
+import { StreamAccess } from "../lib/server/stream_access.ts";
+import type { StreamKind } from "../lib/server/media_stream.ts";
 
 /** `../shared/audio/` beside the project. */
 export const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -155,4 +158,42 @@ export async function callTestServer(
   });
   await ended;
   return result;
+}
+
+/**
+ * A call's own stream URL, as the server's TwiML gives it: `ws://host/stream/<CallSid>/<token>`
+ * (the token keyed from the auth token, as the server does without STREAM_SECRET).
+ */
+export function callStreamUrl(
+  serverUrl: string,
+  kind: StreamKind,
+  callSid: string,
+  authToken: string,
+): string {
+  return serverUrl.replace(/^http/, "ws") +
+    StreamAccess.fromSecrets({ authToken }).path(callSid, kind);
+}
+
+/**
+ * Opens a stream socket signed like Twilio's upgrade; resolves once open. A bare `…/stream` or
+ * `…/audio` URL becomes the call's own (`callSid`, or a fresh one), as in the call's TwiML.
+ */
+export async function openSigned(url: string, token: string, callSid?: string): Promise<WebSocket> {
+  const bare = /^(wss?:\/\/[^/]+)\/(stream|audio)$/.exec(url);
+  const target = bare
+    ? callStreamUrl(
+      bare[1],
+      bare[2] === "stream" ? "transcription" : "audio",
+      callSid ?? makeSid("CA"),
+      token,
+    )
+    : url;
+  const ws = new WebSocket(target, {
+    headers: { "X-Twilio-Signature": signRequest(token, target, {}) },
+  });
+  await new Promise((resolve, reject) => {
+    ws.onopen = resolve;
+    ws.onerror = () => reject(new Error(`could not open ${url}`));
+  });
+  return ws;
 }

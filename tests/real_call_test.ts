@@ -77,7 +77,8 @@ Deno.test("deno task call <to>: a real-path outbound call, transcribed on both t
     const call = sim.calls.get(callSid)!;
     await call.done;
     await server.registry.whenEnded(callSid);
-    // The real client sent what Twilio needs: inline TwiML and every progress event.
+    // The real client sent what Twilio needs: the TwiML webhook (which knows the Call SID its
+    // stream URLs are made for) and every progress event.
     const create = sim.requests.find((r) => r.method === "POST" && r.path.endsWith("/Calls.json"))!;
     assert.equal(create.params.To, TO);
     assert.equal(create.params.From, FROM);
@@ -87,10 +88,21 @@ Deno.test("deno task call <to>: a real-path outbound call, transcribed on both t
       "answered",
       "completed",
     ]);
-    const twiml = parseStreamTwiml(String(create.params.Twiml));
+    assert.equal(create.params.Url, `${server.url}/twiml/outbound`);
+    assert.equal(create.params.Twiml, undefined);
+    // What that webhook answers: the call's own stream URLs.
+    const answered = await postSigned(`${server.url}/twiml/outbound`, {
+      CallSid: callSid,
+      From: FROM,
+      To: TO,
+    }, authToken);
+    const twiml = parseStreamTwiml(await answered.text());
     assert.equal(twiml.start?.track, "both_tracks");
     assert.equal(twiml.start?.statusCallback, `${server.url}/twilio/stream-status`);
-    assert.equal(twiml.connect?.url, `${server.url.replace("http", "ws")}/audio`);
+    assert.match(
+      twiml.connect!.url,
+      new RegExp(`^${server.url.replace("http", "ws")}/audio/${callSid}/[0-9a-z]+\\.[\\w-]{43}$`),
+    );
 
     // Status callbacks arrived in order, signed (our server accepted each).
     assert.deepEqual(

@@ -13,7 +13,15 @@ import {
 } from "../lib/twilio/protocol.ts";
 import { signRequest } from "../lib/twilio/signature.ts";
 import { parseStreamTwiml } from "../lib/twilio/twiml.ts";
-import { audioSet, conversation, finals, testServer, toMulaw } from "./helpers.ts";
+import {
+  audioSet,
+  callStreamUrl,
+  conversation,
+  finals,
+  openSigned,
+  testServer,
+  toMulaw,
+} from "./helpers.ts";
 
 const form = {
   CallSid: "CA123",
@@ -26,16 +34,6 @@ function postTwiml(url: string, signature?: string, body: BodyInit = new URLSear
   const headers: Record<string, string> = { "content-type": "application/x-www-form-urlencoded" };
   if (signature) headers["X-Twilio-Signature"] = signature;
   return fetch(`${url}/twiml/outbound`, { method: "POST", headers, body });
-}
-
-/** Opens a signed stream socket and resolves with it once open. */
-async function openSigned(url: string, token: string): Promise<WebSocket> {
-  const ws = new WebSocket(url, { headers: { "X-Twilio-Signature": signRequest(token, url, {}) } });
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = reject;
-  });
-  return ws;
 }
 
 function closed(ws: WebSocket): Promise<{ code: number; reason: string }> {
@@ -82,10 +80,12 @@ Deno.test("POST /twiml/outbound: signed requests get both streams, others 403", 
     assert.match(good.headers.get("content-type") ?? "", /text\/xml/);
     const twiml = parseStreamTwiml(await good.text());
     const ws = server.url.replace("http", "ws");
-    assert.equal(twiml.start?.url, `${ws}/stream`);
+    // Each stream URL is the call's own: its SID and a token for that stream.
+    const token = "[0-9a-z]+\\.[\\w-]{43}";
+    assert.match(twiml.start!.url, new RegExp(`^${ws}/stream/${form.CallSid}/${token}$`));
     assert.equal(twiml.start?.track, "both_tracks");
     assert.equal(twiml.start?.name, "transcription");
-    assert.equal(twiml.connect?.url, `${ws}/audio`);
+    assert.match(twiml.connect!.url, new RegExp(`^${ws}/audio/${form.CallSid}/${token}$`));
     assert.deepEqual(twiml.start?.parameters, {
       direction: "outbound",
       from: form.From,
@@ -115,7 +115,12 @@ Deno.test("stream upgrades need a valid signature", async () => {
   const server = await testServer();
   try {
     for (const path of ["/stream", "/audio"]) {
-      const url = server.url.replace("http", "ws") + path;
+      const url = callStreamUrl(
+        server.url,
+        path === "/stream" ? "transcription" : "audio",
+        makeSid("CA"),
+        server.token,
+      );
       for (
         const signature of [
           undefined,
@@ -204,7 +209,11 @@ Deno.test("a gap in media timestamps is filled with silence, so word times stay 
   const server = await testServer();
   try {
     const callSid = makeSid("CA");
-    const ws = await openSigned(server.url.replace("http", "ws") + "/stream", server.token);
+    const ws = await openSigned(
+      server.url.replace("http", "ws") + "/stream",
+      server.token,
+      callSid,
+    );
     const ended = server.registry.whenEnded(callSid);
     ws.send(connectedMessage());
     ws.send(start("MZ9", callSid));

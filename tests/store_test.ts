@@ -17,6 +17,8 @@ import { CallRegistry } from "../lib/call/registry.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { startTestPostgres, type TestPostgres } from "./test_postgres.ts";
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 /** One store kind: makes empty databases, each opened (and reopened) by its opener. */
 interface Backend {
   name: string;
@@ -494,4 +496,52 @@ Deno.test("export: TXT is readable lines, JSON has every segment", async () => {
     "Inbound",
   ]);
   assert.equal(timestamp(3_723_004, ","), "01:02:03,004");
+});
+
+Deno.test("store on PostgreSQL: only the calls of instances that stopped beating are interrupted", async () => {
+  const pg = await startTestPostgres();
+  try {
+    const url = await pg.createDatabase();
+    const alive = await PostgresStore.connect(url, {
+      instanceId: "i-alive",
+      instanceTimeoutMs: 500,
+    });
+    const dead = await PostgresStore.connect(url, { instanceId: "i-dead", instanceTimeoutMs: 500 });
+    await alive
+      .sql`INSERT INTO instances (id, url, state) VALUES ('i-alive', 'x', 'live'), ('i-dead', 'y', 'live')`;
+    await alive.callStarted({ callSid: "CAalive", direction: "inbound" }, 1000);
+    await dead.callStarted({ callSid: "CAdead", direction: "inbound" }, 1000);
+    await dead.addSegment("CAdead", {
+      track: "inbound",
+      text: "kept",
+      startMs: 0,
+      endMs: 9,
+      words: [],
+    }, {
+      receivedAt: 2500,
+    });
+    await dead.close();
+    // Still beating: nothing is an orphan.
+    assert.deepEqual(await alive.interruptOrphans(), []);
+    await sleep(700);
+    await alive.sql`UPDATE instances SET heartbeat_at = now() WHERE id = 'i-alive'`;
+    const marked = await alive.interruptOrphans();
+    assert.deepEqual(marked.map((c) => [c.callSid, c.status, c.durationMs, c.segmentCount]), [
+      ["CAdead", "interrupted", 1500, 1],
+    ]);
+    // Its own calls are never orphans to an instance, however stale its row.
+    await sleep(700);
+    assert.deepEqual(await alive.interruptOrphans(), []);
+    assert.equal((await alive.getCall("CAalive"))?.status, "in-progress");
+    // To another instance, that stale row is a dead instance: its call is marked now, once.
+    const other = await PostgresStore.connect(url, {
+      instanceId: "i-other",
+      instanceTimeoutMs: 500,
+    });
+    assert.deepEqual((await other.interruptOrphans()).map((c) => c.callSid), ["CAalive"]);
+    await other.close();
+    await alive.close();
+  } finally {
+    await pg.stop();
+  }
 });

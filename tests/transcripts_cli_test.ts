@@ -5,7 +5,9 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { parseSync } from "subtitle";
+import { PostgresStore } from "../lib/store/postgres.ts";
 import { SHARED_AUDIO } from "./helpers.ts";
+import { startTestPostgres } from "./test_postgres.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -75,5 +77,44 @@ Deno.test("transcripts command: list, show and export a simulated call's transcr
     const result = await run([...args], env);
     assert.equal(result.code, code, args.join(" "));
     assert.match(result.stderr, message);
+  }
+});
+
+Deno.test("transcripts command reads PostgreSQL with DATABASE_URL; the password is never shown", async () => {
+  const pg = await startTestPostgres();
+  try {
+    const databaseUrl = await pg.createDatabase();
+    const store = await PostgresStore.connect(databaseUrl);
+    const callSid = "CA" + "7".repeat(32);
+    await store.callStarted({ callSid, direction: "inbound", from: "+15005550006" }, Date.now());
+    await store.addSegment(callSid, {
+      track: "inbound",
+      text: "the evening train leaves at nightfall",
+      startMs: 120,
+      endMs: 2400,
+      words: [],
+    });
+    await store.callEnded(callSid, Date.now() + 3000, "stop");
+    await store.close();
+    const env = { DATABASE_URL: databaseUrl };
+
+    const found = await run(["transcripts.ts", "list", "--search", "night*", "--json"], env);
+    assert.equal(found.code, 0, found.stderr);
+    assert.deepEqual(JSON.parse(found.stdout).calls.map((c: { callSid: string }) => c.callSid), [
+      callSid,
+    ]);
+    const srt = await run(["transcripts.ts", "export", callSid, "--format", "srt"], env);
+    assert.equal(srt.code, 0, srt.stderr);
+    assert.match(srt.stdout, /00:00:00,120 --> 00:00:02,400\r\nInbound: the evening train/);
+
+    // A database that cannot be reached: a clear error, without the password.
+    const down = new URL(databaseUrl);
+    down.port = "1";
+    const refused = await run(["transcripts.ts", "list"], { DATABASE_URL: down.toString() });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /cannot use the database postgres:\/\/postgres@127\.0\.0\.1:1\//);
+    assert.ok(!refused.stderr.includes(down.password), refused.stderr);
+  } finally {
+    await pg.stop();
   }
 });

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { makeSid, postSigned } from "../lib/sim/twilio_sim.ts";
 import { signRequest } from "../lib/twilio/signature.ts";
-import { testServer } from "./helpers.ts";
+import { callStreamUrl, testServer } from "./helpers.ts";
 
 const params = {
   AccountSid: makeSid("AC"),
@@ -89,16 +89,25 @@ Deno.test("every webhook route: 403 for missing, forged, wrong-URL and wrong-tok
 Deno.test("both WebSocket routes: 403 for missing, forged, wrong-URL and wrong-token signatures", async () => {
   const server = await testServer();
   try {
-    for (const path of ["/stream", "/audio"]) {
-      const url = server.url.replace("http", "ws") + path;
+    for (const route of ["/stream", "/audio"]) {
+      const url = callStreamUrl(
+        server.url,
+        route === "/stream" ? "transcription" : "audio",
+        makeSid("CA"),
+        server.token,
+      );
+      const path = new URL(url).pathname;
       for (const [kind, signature] of Object.entries(badSignatures(server.token, url, {}))) {
         assert.equal(await upgradeStatus(server.url, path, signature), 403, `${path}: ${kind}`);
       }
       // The same request, correctly signed, is upgraded.
       const signed = signRequest(server.token, url, {});
       assert.equal(await upgradeStatus(server.url, path, signed), 101, `${path} signed`);
-      const refusals = server.log.lines.filter((l) => l.includes(`refused GET ${path}`));
+      const refusals = server.log.lines.filter((l) => l.includes(`refused GET ${route}/CA`));
       assert.equal(refusals.length, 4, `${path}: each refusal is logged`);
+      // ...without the stream token.
+      const token = path.split("/").at(-1)!;
+      assert.ok(!server.log.lines.some((l) => l.includes(token)), "a stream token was logged");
     }
   } finally {
     await server.shutdown();

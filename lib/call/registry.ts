@@ -84,6 +84,11 @@ export class CallRegistry {
     return done;
   }
 
+  /** True once a call of this registry was ended (or is ending), among the last 1000. */
+  hasEnded(callSid: string): boolean {
+    return this.#ended.has(callSid);
+  }
+
   /** Resolves when the call has ended and every final of it was emitted. */
   whenEnded(callSid: string): Promise<void> {
     return new Promise((resolve) => {

@@ -6,10 +6,14 @@
  */
 import type { MediaStreamHandler, StreamSocket } from "./media_stream.ts";
 
-/** Upgrades `request` and hands every message of the socket to the handler `make` returns. */
+/**
+ * Upgrades `request` and hands every message of the socket to the handler
+ * `make` returns; `onClosed` runs after the handler heard the close.
+ */
 export function upgradeMediaStream(
   request: Request,
   make: (socket: StreamSocket) => MediaStreamHandler,
+  onClosed?: () => void,
 ): Response {
   const { socket, response } = Deno.upgradeWebSocket(request);
   const handler = make({
@@ -22,7 +26,10 @@ export function upgradeMediaStream(
     unsentBytes: () => socket.bufferedAmount,
   });
   socket.onmessage = (event) => handler.onMessage(event.data);
-  socket.onclose = () => handler.onClose();
+  socket.onclose = () => {
+    handler.onClose();
+    onClosed?.();
+  };
   // An error is followed by close, which ends the stream; nothing more to do here.
   socket.onerror = () => {};
   return response;

@@ -7,11 +7,15 @@
  * ring no longer reaches back that far (or the server restarted), finals
  * are replayed from the store.
  *
+ * With a {@link LiveBus} (many instances on one PostgreSQL) events go
+ * through the bus instead, and come back from it, from every instance, with
+ * the bus's ids: the same `Last-Event-ID` resumes on any instance.
+ *
  * @module
  */
 import type { CallEvent } from "../call/events.ts";
 import type { CallRegistry } from "../call/registry.ts";
-import type { Segment, TranscriptStore } from "../store/db.ts";
+import type { Segment, StoredCall, TranscriptStore } from "../store/db.ts";
 
 /** One event as the dashboard receives it. */
 export interface LiveEvent {
@@ -20,6 +24,16 @@ export interface LiveEvent {
   type: string;
   callSid: string;
   data: Record<string, unknown>;
+}
+
+/** Carries live events between instances. */
+export interface LiveBus {
+  /** Sends an event to every instance (this one included); it comes back with its id. */
+  publish(type: string, callSid: string, data: Record<string, unknown>): void;
+  /** The events after `id`, or null when the bus no longer has them all. */
+  since(id: string): Promise<LiveEvent[] | null>;
+  /** Calls in progress on any instance, with their call-started data. */
+  activeCalls(): Promise<Record<string, unknown>[]>;
 }
 
 const DEFAULT_RING = 2000;
@@ -35,15 +49,26 @@ export class LiveHub {
   #closers = new Set<() => void>();
   #active = new Map<string, Record<string, unknown>>();
   #store?: TranscriptStore;
+  #bus?: LiveBus;
+  #lastId: string;
 
-  constructor(options: { store?: TranscriptStore; ringSize?: number } = {}) {
+  constructor(options: { store?: TranscriptStore; ringSize?: number; bus?: LiveBus } = {}) {
     this.#store = options.store;
+    this.#bus = options.bus;
     this.#ringSize = options.ringSize ?? DEFAULT_RING;
+    this.#lastId = this.#bus ? "0" : `${this.epoch}-0`;
   }
 
-  /** The id of the newest event (`<epoch>-0` before any). */
+  /** The id of the newest event (`<epoch>-0`, or `0` on a bus, before any). */
   get lastId(): string {
-    return `${this.epoch}-${this.#seq}`;
+    return this.#lastId;
+  }
+
+  /** Takes the calls already in progress on other instances (at start, from the bus). */
+  async loadActive(): Promise<void> {
+    for (const data of (await this.#bus?.activeCalls()) ?? []) {
+      this.#active.set(data.callSid as string, data);
+    }
   }
 
   /** Call SIDs in progress, with their call-started data. */
@@ -67,7 +92,6 @@ export class LiveHub {
             to: event.call.to ?? null,
             startedAt: new Date(event.at).toISOString(),
           };
-          this.#active.set(callSid, data);
           this.#publish("call-started", callSid, data);
           return;
         }
@@ -85,11 +109,11 @@ export class LiveHub {
         }
         case "call-ended": {
           const started = this.#active.get(callSid);
-          this.#active.delete(callSid);
           const startedAt = started ? Date.parse(started.startedAt as string) : event.at;
           this.#publish("call-ended", callSid, {
             callSid,
             reason: event.reason,
+            status: "completed",
             endedAt: new Date(event.at).toISOString(),
             durationMs: Math.max(0, event.at - startedAt),
           });
@@ -111,8 +135,28 @@ export class LiveHub {
     this.#publish("final", segment.callSid, segmentData(segment));
   }
 
+  /** Publishes the end of a call that was not ended by a registry (an interrupted one). */
+  publishEnded(call: StoredCall): void {
+    this.#publish("call-ended", call.callSid, {
+      callSid: call.callSid,
+      reason: call.endReason,
+      status: call.status,
+      endedAt: new Date(call.endedAt ?? Date.now()).toISOString(),
+      durationMs: call.durationMs,
+    });
+  }
+
   #publish(type: string, callSid: string, data: Record<string, unknown>): void {
-    const event = { id: `${this.epoch}-${++this.#seq}`, type, callSid, data };
+    if (this.#bus) this.#bus.publish(type, callSid, data);
+    else this.deliver({ id: `${this.epoch}-${++this.#seq}`, type, callSid, data });
+  }
+
+  /** Hands an event to the dashboards (the bus calls this for every instance's events). */
+  deliver(event: LiveEvent): void {
+    if (event.type === "call-started") this.#active.set(event.callSid, event.data);
+    if (event.type === "call-ended") this.#active.delete(event.callSid);
+    // Bus events of different instances may arrive slightly out of order: keep the newest id.
+    if (!this.#bus || Number(event.id) > Number(this.#lastId)) this.#lastId = event.id;
     this.#ring.push(event);
     if (this.#ring.length > this.#ringSize) {
       this.#ring.splice(0, this.#ring.length - this.#ringSize);
@@ -120,24 +164,28 @@ export class LiveHub {
     for (const subscriber of this.#subscribers) subscriber(event);
   }
 
+  /** The order number of an event id of this hub, or NaN (another epoch, or not an id). */
+  #order(id: string): number {
+    if (this.#bus) return /^\d+$/.test(id) ? Number(id) : NaN;
+    const match = /^([0-9a-z]+)-(\d+)$/.exec(id);
+    return match && match[1] === this.epoch ? Number(match[2]) : NaN;
+  }
+
   /**
    * What a client that last saw `lastId` missed, for one call or all:
    * from the ring when it reaches back that far, else rebuilt from the store.
    */
-  missed(lastId: string | undefined, callSid?: string): Promise<LiveEvent[]> {
-    if (!lastId) return Promise.resolve([]);
-    const match = /^([0-9a-z]+)-(\d+)$/.exec(lastId);
-    const seq = match && match[1] === this.epoch ? Number(match[2]) : NaN;
-    const oldest = this.#ring.length ? Number(this.#ring[0].id.split("-")[1]) : this.#seq + 1;
-    const inRing = Number.isInteger(seq) && seq <= this.#seq && seq >= oldest - 1;
-    if (inRing) {
-      return Promise.resolve(
-        this.#ring.filter((e) =>
-          Number(e.id.split("-")[1]) > seq && (!callSid || e.callSid === callSid)
-        ),
-      );
+  async missed(lastId: string | undefined, callSid?: string): Promise<LiveEvent[]> {
+    if (!lastId) return [];
+    const seq = this.#order(lastId);
+    const newest = this.#order(this.#lastId);
+    const oldest = this.#ring.length ? this.#order(this.#ring[0].id) : newest + 1;
+    const concerned = (e: LiveEvent) => !callSid || e.callSid === callSid;
+    if (Number.isInteger(seq) && seq <= newest && seq >= oldest - 1) {
+      return this.#ring.filter((e) => this.#order(e.id) > seq && concerned(e));
     }
-    return this.#replay(callSid);
+    const fromBus = this.#bus && Number.isInteger(seq) ? await this.#bus.since(lastId) : null;
+    return fromBus ? fromBus.filter(concerned) : this.#replay(callSid);
   }
 
   /** The state of the calls concerned, rebuilt: call-started, stored finals, call-ended. */
@@ -236,7 +284,8 @@ export class LiveHub {
   }
 }
 
-function segmentData(segment: Segment): Record<string, unknown> {
+/** A final as live events carry it. */
+export function segmentData(segment: Segment): Record<string, unknown> {
   return {
     callSid: segment.callSid,
     id: segment.id,

@@ -62,6 +62,8 @@ export interface MediaStreamOptions {
   registry: CallRegistry;
   socket: StreamSocket;
   log: Logger;
+  /** The call this stream's URL was made for: a `start` naming another is refused. */
+  callSid?: string;
   /**
    * No message for this long closes the stream and ends its call (default
    * {@link STREAM_IDLE_MS}): Twilio sends media every 20 ms while a call lives,
@@ -178,6 +180,12 @@ export abstract class MediaStreamHandler {
   #start(message: StartMessage): void {
     if (this.#session) throw new ProtocolError("a second start on the same stream");
     const { start } = message;
+    const expected = this.options.callSid;
+    if (expected && start.callSid !== expected) {
+      throw new ProtocolError(
+        `start names call ${start.callSid}, but this stream URL is for call ${expected}`,
+      );
+    }
     const parameters = start.customParameters;
     this.#streamSid = message.streamSid;
     this.#session = this.options.registry.attachStream(message.streamSid, {

@@ -266,7 +266,7 @@ source.addEventListener("final", (m) => showFinal(conversation, JSON.parse(m.dat
 source.addEventListener("call-ended", (m) => {
   const d = JSON.parse(m.data); const el = document.getElementById("duration");
   delete el.dataset.liveSince; el.textContent = duration(d.durationMs);
-  const s = document.getElementById("status"); s.textContent = "completed"; s.className = "badge completed";
+  const s = document.getElementById("status"); const st = d.status ?? "completed"; s.textContent = st; s.className = "badge " + st;
   for (const p of conversation.querySelectorAll(".msg.partial")) p.remove();
   source.close();
 });`

@@ -15,6 +15,10 @@ import { callKind, CallStatusBook } from "../twilio/call_status.ts";
 import { createApp } from "./app.ts";
 import { LiveHub } from "./live.ts";
 import { localUrl } from "./local_url.ts";
+import type { PostgresStore } from "../store/postgres.ts";
+import type { Cluster } from "../cluster/cluster.ts";
+import { StreamAccess } from "./stream_access.ts";
+import { sleep } from "../async/sleep.ts";
 
 /** Options of {@link listen}. */
 export interface ServerOptions {
@@ -35,6 +39,14 @@ export interface ServerOptions {
   inbound?: { greeting?: string; forwardTo?: string };
   /** A media stream silent this long is closed and its call ended. */
   streamIdleMs: number;
+  /** This instance's id; with PostgreSQL the store was opened with it (its calls are its own). */
+  instanceId: string;
+  /** This instance's own base for its streams, when the public URL is a shared load balancer. */
+  instanceUrl?: string;
+  /** With PostgreSQL: an instance without a heartbeat this long is gone, its calls interrupted. */
+  instanceTimeoutMs: number;
+  /** Key of the per-call stream tokens; derived from the auth token when unset. */
+  streamSecret?: string;
   engine: TranscriberEngine;
   log: Logger;
 }
@@ -56,6 +68,13 @@ export interface RunningServer {
   statuses: CallStatusBook;
   /** The laptop audio bridge (microphone and speaker through ffmpeg). */
   bridges: BridgeManager;
+  /** This instance's id (its row in `instances` with PostgreSQL). */
+  instanceId: string;
+  /**
+   * Stops taking new calls (/healthz 503, TwiML webhooks 503) and waits up to
+   * `timeoutMs` for the live calls to finish; resolves with how many are left.
+   */
+  drain(timeoutMs: number): Promise<number>;
   /** Ends every call (flushing its finals) and every ffmpeg process, then stops listening. */
   shutdown(): Promise<void>;
 }
@@ -66,10 +85,23 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   const bridges = await BridgeManager.create({ ...options.bridge, log });
 
   const registry = new CallRegistry(engine);
+  let boundPort = options.port;
+  let publicUrl = options.publicUrl;
+  const publicBase = () => publicUrl ?? localUrl(options.host, boundPort, { reachable: true });
+  const streamBase = () => options.instanceUrl ?? publicBase();
+  // With PostgreSQL, one instance of many: events through the database, a heartbeat.
+  const cluster: Cluster | null = store.kind === "postgres"
+    ? new (await import("../cluster/cluster.ts")).Cluster(store as PostgresStore, {
+      url: streamBase,
+      timeoutMs: options.instanceTimeoutMs,
+      log,
+    })
+    : null;
   // The store listens first: a final is committed before any later listener prints it.
-  const live = new LiveHub({ store });
-  attachStore(registry, store, (segment) => live.publishSegment(segment));
+  const live = new LiveHub({ store, bus: cluster?.bus });
+  attachStore(registry, store, cluster ? undefined : (segment) => live.publishSegment(segment));
   live.attach(registry);
+  let draining = false;
   registry.listen((event) => {
     if (event.type === "call-started") {
       const { from, to } = event.call;
@@ -82,9 +114,6 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     }
   });
 
-  let boundPort = options.port;
-  let publicUrl = options.publicUrl;
-  const publicBase = () => publicUrl ?? localUrl(options.host, boundPort, { reachable: true });
   const statuses = new CallStatusBook(log);
   const app = createApp({
     statuses,
@@ -96,6 +125,13 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     bridges,
     transcripts: { store, live, dashboardToken: options.dashboardToken },
     streamIdleMs: options.streamIdleMs,
+    streamBase,
+    streamAccess: StreamAccess.fromSecrets({
+      streamSecret: options.streamSecret,
+      authToken: options.twilioAuthToken ?? undefined,
+    }),
+    callEnded: async (callSid) => ((await store.getCall(callSid))?.endedAt ?? null) !== null,
+    draining: () => draining,
   });
   const ready = Promise.withResolvers<void>();
   const server = Deno.serve({
@@ -111,6 +147,10 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     },
   }, app.fetch);
   await ready.promise;
+  if (cluster) {
+    await cluster.start(live);
+    log.info(`instance ${options.instanceId}: streams at ${streamBase()}`);
+  }
   return {
     url: localUrl(options.host, boundPort),
     get publicUrl() {
@@ -124,12 +164,24 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     live,
     statuses,
     bridges,
+    instanceId: options.instanceId,
+    async drain(timeoutMs) {
+      draining = true;
+      await cluster?.heartbeat.setState("draining").catch(() => {});
+      const deadline = performance.now() + timeoutMs;
+      while (registry.activeCalls > 0 && performance.now() < deadline) {
+        await sleep(100);
+      }
+      return registry.activeCalls;
+    },
     async shutdown() {
+      draining = true;
       await bridges.closeAll();
       await registry.endAll("server shutting down");
       // Open event streams would keep the server from shutting down.
       live.close();
       await server.shutdown();
+      await cluster?.stop();
       await store.close();
     },
   };

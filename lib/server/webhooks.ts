@@ -8,12 +8,16 @@
  */
 import type { Context, Hono } from "hono";
 import type { CallStatusBook } from "../twilio/call_status.ts";
-import { callTwiml, STATUS_PATHS } from "../twilio/twiml.ts";
+import { type CallStreams, callTwiml, STATUS_PATHS } from "../twilio/twiml.ts";
 
 /** What the webhook routes need from the app. */
 export interface WebhookOptions {
   /** The public base URL (`PUBLIC_URL`, the tunnel, or the local address). */
   publicBase: () => string;
+  /** Where this instance's streams go, and their per-call paths. */
+  streams: CallStreams;
+  /** True while the instance drains: new calls get 503 (Twilio then tries the fallback URL). */
+  draining: () => boolean;
   /** The app's signature check; false means it already logged the refusal. */
   verify: (c: Context, params: Record<string, string>) => boolean;
   /** The app's form parser; null when the body is not a form. */
@@ -37,7 +41,9 @@ export function registerWebhooks(app: Hono, options: WebhookOptions): void {
   app.post("/twiml/inbound", async (c) => {
     const { params, error } = await form(c);
     if (error) return error;
-    const twiml = callTwiml(options.publicBase(), {
+    const refused = refuseCall(c, options, params);
+    if (refused) return refused;
+    const twiml = callTwiml(options.publicBase(), options.streams, params.CallSid, {
       direction: "inbound",
       ...(params.From ? { from: params.From } : {}),
       ...(params.To ? { to: params.To } : {}),
@@ -58,4 +64,21 @@ export function registerWebhooks(app: Hono, options: WebhookOptions): void {
 
   // Lets `deno task call` find the tunnel's URL; it is no secret to whoever can reach us.
   app.get("/api/public-url", (c) => c.json({ publicUrl: options.publicBase() }));
+}
+
+/**
+ * A TwiML webhook this instance does not answer: while draining (503, so
+ * Twilio tries the number's fallback URL), or without a CallSid to make the
+ * stream URLs for (400). Null when the call is taken.
+ */
+export function refuseCall(
+  c: Context,
+  options: Pick<WebhookOptions, "draining">,
+  params: Record<string, string>,
+): Response | null {
+  if (options.draining()) {
+    return c.text("this instance is draining; try another", 503, { "retry-after": "5" });
+  }
+  if (!params.CallSid) return c.text("CallSid is missing", 400);
+  return null;
 }

@@ -228,3 +228,39 @@ export function numberPattern(number: string): string {
   const digits = number.replace(/[\s\-().+]/g, "");
   return `%${digits.replace(/[\\%_]/g, (m) => "\\" + m)}%`;
 }
+
+const orNull = (value: unknown) => (value === null || value === undefined ? null : Number(value));
+
+/** A `calls` row (with `segment_count`) of either store as a {@link StoredCall}. */
+export function callFromRow(row: Record<string, unknown>): StoredCall {
+  return {
+    callSid: row.call_sid as string,
+    direction: row.direction as string,
+    from: row.from_number as string | null,
+    to: row.to_number as string | null,
+    engine: row.engine as string | null,
+    startedAt: Number(row.started_at),
+    answeredAt: orNull(row.answered_at),
+    endedAt: orNull(row.ended_at),
+    status: row.status as string,
+    durationMs: orNull(row.duration_ms),
+    endReason: row.end_reason as string | null,
+    segmentCount: Number(row.segment_count ?? 0),
+  };
+}
+
+/** A `segments` row of either store (words as JSON text, or parsed) as a {@link Segment}. */
+export function segmentFromRow(row: Record<string, unknown>): Segment {
+  return {
+    id: Number(row.id),
+    callSid: row.call_sid as string,
+    track: row.track as Track,
+    seq: Number(row.seq),
+    text: row.text as string,
+    startMs: Number(row.start_ms),
+    endMs: Number(row.end_ms),
+    words: typeof row.words === "string" ? JSON.parse(row.words) : row.words as Word[],
+    confidence: orNull(row.confidence),
+    receivedAt: Number(row.received_at),
+  };
+}

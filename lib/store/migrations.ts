@@ -93,6 +93,42 @@ export const MIGRATIONS: readonly Migration[] = [
      CREATE INDEX segments_call ON segments (call_sid, seq);
      CREATE INDEX segments_text_search ON segments USING GIN (text_search);`,
   },
+  {
+    // Only PostgreSQL uses them (many instances, one database); SQLite has the same schema.
+    name: "instances with heartbeats, the instance of each call, live events",
+    sqlite: `CREATE TABLE instances (
+       id TEXT PRIMARY KEY,
+       url TEXT NOT NULL,
+       started_at INTEGER NOT NULL,
+       heartbeat_at INTEGER NOT NULL,
+       state TEXT NOT NULL
+     );
+     ALTER TABLE calls ADD COLUMN instance_id TEXT;
+     CREATE TABLE live_events (
+       id INTEGER PRIMARY KEY,
+       call_sid TEXT NOT NULL,
+       type TEXT NOT NULL,
+       data TEXT NOT NULL,
+       created_at INTEGER NOT NULL
+     );`,
+    // Heartbeats are on the database's clock, so instances' clocks need not agree.
+    postgres: `CREATE TABLE instances (
+       id TEXT PRIMARY KEY,
+       url TEXT NOT NULL,
+       started_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+       heartbeat_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+       state TEXT NOT NULL
+     );
+     ALTER TABLE calls ADD COLUMN instance_id TEXT;
+     CREATE INDEX calls_in_progress ON calls (instance_id) WHERE status = 'in-progress';
+     CREATE TABLE live_events (
+       id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+       call_sid TEXT NOT NULL,
+       type TEXT NOT NULL,
+       data JSONB NOT NULL,
+       created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+     );`,
+  },
 ];
 
 /** The schema version this callscribe writes (number of migrations). */

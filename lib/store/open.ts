@@ -13,6 +13,9 @@ export interface StoreLocation {
   databaseUrl?: string;
   /** Otherwise the SQLite database in this folder. */
   dataDir: string;
+  /** PostgreSQL: the instance recording calls (a server), and when instances count as gone. */
+  instanceId?: string;
+  instanceTimeoutMs?: number;
 }
 
 /** Opens (creating and migrating as needed) the store at `location`. */
@@ -20,7 +23,10 @@ export async function openTranscriptStore(location: StoreLocation): Promise<Tran
   if (location.databaseUrl) {
     // Loaded only when asked for: the default setup never loads the driver.
     const { PostgresStore } = await import("./postgres.ts");
-    return await PostgresStore.connect(location.databaseUrl);
+    return await PostgresStore.connect(location.databaseUrl, {
+      instanceId: location.instanceId,
+      instanceTimeoutMs: location.instanceTimeoutMs,
+    });
   }
   return new SqliteStore(dbPath(location.dataDir));
 }

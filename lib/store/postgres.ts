@@ -9,6 +9,7 @@
 import postgres from "postgres";
 import {
   type AppendOptions,
+  callFromRow,
   type CallPage,
   type CallQuery,
   type FinalHook,
@@ -18,13 +19,13 @@ import {
   numberPattern,
   searchTerms,
   type Segment,
+  segmentFromRow,
   type SqlValue,
   type StoredCall,
   type StoreTransaction,
   type TranscriptStore,
 } from "./db.ts";
 import { MIGRATIONS, newerSchemaError } from "./migrations.ts";
-import type { Track } from "../transcribe/engine.ts";
 
 type Row = Record<string, unknown>;
 type Sql = postgres.Sql;
@@ -45,7 +46,7 @@ export function redactUrl(url: string): string {
 }
 
 /** `?` placeholders to PostgreSQL's `$1, $2, …`. */
-function numbered(sql: string): string {
+export function placeholders(sql: string): string {
   let n = 0;
   return sql.replace(/\?/g, () => `$${++n}`);
 }
@@ -54,7 +55,7 @@ function transactionOf(tx: TxSql): StoreTransaction {
   return {
     dialect: "postgres",
     query: async <T>(sql: string, params: readonly SqlValue[] = []) =>
-      (await tx.unsafe(numbered(sql), params as postgres.ParameterOrJSON<never>[])) as T[],
+      (await tx.unsafe(placeholders(sql), params as postgres.ParameterOrJSON<never>[])) as T[],
   };
 }
 
@@ -67,14 +68,19 @@ export class PostgresStore implements TranscriptStore {
   #hooks = new Set<FinalHook>();
   /** Per call, the latest append: a call's finals commit in the order they were given. */
   #appends = new Map<string, Promise<unknown>>();
+  /** This instance: its calls are recorded as its own. */
+  readonly instanceId: string | null;
+  #instanceTimeoutSeconds: number;
 
-  private constructor(sql: Sql, location: string) {
+  private constructor(sql: Sql, location: string, options: PostgresStoreOptions) {
     this.sql = sql;
     this.location = location;
+    this.instanceId = options.instanceId ?? null;
+    this.#instanceTimeoutSeconds = (options.instanceTimeoutMs ?? INSTANCE_TIMEOUT_MS) / 1000;
   }
 
   /** Connects to `url`, checks it can be reached, and migrates the schema. */
-  static async connect(url: string, options: { max?: number } = {}): Promise<PostgresStore> {
+  static async connect(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const location = redactUrl(url);
     const sql = postgres(url, {
       max: options.max ?? 10,
@@ -82,7 +88,7 @@ export class PostgresStore implements TranscriptStore {
       connect_timeout: 10,
       connection: { application_name: "callscribe" },
     });
-    const store = new PostgresStore(sql, location);
+    const store = new PostgresStore(sql, location, options);
     try {
       await store.#migrate();
     } catch (error) {
@@ -128,10 +134,11 @@ export class PostgresStore implements TranscriptStore {
 
   async callStarted(call: NewCall, at: number, engine?: string): Promise<void> {
     await this.sql`
-      INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status)
+      INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status, instance_id)
       VALUES (${call.callSid}, ${call.direction}, ${call.from ?? null}, ${call.to ?? null},
-              ${engine ?? null}, ${at}, ${at}, 'in-progress')
-      ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL`;
+              ${engine ?? null}, ${at}, ${at}, 'in-progress', ${this.instanceId})
+      ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL,
+        instance_id = EXCLUDED.instance_id`;
   }
 
   addSegment(callSid: string, t: NewSegment, options: AppendOptions = {}): Promise<Segment> {
@@ -154,8 +161,8 @@ export class PostgresStore implements TranscriptStore {
     return await this.sql.begin(async (tx) => {
       // A final may arrive for a call we never saw start (store opened mid-call).
       await tx`
-        INSERT INTO calls (call_sid, direction, started_at, status)
-        VALUES (${callSid}, 'unknown', ${receivedAt}, 'in-progress')
+        INSERT INTO calls (call_sid, direction, started_at, status, instance_id)
+        VALUES (${callSid}, 'unknown', ${receivedAt}, 'in-progress', ${this.instanceId})
         ON CONFLICT (call_sid) DO NOTHING`;
       // The call's row lock orders its finals even if two writers ever raced.
       await tx`SELECT 1 FROM calls WHERE call_sid = ${callSid} FOR UPDATE`;
@@ -195,18 +202,35 @@ export class PostgresStore implements TranscriptStore {
       WHERE call_sid = ${callSid}`;
   }
 
+  /** On PostgreSQL: the calls of instances that stopped beating, see {@link interruptOrphans}. */
   async markInterrupted(): Promise<number> {
-    const result = await this.sql`
-      UPDATE calls SET status = 'interrupted',
+    return (await this.interruptOrphans()).length;
+  }
+
+  /**
+   * Marks `interrupted` the calls in progress whose instance is gone: no
+   * heartbeat within the instance timeout, stopped, or never registered
+   * (never this instance's own). Their words are kept; the call ends at its
+   * last final. Safe to run on every instance at once: each call is marked
+   * by one. Returns the calls this run marked.
+   */
+  async interruptOrphans(): Promise<StoredCall[]> {
+    const rows = await this.sql`
+      UPDATE calls SET status = 'interrupted', end_reason = 'instance stopped',
         ended_at = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at),
         duration_ms = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at) - started_at
-      WHERE status = 'in-progress'`;
-    return result.count;
+      WHERE status = 'in-progress'
+        AND instance_id IS DISTINCT FROM ${this.instanceId ?? ""}
+        AND NOT EXISTS (
+          SELECT 1 FROM instances i WHERE i.id = calls.instance_id AND i.state <> 'stopped'
+            AND i.heartbeat_at > now() - make_interval(secs => ${this.#instanceTimeoutSeconds}))
+      RETURNING *, (SELECT COUNT(*) FROM segments s WHERE s.call_sid = calls.call_sid) AS segment_count`;
+    return rows.map(callFromRow);
   }
 
   async getCall(callSid: string): Promise<StoredCall | null> {
     const [row] = await this.sql.unsafe(`${CALL_SELECT} WHERE c.call_sid = $1`, [callSid]);
-    return row ? toCall(row) : null;
+    return row ? callFromRow(row) : null;
   }
 
   async listCalls(query: CallQuery = {}): Promise<CallPage> {
@@ -238,19 +262,21 @@ export class PostgresStore implements TranscriptStore {
     const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
     const bind = params as postgres.ParameterOrJSON<never>[];
     const [count] = await this.sql.unsafe(
-      numbered(`SELECT COUNT(*) AS n FROM calls c ${clause}`),
+      placeholders(`SELECT COUNT(*) AS n FROM calls c ${clause}`),
       bind,
     );
     const rows = await this.sql.unsafe(
-      numbered(`${CALL_SELECT} ${clause} ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?`),
+      placeholders(
+        `${CALL_SELECT} ${clause} ORDER BY c.started_at DESC, c.id DESC LIMIT ? OFFSET ?`,
+      ),
       [...bind, query.limit ?? 50, query.offset ?? 0],
     );
-    return { calls: rows.map(toCall), total: Number(count.n) };
+    return { calls: rows.map(callFromRow), total: Number(count.n) };
   }
 
   async segments(callSid: string): Promise<Segment[]> {
     const rows = await this.sql`SELECT * FROM segments WHERE call_sid = ${callSid} ORDER BY seq`;
-    return rows.map(toSegment);
+    return rows.map(segmentFromRow);
   }
 
   async deleteCall(callSid: string): Promise<boolean> {
@@ -264,43 +290,22 @@ export class PostgresStore implements TranscriptStore {
   }
 }
 
+/** Options of {@link PostgresStore.connect}. */
+export interface PostgresStoreOptions {
+  /** Most connections in the pool (default 10). */
+  max?: number;
+  /** This instance's id: calls it records are its own, and never orphans to it. */
+  instanceId?: string;
+  /** An instance without a heartbeat for this long is gone (default {@link INSTANCE_TIMEOUT_MS}). */
+  instanceTimeoutMs?: number;
+}
+
+/** Default of {@link PostgresStoreOptions.instanceTimeoutMs}. */
+export const INSTANCE_TIMEOUT_MS = 15_000;
+
 const CALL_SELECT =
   `SELECT c.*, (SELECT COUNT(*) FROM segments s WHERE s.call_sid = c.call_sid) AS segment_count
   FROM calls c`;
-
-const orNull = (value: unknown) => (value === null ? null : Number(value));
-
-function toCall(row: Row): StoredCall {
-  return {
-    callSid: row.call_sid as string,
-    direction: row.direction as string,
-    from: row.from_number as string | null,
-    to: row.to_number as string | null,
-    engine: row.engine as string | null,
-    startedAt: Number(row.started_at),
-    answeredAt: orNull(row.answered_at),
-    endedAt: orNull(row.ended_at),
-    status: row.status as string,
-    durationMs: orNull(row.duration_ms),
-    endReason: row.end_reason as string | null,
-    segmentCount: Number(row.segment_count ?? 0),
-  };
-}
-
-function toSegment(row: Row): Segment {
-  return {
-    id: Number(row.id),
-    callSid: row.call_sid as string,
-    track: row.track as Track,
-    seq: Number(row.seq),
-    text: row.text as string,
-    startMs: Number(row.start_ms),
-    endMs: Number(row.end_ms),
-    words: row.words as Segment["words"],
-    confidence: orNull(row.confidence),
-    receivedAt: Number(row.received_at),
-  };
-}
 
 /**
  * Turns what a person types into a `tsquery` that cannot be a syntax error:

@@ -13,6 +13,7 @@ import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
 import {
   type AppendOptions,
+  callFromRow,
   type CallPage,
   type CallQuery,
   dbPath,
@@ -23,13 +24,13 @@ import {
   numberPattern,
   searchTerms,
   type Segment,
+  segmentFromRow,
   type SqlValue,
   type StoredCall,
   type StoreTransaction,
   type TranscriptStore,
 } from "./db.ts";
 import { MIGRATIONS, newerSchemaError } from "./migrations.ts";
-import type { Track } from "../transcribe/engine.ts";
 
 type Row = Record<string, SQLInputValue>;
 
@@ -215,7 +216,7 @@ export class SqliteStore implements TranscriptStore {
       const row = this.#db.prepare(`${CALL_SELECT} WHERE c.call_sid = ?`).get(callSid) as
         | Row
         | undefined;
-      return row ? toCall(row) : null;
+      return row ? callFromRow(row) : null;
     });
   }
 
@@ -253,7 +254,7 @@ export class SqliteStore implements TranscriptStore {
       const rows = this.#db.prepare(
         `${CALL_SELECT} ${clause} ORDER BY c.started_at DESC, c.rowid DESC LIMIT ? OFFSET ?`,
       ).all(...params, query.limit ?? 50, query.offset ?? 0) as Row[];
-      return { calls: rows.map(toCall), total };
+      return { calls: rows.map(callFromRow), total };
     });
   }
 
@@ -262,7 +263,7 @@ export class SqliteStore implements TranscriptStore {
       const rows = this.#db.prepare(
         "SELECT * FROM segments WHERE call_sid = ? ORDER BY seq",
       ).all(callSid) as Row[];
-      return rows.map(toSegment);
+      return rows.map(segmentFromRow);
     });
   }
 
@@ -287,38 +288,6 @@ export class SqliteStore implements TranscriptStore {
 const CALL_SELECT =
   `SELECT c.*, (SELECT COUNT(*) FROM segments s WHERE s.call_sid = c.call_sid) AS segment_count
   FROM calls c`;
-
-function toCall(row: Row): StoredCall {
-  return {
-    callSid: row.call_sid as string,
-    direction: row.direction as string,
-    from: row.from_number as string | null,
-    to: row.to_number as string | null,
-    engine: row.engine as string | null,
-    startedAt: Number(row.started_at),
-    answeredAt: row.answered_at === null ? null : Number(row.answered_at),
-    endedAt: row.ended_at === null ? null : Number(row.ended_at),
-    status: row.status as string,
-    durationMs: row.duration_ms === null ? null : Number(row.duration_ms),
-    endReason: row.end_reason as string | null,
-    segmentCount: Number(row.segment_count ?? 0),
-  };
-}
-
-function toSegment(row: Row): Segment {
-  return {
-    id: Number(row.id),
-    callSid: row.call_sid as string,
-    track: row.track as Track,
-    seq: Number(row.seq),
-    text: row.text as string,
-    startMs: Number(row.start_ms),
-    endMs: Number(row.end_ms),
-    words: JSON.parse(row.words as string),
-    confidence: row.confidence === null ? null : Number(row.confidence),
-    receivedAt: Number(row.received_at),
-  };
-}
 
 /**
  * Turns what a person types into an FTS5 query that cannot be a syntax

@@ -49,8 +49,14 @@ export function streamTwiml(options: StreamTwimlOptions): string {
   return response.toString();
 }
 
-/** The stream URLs under a public base: `https://host/x` → `wss://host/x/stream` and `…/audio`. */
-export function streamUrls(publicUrl: string): { streamUrl: string; audioUrl: string } {
+/**
+ * The stream URLs under a public base: `https://host/x` → `wss://host/x/stream`
+ * and `…/audio`, or the paths given (a call's own, with its tokens).
+ */
+export function streamUrls(
+  publicUrl: string,
+  paths: { stream: string; audio: string } = { stream: "/stream", audio: "/audio" },
+): { streamUrl: string; audioUrl: string } {
   const url = new URL(publicUrl);
   if (url.protocol !== "https:" && url.protocol !== "http:") {
     throw new Error(`public URL must be http(s)://…, got ${publicUrl}`);
@@ -58,22 +64,36 @@ export function streamUrls(publicUrl: string): { streamUrl: string; audioUrl: st
   const base = `${url.protocol === "https:" ? "wss:" : "ws:"}//${url.host}${
     url.pathname.replace(/\/$/, "")
   }`;
-  return { streamUrl: `${base}/stream`, audioUrl: `${base}/audio` };
+  return { streamUrl: `${base}${paths.stream}`, audioUrl: `${base}${paths.audio}` };
 }
 
 /** Paths Twilio posts status callbacks to, under the public base. */
 export const STATUS_PATHS = { call: "/twilio/status", stream: "/twilio/stream-status" } as const;
 
+/** Where a call's streams go: this instance's base, and each stream's per-call path. */
+export interface CallStreams {
+  /** INSTANCE_URL, else the public base. */
+  base: () => string;
+  /** The call's own path of a stream: `/stream/<CallSid>/<token>`, `/audio/<CallSid>/<token>`. */
+  path: (callSid: string, kind: "transcription" | "audio") => string;
+}
+
 /**
- * The TwiML of a transcribed call: both tracks to `/stream` (with stream status
- * callbacks), then the laptop leg on `/audio` — or a `<Dial>` when forwarding.
+ * The TwiML of a transcribed call: both tracks to the call's own `/stream/…`
+ * URL on this instance (with stream status callbacks to the public base),
+ * then the laptop leg on `/audio/…` — or a `<Dial>` when forwarding.
  */
 export function callTwiml(
   publicBase: string,
+  streams: CallStreams,
+  callSid: string,
   parameters: Record<string, string>,
   extra: { greeting?: string; forwardTo?: string } = {},
 ): string {
-  const { streamUrl, audioUrl } = streamUrls(publicBase);
+  const { streamUrl, audioUrl } = streamUrls(streams.base(), {
+    stream: streams.path(callSid, "transcription"),
+    audio: streams.path(callSid, "audio"),
+  });
   return streamTwiml({
     streamUrl,
     audioUrl,

@@ -12,6 +12,7 @@ import { signRequest } from "../../lib/twilio/signature.ts";
 import { wordErrorRate } from "../../lib/metrics/wer.ts";
 import {
   audioSet,
+  callStreamUrl,
   callTestServer,
   conversation,
   finals,
@@ -40,7 +41,11 @@ Deno.test("a stream that goes silent without stop is closed, its call ended with
     const callSid = makeSid("CA");
     const streamSid = makeSid("MZ");
     const ended = server.registry.whenEnded(callSid);
-    const ws = await openSigned(`${server.url.replace("http", "ws")}/stream`, server.token);
+    const ws = await openSigned(
+      `${server.url.replace("http", "ws")}/stream`,
+      server.token,
+      callSid,
+    );
     const result = closed(ws, 15_000);
     ws.send(connectedMessage());
     ws.send(start(streamSid, callSid, ["inbound"]));
@@ -98,9 +103,11 @@ Deno.test("a peer that stops reading the audio leg is dropped and its call ended
     const callSid = makeSid("CA");
     const streamSid = makeSid("MZ");
     const ended = server.registry.whenEnded(callSid);
-    const url = `${server.url.replace("http", "ws")}/audio`;
+    const url = callStreamUrl(server.url, "audio", callSid, server.token);
     await conn.write(new TextEncoder().encode(
-      `GET /audio HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\n` +
+      `GET ${
+        new URL(url).pathname
+      } HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\n` +
         `Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n` +
         `Sec-WebSocket-Key: ${btoa("0123456789abcdef")}\r\n` +
         `X-Twilio-Signature: ${signRequest(server.token, url, {})}\r\n\r\n`,

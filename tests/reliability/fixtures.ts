@@ -3,7 +3,6 @@
  * helpers, a server run as a child process, and the counts each test prints.
  */
 import { fileURLToPath } from "node:url";
-import { signRequest } from "../../lib/twilio/signature.ts";
 import { startMessage } from "../../lib/twilio/protocol.ts";
 import type { CallEvent } from "../../lib/call/events.ts";
 
@@ -12,15 +11,7 @@ export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Opens a stream socket signed like Twilio's upgrade; resolves once open. */
-export async function openSigned(url: string, token: string): Promise<WebSocket> {
-  const ws = new WebSocket(url, { headers: { "X-Twilio-Signature": signRequest(token, url, {}) } });
-  await new Promise((resolve, reject) => {
-    ws.onopen = resolve;
-    ws.onerror = () => reject(new Error(`could not open ${url}`));
-  });
-  return ws;
-}
+export { openSigned } from "../helpers.ts";
 
 /** Resolves with the close code and reason once `ws` closes (or `timeoutMs` passes: code -1). */
 export function closed(

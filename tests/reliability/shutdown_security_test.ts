@@ -44,6 +44,8 @@ async function runShutdown(signal: "SIGTERM" | "SIGINT", calls: number) {
     TRANSCRIBER: "local",
     DATA_DIR: dataDir,
     PUBLIC_URL: `http://127.0.0.1:${port}`,
+    // The signal ends the live calls at once (no drain): their flush is what is tested.
+    DRAIN_TIMEOUT: "0",
     // A real ffmpeg child per bridged call, to see it ended.
     AUDIO_INPUT: await tempWav(caller.samples),
   });

@@ -214,11 +214,12 @@ async function churn(wsUrl: string, total: number): Promise<number> {
   const worker = async () => {
     while (next < total) {
       const i = next++;
-      const ws = await openSigned(wsUrl + (i % 2 ? "/stream" : "/audio"), TOKEN);
+      const callSid = makeSid("CA");
+      const ws = await openSigned(wsUrl + (i % 2 ? "/stream" : "/audio"), TOKEN, callSid);
       const done = closed(ws);
       if (i % 4 < 2) {
         ws.send(connectedMessage());
-        ws.send(start(makeSid("MZ"), makeSid("CA")));
+        ws.send(start(makeSid("MZ"), callSid));
       }
       ws.close();
       await done;

@@ -20,7 +20,11 @@ Deno.test("timeline: gaps become silence, bunched frames do not, a late track ke
   try {
     const callSid = "CA" + "1".repeat(32);
     const ended = server.registry.whenEnded(callSid);
-    const ws = await openSigned(server.url.replace("http", "ws") + "/stream", server.token);
+    const ws = await openSigned(
+      server.url.replace("http", "ws") + "/stream",
+      server.token,
+      callSid,
+    );
     const done = closed(ws);
     ws.send(start("MZ1", callSid));
     let seq = 1;
