@@ -69,7 +69,7 @@ Deno.test("a tunnel's URL is the server's state: TwiML, /api/public-url and sign
     const tunneled = await post("https://tunnel.example/twiml/inbound");
     assert.equal(tunneled.status, 200);
     const twiml = parseStreamTwiml(await tunneled.text());
-    assert.equal(twiml.start?.url, "wss://tunnel.example/stream");
+    assert.match(twiml.start!.url, new RegExp(`^wss://tunnel\\.example/stream/${params.CallSid}/`));
   } finally {
     await server.shutdown();
   }

@@ -209,6 +209,7 @@ export class LiveHub {
           data: {
             callSid: sid,
             reason: stored.endReason,
+            status: stored.status,
             endedAt: new Date(stored.endedAt).toISOString(),
             durationMs: stored.durationMs,
           },
