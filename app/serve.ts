@@ -50,6 +50,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   const log = stderrLogger();
   if (values["list-devices"]) {
+    // Before the configuration is loaded: a wrong AUDIO_INPUT is what this list helps fix.
     const ffmpeg = await findFfmpeg(Deno.env.get("FFMPEG_PATH") || undefined);
     if (ffmpeg.path === undefined) {
       log.error(ffmpeg.why);

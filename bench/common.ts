@@ -205,18 +205,13 @@ export class FrameCounters {
  * product app gets no bench routes): `GET /stats`, `POST /reset` and `POST /exit`.
  * Resolves to its base URL.
  */
-export async function serveControl(handlers: {
+export function serveControl(handlers: {
   stats: (url: URL) => unknown;
   reset: () => void;
   /** Runs before the process exits (e.g. the engine's dispose: its workers must be idle). */
   exit?: () => Promise<void>;
 }): Promise<string> {
-  const ready = Promise.withResolvers<number>();
-  Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen: ({ port }) => ready.resolve(port),
-  }, (request) => {
+  return serveLocal((request) => {
     const url = new URL(request.url);
     if (url.pathname === "/stats") {
       // Read CPU and memory first: the rest of this request is not the server's load.
@@ -237,5 +232,14 @@ export async function serveControl(handlers: {
     }
     return new Response("not found", { status: 404 });
   });
+}
+
+/** Serves `handler` on a free port of 127.0.0.1; resolves to its base URL once listening. */
+export async function serveLocal(handler: Deno.ServeHandler): Promise<string> {
+  const ready = Promise.withResolvers<number>();
+  Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => ready.resolve(port) },
+    handler,
+  );
   return `http://127.0.0.1:${await ready.promise}`;
 }

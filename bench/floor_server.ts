@@ -8,16 +8,11 @@
  *
  * @module
  */
-import { FrameCounters, report, serveControl } from "./common.ts";
+import { FrameCounters, report, serveControl, serveLocal } from "./common.ts";
 
 const counters = new FrameCounters();
 let sockets = 0;
-const ready = Promise.withResolvers<number>();
-Deno.serve({
-  hostname: "127.0.0.1",
-  port: 0,
-  onListen: ({ port }) => ready.resolve(port),
-}, (request) => {
+const url = await serveLocal((request) => {
   const { socket, response } = Deno.upgradeWebSocket(request);
   sockets++;
   socket.onmessage = (event) => {
@@ -32,4 +27,4 @@ const control = await serveControl({
   stats: () => ({ ...counters.snapshot(), activeCalls: sockets }),
   reset: () => counters.reset(),
 });
-report({ url: `http://127.0.0.1:${await ready.promise}`, control });
+report({ url, control });

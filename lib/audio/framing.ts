@@ -12,6 +12,9 @@ export const FRAME_BYTES = 160;
 /** µ-law bytes (samples) per millisecond at 8 kHz. */
 export const BYTES_PER_MS = 8;
 
+/** Engines take audio 100 ms at a time (one native call or message per batch, not per frame). */
+export const BATCH_BYTES = 100 * 8;
+
 /**
  * Splits µ-law audio into 160-byte frames. Full frames are views into
  * `mulaw` (no copy; don't mutate them); the last, partial frame is a new

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { FRAME_BYTES, FRAME_MS, silenceFrame } from "../audio/framing.ts";
+import { BATCH_BYTES, FRAME_BYTES, FRAME_MS, silenceFrame } from "../audio/framing.ts";
 import type { Logger } from "../log.ts";
 import { type AudioEndpoint, capturePlans } from "./devices.ts";
 import { Supervisor } from "./ffmpeg.ts";
@@ -64,8 +64,8 @@ class DecodedSource implements CaptureSource {
   ) {
     this.#done = (async () => {
       await Promise.resolve();
-      for (let at = 0; at < bytes.length && !this.#closed; at += DECODED_CHUNK) {
-        await onData(bytes.subarray(at, at + DECODED_CHUNK));
+      for (let at = 0; at < bytes.length && !this.#closed; at += BATCH_BYTES) {
+        await onData(bytes.subarray(at, at + BATCH_BYTES));
       }
       if (!this.#closed) onEnd("ended");
     })();
@@ -76,9 +76,6 @@ class DecodedSource implements CaptureSource {
     await this.#done;
   }
 }
-
-/** Chunk size of {@link DecodedSource}: 100 ms, about what ffmpeg writes at a time. */
-const DECODED_CHUNK = 800;
 
 /** Captures the laptop's microphone (or a file) and sends it into the call. */
 export class Microphone {

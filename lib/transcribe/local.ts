@@ -6,15 +6,13 @@
  *
  * @module
  */
-import { ByteBatcher } from "../audio/framing.ts";
+import { BATCH_BYTES, ByteBatcher } from "../audio/framing.ts";
 import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink } from "./engine.ts";
 import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
 import type { FromWorker, ToWorker } from "./local_worker.ts";
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
 
-/** Audio goes to a worker in 100 ms batches (the decoder's own batch): one message, not five. */
-const BATCH_BYTES = 800;
 /**
  * Batches for a worker wait up to this long and go together in one message:
  * every message wakes the worker's thread, so a worker gets one per tick, not

@@ -9,7 +9,7 @@
  * @module
  */
 import sherpa from "sherpa-onnx-node";
-import { ByteBatcher } from "../audio/framing.ts";
+import { BATCH_BYTES, ByteBatcher } from "../audio/framing.ts";
 import { mulawToFloat32 } from "../audio/mulaw.ts";
 import { Upsampler2x } from "../audio/upsample.ts";
 import type {
@@ -78,8 +78,6 @@ export const LOCAL_DEFAULTS: LocalEngineOptions = {
 
 /** The rate the models' features are computed at. */
 const MODEL_RATE = 16000;
-/** Audio is decoded in 100 ms batches: one native call per batch, not per 20 ms frame. */
-const BATCH_BYTES = 800;
 /** Silence fed after the last audio so the model emits its last tokens. */
 const TAIL_SECONDS = 0.6;
 /**
