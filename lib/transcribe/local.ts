@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { BATCH_BYTES, ByteBatcher } from "../audio/framing.ts";
+import { ByteBatcher, FRAME_BYTES } from "../audio/framing.ts";
 import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink } from "./engine.ts";
 import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
 import type { FromWorker, ToWorker } from "./local_worker.ts";
@@ -289,7 +289,8 @@ class WorkerTrack implements TrackTranscriber {
   #worker: DecoderWorker;
   #id: number;
   #track: Track;
-  #batcher = new ByteBatcher(BATCH_BYTES);
+  /** Frame by frame, as the decoder takes it; a worker still gets one message per tick. */
+  #batcher = new ByteBatcher(FRAME_BYTES);
   #dropping = false;
   #closing = false;
 

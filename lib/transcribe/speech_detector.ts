@@ -41,7 +41,7 @@ export type SpeechEvent =
 /** Silero's defaults where they suit phone calls; `minSilenceMs` is what trades speed for splits. */
 export const SPEECH_DETECTOR_DEFAULTS: Omit<SpeechDetectorOptions, "sampleRate"> = {
   threshold: 0.5,
-  minSilenceMs: 200,
+  minSilenceMs: 250,
   minSpeechMs: 100,
 };
 
