@@ -34,6 +34,8 @@ Deno.test("loadConfig: every value is checked at load, each message names its va
     [{ AUDIO_INPUT: "no/such/file.wav" }, /^AUDIO_INPUT="no\/such\/file\.wav" is neither/],
     [{ AUDIO_OUTPUT: "out.mp3" }, /^AUDIO_OUTPUT="out\.mp3": a file output must end in \.wav/],
     [{ SHERPA_MODEL: "../elsewhere" }, /^SHERPA_MODEL must be a model name/],
+    [{ VAD_SILENCE_MS: "soon" }, /^VAD_SILENCE_MS must be milliseconds such as 200/],
+    [{ VAD_THRESHOLD: "1.5" }, /^VAD_THRESHOLD must be a number between 0 and 1 such as 0.5/],
   ];
   for (const [env, message] of cases) {
     assert.throws(
