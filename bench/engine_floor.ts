@@ -23,7 +23,7 @@ import {
   sentenceCase,
   tokensToWords,
 } from "../lib/transcribe/local_decoder.ts";
-import { epochMs, report } from "./common.ts";
+import { epochMs, report, sleep } from "./common.ts";
 import type { EmittedTranscript } from "./latency.ts";
 
 const specs: Array<{ path: string; startFrame: number }> = JSON.parse(
@@ -61,7 +61,7 @@ const frames = Math.max(...tracks.map((t) => t.startFrame + Math.ceil(t.samples.
 for (let tick = 0; tick < frames; tick++) {
   // Frame `tick` of the shared clock has happened at t0 + (tick + 1) × 20 ms.
   const due = t0 + (tick + 1) * 20;
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - epochMs())));
+  await sleep(Math.max(0, due - epochMs()));
   for (const track of tracks) {
     const offset = (tick - track.startFrame) * FRAME;
     if (offset < 0 || offset >= track.samples.length) continue;

@@ -21,7 +21,7 @@ import { Upsampler2x } from "../lib/audio/upsample.ts";
 import { loadConfig } from "../app/config.ts";
 import { findModel } from "../app/engine.ts";
 import { createRecognizer, LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
-import { ownCpuUs, report } from "./common.ts";
+import { ownCpuUs, report, sleep } from "./common.ts";
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
@@ -73,7 +73,7 @@ if (flags.paced) {
       if (offset < samples.length && offset + BATCH >= samples.length) finish(streams[i]);
     });
     const due = wallStart + (tick + 1) * 100;
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
+    await sleep(Math.max(0, due - performance.now()));
   }
 } else {
   for (const { samples } of tracks) {

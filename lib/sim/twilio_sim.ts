@@ -25,6 +25,7 @@ import {
 import { signRequest } from "../twilio/signature.ts";
 import { parseStreamTwiml } from "../twilio/twiml.ts";
 import { sleep } from "../async/sleep.ts";
+import { waitAtMost } from "../async/wait_at_most.ts";
 
 /** One simulated call. */
 export interface SimulatedCallOptions {
@@ -153,13 +154,6 @@ async function openStream(url: string, authToken?: string): Promise<WebSocket> {
 
 /** Fast mode: how long a dry playback queue waits for our server's next audio. */
 const FAST_DRY_WAIT_MS = 50;
-
-/** Waits for `promise`, at most `ms`; leaves no timer behind. */
-async function waitAtMost(promise: Promise<unknown>, ms: number): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
-  clearTimeout(timer);
-}
 
 /** Runs one call from the webhook to `stop`. */
 export async function simulateCall(options: SimulatedCallOptions): Promise<SimulatedCallResult> {

@@ -12,6 +12,7 @@ import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_d
 import type { FromWorker, ToWorker } from "./local_worker.ts";
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
+import { waitAtMost } from "../async/wait_at_most.ts";
 
 /**
  * Batches for a worker wait up to this long and go together in one message:
@@ -216,12 +217,7 @@ class DecoderWorker {
       Atomics.store(this.#stopping, 0, 1);
       this.#stopped = Promise.withResolvers();
       this.post({ op: "stop" });
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        this.#stopped.promise,
-        new Promise((resolve) => (timer = setTimeout(resolve, 2000))),
-      ]);
-      clearTimeout(timer);
+      await waitAtMost(this.#stopped.promise, 2000);
     }
     this.terminate();
   }
