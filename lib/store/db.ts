@@ -62,6 +62,8 @@ export interface Segment {
   /** Mean word confidence, when the engine gives one. */
   confidence: number | null;
   receivedAt: number;
+  /** The engine that produced it (hybrid calls mix `assemblyai` and `local`); null if not recorded. */
+  engine: string | null;
 }
 
 /** A final as the engine gives it, before it is stored. */
@@ -71,6 +73,8 @@ export interface NewSegment {
   startMs: number;
   endMs: number;
   words: Word[];
+  /** The engine of this final; the call's engine when not given. */
+  engine?: string;
 }
 
 /** Filters for {@link TranscriptStore.listCalls}. */
@@ -190,7 +194,11 @@ export function storeListener(
         return;
       case "transcript":
         if (event.transcript.type === "final") {
-          const segment = await store.addSegment(event.call.callSid, event.transcript);
+          const final = event.transcript;
+          const segment = await store.addSegment(event.call.callSid, {
+            ...final,
+            engine: final.engine ?? engine,
+          });
           onSegment?.(segment);
         }
         return;
@@ -262,5 +270,6 @@ export function segmentFromRow(row: Record<string, unknown>): Segment {
     words: typeof row.words === "string" ? JSON.parse(row.words) : row.words as Word[],
     confidence: orNull(row.confidence),
     receivedAt: Number(row.received_at),
+    engine: (row.engine as string | null | undefined) ?? null,
   };
 }

@@ -129,6 +129,12 @@ export const MIGRATIONS: readonly Migration[] = [
        created_at TIMESTAMPTZ NOT NULL DEFAULT now()
      );`,
   },
+  {
+    // Hybrid and per-track engines mix engines within a call: each final records its own.
+    name: "the engine of each final",
+    sqlite: `ALTER TABLE segments ADD COLUMN engine TEXT;`,
+    postgres: `ALTER TABLE segments ADD COLUMN engine TEXT;`,
+  },
 ];
 
 /** The schema version this callscribe writes (number of migrations). */

@@ -167,9 +167,10 @@ export class PostgresStore implements TranscriptStore {
       // The call's row lock orders its finals even if two writers ever raced.
       await tx`SELECT 1 FROM calls WHERE call_sid = ${callSid} FOR UPDATE`;
       const [row] = await tx`
-        INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at)
+        INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at, engine)
         SELECT ${callSid}, ${t.track}, COALESCE(MAX(seq), 0) + 1, ${t.text}, ${startMs}, ${endMs},
-               ${tx.json(t.words as unknown as postgres.JSONValue)}, ${confidence}, ${receivedAt}
+               ${tx.json(t.words as unknown as postgres.JSONValue)}, ${confidence}, ${receivedAt},
+               ${t.engine ?? null}
         FROM segments WHERE call_sid = ${callSid}
         RETURNING id, seq`;
       const segment: Segment = {
@@ -183,6 +184,7 @@ export class PostgresStore implements TranscriptStore {
         words: t.words,
         confidence,
         receivedAt,
+        engine: t.engine ?? null,
       };
       const transaction = transactionOf(tx);
       for (const hook of hooks) await hook(transaction, segment);

@@ -156,8 +156,8 @@ export class SqliteStore implements TranscriptStore {
           "SELECT COALESCE(MAX(seq), 0) AS seq FROM segments WHERE call_sid = ?",
         ).get(callSid) as { seq: number }).seq) + 1;
         const result = this.#db.prepare(
-          `INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at, engine)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ).run(
           callSid,
           t.track,
@@ -168,6 +168,7 @@ export class SqliteStore implements TranscriptStore {
           JSON.stringify(t.words),
           confidence,
           receivedAt,
+          t.engine ?? null,
         );
         const segment: Segment = {
           id: Number(result.lastInsertRowid),
@@ -180,6 +181,7 @@ export class SqliteStore implements TranscriptStore {
           words: t.words,
           confidence,
           receivedAt,
+          engine: t.engine ?? null,
         };
         for (const hook of hooks) await hook(tx, segment);
         return segment;

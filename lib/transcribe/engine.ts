@@ -35,6 +35,8 @@ export interface Transcript {
   startMs: number;
   endMs: number;
   words: Word[];
+  /** Which engine produced it, when an engine combines several (hybrid, an engine per track). */
+  engine?: string;
 }
 
 /** Receives what a track transcriber recognizes, and any fault it hits. */
