@@ -22,7 +22,7 @@ const USAGE = `Usage:
   deno task call <+15551234567> [--from <+1…>] [--server <url>]
   deno task call --simulate --callee-audio <wav> [--caller-audio <wav>]
                  [--format text|jsonl] [--partials] [--fast] [--server <url>]
-                 [--transcriber local|assemblyai]
+                 [--transcriber local|assemblyai|hybrid]
 
   <number>          call it through Twilio (credentials in .env; \`deno task serve\` must be
                     running and reachable by Twilio: PUBLIC_URL or NGROK_AUTHTOKEN); the
@@ -37,8 +37,8 @@ const USAGE = `Usage:
   --fast            run faster than real time
   --server <url>    use a running server (deno task serve) instead of starting one;
                     its console prints the transcript
-  --transcriber     in-process server's engine: local (default without a key) or
-                    assemblyai (default when ASSEMBLYAI_API_KEY is set)`;
+  --transcriber     in-process server's engine: local (default without a key),
+                    assemblyai (default when ASSEMBLYAI_API_KEY is set) or hybrid`;
 
 /** Runs `deno task call` with `args`; returns the exit code. */
 export async function callCommand(args: string[]): Promise<number> {

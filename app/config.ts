@@ -13,6 +13,13 @@ import type { ModelOverrides } from "../lib/model/model_files.ts";
 import { DEFAULT_MODEL_NAME, isModelName } from "../lib/model/resolve_model.ts";
 import { parseNumber, parsePhoneNumber, parseUrl, parseWholeNumber } from "../lib/parse.ts";
 import type { AssemblyAIOptions } from "../lib/transcribe/assemblyai.ts";
+import {
+  ASSEMBLYAI_URL,
+  DEFAULT_SPEECH_MODEL,
+  SettingsError,
+  validateSettings,
+} from "../lib/transcribe/assemblyai_protocol.ts";
+import type { Track } from "../lib/transcribe/engine.ts";
 import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
@@ -67,10 +74,16 @@ export interface Config {
   };
   readonly local: Readonly<Partial<LocalEngineOptions>>;
   /** Which engine transcribes (`TRANSCRIBER` / `--transcriber`). */
-  readonly transcriber: "local" | "assemblyai";
+  readonly transcriber: TranscriberChoice;
+  /** The engine of each track (`TRANSCRIBER_INBOUND` / `TRANSCRIBER_OUTBOUND`, default `transcriber`). */
+  readonly transcribers: Readonly<Record<Track, TranscriberChoice>>;
   /** AssemblyAI settings; `apiKey` is set whenever `transcriber` is `assemblyai`. */
   readonly assemblyai: Readonly<Partial<AssemblyAIOptions>>;
 }
+
+/** An engine: sherpa-onnx here, AssemblyAI, or both (local partials, cloud finals). */
+export type TranscriberChoice = "local" | "assemblyai" | "hybrid";
+const CHOICES: readonly string[] = ["local", "assemblyai", "hybrid"];
 
 type Env = Record<string, string | undefined>;
 
@@ -243,19 +256,36 @@ function deepFreeze<T extends object>(object: T): T {
  * ASSEMBLYAI_API_KEY is set, else `local`. Choosing `assemblyai` without a key
  * fails here, before any call.
  */
-function loadTranscriber(env: Env, flag?: string): Pick<Config, "transcriber" | "assemblyai"> {
+function loadTranscriber(
+  env: Env,
+  flag?: string,
+): Pick<Config, "transcriber" | "transcribers" | "assemblyai"> {
   const apiKey = env.ASSEMBLYAI_API_KEY?.trim() || undefined;
   const source = flag !== undefined ? "--transcriber" : "TRANSCRIBER";
-  const choice = flag ?? (env.TRANSCRIBER || (apiKey ? "assemblyai" : "local"));
-  if (choice !== "local" && choice !== "assemblyai") {
-    throw new UserError(`${source} must be local or assemblyai, got "${choice}"`);
-  }
-  if (choice === "assemblyai" && !apiKey) {
+  const choice = parseChoice(
+    flag ?? (env.TRANSCRIBER || (apiKey ? "assemblyai" : "local")),
+    source,
+  );
+  const transcribers: Record<Track, TranscriberChoice> = {
+    inbound: optional(env, "TRANSCRIBER_INBOUND", parseChoice) ?? choice,
+    outbound: optional(env, "TRANSCRIBER_OUTBOUND", parseChoice) ?? choice,
+  };
+  const cloudChoice = [choice, transcribers.inbound, transcribers.outbound].find((c) =>
+    c !== "local"
+  );
+  if (cloudChoice && !apiKey) {
+    const named = choice === cloudChoice
+      ? source
+      : transcribers.inbound === cloudChoice
+      ? "TRANSCRIBER_INBOUND"
+      : "TRANSCRIBER_OUTBOUND";
     throw new UserError(
-      `${source}=assemblyai needs ASSEMBLYAI_API_KEY. Set it in .env (AssemblyAI dashboard, ` +
+      `${named}=${cloudChoice} needs ASSEMBLYAI_API_KEY. Set it in .env (AssemblyAI dashboard, ` +
         `API Keys), or use the local engine (--transcriber local).`,
     );
   }
+  const fraction = (value: string, name: string) =>
+    parseNumber(value, name, { expected: "a number from 0 to 1" });
   const wholeMs = (value: string, name: string) =>
     parseWholeNumber(value, name, { expected: "a whole number of ms" });
   const buffer = optional(
@@ -279,9 +309,40 @@ function loadTranscriber(env: Env, flag?: string): Pick<Config, "transcriber" | 
       : undefined,
     minTurnSilenceMs: optional(env, "ASSEMBLYAI_MIN_TURN_SILENCE", wholeMs),
     maxTurnSilenceMs: optional(env, "ASSEMBLYAI_MAX_TURN_SILENCE", wholeMs),
+    endOfTurnConfidenceThreshold: optional(
+      env,
+      "ASSEMBLYAI_END_OF_TURN_CONFIDENCE_THRESHOLD",
+      fraction,
+    ),
+    vadThreshold: optional(env, "ASSEMBLYAI_VAD_THRESHOLD", fraction),
+    prompt: env.ASSEMBLYAI_PROMPT || undefined,
+    inactivityTimeoutSeconds: optional(
+      env,
+      "ASSEMBLYAI_INACTIVITY_TIMEOUT",
+      (value, name) =>
+        parseWholeNumber(value, name, {
+          min: 5,
+          max: 3600,
+          expected: "whole seconds from 5 to 3600",
+        }),
+    ),
     bufferSeconds: buffer === undefined ? undefined : Math.max(1, buffer),
   });
-  return { transcriber: choice, assemblyai };
+  if (cloudChoice) {
+    // The model and what it accepts are checked now, not at the first call.
+    try {
+      validateSettings({
+        url: ASSEMBLYAI_URL,
+        speechModel: DEFAULT_SPEECH_MODEL,
+        formatTurns: true,
+        ...assemblyai,
+      });
+    } catch (error) {
+      if (error instanceof SettingsError) throw new UserError(error.message);
+      throw error;
+    }
+  }
+  return { transcriber: choice, transcribers, assemblyai };
 }
 
 /**
@@ -340,4 +401,11 @@ export function twilioCredentials(
   }
   if (problems.length) throw new UserError(problems.join("\n"));
   return { accountSid, authToken, from, apiUrl };
+}
+
+function parseChoice(value: string, name: string): TranscriberChoice {
+  if (!CHOICES.includes(value)) {
+    throw new UserError(`${name} must be local, assemblyai or hybrid, got "${value}"`);
+  }
+  return value as TranscriberChoice;
 }

@@ -18,15 +18,15 @@ import { watchKeys } from "../lib/console/keys.ts";
 
 const USAGE =
   `Usage: deno task serve [--host 127.0.0.1] [--port 8080] [--format text|jsonl] [--partials]
-                        [--transcriber local|assemblyai]
+                        [--transcriber local|assemblyai|hybrid]
        deno task serve --list-devices
 
 Starts the server Twilio streams calls to. Configuration comes from .env
 (see .env.example); flags override it.
 
   --list-devices    print the audio devices ffmpeg sees (for AUDIO_INPUT / AUDIO_OUTPUT)
-  --transcriber     local (sherpa-onnx, default without a key) or assemblyai (the default
-                    when ASSEMBLYAI_API_KEY is set); overrides TRANSCRIBER
+  --transcriber     local (sherpa-onnx, default without a key), assemblyai (the default
+                    when ASSEMBLYAI_API_KEY is set) or hybrid (both); overrides TRANSCRIBER
 
 While a call is bridged to the laptop, press c to clear the audio queued for it.`;
 

@@ -7,18 +7,17 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import type { CallEvent } from "../lib/call/events.ts";
 import { createPrinter } from "../lib/console/printer.ts";
-import { memoryLogger } from "../lib/log.ts";
-import { type FakeAssemblyAI, startFakeAssemblyAI } from "../lib/sim/fake_assemblyai.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
+import { AssemblyAIEngine } from "../lib/transcribe/assemblyai.ts";
 import {
-  AssemblyAIEngine,
   describeClose,
   isTransientClose,
   sessionUrl,
-} from "../lib/transcribe/assemblyai.ts";
+} from "../lib/transcribe/assemblyai_protocol.ts";
 import { loadConfig } from "../app/config.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
+import { cloudEngine, fake, KEY, text, words } from "./assemblyai_helpers.ts";
 import {
   audioSet,
   callTestServer,
@@ -30,28 +29,6 @@ import {
   toMulaw,
 } from "./helpers.ts";
 import { UserError } from "../lib/user_error.ts";
-
-const KEY = "aai-test-key-5f3c9e1d7b2a4c6e8f0a";
-const text = (ts: Transcript[]) => ts.map((t) => t.text).join(" ");
-/** Words without case or punctuation, to compare what two engines heard. */
-const words = (ts: Transcript[]) =>
-  text(ts).toLowerCase().replace(/[^a-z' ]/g, " ").split(/\s+/).filter(Boolean);
-
-async function fake(options: Partial<Parameters<typeof startFakeAssemblyAI>[0]> = {}) {
-  return await startFakeAssemblyAI({ apiKey: KEY, engine: await sharedEngine(), ...options });
-}
-
-function cloudEngine(fakeServer: FakeAssemblyAI, apiKey = KEY) {
-  const log = memoryLogger();
-  const engine = new AssemblyAIEngine({
-    apiKey,
-    url: fakeServer.url,
-    // Simulated calls run faster than real time; the fake does not police the rate.
-    realtimePacing: false,
-    reconnectDelaysMs: [50, 100, 200],
-  }, log);
-  return { engine, log };
-}
 
 interface CallRun {
   events: CallEvent[];
@@ -404,7 +381,7 @@ Deno.test("AssemblyAI config: engine choice, options, and what is retried", () =
   );
   assert.throws(
     () => loadConfig({ TRANSCRIBER: "whisper" }),
-    /TRANSCRIBER must be local or assemblyai/,
+    /TRANSCRIBER must be local, assemblyai or hybrid/,
   );
   assert.throws(
     () => loadConfig({ ASSEMBLYAI_API_KEY: KEY, ASSEMBLYAI_URL: "https://x" }),

@@ -1,17 +1,23 @@
 /**
- * A local AssemblyAI Universal-Streaming (v3) server for offline tests.
+ * A local AssemblyAI streaming (v3) server for offline tests.
  *
  * It speaks the published protocol (docs: "Message Sequence", "Streaming
- * API reference", "Common session errors and closures") and rejects what
- * the real service rejects: a missing or wrong `Authorization` header
- * (1008), a bad query, audio chunks outside 50–1000 ms (3007), and text
- * that is not a known message (3006); each error close is preceded by an
- * `Error` message, as the docs describe. Words are real: the audio it
- * receives is decoded by the engine it is given (the local sherpa-onnx
- * engine in tests), then sent back as `Turn` messages that grow word by
- * word, end with an unformatted end-of-turn and, with `format_turns`, a
- * formatted one. `Terminate` flushes the last turn and answers
- * `Termination`, then closes with 1000.
+ * API reference", "Common session errors and closures", Universal-3 Pro
+ * "Partial transcripts and turn detection"; the `assemblyai` SDK 4.41.5's
+ * `src/types/streaming/index.ts` for message shapes) and rejects what the
+ * real service rejects: a missing or wrong `Authorization` header or
+ * `token` (1008), a bad query or unknown model (3006), audio chunks outside
+ * 50–1000 ms or faster than real time (3007), and text that is not a known
+ * message (3006); each error close is preceded by an `Error` message, as
+ * the docs describe. Words are real: the audio it receives is decoded by
+ * the engine it is given (the local sherpa-onnx engine in tests).
+ *
+ * Universal-Streaming models: `Turn`s grow word by word, end with an
+ * unformatted end of turn and, with `format_turns`, a formatted one. U3 Pro
+ * models: one early partial after 750 ms of speech, then at most one partial
+ * per pause, all words `word_is_final: false`; one end of turn, formatted,
+ * all words final. `SpeechStarted` opens each turn. `Terminate` flushes the
+ * last turn and answers `Termination`, then closes with 1000.
  *
  * It records what it saw (chunk sizes, messages, sessions open and
  * closed), and can drop a session after some audio, or refuse every
@@ -21,7 +27,11 @@
  */
 import { mulawEncode } from "../audio/mulaw.ts";
 import type { TrackTranscriber, TranscriberEngine, Transcript } from "../transcribe/engine.ts";
-import type { AssemblyAIWord, TurnMessage } from "../transcribe/assemblyai.ts";
+import {
+  type AssemblyAIWord,
+  SPEECH_MODELS,
+  type TurnMessage,
+} from "../transcribe/assemblyai_protocol.ts";
 
 /** How the fake behaves. */
 export interface FakeAssemblyAIOptions {
@@ -39,9 +49,24 @@ export interface FakeAssemblyAIOptions {
   dropCode?: number;
   /** How many sessions, counted from the first, get dropped (default 1). */
   dropSessions?: number;
+  /** Close a session with `dropCode` right after it has ended this many turns. */
+  dropAfterTurns?: number;
   /** Refuse every session right after the upgrade with this code (e.g. 3009). */
   rejectCode?: number;
   rejectReason?: string;
+  /** Temporary tokens accepted in the `token` query parameter instead of the header. */
+  tokens?: string[];
+  /** Accept the upgrade but never send `Begin` (a stalled handshake). */
+  stallBegin?: boolean;
+  /** A `Warning` to send right after `Begin` (SDK `WarningEvent`). */
+  warning?: { code: number; text: string };
+  /**
+   * How far a session's audio may run ahead of the wall clock since `Begin`
+   * before it is closed with 3007. The docs reject audio "faster than real
+   * time" without a figure; 1000 ms is our stated tolerance. `Infinity` for
+   * simulated calls, which run faster than real time.
+   */
+  realtimeToleranceMs?: number;
 }
 
 /** What the fake saw of one session. */
@@ -64,6 +89,8 @@ export interface FakeSession {
   closeCode?: number;
   closeReason?: string;
   audioMs: number;
+  /** The most this session's audio ran ahead of its wall clock since `Begin`, ms. */
+  maxAheadMs: number;
 }
 
 /** A running fake. */
@@ -78,7 +105,12 @@ export interface FakeAssemblyAI {
   close(): Promise<void>;
 }
 
-const SPEECH_MODELS = ["universal-streaming-english", "universal-streaming-multilingual"];
+/** The stated tolerance of the real-time rule (see `realtimeToleranceMs`). */
+export const REALTIME_TOLERANCE_MS = 1000;
+/** U3 Pro: "an early partial is emitted after 750ms of continuous speech" (docs, U3 Pro partials). */
+const U3_EARLY_PARTIAL_MS = 750;
+/** U3 Pro: a pause this long in the words counts as a silence for a silence-based partial (our figure). */
+const U3_PAUSE_MS = 300;
 const ENCODINGS: Record<string, number> = { pcm_mulaw: 1, pcm_s16le: 2 };
 const KNOWN_PARAMS = new Set([
   "sample_rate",
@@ -94,6 +126,7 @@ const KNOWN_PARAMS = new Set([
   "inactivity_timeout",
   "vad_threshold",
   "filter_profanity",
+  "prompt",
   "token",
 ]);
 const CLIENT_TYPES = new Set(["Terminate", "ForceEndpoint", "UpdateConfiguration", "KeepAlive"]);
@@ -125,7 +158,8 @@ export async function startFakeAssemblyAI(options: FakeAssemblyAIOptions): Promi
       id: crypto.randomUUID(),
       query: Object.fromEntries(url.searchParams),
       unknownParams: [...url.searchParams.keys()].filter((k) => !KNOWN_PARAMS.has(k)),
-      authorized: authorization === options.apiKey,
+      authorized: authorization === options.apiKey ||
+        (!authorization && options.tokens?.includes(url.searchParams.get("token") ?? "") === true),
       chunkBytes: [],
       chunkMs: [],
       clientMessages: [],
@@ -133,6 +167,7 @@ export async function startFakeAssemblyAI(options: FakeAssemblyAIOptions): Promi
       open: false,
       terminateReceived: false,
       audioMs: 0,
+      maxAheadMs: -Infinity,
     };
     const index = sessions.push(record) - 1;
     runSession(socket, record, index, authorization, options, notifyClosed);
@@ -190,6 +225,14 @@ function runSession(
   let wordsShown = 0;
   /** ms of session audio before the current local stream (ForceEndpoint restarts it). */
   let localOffsetMs = 0;
+  let u3 = false;
+  let beganAt = 0;
+  let lastAudioAt = 0;
+  let inactivityTimer: ReturnType<typeof setTimeout> | undefined;
+  /** U3 Pro: the local engine's latest partial of this turn, and what was sent of it. */
+  let latest: Transcript | null = null;
+  let earlySent = false;
+  let lastSentWords = 0;
 
   const send = (message: { type: string; [key: string]: unknown }) => {
     if (socket.readyState !== WebSocket.OPEN) return;
@@ -234,8 +277,63 @@ function runSession(
       utterance: endOfTurn ? transcript : "",
     };
   };
+  /** U3 Pro partials: an early one after 750 ms of speech, then one per pause (docs, U3 Pro partials). */
+  const u3Partials = () => {
+    if (!latest || silenced) return;
+    const words = latest.words;
+    const heardMs = record.audioMs - localOffsetMs;
+    const early = !earlySent && heardMs - words[0].startMs >= U3_EARLY_PARTIAL_MS;
+    const paused = words.length > lastSentWords && heardMs - words.at(-1)!.endMs >= U3_PAUSE_MS;
+    if (!early && !paused) return;
+    earlySent = true;
+    lastSentWords = words.length;
+    // "All words in partials are marked word_is_final: false."
+    const partial = toWords(latest, words.length, false).map((w) => ({
+      ...w,
+      word_is_final: false,
+    }));
+    send({ ...turn(partial, false, false), transcript: partial.map((w) => w.text).join(" ") });
+  };
+  const dropAfterTurn = () => {
+    if (index < (options.dropSessions ?? 1) && turnOrder === options.dropAfterTurns) {
+      closeWith(options.dropCode ?? 1011, "Internal server error (fake drop)");
+    }
+  };
+  const endSession = () => {
+    if (closing) return;
+    clearTimeout(inactivityTimer);
+    send({
+      type: "Termination",
+      audio_duration_seconds: Math.round(record.audioMs / 1000),
+      session_duration_seconds: Math.round((performance.now() - openedAt) / 1000),
+    });
+    closeWith(1000, "");
+  };
   const onTranscript = (t: Transcript) => {
     if (silenced || t.words.length === 0) return;
+    if (wordsShown === 0 && latest === null) {
+      // SDK SpeechStartedEvent: { type, timestamp } (ms of session audio).
+      send({ type: "SpeechStarted", timestamp: Math.round(t.words[0].startMs + localOffsetMs) });
+    }
+    if (u3) {
+      if (t.type === "partial") {
+        latest = t;
+        return;
+      }
+      // One end of turn, formatted ("turn_is_formatted" is always true at end of turn for U3 Pro).
+      const words = toWords(t, t.words.length, true);
+      const formatted = words.map((w, i) => ({
+        ...w,
+        text: formatWord(w.text, i === 0, i === words.length - 1),
+      }));
+      send(turn(formatted, true, true));
+      turnOrder += 1;
+      dropAfterTurn();
+      latest = null;
+      earlySent = false;
+      lastSentWords = 0;
+      return;
+    }
     if (t.type === "partial") {
       // Partials grow word by word, as the real service sends them.
       // A revised partial (no new word) is sent once, whole.
@@ -257,15 +355,23 @@ function runSession(
     }
     turnOrder += 1;
     wordsShown = 0;
+    latest = null;
+    dropAfterTurn();
   };
   const openTranscriber = () => options.engine.open("inbound", { onTranscript });
 
   socket.onopen = () => {
     record.open = true;
-    if (!authorization) {
+    // SDK connectOnce: a token goes in the query and then no Authorization header is sent.
+    if (!authorization && !record.query.token) {
       return closeWith(1008, "Unauthorized Connection: Missing Authorization header");
     }
-    if (!record.authorized) return closeWith(1008, "Unauthorized Connection: Invalid API key");
+    if (!record.authorized) {
+      return closeWith(
+        1008,
+        `Unauthorized Connection: Invalid ${authorization ? "API key" : "token"}`,
+      );
+    }
     if (options.rejectCode) {
       return closeWith(options.rejectCode, options.rejectReason ?? "Session refused");
     }
@@ -275,15 +381,32 @@ function runSession(
     sampleRate = Number(record.query.sample_rate);
     bytesPerSample = ENCODINGS[record.query.encoding ?? "pcm_s16le"];
     formatTurns = record.query.format_turns === "true";
+    u3 = SPEECH_MODELS[record.query.speech_model].family === "u3-pro";
+    const inactivity = Number(record.query.inactivity_timeout ?? 0);
+    if (inactivity > 0) {
+      // API reference: the session ends after this many seconds without audio.
+      const check = () => {
+        if (closing) return;
+        if (performance.now() - lastAudioAt >= inactivity * 1000) return endSession();
+        inactivityTimer = setTimeout(check, 200);
+      };
+      inactivityTimer = setTimeout(check, 200);
+    }
     if (sampleRate !== 8000) {
       return closeWith(1011, "fake AssemblyAI decodes 8000 Hz audio only (a limit of the fake)");
     }
     transcriber = openTranscriber();
+    if (options.stallBegin) return;
+    beganAt = performance.now();
+    lastAudioAt = beganAt;
     send({
       type: "Begin",
       id: record.id,
       expires_at: Math.floor(Date.now() / 1000) + MAX_SESSION_SECONDS,
     });
+    if (options.warning) {
+      send({ type: "Warning", warning_code: options.warning.code, warning: options.warning.text });
+    }
   };
 
   socket.onmessage = (event) => {
@@ -301,6 +424,13 @@ function runSession(
       }
       if (record.terminateReceived) return;
       record.audioMs += ms;
+      lastAudioAt = performance.now();
+      const tolerance = options.realtimeToleranceMs ?? REALTIME_TOLERANCE_MS;
+      const aheadMs = record.audioMs - (lastAudioAt - beganAt);
+      record.maxAheadMs = Math.max(record.maxAheadMs, aheadMs);
+      if (aheadMs > tolerance) {
+        return closeWith(3007, "Audio Transmission Rate Exceeded");
+      }
       transcriber.write(
         bytesPerSample === 1
           ? bytes
@@ -313,6 +443,7 @@ function runSession(
       ) {
         closeWith(options.dropCode ?? 1011, "Internal server error (fake drop)");
       }
+      if (u3) u3Partials();
       return;
     }
     let message: unknown;
@@ -337,19 +468,13 @@ function runSession(
     } else if (type === "Terminate" && !record.terminateReceived) {
       record.terminateReceived = true;
       // In-flight turns first, then Termination, then a normal close.
-      transcriber.close().then(() => {
-        send({
-          type: "Termination",
-          audio_duration_seconds: Math.round(record.audioMs / 1000),
-          session_duration_seconds: Math.round((performance.now() - openedAt) / 1000),
-        });
-        closeWith(1000, "");
-      });
+      transcriber.close().then(endSession);
     }
     // UpdateConfiguration and KeepAlive are accepted and recorded.
   };
 
   socket.onclose = (event) => {
+    clearTimeout(inactivityTimer);
     record.open = false;
     record.closeCode ??= event.code;
     record.closeReason ??= event.reason;
@@ -371,7 +496,8 @@ function checkQuery(query: Record<string, string>): string | undefined {
   }
   // "speech_model is required ... There is no default model."
   if (!query.speech_model) return "speech_model is required";
-  if (!SPEECH_MODELS.includes(query.speech_model)) {
+  // The SDK's StreamingSpeechModel list (4.41.5).
+  if (!(query.speech_model in SPEECH_MODELS)) {
     return `unknown speech_model ${JSON.stringify(query.speech_model)}`;
   }
   for (const flag of ["format_turns", "language_detection"]) {
@@ -379,7 +505,7 @@ function checkQuery(query: Record<string, string>): string | undefined {
       return `${flag} must be true or false, got ${JSON.stringify(query[flag])}`;
     }
   }
-  for (const ms of ["min_turn_silence", "max_turn_silence"]) {
+  for (const ms of ["min_turn_silence", "max_turn_silence", "inactivity_timeout"]) {
     if (query[ms] !== undefined && !/^\d+$/.test(query[ms])) {
       return `${ms} must be a number of ms, got ${JSON.stringify(query[ms])}`;
     }

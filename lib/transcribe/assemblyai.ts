@@ -1,181 +1,120 @@
 /**
- * The cloud engine: AssemblyAI Universal-Streaming (v3,
- * `wss://streaming.assemblyai.com/v3/ws`). The v2 realtime API is retired.
+ * The cloud engine: AssemblyAI streaming v3 (`wss://streaming.assemblyai.com/v3/ws`),
+ * every current streaming model (see `SPEECH_MODELS`).
  *
- * One WebSocket session per track, opened when the track starts. Twilio's
- * µ-law goes out untouched (`encoding=pcm_mulaw`, `sample_rate=8000`) as
- * binary frames of 100 ms; AssemblyAI closes the socket (3007) for chunks
- * outside 50–1000 ms. `Turn` messages repeat the whole turn, so a partial
- * replaces the previous one and exactly one final is emitted per turn.
+ * One session per track. Twilio's µ-law goes out untouched
+ * (`encoding=pcm_mulaw`, `sample_rate=8000`) in 100 ms chunks; the last one
+ * is padded to the 50 ms minimum. `Turn` messages repeat the whole turn, so a
+ * partial replaces the previous one and exactly one final is emitted per
+ * turn: the formatted twin with Universal-Streaming's `format_turns`, the only
+ * end of turn with U3 Pro. Reconnecting, replay, pacing and catch-up are the
+ * socket's (`assemblyai_socket.ts`); the wire format is
+ * `assemblyai_protocol.ts`'s.
  *
- * Billing runs while a socket is open, so every session ends with
- * `Terminate` (waiting, bounded, for `Termination` so the last words arrive)
- * and a session is never left open.
- *
- * On a transient close (network, 1011, 3005, 3008) the track reconnects with
- * backoff. Audio not yet covered by a final stays in a bounded buffer and is
- * replayed on the new session; session times are shifted by where that
- * session's audio starts on the track, so `[start - end]` stays continuous.
+ * Billing runs while a session is open, so every session ends with
+ * `Terminate` and none is left open.
  *
  * @module
  */
+import { BATCH_BYTES, ByteBatcher, BYTES_PER_MS } from "../audio/framing.ts";
+import { MULAW_SILENCE } from "../audio/mulaw.ts";
+import type { BackoffOptions } from "../async/backoff.ts";
 import type { Logger } from "../log.ts";
-import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink, Word } from "./engine.ts";
-
-/** The production endpoint (EU: `wss://streaming.eu.assemblyai.com/v3/ws`). */
-export const ASSEMBLYAI_URL = "wss://streaming.assemblyai.com/v3/ws";
-/** The model asked for when none is configured (AssemblyAI requires `speech_model`). */
-export const DEFAULT_SPEECH_MODEL = "universal-streaming-english";
+import {
+  ASSEMBLYAI_URL,
+  type AssemblyAIWord,
+  type ConfigurationUpdate,
+  DEFAULT_SPEECH_MODEL,
+  FORCE_ENDPOINT,
+  type ProtocolError,
+  type SessionSettings,
+  sessionUrl,
+  type SpeechModel,
+  type TurnMessage,
+  updateConfigurationMessage,
+  validateSettings,
+} from "./assemblyai_protocol.ts";
+import { ReplaySocket, type SessionView } from "./assemblyai_socket.ts";
+import type {
+  Track,
+  TrackTranscriber,
+  TranscriberEngine,
+  Transcript,
+  TranscriptSink,
+  Word,
+} from "./engine.ts";
 
 /** What the AssemblyAI engine needs; see `.env.example` for the variables behind it. */
-export interface AssemblyAIOptions {
+export interface AssemblyAIOptions extends SessionSettings {
   /** Sent only in the `Authorization` header; never logged. */
-  apiKey: string;
-  /** Base WebSocket URL (`ASSEMBLYAI_URL`). */
-  url: string;
-  speechModel: string;
-  /** Ask for punctuated, cased end-of-turn transcripts (`format_turns`). */
-  formatTurns: boolean;
-  keytermsPrompt?: string[];
-  /** `min_turn_silence`, ms. */
-  minTurnSilenceMs?: number;
-  /** `max_turn_silence`, ms. */
-  maxTurnSilenceMs?: number;
-  /** `language_detection` (multilingual model). */
-  languageDetection?: boolean;
+  apiKey?: string;
+  /** A temporary token instead of the key (sent as the `token` query parameter; never logged). */
+  token?: string;
   /** Audio kept for replay while reconnecting, in seconds per track. */
   bufferSeconds: number;
   /**
-   * Never send audio faster than real time (AssemblyAI closes with 3007
-   * "Audio Transmission Rate Exceeded"). Off only against the local fake,
-   * where simulated calls run faster than real time.
+   * Never send audio faster than real time (AssemblyAI closes with 3007).
+   * Off only against the local fake, where simulated calls run faster than real time.
    */
   realtimePacing: boolean;
+  /** After an outage, replay the backlog on a second session so the live one is not left behind. */
+  catchUp: boolean;
+  /**
+   * How long one handshake may wait for `Begin` (SDK `connectTimeout`, 1000 ms
+   * there; 2000 ms here, since a busy server's own event loop can hold `Begin` back).
+   */
+  beginTimeoutMs: number;
+  /** Retries of the first connection (SDK: two retries, 500 ms apart). */
+  connectBackoff: BackoffOptions;
+  /** Retries after a session dropped (250 ms doubling to 5 s, six of them). */
+  reconnectBackoff: BackoffOptions;
   /** How long to wait for `Termination` after `Terminate`. */
   terminateTimeoutMs: number;
-  /** Delay before each reconnect attempt; its length is the number of attempts. */
-  reconnectDelaysMs: number[];
+  /** Set by the hybrid engine: which engine's finals stand in when AssemblyAI fails. */
+  standIn?: string;
 }
 
-/** Defaults for everything but the key. */
-export const ASSEMBLYAI_DEFAULTS: Omit<AssemblyAIOptions, "apiKey"> = {
+/** Defaults for everything but the credentials. */
+export const ASSEMBLYAI_DEFAULTS: Omit<AssemblyAIOptions, "apiKey" | "token"> = {
   url: ASSEMBLYAI_URL,
   speechModel: DEFAULT_SPEECH_MODEL,
   formatTurns: true,
   bufferSeconds: 60,
   realtimePacing: true,
+  catchUp: true,
+  beginTimeoutMs: 2000,
+  connectBackoff: { initialMs: 500, maxMs: 500, attempts: 2 },
+  reconnectBackoff: { initialMs: 250, maxMs: 5000, attempts: 6 },
   terminateTimeoutMs: 5000,
-  reconnectDelaysMs: [250, 500, 1000, 2000, 4000, 5000],
 };
 
-/** µ-law at 8 kHz: one byte per sample, 8 bytes per ms. */
-const BYTES_PER_MS = 8;
-/** 100 ms: five 20 ms Twilio frames. */
-const CHUNK_BYTES = 800;
 /** AssemblyAI's shortest accepted chunk (50 ms). */
-const MIN_CHUNK_BYTES = 400;
-const MULAW_SILENCE = 0xff;
-/**
- * How far audio may run ahead of the wall clock since `Begin`. The docs say
- * only "faster than real time" is rejected, not by how much; one second
- * absorbs network jitter and nothing more.
- */
-const PACING_AHEAD_MS = 1000;
+const MIN_CHUNK_BYTES = 50 * BYTES_PER_MS;
 
-/** Close codes after which a new session is worth trying. */
-const TRANSIENT_CODES = new Set([1001, 1005, 1006, 1011, 1012, 1013, 1014, 3005, 3008]);
-
-/** One word as AssemblyAI sends it: times in ms of that session's audio. */
-export interface AssemblyAIWord {
-  start: number;
-  end: number;
-  text: string;
-  confidence: number;
-  word_is_final: boolean;
-}
-
-/** The `Turn` message. */
-export interface TurnMessage {
-  type: "Turn";
-  turn_order: number;
-  turn_is_formatted: boolean;
-  end_of_turn: boolean;
-  transcript: string;
-  end_of_turn_confidence: number;
-  words: AssemblyAIWord[];
-  utterance?: string;
-}
-
-/** The connection URL for a session (the key is not in it: it goes in a header). */
-export function sessionUrl(options: Omit<AssemblyAIOptions, "apiKey">): string {
-  const url = new URL(options.url);
-  const params = url.searchParams;
-  params.set("sample_rate", "8000");
-  params.set("encoding", "pcm_mulaw");
-  params.set("speech_model", options.speechModel);
-  params.set("format_turns", String(options.formatTurns));
-  if (options.keytermsPrompt?.length) {
-    // The docs type this as "list of strings" but are silent on how a list goes
-    // in a query string; the official SDKs send it JSON-encoded, so do we.
-    params.set("keyterms_prompt", JSON.stringify(options.keytermsPrompt));
-  }
-  if (options.minTurnSilenceMs !== undefined) {
-    params.set("min_turn_silence", String(options.minTurnSilenceMs));
-  }
-  if (options.maxTurnSilenceMs !== undefined) {
-    params.set("max_turn_silence", String(options.maxTurnSilenceMs));
-  }
-  if (options.languageDetection) params.set("language_detection", "true");
-  return url.href;
-}
-
-/** Whether a close code is worth a reconnect. */
-export function isTransientClose(code: number): boolean {
-  return TRANSIENT_CODES.has(code);
-}
-
-/** A close code and reason as a sentence a user can act on. */
-export function describeClose(code: number, reason: string): string {
-  const said = reason ? `${code} "${reason}"` : String(code);
-  switch (code) {
-    case 1008:
-      if (/concurren|too many/i.test(reason)) {
-        return `AssemblyAI refused a new session (${said}): too many new sessions were opened in the last minute. Each call opens two; wait a minute or ask AssemblyAI for a higher limit.`;
-      }
-      return `AssemblyAI refused the connection (${said}): ASSEMBLYAI_API_KEY is wrong or revoked, or the account has no balance. Check the key in the AssemblyAI dashboard (API Keys) and your billing.`;
-    case 3007:
-      return `AssemblyAI rejected the audio (${said}): chunks must be 50-1000 ms long and sent no faster than real time. This is a callscribe bug; please report it.`;
-    case 3006:
-      return `AssemblyAI rejected a message (${said}). This is a callscribe bug; please report it.`;
-    case 3008:
-      return `the AssemblyAI session expired (${said}): sessions last at most 3 hours.`;
-    case 3009:
-      return `AssemblyAI refused the session (${said}): too many concurrent sessions on this account. Each call uses two; end other calls or raise the limit with AssemblyAI.`;
-    case 1011:
-    case 3005:
-      return `AssemblyAI had a server error (${said}).`;
-    case 1006:
-      return `the connection to AssemblyAI was lost (${said === "1006" ? "1006, network" : said}).`;
-    default:
-      return `AssemblyAI closed the session (${said}).`;
-  }
-}
-
-/** AssemblyAI Universal-Streaming: one session per track. */
+/** AssemblyAI streaming: one session per track. */
 export class AssemblyAIEngine implements TranscriberEngine {
   readonly name = "assemblyai";
   readonly options: AssemblyAIOptions;
+  readonly model: SpeechModel;
   #log?: Logger;
   #tracks = new Set<AssemblyAITrack>();
+  #warned = new Set<string>();
 
-  constructor(options: Partial<AssemblyAIOptions> & { apiKey: string }, log?: Logger) {
-    if (!options.apiKey) {
+  /** Validates the options (a `SettingsError` names the setting and the fix). */
+  constructor(options: Partial<AssemblyAIOptions>, log?: Logger) {
+    if (!options.apiKey && !options.token) {
       throw new Error("ASSEMBLYAI_API_KEY is not set; the AssemblyAI engine needs it");
     }
     // Unset (undefined) options keep their defaults.
     const set = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...ASSEMBLYAI_DEFAULTS, ...set } as AssemblyAIOptions;
+    this.model = validateSettings(this.options);
     this.#log = log;
+    if (this.model.replacedBy) {
+      log?.warn(
+        `AssemblyAI speech model ${this.options.speechModel} is deprecated; use ${this.model.replacedBy}`,
+      );
+    }
   }
 
   /** Tracks whose session is not yet closed (tests check none are left). */
@@ -183,16 +122,25 @@ export class AssemblyAIEngine implements TranscriberEngine {
     return this.#tracks.size;
   }
 
-  open(track: Track, sink: TranscriptSink): TrackTranscriber {
-    const transcriber = new AssemblyAITrack(
-      this.options,
-      track,
-      sink,
-      this.#log,
-      () => this.#tracks.delete(transcriber),
-    );
+  open(track: Track, sink: TranscriptSink): AssemblyAITrack {
+    const transcriber = new AssemblyAITrack(this, track, sink, this.#log, () => {
+      this.#tracks.delete(transcriber);
+    });
     this.#tracks.add(transcriber);
     return transcriber;
+  }
+
+  /** Pushes new settings (e.g. key terms) to every open track, mid-call (`UpdateConfiguration`). */
+  updateConfiguration(update: ConfigurationUpdate): void {
+    for (const track of this.#tracks) track.updateConfiguration(update);
+  }
+
+  /** Logs a `Warning` from the service once per process (each session may repeat it). */
+  warnOnce(code: number, text: string): void {
+    const key = `${code}:${text}`;
+    if (this.#warned.has(key)) return;
+    this.#warned.add(key);
+    this.#log?.warn(`AssemblyAI warning ${code}: ${text}`);
   }
 
   /** Closes any track still open, so no session is left billing. */
@@ -201,87 +149,135 @@ export class AssemblyAIEngine implements TranscriberEngine {
   }
 }
 
-interface Chunk {
-  /** Where the chunk starts on the track, ms. */
-  offsetMs: number;
-  data: Uint8Array;
-  /** Sent on the current session (kept until a final covers it, for replay). */
-  sent: boolean;
-}
-
-interface Session {
-  index: number;
-  socket: WebSocket;
-  /** `Begin` arrived: audio may flow. */
-  ready: boolean;
-  beganAt: number;
-  /** Track ms where this session's audio starts: added to its word times. */
-  offsetMs: number;
-  sentMs: number;
+interface TurnState {
   finalized: Set<number>;
   /** Unformatted end-of-turn messages waiting for their formatted twin. */
   pendingFinals: Map<number, TurnMessage>;
   lastPartial: string;
-  terminated: boolean;
-  closed: boolean;
-  closeCode?: number;
-  /** Text of the `Error` message the server sends before an error close. */
-  errorText?: string;
 }
 
-class AssemblyAITrack implements TrackTranscriber {
-  #options: AssemblyAIOptions;
-  #track: Track;
-  #sink: TranscriptSink;
-  #log?: Logger;
-  #onDone: () => void;
-  #pending = new Uint8Array(CHUNK_BYTES);
-  #pendingBytes = 0;
+/** Settings an `UpdateConfiguration` changes, under their `SessionSettings` names (for reconnects). */
+const UPDATE_KEYS: Record<keyof ConfigurationUpdate, keyof SessionSettings> = {
+  keyterms_prompt: "keytermsPrompt",
+  prompt: "prompt",
+  min_turn_silence: "minTurnSilenceMs",
+  max_turn_silence: "maxTurnSilenceMs",
+  end_of_turn_confidence_threshold: "endOfTurnConfidenceThreshold",
+  vad_threshold: "vadThreshold",
+};
+
+/** One track's transcriber; `forceEndpoint` and `updateConfiguration` reach its live session. */
+export class AssemblyAITrack implements TrackTranscriber {
+  readonly #engine: AssemblyAIEngine;
+  readonly #track: Track;
+  readonly #sink: TranscriptSink;
+  readonly #log?: Logger;
+  readonly #onDone: () => void;
+  readonly #batcher = new ByteBatcher(BATCH_BYTES);
+  readonly #socket: ReplaySocket;
+  readonly #turns = new Map<number, TurnState>();
+  #settings: SessionSettings;
   #receivedBytes = 0;
-  #buffer: Chunk[] = [];
-  #bufferBytes = 0;
-  #session: Session | null = null;
-  #sessionCount = 0;
-  #attempt = 0;
-  #everBegan = false;
-  #reconnecting = false;
-  #lastFinalEndMs = 0;
-  /** After a reconnect, words ending before this were already final (replayed audio). */
-  #dedupFloorMs = 0;
-  #droppedMs = 0;
-  #failed = false;
   #closing: Promise<void> | null = null;
-  #closed = false;
-  #reconnectTimer?: ReturnType<typeof setTimeout>;
-  #paceTimer?: ReturnType<typeof setTimeout>;
-  #waiters = new Set<() => void>();
+  #protocolErrors = 0;
+  #otherTypes = new Set<string>();
 
   constructor(
-    options: AssemblyAIOptions,
+    engine: AssemblyAIEngine,
     track: Track,
     sink: TranscriptSink,
     log: Logger | undefined,
     onDone: () => void,
   ) {
-    this.#options = options;
+    this.#engine = engine;
     this.#track = track;
     this.#sink = sink;
     this.#log = log;
     this.#onDone = onDone;
-    this.#connect();
+    const options = engine.options;
+    this.#settings = { ...options };
+    this.#socket = new ReplaySocket({
+      url: () => sessionUrl(this.#settings, options.token),
+      headers: options.token ? {} : { Authorization: options.apiKey! },
+      label: `AssemblyAI ${track} track`,
+      connectHint: `Check ${
+        options.token ? "the temporary token" : "ASSEMBLYAI_API_KEY"
+      }, ASSEMBLYAI_URL (${options.url}) and the network.`,
+      bufferSeconds: options.bufferSeconds,
+      realtimePacing: options.realtimePacing,
+      catchUp: options.catchUp,
+      beginTimeoutMs: options.beginTimeoutMs,
+      connectBackoff: options.connectBackoff,
+      reconnectBackoff: options.reconnectBackoff,
+      terminateTimeoutMs: options.terminateTimeoutMs,
+      log,
+    }, {
+      onMessage: (session, message) => {
+        switch (message.type) {
+          case "Turn":
+            return this.#onTurn(session, message);
+          case "Warning":
+            return this.#engine.warnOnce(message.warning_code, message.warning);
+          case "SpeechStarted":
+            // Barge-in signal for voice agents; a transcript shows words, not speech onsets.
+            return;
+          case "Other":
+            if (!this.#otherTypes.has(message.name)) {
+              this.#otherTypes.add(message.name);
+              this.#log?.info(`AssemblyAI ${track} track: ignoring ${message.name} messages`);
+            }
+            return;
+        }
+      },
+      onSessionClosed: (session) => this.#flushPendingFinals(session),
+      onFailed: (message) => this.#report(message),
+      onProtocolError: (error: ProtocolError) => {
+        if (this.#protocolErrors++ === 0) {
+          this.#log?.warn(`AssemblyAI ${track} track: ${error.message}`);
+        }
+      },
+    });
+  }
+
+  /** Audio received but not yet sent on the live session, ms (0 when keeping up). */
+  get lagMs(): number {
+    return this.#socket.lagMs;
+  }
+
+  /** After `close`: whether AssemblyAI delivered every turn (its last session answered `Terminate`). */
+  get endedCleanly(): boolean {
+    return this.#socket.endedCleanly;
+  }
+
+  /** Catch-up sessions replaying audio from before an outage. */
+  get catchUpSessions(): number {
+    return this.#socket.catchUpSessions;
   }
 
   write(mulaw: Uint8Array): void {
-    if (this.#closing || this.#failed) return;
-    let offset = 0;
-    while (offset < mulaw.length) {
-      const n = Math.min(mulaw.length - offset, CHUNK_BYTES - this.#pendingBytes);
-      this.#pending.set(mulaw.subarray(offset, offset + n), this.#pendingBytes);
-      this.#pendingBytes += n;
-      this.#receivedBytes += n;
-      offset += n;
-      if (this.#pendingBytes === CHUNK_BYTES) this.#pushPending();
+    if (this.#closing || this.#socket.failed) return;
+    this.#batcher.push(mulaw, (batch) => this.#push(batch));
+  }
+
+  /** Ends the current turn now (`ForceEndpoint`), e.g. when a voice detector hears speech end. */
+  forceEndpoint(): boolean {
+    return this.#socket.sendText(FORCE_ENDPOINT);
+  }
+
+  /** Changes settings mid-call (`UpdateConfiguration`); later sessions of this track keep them. */
+  updateConfiguration(update: ConfigurationUpdate): boolean {
+    const changed: Partial<Record<keyof SessionSettings, unknown>> = {};
+    for (const [key, value] of Object.entries(update)) {
+      const name = UPDATE_KEYS[key as keyof ConfigurationUpdate];
+      if (!name) {
+        throw new Error(`Cannot update AssemblyAI setting ${key}: it is fixed for a session`);
+      }
+      changed[name] = value;
     }
+    const settings = { ...this.#settings, ...changed } as SessionSettings;
+    validateSettings(settings);
+    this.#settings = settings;
+    return this.#socket.sendText(updateConfigurationMessage(update));
   }
 
   close(): Promise<void> {
@@ -289,371 +285,121 @@ class AssemblyAITrack implements TrackTranscriber {
     return this.#closing;
   }
 
-  // --- audio --------------------------------------------------------------
-
-  /** Moves the pending bytes into a chunk, padding a short last one to 50 ms with silence. */
-  #pushPending(): void {
-    if (this.#pendingBytes === 0) return;
-    const size = Math.max(this.#pendingBytes, MIN_CHUNK_BYTES);
-    const data = new Uint8Array(size).fill(MULAW_SILENCE);
-    data.set(this.#pending.subarray(0, this.#pendingBytes));
-    const offsetMs = (this.#receivedBytes - this.#pendingBytes) / BYTES_PER_MS;
-    this.#pendingBytes = 0;
-    this.#buffer.push({ offsetMs, data, sent: false });
-    this.#bufferBytes += data.length;
-    this.#enforceLimit();
-    this.#flush();
-  }
-
-  /** Keeps the buffer bounded: drops the oldest audio, loudly if it was never sent. */
-  #enforceLimit(): void {
-    const limit = this.#options.bufferSeconds * 1000 * BYTES_PER_MS;
-    let droppedNow = 0;
-    while (this.#bufferBytes > limit && this.#buffer.length > 1) {
-      const chunk = this.#buffer.shift()!;
-      this.#bufferBytes -= chunk.data.length;
-      // A sent chunk only loses its replay protection; an unsent one is lost audio.
-      if (!chunk.sent) droppedNow += chunk.data.length / BYTES_PER_MS;
+  async #finish(): Promise<void> {
+    const rest = this.#batcher.drain();
+    if (rest.length > 0 && !this.#socket.failed) {
+      const data = new Uint8Array(Math.max(rest.length, MIN_CHUNK_BYTES)).fill(MULAW_SILENCE);
+      data.set(rest);
+      this.#socket.push((this.#receivedBytes - rest.length) / BYTES_PER_MS, data);
     }
-    if (droppedNow > 0) {
-      if (this.#droppedMs === 0) {
-        this.#report(
-          `AssemblyAI ${this.#track} track: the ${this.#options.bufferSeconds} s reconnect buffer is full; ` +
-            `dropping the oldest audio (raise ASSEMBLYAI_BUFFER_SECONDS to keep more)`,
-        );
-      }
-      this.#droppedMs += droppedNow;
-    }
-  }
-
-  /** Sends unsent chunks in order, as fast as the session (and pacing) allow. */
-  #flush(): void {
-    const session = this.#session;
-    if (!session?.ready || session.closed || this.#failed) return;
-    clearTimeout(this.#paceTimer);
-    this.#paceTimer = undefined;
-    for (const chunk of this.#buffer) {
-      if (chunk.sent) continue;
-      const ms = chunk.data.length / BYTES_PER_MS;
-      if (this.#options.realtimePacing) {
-        const ahead = session.sentMs + ms - (performance.now() - session.beganAt);
-        if (ahead > PACING_AHEAD_MS) {
-          this.#paceTimer = setTimeout(() => this.#flush(), ahead - PACING_AHEAD_MS);
-          break;
-        }
-      }
-      try {
-        session.socket.send(chunk.data);
-      } catch {
-        return; // The socket is closing; onclose decides what happens next.
-      }
-      chunk.sent = true;
-      session.sentMs += ms;
-    }
-    this.#notify();
-  }
-
-  /** Drops sent chunks a final has fully covered: they will never need replaying. */
-  #trim(): void {
-    while (
-      this.#buffer.length > 0 && this.#buffer[0].sent &&
-      this.#buffer[0].offsetMs + this.#buffer[0].data.length / BYTES_PER_MS <= this.#lastFinalEndMs
-    ) {
-      this.#bufferBytes -= this.#buffer.shift()!.data.length;
-    }
-  }
-
-  // --- sessions -----------------------------------------------------------
-
-  #connect(): void {
-    this.#reconnecting = false;
-    const index = ++this.#sessionCount;
-    let socket: WebSocket;
     try {
-      socket = new WebSocket(sessionUrl(this.#options), {
-        headers: { Authorization: this.#options.apiKey },
-      });
-    } catch (error) {
-      // A malformed URL is a configuration problem: retrying cannot help.
-      this.#fail(
-        `cannot connect to AssemblyAI at ${this.#options.url}: ${(error as Error).message}`,
-      );
-      return;
-    }
-    socket.binaryType = "arraybuffer";
-    const session: Session = {
-      index,
-      socket,
-      ready: false,
-      beganAt: 0,
-      offsetMs: 0,
-      sentMs: 0,
-      finalized: new Set(),
-      pendingFinals: new Map(),
-      lastPartial: "",
-      terminated: false,
-      closed: false,
-    };
-    this.#session = session;
-    socket.onmessage = (event) => this.#onMessage(session, event.data);
-    // An error event is always followed by close (1006), which decides.
-    socket.onerror = () => {};
-    socket.onclose = (event) => this.#onClose(session, event.code, event.reason);
-  }
-
-  #onMessage(session: Session, data: unknown): void {
-    if (typeof data !== "string") return;
-    let message: { type?: string; [key: string]: unknown };
-    try {
-      message = JSON.parse(data);
-    } catch {
-      return;
-    }
-    switch (message.type) {
-      case "Begin":
-        session.ready = true;
-        session.beganAt = performance.now();
-        // Replay (or live audio) starts with the oldest buffered chunk.
-        session.offsetMs = this.#buffer[0]?.offsetMs ??
-          (this.#receivedBytes - this.#pendingBytes) / BYTES_PER_MS;
-        this.#attempt = 0;
-        if (this.#everBegan) {
-          this.#log?.info(
-            `AssemblyAI ${this.#track} track: reconnected (session ${session.index}); replaying ${
-              Math.round(this.#bufferBytes / BYTES_PER_MS)
-            } ms of audio`,
-          );
-        }
-        this.#everBegan = true;
-        this.#flush();
-        break;
-      case "Turn":
-        this.#onTurn(session, message as unknown as TurnMessage);
-        break;
-      case "Termination":
-        session.terminated = true;
-        this.#notify();
-        break;
-      case "Error":
-        session.errorText = String(message.error ?? "");
-        break;
-        // SpeechStarted and any newer message types carry nothing we print.
+      await this.#socket.close();
+    } finally {
+      this.#onDone();
     }
   }
 
-  #onTurn(session: Session, turn: TurnMessage): void {
+  #push(batch: Uint8Array): void {
+    this.#receivedBytes += batch.length;
+    // The batch is a view into the batcher's buffer: the socket keeps a copy for replay.
+    this.#socket.push((this.#receivedBytes - batch.length) / BYTES_PER_MS, batch.slice());
+  }
+
+  // --- turns --------------------------------------------------------------
+
+  #state(session: SessionView): TurnState {
+    let state = this.#turns.get(session.index);
+    if (!state) {
+      state = { finalized: new Set(), pendingFinals: new Map(), lastPartial: "" };
+      this.#turns.set(session.index, state);
+    }
+    return state;
+  }
+
+  #onTurn(session: SessionView, turn: TurnMessage): void {
+    const state = this.#state(session);
     const order = turn.turn_order;
-    if (session.finalized.has(order)) return;
+    if (state.finalized.has(order)) return;
     // A newer turn means an older one's formatted twin is not coming: keep what we have.
-    for (const [pendingOrder, pending] of session.pendingFinals) {
+    for (const [pendingOrder, pending] of state.pendingFinals) {
       if (pendingOrder < order) this.#emitFinal(session, pending);
     }
     if (!turn.end_of_turn) {
       const words = this.#words(session, turn.words);
       const text = words.map((w) => w.text).join(" ");
-      if (!text || text === session.lastPartial) return;
-      session.lastPartial = text;
-      this.#sink.onTranscript({
-        type: "partial",
-        track: this.#track,
-        text,
-        startMs: words[0].startMs,
-        endMs: words.at(-1)!.endMs,
-        words,
-      });
-      return;
+      if (!text || text === state.lastPartial) return;
+      state.lastPartial = text;
+      return this.#emit("partial", text, words);
     }
-    // With format_turns the end of a turn comes twice, unformatted then
-    // formatted: print only the formatted one.
-    if (this.#options.formatTurns && !turn.turn_is_formatted) {
-      session.pendingFinals.set(order, turn);
+    // Universal-Streaming with format_turns ends a turn twice, unformatted then
+    // formatted: print only the formatted one. U3 Pro ends it once, formatted.
+    const twinComing = this.#engine.model.family === "universal-streaming" &&
+      this.#settings.formatTurns;
+    if (twinComing && !turn.turn_is_formatted) {
+      state.pendingFinals.set(order, turn);
       return;
     }
     this.#emitFinal(session, turn);
   }
 
-  #emitFinal(session: Session, turn: TurnMessage): void {
-    session.finalized.add(turn.turn_order);
-    session.pendingFinals.delete(turn.turn_order);
-    session.lastPartial = "";
-    const all = turn.words ?? [];
+  #emitFinal(session: SessionView, turn: TurnMessage): void {
+    const state = this.#state(session);
+    state.finalized.add(turn.turn_order);
+    state.pendingFinals.delete(turn.turn_order);
+    state.lastPartial = "";
+    const all = turn.words;
+    if (all.length > 0) {
+      this.#socket.finalized(session, Math.round(all.at(-1)!.end + session.offsetMs));
+    }
     const words = this.#words(session, all);
     if (words.length === 0) return;
     const text = words.length === all.length && turn.transcript
       ? turn.transcript
       : words.map((w) => w.text).join(" ");
-    const startMs = words[0].startMs;
-    const endMs = words.at(-1)!.endMs;
-    this.#lastFinalEndMs = Math.max(this.#lastFinalEndMs, endMs);
-    this.#trim();
-    this.#sink.onTranscript({ type: "final", track: this.#track, text, startMs, endMs, words });
+    this.#emit("final", text, words);
   }
 
-  /** Session words on the track's clock, minus those already final before a reconnect. */
-  #words(session: Session, words: AssemblyAIWord[]): Word[] {
-    return (words ?? []).map((w) => ({
+  #emit(type: Transcript["type"], text: string, words: Word[]): void {
+    const [first, last] = [words[0], words.at(-1)!];
+    this.#sink.onTranscript({
+      type,
+      track: this.#track,
+      text,
+      startMs: first.startMs,
+      endMs: last.endMs,
+      words,
+    });
+  }
+
+  /** Session words on the track's clock, only those this session reports (see `SessionView`). */
+  #words(session: SessionView, words: AssemblyAIWord[]): Word[] {
+    return words.map((w) => ({
       text: w.text,
       startMs: Math.round(w.start + session.offsetMs),
       endMs: Math.round(w.end + session.offsetMs),
       confidence: w.confidence,
-    })).filter((w) => (w.startMs + w.endMs) / 2 > this.#dedupFloorMs);
+    })).filter((w) => {
+      const middle = (w.startMs + w.endMs) / 2;
+      return middle > session.keepFromMs && middle < session.keepToMs;
+    });
   }
 
-  #flushPendingFinals(session: Session): void {
-    for (const pending of [...session.pendingFinals.values()]) this.#emitFinal(session, pending);
+  /** A complete turn whose formatted twin never came is still a complete turn. */
+  #flushPendingFinals(session: SessionView): void {
+    const state = this.#turns.get(session.index);
+    if (!state) return;
+    for (const pending of [...state.pendingFinals.values()]) this.#emitFinal(session, pending);
   }
-
-  #onClose(session: Session, rawCode: number, reason: string): void {
-    // Deno reports 0 when the connection ended without a close frame (a TCP
-    // reset, e.g. the server dropped us mid-send): that is 1006.
-    const code = rawCode === 0 ? 1006 : rawCode;
-    session.closed = true;
-    session.closeCode = code;
-    // A complete turn whose formatted twin never came is still a complete turn.
-    this.#flushPendingFinals(session);
-    // Our own close at the end of the track, or a stale session: nothing to decide.
-    if (session !== this.#session || this.#failed || this.#closed) return this.#notify();
-    if (session.terminated) return this.#notify();
-    const description = describeClose(code, session.errorText || reason);
-    // A normal close we did not ask for is treated like a dropped connection.
-    if (isTransientClose(code) || code === 1000) {
-      this.#reconnect(description);
-    } else {
-      this.#fail(description);
-    }
-    this.#notify();
-  }
-
-  #reconnect(description: string): void {
-    const delays = this.#options.reconnectDelaysMs;
-    if (this.#attempt >= delays.length) {
-      const hint = this.#everBegan
-        ? ""
-        : ` Check ASSEMBLYAI_API_KEY, ASSEMBLYAI_URL (${this.#options.url}) and the network.`;
-      this.#fail(
-        `AssemblyAI ${this.#track} track: gave up after ${delays.length} reconnect attempts: ${description}${hint}`,
-      );
-      return;
-    }
-    const delay = delays[this.#attempt++];
-    this.#reconnecting = true;
-    // Audio since the last final is replayed; words the replay re-hears before that point are skipped.
-    this.#dedupFloorMs = this.#lastFinalEndMs;
-    for (const chunk of this.#buffer) chunk.sent = false;
-    this.#log?.warn(
-      `AssemblyAI ${this.#track} track: ${description} Reconnecting in ${delay} ms (attempt ${this.#attempt} of ${delays.length}); audio is buffered meanwhile.`,
-    );
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined;
-      if (!this.#closed) this.#connect();
-    }, delay);
-  }
-
-  #fail(message: string): void {
-    if (this.#failed) return;
-    this.#failed = true;
-    clearTimeout(this.#paceTimer);
-    clearTimeout(this.#reconnectTimer);
-    this.#buffer = [];
-    this.#bufferBytes = 0;
-    this.#report(`${message} The rest of the ${this.#track} track is not transcribed.`);
-    this.#closeSocket();
-    this.#notify();
-  }
-
-  /** End of the track: last chunk, Terminate, wait for Termination, close. */
-  async #finish(): Promise<void> {
-    this.#pushPending();
-    try {
-      while (!this.#failed) {
-        // Everything buffered must reach a session that has begun.
-        await this.#until(() =>
-          this.#failed ||
-          (this.#session !== null && this.#session.ready && !this.#session.closed &&
-            this.#buffer.every((c) => c.sent))
-        );
-        if (this.#failed) break;
-        const session = this.#session!;
-        try {
-          session.socket.send(JSON.stringify({ type: "Terminate" }));
-        } catch {
-          // Closed under us: onclose has already decided (reconnect or fail).
-        }
-        const done = await this.#until(
-          () => session.terminated || session.closed,
-          this.#options.terminateTimeoutMs,
-        );
-        if (!done) {
-          this.#log?.warn(
-            `AssemblyAI ${this.#track} track: no Termination within ${this.#options.terminateTimeoutMs} ms; closing the session anyway`,
-          );
-          break;
-        }
-        // Terminated (or closed for good) ends the loop; a transient close
-        // before Termination has started a reconnect, which replays the rest.
-        if (session.terminated || this.#failed) break;
-        if (!this.#reconnecting && this.#session === session) break;
-      }
-    } finally {
-      this.#closed = true;
-      clearTimeout(this.#paceTimer);
-      clearTimeout(this.#reconnectTimer);
-      if (this.#session) this.#flushPendingFinals(this.#session);
-      await this.#closeSocket();
-      if (this.#droppedMs > 0) {
-        this.#report(
-          `AssemblyAI ${this.#track} track: ${
-            Math.round(this.#droppedMs)
-          } ms of audio were dropped untranscribed while AssemblyAI was unreachable (reconnect buffer full)`,
-        );
-      }
-      this.#onDone();
-    }
-  }
-
-  /** Closes the current socket (1000) and waits, briefly, for it to be closed. */
-  async #closeSocket(): Promise<void> {
-    const session = this.#session;
-    if (!session || session.closed) return;
-    try {
-      session.socket.close(1000, "callscribe: track ended");
-    } catch {
-      return;
-    }
-    await this.#until(() => session.closed, 2000);
-  }
-
-  // --- plumbing -----------------------------------------------------------
 
   #report(message: string): void {
-    const safe = this.#options.apiKey ? message.replaceAll(this.#options.apiKey, "***") : message;
+    const { apiKey, token, standIn } = this.#engine.options;
+    const rest = standIn
+      ? `The ${standIn} engine's finals stand in for the rest of the ${this.#track} track.`
+      : `The rest of the ${this.#track} track is not transcribed.`;
+    let safe = message.endsWith("(reconnect buffer full)") ? message : `${message} ${rest}`;
+    for (const secret of [apiKey, token]) if (secret) safe = safe.replaceAll(secret, "***");
     // The sink turns it into a call-error event, which the server logs.
     if (this.#sink.onError) this.#sink.onError(new Error(safe));
     else this.#log?.error(safe);
-  }
-
-  #notify(): void {
-    for (const waiter of [...this.#waiters]) waiter();
-  }
-
-  /** Resolves true once `condition` holds (checked on every state change), false on timeout. */
-  #until(condition: () => boolean, timeoutMs?: number): Promise<boolean> {
-    if (condition()) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const check = () => {
-        if (!condition()) return;
-        this.#waiters.delete(check);
-        clearTimeout(timer);
-        resolve(true);
-      };
-      this.#waiters.add(check);
-      if (timeoutMs !== undefined) {
-        timer = setTimeout(() => {
-          this.#waiters.delete(check);
-          resolve(false);
-        }, timeoutMs);
-      }
-    });
   }
 }
