@@ -292,6 +292,34 @@ Deno.test("ForceEndpoint and UpdateConfiguration reach the live session; bad upd
   }
 });
 
+Deno.test("a voice detector's end of speech sends ForceEndpoint, and the turn ends there", async () => {
+  const server = await fake();
+  // A stand-in for the Silero SpeechDetector: speech ends once 2.5 s have been heard.
+  let heard = 0;
+  const speechDetector = () => ({
+    push(samples: Float32Array) {
+      const before = heard;
+      heard += samples.length / 8;
+      return before < 2500 && heard >= 2500 ? [{ type: "speech-end" }] : [];
+    },
+  });
+  const c = cloud(server, { speechDetector });
+  try {
+    const { out, errors } = await feed(c.engine, 5000, true);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(server.sessions[0].clientMessages, [
+      { type: "ForceEndpoint" },
+      { type: "Terminate" },
+    ]);
+    const ends = out.filter((t) => t.type === "final");
+    assert.ok(ends.length >= 2, `${ends.length} finals`);
+    assert.ok(ends[0].endMs <= 3000, `the first turn ended at ${ends[0].endMs} ms`);
+  } finally {
+    await c.engine.dispose();
+    await server.close();
+  }
+});
+
 Deno.test("a temporary token authenticates in the query, never in logs", async () => {
   const token = "tmp-token-8c1f0a77e2d94b6b";
   const server = await fake({ tokens: [token] });

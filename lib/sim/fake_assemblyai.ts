@@ -252,10 +252,15 @@ function runSession(
     transcriber?.close();
   };
 
-  const toWords = (t: Transcript, count: number, allFinal: boolean): AssemblyAIWord[] =>
+  const toWords = (
+    t: Transcript,
+    count: number,
+    allFinal: boolean,
+    offsetMs = localOffsetMs,
+  ): AssemblyAIWord[] =>
     t.words.slice(0, count).map((w, i) => ({
-      start: w.startMs + localOffsetMs,
-      end: w.endMs + localOffsetMs,
+      start: w.startMs + offsetMs,
+      end: w.endMs + offsetMs,
       text: w.text.toLowerCase(),
       confidence: w.confidence ?? 0.9,
       word_is_final: allFinal || i < count - 1,
@@ -309,11 +314,12 @@ function runSession(
     });
     closeWith(1000, "");
   };
-  const onTranscript = (t: Transcript) => {
+  /** `offsetMs`: where the local stream that heard `t` starts in the session (ForceEndpoint starts a new one). */
+  const onTranscript = (t: Transcript, offsetMs: number) => {
     if (silenced || t.words.length === 0) return;
     if (wordsShown === 0 && latest === null) {
       // SDK SpeechStartedEvent: { type, timestamp } (ms of session audio).
-      send({ type: "SpeechStarted", timestamp: Math.round(t.words[0].startMs + localOffsetMs) });
+      send({ type: "SpeechStarted", timestamp: Math.round(t.words[0].startMs + offsetMs) });
     }
     if (u3) {
       if (t.type === "partial") {
@@ -321,7 +327,7 @@ function runSession(
         return;
       }
       // One end of turn, formatted ("turn_is_formatted" is always true at end of turn for U3 Pro).
-      const words = toWords(t, t.words.length, true);
+      const words = toWords(t, t.words.length, true, offsetMs);
       const formatted = words.map((w, i) => ({
         ...w,
         text: formatWord(w.text, i === 0, i === words.length - 1),
@@ -339,12 +345,12 @@ function runSession(
       // A revised partial (no new word) is sent once, whole.
       const from = t.words.length <= wordsShown ? t.words.length : wordsShown + 1;
       for (let n = from; n <= t.words.length; n++) {
-        send(turn(toWords(t, n, false), false, false));
+        send(turn(toWords(t, n, false, offsetMs), false, false));
       }
       wordsShown = t.words.length;
       return;
     }
-    const words = toWords(t, t.words.length, true);
+    const words = toWords(t, t.words.length, true, offsetMs);
     send(turn(words, true, false));
     if (formatTurns) {
       const formatted = words.map((w, i) => ({
@@ -358,7 +364,10 @@ function runSession(
     latest = null;
     dropAfterTurn();
   };
-  const openTranscriber = () => options.engine.open("inbound", { onTranscript });
+  const openTranscriber = () => {
+    const offsetMs = record.audioMs;
+    return options.engine.open("inbound", { onTranscript: (t) => onTranscript(t, offsetMs) });
+  };
 
   socket.onopen = () => {
     record.open = true;

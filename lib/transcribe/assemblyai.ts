@@ -17,7 +17,7 @@
  * @module
  */
 import { BATCH_BYTES, ByteBatcher, BYTES_PER_MS } from "../audio/framing.ts";
-import { MULAW_SILENCE } from "../audio/mulaw.ts";
+import { MULAW_SILENCE, mulawToFloat32 } from "../audio/mulaw.ts";
 import type { BackoffOptions } from "../async/backoff.ts";
 import type { Logger } from "../log.ts";
 import {
@@ -72,6 +72,17 @@ export interface AssemblyAIOptions extends SessionSettings {
   terminateTimeoutMs: number;
   /** Set by the hybrid engine: which engine's finals stand in when AssemblyAI fails. */
   standIn?: string;
+  /**
+   * A voice detector per track (e.g. the Silero `SpeechDetector`): each end of
+   * speech it hears sends `ForceEndpoint`, so the turn ends without waiting for
+   * AssemblyAI's own silence rules (Pipecat's `vad_force_turn_endpoint`).
+   */
+  speechDetector?: () => SpeechEndDetector;
+}
+
+/** What a voice detector must do for {@link AssemblyAIOptions.speechDetector}: 8 kHz samples in, events out. */
+export interface SpeechEndDetector {
+  push(samples: Float32Array): ReadonlyArray<{ type: string }>;
 }
 
 /** Defaults for everything but the credentials. */
@@ -181,6 +192,7 @@ export class AssemblyAITrack implements TrackTranscriber {
   #closing: Promise<void> | null = null;
   #protocolErrors = 0;
   #otherTypes = new Set<string>();
+  readonly #detector?: SpeechEndDetector;
 
   constructor(
     engine: AssemblyAIEngine,
@@ -196,6 +208,7 @@ export class AssemblyAITrack implements TrackTranscriber {
     this.#onDone = onDone;
     const options = engine.options;
     this.#settings = { ...options };
+    this.#detector = options.speechDetector?.();
     this.#socket = new ReplaySocket({
       url: () => sessionUrl(this.#settings, options.token),
       headers: options.token ? {} : { Authorization: options.apiKey! },
@@ -303,6 +316,9 @@ export class AssemblyAITrack implements TrackTranscriber {
     this.#receivedBytes += batch.length;
     // The batch is a view into the batcher's buffer: the socket keeps a copy for replay.
     this.#socket.push((this.#receivedBytes - batch.length) / BYTES_PER_MS, batch.slice());
+    // Only while the live session keeps up: behind, the end of speech would land early in its audio.
+    const ended = this.#detector?.push(mulawToFloat32(batch)).some((e) => e.type === "speech-end");
+    if (ended && this.#socket.lagMs === 0) this.forceEndpoint();
   }
 
   // --- turns --------------------------------------------------------------
