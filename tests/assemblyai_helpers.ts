@@ -30,7 +30,7 @@ export async function fake(
   });
 }
 
-/** An AssemblyAI engine on the fake, unpaced, with short reconnect delays, logging to memory. */
+/** An AssemblyAI engine on the fake: unpaced, short reconnect delays, patient timeouts, logging to memory. */
 export function cloudEngine(
   fakeServer: FakeAssemblyAI,
   apiKey = KEY,
@@ -42,6 +42,10 @@ export function cloudEngine(
     url: fakeServer.url,
     realtimePacing: false,
     reconnectBackoff: { initialMs: 50, attempts: 3 },
+    // The fake decodes on the CPU the test shares with six other suites: a slow Begin or a
+    // late last turn is load here, not a stalled service (the timeout has its own test).
+    beginTimeoutMs: 10_000,
+    terminateTimeoutMs: 30_000,
     ...more,
   }, log);
   return { engine, log };

@@ -80,13 +80,8 @@ const transcripts = (events: CallEvent[], track = "inbound") =>
 for (const model of MODELS) {
   Deno.test(`${model}: AssemblyAI alone, then hybrid: local partials first, cloud finals, same words`, async () => {
     const server = await fake();
-    // The fake decodes on the shared CPU: give it time for its last turns (no stand-ins here).
-    const alone = cloud(server, { speechModel: model, terminateTimeoutMs: 30_000 });
-    const hybridCloud = cloud(server, {
-      speechModel: model,
-      standIn: "local",
-      terminateTimeoutMs: 30_000,
-    });
+    const alone = cloud(server, { speechModel: model });
+    const hybridCloud = cloud(server, { speechModel: model, standIn: "local" });
     const hybrid = new HybridEngine(await sharedEngine(), hybridCloud.engine);
     try {
       const a = await runCall(alone.engine);

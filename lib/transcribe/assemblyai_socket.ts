@@ -40,7 +40,7 @@ import {
  * the service from when audio reaches it (after we sent it), so staying
  * within this bound here keeps within the same bound there.
  */
-export const PACING_AHEAD_MS = 1000;
+const PACING_AHEAD_MS = 1000;
 /** A backlog longer than this after a reconnect goes to a catch-up session. */
 const CATCH_UP_MIN_MS = 2000;
 /** The live session starts this far before the newest audio (absorbed by the pacing allowance). */
@@ -461,10 +461,13 @@ export class ReplaySocket {
     session.offsetMs = lane.chunks[0]?.offsetMs ?? this.#receivedMs;
     session.keepFromMs = lane.keepFromMs;
     if (reconnected) {
+      const what = lane.catchUp ? "catch-up session" : "reconnected (session";
       this.#options.log?.info(
-        `${this.#options.label}: reconnected (session ${session.index}); replaying ${
+        `${this.#options.label}: ${what} ${session.index}${lane.catchUp ? "" : ")"}; replaying ${
           Math.round(lane.unsentMs)
-        } ms of audio${this.#catchUps.size ? " (older audio on a catch-up session)" : ""}`,
+        } ms of audio${
+          !lane.catchUp && this.#catchUps.size ? " (older audio on a catch-up session)" : ""
+        }`,
       );
     }
     this.#flush(lane);
