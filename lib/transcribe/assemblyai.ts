@@ -18,7 +18,6 @@
  */
 import { BATCH_BYTES, ByteBatcher, BYTES_PER_MS } from "../audio/framing.ts";
 import { MULAW_SILENCE, mulawToFloat32 } from "../audio/mulaw.ts";
-import type { BackoffOptions } from "../async/backoff.ts";
 import type { Logger } from "../log.ts";
 import {
   ASSEMBLYAI_URL,
@@ -34,7 +33,7 @@ import {
   updateConfigurationMessage,
   validateSettings,
 } from "./assemblyai_protocol.ts";
-import { ReplaySocket, type SessionView } from "./assemblyai_socket.ts";
+import { type ReplayOptions, ReplaySocket, type SessionView } from "./assemblyai_socket.ts";
 import type {
   Track,
   TrackTranscriber,
@@ -45,31 +44,11 @@ import type {
 } from "./engine.ts";
 
 /** What the AssemblyAI engine needs; see `.env.example` for the variables behind it. */
-export interface AssemblyAIOptions extends SessionSettings {
+export interface AssemblyAIOptions extends SessionSettings, ReplayOptions {
   /** Sent only in the `Authorization` header; never logged. */
   apiKey?: string;
   /** A temporary token instead of the key (sent as the `token` query parameter; never logged). */
   token?: string;
-  /** Audio kept for replay while reconnecting, in seconds per track. */
-  bufferSeconds: number;
-  /**
-   * Never send audio faster than real time (AssemblyAI closes with 3007).
-   * Off only against the local fake, where simulated calls run faster than real time.
-   */
-  realtimePacing: boolean;
-  /** After an outage, replay the backlog on a second session so the live one is not left behind. */
-  catchUp: boolean;
-  /**
-   * How long one handshake may wait for `Begin` (SDK `connectTimeout`, 1000 ms
-   * there; 2000 ms here, since a busy server's own event loop can hold `Begin` back).
-   */
-  beginTimeoutMs: number;
-  /** Retries of the first connection (SDK: two retries, 500 ms apart). */
-  connectBackoff: BackoffOptions;
-  /** Retries after a session dropped (250 ms doubling to 5 s, six of them). */
-  reconnectBackoff: BackoffOptions;
-  /** How long to wait for `Termination` after `Terminate`. */
-  terminateTimeoutMs: number;
   /** Set by the hybrid engine: which engine's finals stand in when AssemblyAI fails. */
   standIn?: string;
   /**
@@ -210,19 +189,13 @@ export class AssemblyAITrack implements TrackTranscriber {
     this.#settings = { ...options };
     this.#detector = options.speechDetector?.();
     this.#socket = new ReplaySocket({
+      ...options,
       url: () => sessionUrl(this.#settings, options.token),
       headers: options.token ? {} : { Authorization: options.apiKey! },
       label: `AssemblyAI ${track} track`,
       connectHint: `Check ${
         options.token ? "the temporary token" : "ASSEMBLYAI_API_KEY"
       }, ASSEMBLYAI_URL (${options.url}) and the network.`,
-      bufferSeconds: options.bufferSeconds,
-      realtimePacing: options.realtimePacing,
-      catchUp: options.catchUp,
-      beginTimeoutMs: options.beginTimeoutMs,
-      connectBackoff: options.connectBackoff,
-      reconnectBackoff: options.reconnectBackoff,
-      terminateTimeoutMs: options.terminateTimeoutMs,
       log,
     }, {
       onMessage: (session, message) => {

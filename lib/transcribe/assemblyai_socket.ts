@@ -72,8 +72,32 @@ export interface SocketHandler {
   onProtocolError(error: ProtocolError): void;
 }
 
-/** How the socket connects and paces. */
-export interface SocketOptions {
+/** How a track's sessions are replayed, paced and retried (part of the engine's options). */
+export interface ReplayOptions {
+  /** Audio kept for replay while reconnecting, in seconds per track. */
+  bufferSeconds: number;
+  /**
+   * Never send audio faster than real time (AssemblyAI closes with 3007).
+   * Off only against the local fake, where simulated calls run faster than real time.
+   */
+  realtimePacing: boolean;
+  /** After an outage, replay the backlog on a second session so the live one is not left behind. */
+  catchUp: boolean;
+  /**
+   * How long one handshake may wait for `Begin` (SDK `connectTimeout`, 1000 ms
+   * there; 2000 ms by default here, since a busy server's own event loop can hold `Begin` back).
+   */
+  beginTimeoutMs: number;
+  /** Retries of the first connection (SDK: two retries, 500 ms apart). */
+  connectBackoff: BackoffOptions;
+  /** Retries after a session dropped. */
+  reconnectBackoff: BackoffOptions;
+  /** How long to wait for `Termination` after `Terminate` while the service sends nothing else. */
+  terminateTimeoutMs: number;
+}
+
+/** How the socket connects, for one track. */
+export interface SocketOptions extends ReplayOptions {
   /** The session URL (query built by `sessionUrl`; may carry a temporary token). */
   url: () => string;
   headers: Record<string, string>;
@@ -81,16 +105,6 @@ export interface SocketOptions {
   label: string;
   /** What to check when no session could ever be opened. */
   connectHint: string;
-  bufferSeconds: number;
-  realtimePacing: boolean;
-  /** Replay the backlog after an outage on a second session (see the module doc). */
-  catchUp: boolean;
-  beginTimeoutMs: number;
-  /** Waits between the first connection's attempts. */
-  connectBackoff: BackoffOptions;
-  /** Waits between reconnect attempts after a session dropped. */
-  reconnectBackoff: BackoffOptions;
-  terminateTimeoutMs: number;
   log?: Logger;
 }
 
@@ -111,6 +125,8 @@ interface Session {
   socket: WebSocket;
   terminateTimer?: ReturnType<typeof setTimeout>;
   beganAt: number;
+  /** When the last message arrived: a session still sending its last turns is not stalled. */
+  lastMessageAt: number;
   sentMs: number;
   terminateSent: boolean;
   terminated: boolean;
@@ -384,6 +400,7 @@ export class ReplaySocket {
       keepToMs: lane.keepToMs,
       catchUp: lane.catchUp,
       beganAt: 0,
+      lastMessageAt: 0,
       sentMs: 0,
       terminateSent: false,
       terminated: false,
@@ -405,6 +422,7 @@ export class ReplaySocket {
     socket.onerror = () => {}; // Always followed by close, which decides.
     socket.onmessage = (event) => {
       if (typeof event.data !== "string" || session.closed) return;
+      session.lastMessageAt = performance.now();
       let message: ServerMessage;
       try {
         message = parseServerMessage(event.data);
@@ -547,9 +565,25 @@ export class ReplaySocket {
       // Closed under us: onclose has already decided.
     }
     // A catch-up session that never answers must not hold the track open.
-    session.terminateTimer = setTimeout(() => {
-      if (!session.closed && !session.terminated) void this.#closeSocket(session);
-    }, this.#options.terminateTimeoutMs);
+    const check = () => {
+      if (session.closed || session.terminated) return;
+      const quietMs = performance.now() - session.lastMessageAt;
+      if (quietMs < this.#options.terminateTimeoutMs) {
+        session.terminateTimer = setTimeout(check, this.#options.terminateTimeoutMs - quietMs);
+      } else void this.#closeSocket(session);
+    };
+    session.lastMessageAt = performance.now();
+    session.terminateTimer = setTimeout(check, this.#options.terminateTimeoutMs);
+  }
+
+  /** Waits for `Termination` while the session keeps talking; false once it has been quiet too long. */
+  async #terminated(session: Session): Promise<boolean> {
+    for (;;) {
+      const quietMs = performance.now() - session.lastMessageAt;
+      const left = this.#options.terminateTimeoutMs - quietMs;
+      if (left <= 0) return false;
+      if (await this.#until(() => session.terminated || session.closed, left)) return true;
+    }
   }
 
   #finishLane(lane: Lane): void {
@@ -574,13 +608,9 @@ export class ReplaySocket {
       if (this.#failed || lane.finished || !lane.session) break;
       const session = lane.session;
       this.#terminate(session);
-      const done = await this.#until(
-        () => session.terminated || session.closed,
-        this.#options.terminateTimeoutMs,
-      );
-      if (!done) {
+      if (!(await this.#terminated(session))) {
         this.#options.log?.warn(
-          `${this.#options.label}: no Termination within ${this.#options.terminateTimeoutMs} ms; closing the session anyway`,
+          `${this.#options.label}: no Termination (nothing for ${this.#options.terminateTimeoutMs} ms after Terminate); closing the session anyway`,
         );
         break;
       }
