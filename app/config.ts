@@ -79,6 +79,11 @@ export interface Config {
   readonly transcribers: Readonly<Record<Track, TranscriberChoice>>;
   /** AssemblyAI settings; `apiKey` is set whenever `transcriber` is `assemblyai`. */
   readonly assemblyai: Readonly<Partial<AssemblyAIOptions>>;
+  /**
+   * `ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS`: silence (ms) after which the Silero voice detector
+   * ends an AssemblyAI turn with `ForceEndpoint`; undefined leaves turns to AssemblyAI.
+   */
+  readonly assemblyaiVadSilenceMs?: number;
 }
 
 /** An engine: sherpa-onnx here, AssemblyAI, or both (local partials, cloud finals). */
@@ -259,7 +264,7 @@ function deepFreeze<T extends object>(object: T): T {
 function loadTranscriber(
   env: Env,
   flag?: string,
-): Pick<Config, "transcriber" | "transcribers" | "assemblyai"> {
+): Pick<Config, "transcriber" | "transcribers" | "assemblyai" | "assemblyaiVadSilenceMs"> {
   const apiKey = env.ASSEMBLYAI_API_KEY?.trim() || undefined;
   const source = flag !== undefined ? "--transcriber" : "TRANSCRIBER";
   const choice = parseChoice(
@@ -342,7 +347,13 @@ function loadTranscriber(
       throw error;
     }
   }
-  return { transcriber: choice, transcribers, assemblyai };
+  const assemblyaiVadSilenceMs = optional(
+    env,
+    "ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS",
+    (value, name) =>
+      parseWholeNumber(value, name, { min: 100, max: 5000, expected: "ms from 100 to 5000" }),
+  );
+  return { transcriber: choice, transcribers, assemblyai, assemblyaiVadSilenceMs };
 }
 
 /**

@@ -11,6 +11,7 @@ import { redactedUrl, sessionUrl } from "../lib/transcribe/assemblyai_protocol.t
 import { HybridEngine } from "../lib/transcribe/hybrid.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { PerTrackEngine } from "../lib/transcribe/per_track.ts";
+import { SPEECH_DETECTOR_DEFAULTS, SpeechDetector } from "../lib/transcribe/speech_detector.ts";
 import { progressBar } from "../lib/console/progress_bar.ts";
 import type { ProgressCallback } from "../lib/model/download.ts";
 import { type ResolvedModel, resolveModel } from "../lib/model/resolve_model.ts";
@@ -26,7 +27,15 @@ export async function createEngine(config: Config, log: Logger): Promise<Transcr
   const cloudTracks =
     (["inbound", "outbound"] as Track[]).filter((t) => choices[t] !== "local").length;
   const cloud = (standIn?: string) => {
-    const engine = new AssemblyAIEngine({ ...config.assemblyai, standIn }, log);
+    const silenceMs = config.assemblyaiVadSilenceMs;
+    // Silero hears the end of speech; ForceEndpoint ends the turn there.
+    const speechDetector = silenceMs === undefined ? undefined : () =>
+      new SpeechDetector({
+        ...SPEECH_DETECTOR_DEFAULTS,
+        sampleRate: 8000,
+        minSilenceMs: silenceMs,
+      });
+    const engine = new AssemblyAIEngine({ ...config.assemblyai, standIn, speechDetector }, log);
     // The URL carries only settings (a token, if any, redacted); the key goes in a header.
     log.info(
       `assemblyai engine${standIn ? " (hybrid)" : ""}: ${

@@ -18,6 +18,7 @@ import type { TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts"
 import { HybridEngine } from "../lib/transcribe/hybrid.ts";
 import { PerTrackEngine } from "../lib/transcribe/per_track.ts";
 import { loadConfig } from "../app/config.ts";
+import { createEngine } from "../app/engine.ts";
 import { UserError } from "../lib/user_error.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { sleep } from "../lib/async/sleep.ts";
@@ -311,6 +312,30 @@ Deno.test("a voice detector's end of speech sends ForceEndpoint, and the turn en
     assert.ok(ends[0].endMs <= 3000, `the first turn ended at ${ends[0].endMs} ms`);
   } finally {
     await c.engine.dispose();
+    await server.close();
+  }
+});
+
+Deno.test("ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS: Silero hears the pauses, ForceEndpoint ends the turns", async () => {
+  const server = await fake();
+  const config = loadConfig({
+    TRANSCRIBER: "assemblyai",
+    ASSEMBLYAI_API_KEY: KEY,
+    ASSEMBLYAI_URL: server.url,
+    ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS: "400",
+  });
+  const engine = await createEngine(config, memoryLogger()) as AssemblyAIEngine;
+  try {
+    // Real speech, with its own pauses, in real time.
+    const { errors } = await feed(engine, 9000, true);
+    assert.deepEqual(errors, []);
+    const forced = server.sessions[0].clientMessages.filter((m) =>
+      (m as { type: string }).type === "ForceEndpoint"
+    );
+    assert.ok(forced.length >= 1, JSON.stringify(server.sessions[0].clientMessages));
+    assert.ok(forced.length < 20, `${forced.length} ForceEndpoints: one per pause, not per word`);
+  } finally {
+    await engine.dispose();
     await server.close();
   }
 });
