@@ -157,14 +157,21 @@ class Lane {
 
   constructor(readonly catchUp: boolean, public keepFromMs: number, readonly keepToMs: number) {}
 
+  /** Bytes of the chunks not yet sent (always the newest ones: chunks go out in order). */
+  unsentBytes = 0;
+
   get unsentMs(): number {
-    let ms = 0;
-    for (const c of this.chunks) if (!c.sent) ms += durationMs(c.data);
-    return ms;
+    return durationMs(this.unsentBytes);
   }
 
   get allSent(): boolean {
-    return this.chunks.every((c) => c.sent);
+    return this.unsentBytes === 0;
+  }
+
+  /** Marks every chunk unsent, for replay on a new session. */
+  resend(): void {
+    for (const chunk of this.chunks) chunk.sent = false;
+    this.unsentBytes = this.bytes;
   }
 }
 
@@ -219,6 +226,7 @@ export class ReplaySocket {
     lane.chunks.push({ offsetMs, data, sent: false });
     this.#receivedMs = offsetMs + durationMs(data);
     lane.bytes += data.length;
+    lane.unsentBytes += data.length;
     this.#enforceLimit();
     if (lane.idle && !lane.connecting) {
       lane.idle = false;
@@ -282,7 +290,10 @@ export class ReplaySocket {
       const chunk = lane.chunks.shift()!;
       lane.bytes -= chunk.data.length;
       // A sent chunk only loses its replay protection; an unsent one is lost audio.
-      if (!chunk.sent) droppedNow += durationMs(chunk.data);
+      if (!chunk.sent) {
+        droppedNow += durationMs(chunk.data);
+        lane.unsentBytes -= chunk.data.length;
+      }
     }
     if (droppedNow > 0) {
       if (this.#droppedMs === 0) {
@@ -317,6 +328,7 @@ export class ReplaySocket {
         return; // The socket is closing; onclose decides what happens next.
       }
       chunk.sent = true;
+      lane.unsentBytes -= chunk.data.length;
       session.sentMs += ms;
     }
     // A catch-up lane ends once it has sent all it holds.
@@ -471,7 +483,7 @@ export class ReplaySocket {
     lane.session = session;
     const reconnected = lane.everBegan;
     lane.everBegan = true;
-    for (const chunk of lane.chunks) chunk.sent = false;
+    lane.resend();
     // Without pacing (the fake, in simulated calls) one session replays at any speed.
     if (reconnected && !lane.catchUp && this.#options.catchUp && this.#options.realtimePacing) {
       this.#splitBacklog(lane, session);
@@ -504,9 +516,11 @@ export class ReplaySocket {
       .filter((c) => c.offsetMs < split + CATCH_UP_TAIL_MS)
       .map((c) => ({ ...c, sent: false }));
     catchUp.bytes = catchUp.chunks.reduce((n, c) => n + c.data.length, 0);
+    catchUp.unsentBytes = catchUp.bytes;
     catchUp.everBegan = true; // It continues an earlier session: reconnect-style retries.
     const dropped = lane.chunks.splice(0, liveFrom);
     lane.bytes -= dropped.reduce((n, c) => n + c.data.length, 0);
+    lane.unsentBytes = lane.bytes; // All unsent: the session has only just begun.
     lane.keepFromMs = Math.max(lane.keepFromMs, split);
     this.#catchUps.add(catchUp);
     this.#options.log?.info(
@@ -629,6 +643,7 @@ export class ReplaySocket {
     for (const timer of this.#paceTimers.values()) clearTimeout(timer);
     this.#live.chunks = [];
     this.#live.bytes = 0;
+    this.#live.unsentBytes = 0;
     this.#handler.onFailed(message);
     void this.#closeSocket(this.#live.session);
     this.#finishLane(this.#live);
