@@ -1,7 +1,7 @@
 /**
  * The benchmark's load generator, run as its own process so its CPU is not
  * counted as the server's. It plays Twilio's part of N calls on the
- * transcription stream: a signed `/stream` WebSocket per call, `connected`
+ * transcription stream: a signed `/stream/<CallSid>/<token>` WebSocket per call, `connected`
  * and `start`, then one `media` message per track every 20 ms on a shared
  * clock (one timer for all calls, each tick scheduled against the start
  * time, so lateness never accumulates), then `stop`.
@@ -22,6 +22,7 @@
 import { parseArgs } from "node:util";
 import { FRAME_BYTES, FRAME_MS, splitFrames } from "../lib/audio/framing.ts";
 import { MULAW_SILENCE } from "../lib/audio/mulaw.ts";
+import { StreamAccess } from "../lib/server/stream_access.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import {
   connectedMessage,
@@ -67,7 +68,12 @@ const { values } = parseArgs({
 if (!values.url) throw new Error("load.ts: --url is required");
 const token = Deno.env.get("TWILIO_AUTH_TOKEN");
 const accountSid = makeSid("AC");
-const streamUrl = values.url.replace(/^http/, "ws").replace(/\/$/, "") + "/stream";
+const wsBase = values.url.replace(/^http/, "ws").replace(/\/$/, "");
+// Each call's own stream URL, as the server's TwiML gives it (the same key as the server's).
+const access = StreamAccess.fromSecrets({
+  streamSecret: Deno.env.get("STREAM_SECRET"),
+  authToken: token,
+});
 
 const spec: AudioSpec | null = values.audio
   ? JSON.parse(Deno.readTextFileSync(values.audio))
@@ -76,6 +82,9 @@ const callCount = spec ? spec.calls.length : Number(values.calls ?? "1");
 const silence = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
 
 async function open(index: number): Promise<Call> {
+  const entry = spec?.calls[index];
+  const callSid = entry?.callSid ?? makeSid("CA");
+  const streamUrl = wsBase + access.path(callSid, "transcription");
   const headers: Record<string, string> = {};
   if (token) headers["X-Twilio-Signature"] = signRequest(token, streamUrl, {});
   const socket = new WebSocket(streamUrl, { headers });
@@ -83,9 +92,8 @@ async function open(index: number): Promise<Call> {
     socket.onopen = () => resolve();
     socket.onerror = () => reject(new Error(`load: could not open ${streamUrl} (call ${index})`));
   });
-  const entry = spec?.calls[index];
   const call: Call = {
-    callSid: entry?.callSid ?? makeSid("CA"),
+    callSid,
     streamSid: makeSid("MZ"),
     socket,
     sequence: 1,
