@@ -31,6 +31,7 @@ import {
   twilioMediaMessage,
 } from "../lib/twilio/protocol.ts";
 import { signRequest } from "../lib/twilio/signature.ts";
+import { StreamAccess } from "../lib/server/stream_access.ts";
 import { epochMs, Histogram, ownCpuUs, report, sleep, writeStamp } from "./common.ts";
 
 /** Speech mode: one entry per call, µ-law files (raw bytes) per track. */
@@ -67,7 +68,12 @@ const { values } = parseArgs({
 if (!values.url) throw new Error("load.ts: --url is required");
 const token = Deno.env.get("TWILIO_AUTH_TOKEN");
 const accountSid = makeSid("AC");
-const streamUrl = values.url.replace(/^http/, "ws").replace(/\/$/, "") + "/stream";
+const base = values.url.replace(/^http/, "ws").replace(/\/$/, "");
+// Each call's stream opens only at its own URL, as in the TwiML our server gives Twilio.
+const access = StreamAccess.fromSecrets({
+  streamSecret: Deno.env.get("STREAM_SECRET"),
+  authToken: token,
+});
 
 const spec: AudioSpec | null = values.audio
   ? JSON.parse(Deno.readTextFileSync(values.audio))
@@ -76,6 +82,9 @@ const callCount = spec ? spec.calls.length : Number(values.calls ?? "1");
 const silence = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
 
 async function open(index: number): Promise<Call> {
+  const entry = spec?.calls[index];
+  const callSid = entry?.callSid ?? makeSid("CA");
+  const streamUrl = base + access.path(callSid, "transcription");
   const headers: Record<string, string> = {};
   if (token) headers["X-Twilio-Signature"] = signRequest(token, streamUrl, {});
   const socket = new WebSocket(streamUrl, { headers });
@@ -83,9 +92,8 @@ async function open(index: number): Promise<Call> {
     socket.onopen = () => resolve();
     socket.onerror = () => reject(new Error(`load: could not open ${streamUrl} (call ${index})`));
   });
-  const entry = spec?.calls[index];
   const call: Call = {
-    callSid: entry?.callSid ?? makeSid("CA"),
+    callSid,
     streamSid: makeSid("MZ"),
     socket,
     sequence: 1,
