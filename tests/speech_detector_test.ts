@@ -82,3 +82,14 @@ Deno.test("a rate other than 8 or 16 kHz, or a file that is not the model, is a 
     /Cannot load the Silero VAD model \/nonexistent\/vad\.onnx/,
   );
 });
+
+Deno.test("a detector reset after other audio finds exactly what a new one finds", async () => {
+  const audio = await padded(8000);
+  const fresh = detect(new SpeechDetector({ sampleRate: 8000, ...options }), audio, 160);
+  const reused = new SpeechDetector({ sampleRate: 8000, ...options });
+  // Reset in the middle of speech, 1.3 s in (not a whole number of Silero's windows).
+  detect(reused, audio.subarray(16000, 16000 + 10400), 160);
+  assert.ok(reused.speaking);
+  reused.reset();
+  assert.deepEqual(detect(reused, audio, 160), fresh);
+});
