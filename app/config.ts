@@ -23,6 +23,14 @@ import type { Track } from "../lib/transcribe/engine.ts";
 import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
+import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
+import { secretProblem } from "../lib/delivery/signer.ts";
+import {
+  DEFAULT_WEBHOOK_EVENTS,
+  WEBHOOK_EVENT_TYPES,
+  type WebhookEventType,
+} from "../lib/delivery/webhook_message.ts";
+import { DEFAULT_RETRY_POLICY } from "../lib/delivery/retry_policy.ts";
 
 /** Everything the server and the commands need to know; frozen once loaded. */
 export interface Config {
@@ -84,6 +92,8 @@ export interface Config {
    * ends an AssemblyAI turn with `ForceEndpoint`; undefined leaves turns to AssemblyAI.
    */
   readonly assemblyaiVadSilenceMs?: number;
+  /** Webhook delivery (`WEBHOOK_URL`, …); null when no URL is set. */
+  readonly webhooks: WebhookSettings | null;
 }
 
 /** An engine: sherpa-onnx here, AssemblyAI, or both (local partials, cloud finals). */
@@ -184,6 +194,7 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
       vadThreshold: optional(env, "VAD_THRESHOLD", parseProbability),
     }),
     ...loadTranscriber(env, flags.transcriber),
+    webhooks: loadWebhooks(env),
   };
   return deepFreeze(config);
 }
@@ -254,6 +265,63 @@ function deepFreeze<T extends object>(object: T): T {
     if (value && typeof value === "object") deepFreeze(value);
   }
   return Object.freeze(object);
+}
+
+/**
+ * Webhook settings: `WEBHOOK_URL` (comma-separated) turns them on and then
+ * needs a `WEBHOOK_SECRET` in the Standard Webhooks form.
+ */
+export function loadWebhooks(env: Env): WebhookSettings | null {
+  const urls = (env.WEBHOOK_URL ?? "").split(",").map((u) => u.trim()).filter(Boolean);
+  if (!urls.length) return null;
+  const endpoints = urls.map((value) =>
+    parseUrl(value, "WEBHOOK_URL", ["https:", "http:"], {
+      expected: "http(s) URLs separated by commas, such as https://example.com/hooks/callscribe",
+    }).href
+  ).filter((url, i, all) => all.indexOf(url) === i);
+  const secret = env.WEBHOOK_SECRET?.trim() ?? "";
+  if (!secret) {
+    throw new UserError(
+      "WEBHOOK_URL is set but WEBHOOK_SECRET is not: every webhook is signed. Set WEBHOOK_SECRET " +
+        "in .env to whsec_ and at least 24 random bytes in base64, e.g. the output of: " +
+        `deno eval "console.log('whsec_' + btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))))"`,
+    );
+  }
+  const problem = secretProblem(secret);
+  if (problem) {
+    throw new UserError(
+      `WEBHOOK_SECRET ${problem}. Use whsec_ and 24 to 64 random bytes in base64 ` +
+        "(the Standard Webhooks form your receiver's library expects).",
+    );
+  }
+  const events = env.WEBHOOK_EVENTS?.trim()
+    ? env.WEBHOOK_EVENTS.split(",").map((e) => e.trim()).filter(Boolean)
+    : [...DEFAULT_WEBHOOK_EVENTS];
+  const unknown = events.filter((e) => !(WEBHOOK_EVENT_TYPES as readonly string[]).includes(e));
+  if (unknown.length) {
+    throw new UserError(
+      `WEBHOOK_EVENTS must name events from ${WEBHOOK_EVENT_TYPES.join(", ")}, got "${
+        unknown.join(", ")
+      }"`,
+    );
+  }
+  const above0 = (unit: string) => (value: string, name: string) =>
+    parseWholeNumber(value, name, { min: 1, expected: `a whole number of ${unit} above 0` });
+  const windowSeconds = optional(env, "WEBHOOK_RETRY_WINDOW", above0("seconds"));
+  const baseMs = optional(env, "WEBHOOK_BACKOFF_BASE", above0("ms"));
+  return webhookSettings({
+    endpoints,
+    secret,
+    events: new Set(events as WebhookEventType[]),
+    ...definedOnly({ outboxLimit: optional(env, "WEBHOOK_OUTBOX_LIMIT", above0("events")) }),
+    retry: {
+      ...DEFAULT_RETRY_POLICY,
+      ...definedOnly({
+        windowMs: windowSeconds === undefined ? undefined : windowSeconds * 1000,
+        baseMs,
+      }),
+    },
+  });
 }
 
 /**

@@ -48,6 +48,7 @@ export function serverSettings(config: Config): ServerSettings {
     instanceUrl: config.instanceUrl,
     instanceTimeoutMs: config.instanceTimeoutMs,
     streamSecret: config.streamSecret,
+    webhooks: config.webhooks ?? undefined,
   };
 }
 

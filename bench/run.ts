@@ -12,6 +12,7 @@
  * 4. Transcript latency and 5. word error rate, from that same run.
  * 6. Fan-out: two instances on one PostgreSQL, a final stored on B to its
  *    SSE event on A, p50/p99 (`./fanout.ts`).
+ * 6. Webhooks: final committed → received by a receiver, p50/p99, many calls at once.
  *
  * Every server and the load generator run as separate processes, so the
  * load's CPU is never counted as ours. Progress goes to stderr; the table to
@@ -31,6 +32,7 @@ import type { TimedTranscript } from "./relay_server.ts";
 import { liveLatency } from "./live_latency.ts";
 import { measuredCapacity, parallelRaw } from "./engine_limits.ts";
 import { fanoutPhase, type FanoutResults } from "./fanout.ts";
+import { webhookPhase } from "./webhooks.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -607,11 +609,18 @@ progress(
 let relay: Awaited<ReturnType<typeof relayPhase>>;
 let enginePart: Awaited<ReturnType<typeof enginePhase>>;
 let fanout: FanoutResults;
+let webhooks: Awaited<ReturnType<typeof webhookPhase>>;
 try {
   relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
   const speech = await readSet(`${SHARED_AUDIO}librispeech-samples`);
   fanout = await fanoutPhase(speech.slice(0, 4), quick ? 2 : 6);
+  webhooks = await webhookPhase({
+    calls: quick ? 20 : 100,
+    seconds: quick ? 5 : 20,
+    everyMs: 1000,
+    dir: workDir,
+  });
 } finally {
   await Deno.remove(workDir, { recursive: true });
 }
@@ -632,6 +641,7 @@ const results = {
   // The engine before issue 16 (endpoint rules only), measured by this bench: what these beat.
   baseline: JSON.parse(await Deno.readTextFile(`${ROOT}bench/baseline.json`)),
   fanout,
+  webhooks,
   seconds: (performance.now() - started) / 1000,
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
@@ -720,6 +730,11 @@ const rows: Array<[string, string, string]> = [
   [
     `fan-out B → A, ${fanout.finals} finals, p50 / p99`,
     `${f(fanout.p50Ms, 0)} / ${f(fanout.p99Ms, 0)} ms`,
+    "",
+  ],
+  [
+    `webhook after final stored p50 / p99 (${webhooks.calls} calls)`,
+    `${f(webhooks.latencyP50Ms)} / ${f(webhooks.latencyP99Ms)} ms`,
     "",
   ],
   ...Object.entries(wer).map(([set, w]): [string, string, string] => [

@@ -36,6 +36,8 @@ const REQUIRED = [
   "baseline.latency.wordEmissionP50Ms",
   "fanout.p50Ms",
   "fanout.p99Ms",
+  "webhooks.latencyP50Ms",
+  "webhooks.latencyP99Ms",
 ];
 
 Deno.test({

@@ -103,6 +103,8 @@ export async function testServer(
     engine?: TranscriberEngine;
     /** `STREAM_IDLE_TIMEOUT`, in seconds (default 30). */
     streamIdleSeconds?: number;
+    /** More settings, as environment variables (e.g. `WEBHOOK_URL`). */
+    env?: Record<string, string>;
   } = {},
 ): Promise<
   RunningServer & { events: CallEvent[]; token: string; log: ReturnType<typeof memoryLogger> }
@@ -119,6 +121,7 @@ export async function testServer(
       AUDIO_OUTPUT: options.audioOutput,
       FFMPEG_PATH: options.ffmpeg,
       STREAM_IDLE_TIMEOUT: options.streamIdleSeconds?.toString(),
+      ...options.env,
     },
     { audioInput: options.audioInput, audioInputUnpaced: !options.pacedInput },
   );

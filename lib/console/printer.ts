@@ -105,12 +105,21 @@ function terminalWidth(): number {
 
 /** The JSON line for an event, or null when the event is not printed. */
 export function jsonEvent(event: CallEvent, partials: boolean): string | null {
+  const record = eventRecord(event, partials);
+  return record && JSON.stringify(record);
+}
+
+/**
+ * An event as the object `--format jsonl` prints (and webhooks send), or
+ * null when partials are not wanted.
+ */
+export function eventRecord(event: CallEvent, partials: boolean): Record<string, unknown> | null {
   const callSid = event.call.callSid;
   switch (event.type) {
     case "transcript": {
       const t = event.transcript;
       if (t.type === "partial" && !partials) return null;
-      return JSON.stringify({
+      return {
         type: t.type,
         callSid,
         track: t.track,
@@ -118,25 +127,25 @@ export function jsonEvent(event: CallEvent, partials: boolean): string | null {
         startMs: t.startMs,
         endMs: t.endMs,
         words: t.words,
-      });
+      };
     }
     case "call-started":
-      return JSON.stringify({
+      return {
         type: "call-started",
         callSid,
         direction: event.call.direction,
         from: event.call.from,
         to: event.call.to,
         at: new Date(event.at).toISOString(),
-      });
+      };
     case "call-ended":
-      return JSON.stringify({
+      return {
         type: "call-ended",
         callSid,
         reason: event.reason,
         at: new Date(event.at).toISOString(),
-      });
+      };
     case "call-error":
-      return JSON.stringify({ type: "call-error", callSid, message: event.message });
+      return { type: "call-error", callSid, message: event.message };
   }
 }

@@ -145,6 +145,8 @@ export interface DashboardView {
   lastEventId: string;
   error?: string;
   loggedIn?: boolean;
+  /** Webhook deliveries that failed and that wait to be sent, when webhooks are on. */
+  webhooks?: { failed: number; pending: number };
 }
 
 /** `GET /`: live calls on top, history with search below. */
@@ -160,7 +162,9 @@ export function dashboardPage(view: DashboardView): string {
   };
   const body = `
 <h1>Calls</h1>
-${view.error ? `<p class="error">${e(view.error)}</p>` : ""}
+${view.error ? `<p class="error">${e(view.error)}</p>` : ""}${
+    view.webhooks ? webhookSummary(view.webhooks) : ""
+  }
 <h2>Active calls</h2>
 <div id="active">${
     view.active.map((c) => activeCard(c, view.activeSegments.get(c.callSid) ?? [])).join("")
@@ -223,6 +227,19 @@ source.addEventListener("final", (m) => { const d = JSON.parse(m.data); const c 
 source.addEventListener("call-ended", (m) => ended(JSON.parse(m.data)));
 `;
   return layout("callscribe — calls", body, script, view.loggedIn);
+}
+
+/** Webhook counts, with a link to the failed ones and a button that retries them. */
+function webhookSummary(counts: { failed: number; pending: number }): string {
+  return `<form class="search" id="webhooks" method="post" action="/webhooks/retry"><strong>Webhooks</strong>
+<span${
+    counts.failed ? ' class="error"' : ""
+  }><span class="num" data-webhooks-failed>${counts.failed}</span> failed</span>
+<span class="muted"><span class="num" data-webhooks-pending>${counts.pending}</span> waiting</span>${
+    counts.failed
+      ? ` <a href="/api/webhooks/deliveries?status=failed">list</a> <button>Retry failed</button>`
+      : ""
+  }</form>`;
 }
 
 /** What a call page shows. */

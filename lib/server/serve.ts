@@ -20,6 +20,12 @@ import type { Cluster } from "../cluster/cluster.ts";
 import { StreamAccess } from "./stream_access.ts";
 import { sleep } from "../async/sleep.ts";
 
+import { startWebhooks, type Webhooks } from "../delivery/start.ts";
+import type { WebhookSettings } from "../delivery/settings.ts";
+
+/** How long a stopping server keeps sending webhooks that are due. */
+const WEBHOOK_DRAIN_MS = 5000;
+
 /** Options of {@link listen}. */
 export interface ServerOptions {
   host: string;
@@ -47,6 +53,8 @@ export interface ServerOptions {
   instanceTimeoutMs: number;
   /** Key of the per-call stream tokens; derived from the auth token when unset. */
   streamSecret?: string;
+  /** Signed webhooks to the user's product; none when unset. */
+  webhooks?: WebhookSettings;
   engine: TranscriberEngine;
   log: Logger;
 }
@@ -75,6 +83,8 @@ export interface RunningServer {
    * `timeoutMs` for the live calls to finish; resolves with how many are left.
    */
   drain(timeoutMs: number): Promise<number>;
+  /** Webhook delivery, when `WEBHOOK_URL` is set. */
+  webhooks: Webhooks | null;
   /** Ends every call (flushing its finals) and every ffmpeg process, then stops listening. */
   shutdown(): Promise<void>;
 }
@@ -99,7 +109,14 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     : null;
   // The store listens first: a final is committed before any later listener prints it.
   const live = new LiveHub({ store, bus: cluster?.bus });
-  attachStore(registry, store, cluster ? undefined : (segment) => live.publishSegment(segment));
+  const webhooks = options.webhooks ? await startWebhooks(options.webhooks, store, log) : null;
+  attachStore(
+    registry,
+    store,
+    cluster ? undefined : (segment) => live.publishSegment(segment),
+    webhooks?.inTransaction,
+  );
+  if (webhooks) registry.listen(webhooks.listener);
   live.attach(registry);
   let draining = false;
   registry.listen((event) => {
@@ -123,7 +140,12 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     publicBase,
     authToken: options.twilioAuthToken ?? undefined,
     bridges,
-    transcripts: { store, live, dashboardToken: options.dashboardToken },
+    transcripts: {
+      store,
+      live,
+      dashboardToken: options.dashboardToken,
+      webhooks: webhooks ?? undefined,
+    },
     streamIdleMs: options.streamIdleMs,
     streamBase,
     streamAccess: StreamAccess.fromSecrets({
@@ -174,6 +196,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       }
       return registry.activeCalls;
     },
+    webhooks,
     async shutdown() {
       draining = true;
       await bridges.closeAll();
@@ -181,6 +204,9 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       // Open event streams would keep the server from shutting down.
       live.close();
       await server.shutdown();
+      // A few seconds to send the last events (call-ended); what is left waits for the next start.
+      await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
+      await webhooks?.worker.stop();
       await cluster?.stop();
       await store.close();
     },

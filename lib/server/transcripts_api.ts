@@ -28,6 +28,8 @@ import type { LiveHub } from "./live.ts";
 import { callPage, dashboardPage, loginPage, notFoundPage } from "./pages.ts";
 import { parseWholeNumber } from "../parse.ts";
 import { UserError } from "../user_error.ts";
+import type { Webhooks } from "../delivery/start.ts";
+import { deliveryRoutes } from "./deliveries_api.ts";
 
 /** What the transcript routes need. */
 export interface TranscriptRoutesOptions {
@@ -35,6 +37,8 @@ export interface TranscriptRoutesOptions {
   live: LiveHub;
   /** When set, every route here requires it. */
   dashboardToken?: string;
+  /** Webhook delivery: mounts the deliveries API and shows counts on the dashboard. */
+  webhooks?: Pick<Webhooks, "outbox" | "worker">;
 }
 
 const MAX_LIMIT = 200;
@@ -125,6 +129,9 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
   app.use("/", guard);
   app.use("/calls/*", guard);
   app.use("/api/*", guard);
+  app.use("/webhooks/*", guard);
+  const webhooks = options.webhooks;
+  if (webhooks) app.route("/", deliveryRoutes(webhooks.outbox, () => webhooks.worker.wake()));
 
   app.get("/api/calls", async (c) => {
     const params = new URL(c.req.url).searchParams;
@@ -226,6 +233,10 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
       lastEventId: live.lastId,
       activeSegments,
       loggedIn: Boolean(token),
+      webhooks: webhooks && {
+        failed: await webhooks.outbox.count("failed"),
+        pending: await webhooks.outbox.count("pending"),
+      },
     }));
   });
 

@@ -114,6 +114,20 @@ export interface StoreTransaction {
 /** Work done inside the transaction that appends a final; throwing rolls the final back. */
 export type FinalHook = (tx: StoreTransaction, segment: Segment) => void | Promise<void>;
 
+/** Work done inside the transaction of one write; throwing rolls the write back. */
+export type TransactionWork = (tx: StoreTransaction) => void | Promise<void>;
+
+/**
+ * Work done inside the transaction that stores a call event (the webhook
+ * outbox): `ended` is, for `call-ended`, the call as stored once ended, with
+ * its segments.
+ */
+export type StoreEventHook = (
+  tx: StoreTransaction,
+  event: CallEvent,
+  ended?: { call: StoredCall; segments: Segment[] },
+) => void | Promise<void>;
+
 /** Options of {@link TranscriptStore.addSegment}. */
 export interface AppendOptions {
   /** When the final arrived (epoch ms); now by default. */
@@ -137,12 +151,23 @@ export interface TranscriptStore {
   /** Where the data is, for messages: a path, or the URL without its password. */
   readonly location: string;
 
-  /** Records a call that started (or restarted: a known SID keeps its segments). */
-  callStarted(call: NewCall, at: number, engine?: string): Promise<void>;
+  /** Records a call that started (or restarted: a known SID keeps its segments), with `within` in its transaction. */
+  callStarted(
+    call: NewCall,
+    at: number,
+    engine?: string,
+    options?: { within?: TransactionWork },
+  ): Promise<void>;
   /** Commits one final (and the final hooks' work) in one transaction; returns it as stored. */
   addSegment(callSid: string, final: NewSegment, options?: AppendOptions): Promise<Segment>;
-  /** Marks a call ended (`completed`, or another status such as `interrupted`). */
-  callEnded(callSid: string, at: number, reason: string, status?: string): Promise<void>;
+  /** Marks a call ended (`completed`, or another status such as `interrupted`), with `within` in its transaction. */
+  callEnded(
+    callSid: string,
+    at: number,
+    reason: string,
+    status?: string,
+    options?: { within?: TransactionWork },
+  ): Promise<void>;
   /**
    * Calls left `in-progress` by a server that stopped without ending them
    * become `interrupted`, their words kept. Returns how many there were.
@@ -171,14 +196,16 @@ export interface TranscriptStore {
  * Subscribes `store` to `registry`'s events (finals only; partials are not
  * kept). Subscribe it before anything that prints or sends: the registry
  * awaits the store's commit before later listeners hear the event.
- * `onSegment` hears each final once it is committed. Returns the unsubscribe function.
+ * `onSegment` hears each final once it is committed; `within` runs inside
+ * the transaction of each stored event. Returns the unsubscribe function.
  */
 export function attachStore(
   registry: CallRegistry,
   store: TranscriptStore,
   onSegment?: (segment: Segment) => void,
+  within?: StoreEventHook,
 ): () => void {
-  return registry.listen(storeListener(store, registry.engine.name, onSegment));
+  return registry.listen(storeListener(store, registry.engine.name, onSegment, within));
 }
 
 /** The registry listener that writes call events to `store`. */
@@ -186,25 +213,47 @@ export function storeListener(
   store: TranscriptStore,
   engine?: string,
   onSegment?: (segment: Segment) => void,
+  within?: StoreEventHook,
 ): CallListener {
   return async (event: CallEvent) => {
+    const callSid = event.call.callSid;
     switch (event.type) {
       case "call-started":
-        await store.callStarted(event.call, event.at, engine);
+        await store.callStarted(event.call, event.at, engine, {
+          within: within && ((tx) => within(tx, event)),
+        });
         return;
       case "transcript":
         if (event.transcript.type === "final") {
           const final = event.transcript;
-          const segment = await store.addSegment(event.call.callSid, {
-            ...final,
-            engine: final.engine ?? engine,
-          });
+          const segment = await store.addSegment(
+            callSid,
+            { ...final, engine: final.engine ?? engine },
+            { within: within && ((tx) => within(tx, event)) },
+          );
           onSegment?.(segment);
         }
         return;
-      case "call-ended":
-        await store.callEnded(event.call.callSid, event.at, event.reason);
+      case "call-ended": {
+        // Read before the end's transaction (SQLite runs one at a time); the call's finals are all committed.
+        const stored = within && await store.getCall(callSid);
+        const ended = stored
+          ? {
+            call: {
+              ...stored,
+              endedAt: event.at,
+              status: "completed",
+              endReason: event.reason,
+              durationMs: Math.max(0, event.at - stored.startedAt),
+            },
+            segments: await store.segments(callSid),
+          }
+          : undefined;
+        await store.callEnded(callSid, event.at, event.reason, undefined, {
+          within: within && ((tx) => within(tx, event, ended)),
+        });
         return;
+      }
     }
   };
 }

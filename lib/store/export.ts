@@ -53,25 +53,26 @@ export function exportTranscript(
 }
 
 function toJson(call: StoredCall, segments: Segment[]): string {
-  return JSON.stringify(
-    {
-      call: callJson(call),
-      segments: segments.map((s) => ({
-        id: s.id,
-        track: s.track,
-        speaker: TRACK_LABELS[s.track],
-        order: s.seq,
-        text: s.text,
-        startMs: s.startMs,
-        endMs: s.endMs,
-        confidence: s.confidence,
-        receivedAt: new Date(s.receivedAt).toISOString(),
-        words: s.words,
-      })),
-    },
-    null,
-    2,
-  ) + "\n";
+  return JSON.stringify(transcriptRecord(call, segments), null, 2) + "\n";
+}
+
+/** The `json` export as an object: the call and its segments (already merged by time). */
+export function transcriptRecord(call: StoredCall, segments: Segment[]) {
+  return {
+    call: callJson(call),
+    segments: segments.map((s) => ({
+      id: s.id,
+      track: s.track,
+      speaker: TRACK_LABELS[s.track],
+      order: s.seq,
+      text: s.text,
+      startMs: s.startMs,
+      endMs: s.endMs,
+      confidence: s.confidence,
+      receivedAt: new Date(s.receivedAt).toISOString(),
+      words: s.words,
+    })),
+  };
 }
 
 /** A call as the API shows it (ISO times). */

@@ -135,7 +135,40 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: `ALTER TABLE segments ADD COLUMN engine TEXT;`,
     postgres: `ALTER TABLE segments ADD COLUMN engine TEXT;`,
   },
+  {
+    name: "the webhook outbox",
+    sqlite: outboxTable("INTEGER PRIMARY KEY", "INTEGER"),
+    postgres: outboxTable("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BIGINT"),
+  },
 ];
+
+/**
+ * The webhook outbox (`lib/delivery/sql_outbox.ts`), the same on both stores
+ * but for the id and the type of epoch-ms times. No foreign key to calls:
+ * deleting a call does not take back what was already reported.
+ */
+function outboxTable(id: string, time: string): string {
+  return `CREATE TABLE webhook_outbox (
+     id ${id},
+     message_id TEXT NOT NULL,
+     endpoint TEXT NOT NULL,
+     call_sid TEXT NOT NULL,
+     event_type TEXT NOT NULL,
+     body TEXT NOT NULL,
+     status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'failed')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     created_at ${time} NOT NULL,
+     window_start ${time} NOT NULL,
+     next_attempt_at ${time} NOT NULL,
+     lease_owner TEXT,
+     lease_until ${time},
+     last_error TEXT,
+     delivered_at ${time},
+     UNIQUE (message_id, endpoint)
+   );
+   CREATE INDEX webhook_outbox_queue ON webhook_outbox (endpoint, status, call_sid, id);
+   CREATE INDEX webhook_outbox_status ON webhook_outbox (status, id);`;
+}
 
 /** The schema version this callscribe writes (number of migrations). */
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -23,6 +23,7 @@ import {
   type SqlValue,
   type StoredCall,
   type StoreTransaction,
+  type TransactionWork,
   type TranscriptStore,
 } from "./db.ts";
 import { MIGRATIONS, newerSchemaError } from "./migrations.ts";
@@ -132,13 +133,21 @@ export class PostgresStore implements TranscriptStore {
     return () => this.#hooks.delete(hook);
   }
 
-  async callStarted(call: NewCall, at: number, engine?: string): Promise<void> {
-    await this.sql`
-      INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status, instance_id)
-      VALUES (${call.callSid}, ${call.direction}, ${call.from ?? null}, ${call.to ?? null},
-              ${engine ?? null}, ${at}, ${at}, 'in-progress', ${this.instanceId})
-      ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL,
-        instance_id = EXCLUDED.instance_id`;
+  async callStarted(
+    call: NewCall,
+    at: number,
+    engine?: string,
+    options: { within?: TransactionWork } = {},
+  ): Promise<void> {
+    await this.sql.begin(async (tx) => {
+      await tx`
+        INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status, instance_id)
+        VALUES (${call.callSid}, ${call.direction}, ${call.from ?? null}, ${call.to ?? null},
+                ${engine ?? null}, ${at}, ${at}, 'in-progress', ${this.instanceId})
+        ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL,
+          instance_id = EXCLUDED.instance_id`;
+      await options.within?.(transactionOf(tx));
+    });
   }
 
   addSegment(callSid: string, t: NewSegment, options: AppendOptions = {}): Promise<Segment> {
@@ -197,11 +206,15 @@ export class PostgresStore implements TranscriptStore {
     at: number,
     reason: string,
     status = "completed",
+    options: { within?: TransactionWork } = {},
   ): Promise<void> {
-    await this.sql`
-      UPDATE calls SET ended_at = ${at}, status = ${status}, end_reason = ${reason},
-        duration_ms = GREATEST(0, ${at}::bigint - started_at)
-      WHERE call_sid = ${callSid}`;
+    await this.sql.begin(async (tx) => {
+      await tx`
+        UPDATE calls SET ended_at = ${at}, status = ${status}, end_reason = ${reason},
+          duration_ms = GREATEST(0, ${at}::bigint - started_at)
+        WHERE call_sid = ${callSid}`;
+      await options.within?.(transactionOf(tx));
+    });
   }
 
   /** On PostgreSQL: the calls of instances that stopped beating, see {@link interruptOrphans}. */

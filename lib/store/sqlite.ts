@@ -28,6 +28,7 @@ import {
   type SqlValue,
   type StoredCall,
   type StoreTransaction,
+  type TransactionWork,
   type TranscriptStore,
 } from "./db.ts";
 import { MIGRATIONS, newerSchemaError } from "./migrations.ts";
@@ -122,22 +123,30 @@ export class SqliteStore implements TranscriptStore {
     return () => this.#hooks.delete(hook);
   }
 
-  callStarted(call: NewCall, at: number, engine?: string): Promise<void> {
-    return this.#exclusive(() => {
-      this.#db.prepare(
-        `INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status)
+  callStarted(
+    call: NewCall,
+    at: number,
+    engine?: string,
+    options: { within?: TransactionWork } = {},
+  ): Promise<void> {
+    return this.#exclusive(() =>
+      this.#inTransaction(async (tx) => {
+        this.#db.prepare(
+          `INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'in-progress')
          ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL`,
-      ).run(
-        call.callSid,
-        call.direction,
-        call.from ?? null,
-        call.to ?? null,
-        engine ?? null,
-        at,
-        at,
-      );
-    });
+        ).run(
+          call.callSid,
+          call.direction,
+          call.from ?? null,
+          call.to ?? null,
+          engine ?? null,
+          at,
+          at,
+        );
+        await options.within?.(tx);
+      })
+    );
   }
 
   addSegment(callSid: string, t: NewSegment, options: AppendOptions = {}): Promise<Segment> {
@@ -191,14 +200,23 @@ export class SqliteStore implements TranscriptStore {
     });
   }
 
-  callEnded(callSid: string, at: number, reason: string, status = "completed"): Promise<void> {
-    return this.#exclusive(() => {
-      this.#db.prepare(
-        `UPDATE calls SET ended_at = ?, status = ?, end_reason = ?, duration_ms = MAX(0, ? - started_at)
+  callEnded(
+    callSid: string,
+    at: number,
+    reason: string,
+    status = "completed",
+    options: { within?: TransactionWork } = {},
+  ): Promise<void> {
+    return this.#exclusive(() =>
+      this.#inTransaction(async (tx) => {
+        this.#db.prepare(
+          `UPDATE calls SET ended_at = ?, status = ?, end_reason = ?, duration_ms = MAX(0, ? - started_at)
          WHERE call_sid = ?`,
-      ).run(at, status, reason, at, callSid);
-      this.#seq.delete(callSid);
-    });
+        ).run(at, status, reason, at, callSid);
+        await options.within?.(tx);
+        this.#seq.delete(callSid);
+      })
+    );
   }
 
   markInterrupted(): Promise<number> {
