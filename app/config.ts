@@ -21,6 +21,7 @@ import {
 } from "../lib/transcribe/assemblyai_protocol.ts";
 import type { Track } from "../lib/transcribe/engine.ts";
 import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
+import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
 import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
@@ -70,6 +71,8 @@ export interface Config {
   readonly inboundGreeting?: string;
   /** Inbound calls: `<Dial>` this E.164 number instead of the laptop (`INBOUND_FORWARD_TO`). */
   readonly inboundForwardTo?: string;
+  /** Call recordings: `RECORD_CALLS` (default on) and `RECORDINGS_MAX_GB` (default 10) in bytes. */
+  readonly recordings: Pick<RecordingsOptions, "enabled" | "maxBytes">;
   /** A media stream silent this long (no message at all) is closed and its call ended (`STREAM_IDLE_TIMEOUT`, s). */
   readonly streamIdleSeconds: number;
   readonly model: {
@@ -161,6 +164,14 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     inboundForwardTo: env.INBOUND_FORWARD_TO
       ? parsePhoneNumber(env.INBOUND_FORWARD_TO, "INBOUND_FORWARD_TO")
       : undefined,
+    recordings: {
+      enabled: parseRecordCalls(env.RECORD_CALLS),
+      maxBytes: 1e9 * (optional(env, "RECORDINGS_MAX_GB", (v, name) =>
+        parseNumber(v, name, {
+          positive: true,
+          expected: "a positive number of gigabytes such as 10 or 0.5",
+        })) ?? 10),
+    },
     model: {
       dir: set("SHERPA_MODEL_DIR"),
       name: env.SHERPA_MODEL ? parseModelName(env.SHERPA_MODEL) : DEFAULT_MODEL_NAME,
@@ -234,6 +245,15 @@ function parseDatabaseUrl(value: string): string {
     "DATABASE_URL must be a URL such as postgres://user:password@host:5432/callscribe " +
       "(its value is not shown: it may hold a password); unset it for the SQLite file under DATA_DIR",
   );
+}
+
+/** `RECORD_CALLS`: `1` (the default) records calls, `0` does not. */
+function parseRecordCalls(value: string | undefined): boolean {
+  const choice = value?.trim() || "1";
+  if (choice !== "0" && choice !== "1") {
+    throw new UserError(`RECORD_CALLS must be 1 (record calls) or 0 (do not), got "${value}"`);
+  }
+  return choice === "1";
 }
 
 function parseModelName(value: string): string {

@@ -7,6 +7,7 @@
  */
 import type { Logger } from "../lib/log.ts";
 import { isLoopback } from "../lib/server/auth.ts";
+import { Recordings } from "../lib/recording/recordings.ts";
 import { listen, type RunningServer, type ServerOptions } from "../lib/server/serve.ts";
 import { dbPath, type TranscriptStore } from "../lib/store/db.ts";
 import { openTranscriptStore } from "../lib/store/open.ts";
@@ -49,6 +50,7 @@ export function serverSettings(config: Config): ServerSettings {
     instanceTimeoutMs: config.instanceTimeoutMs,
     streamSecret: config.streamSecret,
     webhooks: config.webhooks ?? undefined,
+    recordings: { dir: Recordings.folder(config.dataDir), ...config.recordings },
   };
 }
 

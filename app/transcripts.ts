@@ -16,6 +16,7 @@ import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
 import { dbPath } from "../lib/store/db.ts";
 import { openTranscriptStore } from "../lib/store/open.ts";
+import { callAudio, Recordings } from "../lib/recording/recordings.ts";
 import {
   EXPORT_FORMATS,
   type ExportFormat,
@@ -154,7 +155,13 @@ export async function transcriptsCommand(
       }
       format = values.format as ExportFormat;
     }
-    const text = exportTranscript(format, call, await store.segments(call.callSid));
+    const recordings = new Recordings({
+      dir: Recordings.folder(config.dataDir),
+      ...config.recordings,
+      log,
+    });
+    const audio = await callAudio(store, recordings, call.callSid);
+    const text = exportTranscript(format, call, await store.segments(call.callSid), audio);
     if (values.output) {
       Deno.writeTextFileSync(values.output, text);
       log.info(`wrote ${values.output}`);

@@ -105,6 +105,9 @@ export async function testServer(
     streamIdleSeconds?: number;
     /** More settings, as environment variables (e.g. `WEBHOOK_URL`). */
     env?: Record<string, string>;
+    /** `RECORD_CALLS` and `RECORDINGS_MAX_GB` (defaults 1 and 10). */
+    recordCalls?: "0" | "1";
+    recordingsMaxGb?: string;
   } = {},
 ): Promise<
   RunningServer & { events: CallEvent[]; token: string; log: ReturnType<typeof memoryLogger> }
@@ -122,6 +125,8 @@ export async function testServer(
       FFMPEG_PATH: options.ffmpeg,
       STREAM_IDLE_TIMEOUT: options.streamIdleSeconds?.toString(),
       ...options.env,
+      RECORD_CALLS: options.recordCalls,
+      RECORDINGS_MAX_GB: options.recordingsMaxGb,
     },
     { audioInput: options.audioInput, audioInputUnpaced: !options.pacedInput },
   );

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { CallQuality } from "../recording/track_quality.ts";
 import type { Transcript } from "../transcribe/engine.ts";
 
 /** Facts about a call, from Twilio's `start` message and the TwiML parameters. */
@@ -16,11 +17,17 @@ export interface CallInfo {
   to?: string;
 }
 
+/** What a call's audio was like: each track's quality, and the recording's length (null: none). */
+export interface CallAudioSummary {
+  quality: CallQuality;
+  recordedMs: number | null;
+}
+
 /** One thing that happened on a call. */
 export type CallEvent =
   | { type: "call-started"; call: CallInfo; at: number }
   | { type: "transcript"; call: CallInfo; transcript: Transcript }
-  | { type: "call-ended"; call: CallInfo; at: number; reason: string }
+  | { type: "call-ended"; call: CallInfo; at: number; reason: string; audio?: CallAudioSummary }
   | { type: "call-error"; call: CallInfo; message: string };
 
 /** Receives call events; a returned promise is awaited before later listeners hear the event. */

@@ -6,7 +6,7 @@
  */
 import type { TranscriberEngine } from "../transcribe/engine.ts";
 import type { CallEvent, CallInfo, CallListener } from "./events.ts";
-import { CallSession } from "./session.ts";
+import { CallSession, type CallSessionOptions } from "./session.ts";
 
 const ENDED_MEMORY = 1000;
 
@@ -19,10 +19,13 @@ export class CallRegistry {
   #ended = new Map<string, Promise<void>>();
   /** Per call, the delivery of its latest event: events of a call reach listeners in order. */
   #delivery = new Map<string, Promise<void>>();
-  #sessionOptions: { flushTimeoutMs?: number };
+  #sessionOptions: CallSessionOptions;
 
-  /** `flushTimeoutMs` bounds how long ending a call waits for its last words. */
-  constructor(engine: TranscriberEngine, options: { flushTimeoutMs?: number } = {}) {
+  /**
+   * `flushTimeoutMs` bounds how long ending a call waits for its last words;
+   * `audio` makes each call's recorder.
+   */
+  constructor(engine: TranscriberEngine, options: CallSessionOptions = {}) {
     this.engine = engine;
     this.#sessionOptions = options;
   }

@@ -8,7 +8,22 @@
 import { TrackTimeline } from "../audio/timeline.ts";
 import { fillSilence } from "../audio/timeline.ts";
 import type { Track, TrackTranscriber, TranscriberEngine } from "../transcribe/engine.ts";
-import type { CallInfo, CallListener } from "./events.ts";
+import type { CallAudioSummary, CallInfo, CallListener } from "./events.ts";
+
+/** Hears a call's audio as placed on its timeline (the recording and its quality figures). */
+export interface CallAudioSink {
+  /** `silenceBytes` of gap filled before `payload`, for one track; called per frame, so cheap. */
+  write(track: Track, silenceBytes: number, payload: Uint8Array): void;
+  /** The call ended: finish up and summarize. */
+  end(): Promise<CallAudioSummary>;
+}
+
+/** Options of a session. */
+export interface CallSessionOptions {
+  flushTimeoutMs?: number;
+  /** Makes the call's audio sink (recording, quality), if any. */
+  audio?: (info: CallInfo) => CallAudioSink;
+}
 
 interface TrackState {
   timeline: TrackTimeline;
@@ -41,17 +56,19 @@ export class CallSession {
   readonly streams = new Set<string>();
 
   #flushTimeoutMs: number;
+  #audio: CallAudioSink | null;
 
   constructor(
     info: CallInfo,
     engine: TranscriberEngine,
     emit: CallListener,
-    options: { flushTimeoutMs?: number } = {},
+    options: CallSessionOptions = {},
   ) {
     this.info = info;
     this.#engine = engine;
     this.#emit = emit;
     this.#flushTimeoutMs = options.flushTimeoutMs ?? FLUSH_TIMEOUT_MS;
+    this.#audio = options.audio?.(info) ?? null;
     emit({ type: "call-started", call: info, at: Date.now() });
   }
 
@@ -83,6 +100,7 @@ export class CallSession {
     if (!this.#tracks.has(track)) this.openTrack(track);
     const state = this.#tracks.get(track)!;
     const { silenceBytes } = state.timeline.place(timestampMs, payload);
+    this.#audio?.write(track, silenceBytes, payload);
     // In pieces of the shared silence buffer: a long gap never allocates its whole length.
     for (let left = silenceBytes; left > 0; left -= SILENCE_PIECE) {
       this.#write(track, state, fillSilence(Math.min(left, SILENCE_PIECE)));
@@ -114,13 +132,18 @@ export class CallSession {
   end(reason: string): Promise<void> {
     this.#ended ??= (async () => {
       const closing = [...this.#tracks].map(([track, t]) => this.#close(track, t.transcriber));
+      const audio = this.#audio?.end().catch((error) => {
+        this.#error(`finishing the call's audio failed: ${(error as Error).message}`);
+        return undefined;
+      });
       const results = await Promise.allSettled(closing);
       for (const result of results) {
         if (result.status === "rejected") {
           this.#error(`flushing a track failed: ${(result.reason as Error)?.message}`);
         }
       }
-      this.#emit({ type: "call-ended", call: this.info, at: Date.now(), reason });
+      const at = Date.now();
+      this.#emit({ type: "call-ended", call: this.info, at, reason, audio: await audio });
     })();
     return this.#ended;
   }

@@ -46,6 +46,7 @@ export class LiveHub {
   #ring: LiveEvent[] = [];
   #ringSize: number;
   #subscribers = new Set<(event: LiveEvent) => void>();
+  #levelSubscribers = new Set<(event: LiveEvent) => void>();
   #closers = new Set<() => void>();
   #active = new Map<string, Record<string, unknown>>();
   #store?: TranscriptStore;
@@ -117,6 +118,10 @@ export class LiveHub {
             endedAt: new Date(event.at).toISOString(),
             durationMs: Math.max(0, event.at - startedAt),
           });
+          // Level streams end with the call, too.
+          for (const subscriber of this.#levelSubscribers) {
+            subscriber({ id: "", type: "call-ended", callSid, data: { callSid } });
+          }
           return;
         }
         case "call-error":
@@ -128,6 +133,16 @@ export class LiveHub {
   /** Subscribes to `registry` (after the store, so finals are stored first). */
   attach(registry: CallRegistry): () => void {
     return registry.listen(this.listener());
+  }
+
+  /**
+   * Publishes each track's current level (dBFS, null: nothing received) of a
+   * live call, to {@link levelsSse} only: levels are of the moment, so they
+   * have no id, skip the ring and are never replayed.
+   */
+  publishLevels(callSid: string, levels: Record<string, number | null>): void {
+    const event = { id: "", type: "level", callSid, data: { callSid, ...levels } };
+    for (const subscriber of this.#levelSubscribers) subscriber(event);
   }
 
   /** Publishes a stored final. */
@@ -225,6 +240,19 @@ export class LiveHub {
    * (Deno cancels the body) or the hub closes.
    */
   sse(lastId: string | undefined, callSid?: string): Response {
+    return this.#stream(() => this.missed(lastId, callSid), this.#subscribers, callSid);
+  }
+
+  /** An SSE response of one call's `level` events (see {@link publishLevels}), then `call-ended`. */
+  levelsSse(callSid: string): Response {
+    return this.#stream(() => Promise.resolve([]), this.#levelSubscribers, callSid);
+  }
+
+  #stream(
+    catchUp: () => Promise<LiveEvent[]>,
+    subscribers: Set<(event: LiveEvent) => void>,
+    callSid?: string,
+  ): Response {
     const encoder = new TextEncoder();
     let cleanup = () => {};
     const body = new ReadableStream<Uint8Array>({
@@ -254,14 +282,14 @@ export class LiveHub {
         };
         cleanup = () => {
           clearInterval(heartbeat);
-          this.#subscribers.delete(subscriber);
+          subscribers.delete(subscriber);
           this.#closers.delete(close);
         };
-        this.#subscribers.add(subscriber);
+        subscribers.add(subscriber);
         this.#closers.add(close);
         // Tell EventSource how soon to reconnect, then catch the client up.
         send("retry: 1000\n\n");
-        const missed = await this.missed(lastId, callSid);
+        const missed = await catchUp();
         for (const event of missed) send(format(event));
         // What the catch-up already had (a replay reads the store after subscribing).
         const sent = new Set(missed.map(eventKey));
@@ -307,5 +335,6 @@ function eventKey(event: LiveEvent): string {
 }
 
 function format(event: LiveEvent): string {
-  return `id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`;
+  const id = event.id ? `id: ${event.id}\n` : "";
+  return `${id}event: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`;
 }

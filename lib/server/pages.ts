@@ -1,12 +1,20 @@
 /**
  * The dashboard's HTML: server-rendered template strings, one small inline
- * stylesheet and one inline script (EventSource). No build step.
+ * stylesheet and one inline script (EventSource). No build step; the call
+ * page's player is wavesurfer.js, served from node_modules as an ES module.
  *
  * @module
  */
 import type { CallPage, CallQuery, Segment, StoredCall } from "../store/db.ts";
-import { clock, EXPORT_FORMATS, formatDuration } from "../store/export.ts";
+import {
+  type CallAudio,
+  clock,
+  describeQuality,
+  EXPORT_FORMATS,
+  formatDuration,
+} from "../store/export.ts";
 import { TRACK_LABELS } from "../transcribe/engine.ts";
+import { qualityWarnings } from "../recording/track_quality.ts";
 
 /** Escapes text for HTML content and attribute values. */
 export function escapeHtml(value: unknown): string {
@@ -49,6 +57,12 @@ button, .button { cursor:pointer; text-decoration:none; display:inline-block; }
 .button.primary, button.primary { background:#111827; color:#fff; border-color:#111827; }
 .downloads { display:flex; gap:.4rem; flex-wrap:wrap; }
 .pager { display:flex; gap:.6rem; margin-top:.6rem; align-items:center; }
+.msg.final { cursor:pointer; } .msg.current { outline:2px solid #f59e0b; box-shadow:0 0 0 3px #fde68a; }
+.player-bar { display:flex; gap:.8rem; align-items:center; margin-bottom:.5rem; }
+#waveform { border:1px solid var(--line); border-radius:6px; }
+.warning { background:#fffbeb; color:#92400e; border:1px solid #fde68a; padding:.45rem .8rem; border-radius:6px; margin:.4rem 0; }
+.levels { display:flex; gap:1.5rem; align-items:center; flex-wrap:wrap; }
+.levels meter { width:10rem; vertical-align:middle; }
 @media (max-width:700px) { .lanes { grid-template-columns:1fr; } }
 `;
 
@@ -71,7 +85,7 @@ function showFinal(root, d) {
   const l = lane(root, d.track); if (!l) return; const keep = stick(l);
   l.querySelector(".msg.partial")?.remove();
   if (d.id !== undefined && l.querySelector('[data-seg="' + d.id + '"]')) return;
-  const m = document.createElement("div"); m.className = "msg final"; m.dataset.seg = d.id; m.dataset.start = d.startMs;
+  const m = document.createElement("div"); m.className = "msg final"; m.dataset.seg = d.id; m.dataset.start = d.startMs; m.dataset.end = d.endMs;
   const t = document.createElement("time"); t.textContent = clock(d.startMs) + " – " + clock(d.endMs);
   m.append(t, document.createTextNode(d.text));
   const later = [...l.querySelectorAll(".msg.final")].find((x) => Number(x.dataset.start) > d.startMs);
@@ -99,7 +113,7 @@ function lanes(segments: Segment[]): string {
       track === "inbound" ? " (phone)" : " (laptop)"
     }</h3>${
       segments.filter((s) => s.track === track).map((s) =>
-        `<div class="msg final" data-seg="${s.id}" data-start="${s.startMs}"><time>${
+        `<div class="msg final" data-seg="${s.id}" data-start="${s.startMs}" data-end="${s.endMs}"><time>${
           clock(s.startMs)
         } – ${clock(s.endMs)}</time>${e(s.text)}</div>`
       ).join("")
@@ -248,13 +262,96 @@ export interface CallView {
   active: boolean;
   segments: Segment[];
   lastEventId: string;
+  /** The recording and audio quality (none while the call is live). */
+  audio?: CallAudio;
 }
+
+/** The player: two waveform lanes (left inbound, right outbound), segments as regions. */
+function playerCard(url: string, durationMs: number): string {
+  return `<div id="player" class="card" data-src="${e(url)}"><div class="player-bar">
+<button id="play" class="primary" disabled>Play</button>
+<span class="num" style="white-space:nowrap"><span id="player-time">00:00.000</span> / ${
+    e(clock(durationMs))
+  }</span>
+<span class="muted">space plays and pauses · click a line to hear it · top lane ${TRACK_LABELS.inbound}, bottom ${TRACK_LABELS.outbound}</span>
+<a class="button" href="${e(url)}" download>Download WAV</a></div>
+<div id="waveform" aria-label="Recording waveform"></div></div>`;
+}
+
+/** Each track's quality figures and the warnings for tracks that look broken. */
+function qualityCard(audio: CallAudio): string {
+  if (!audio.quality) return "";
+  const quality = audio.quality;
+  const rows = (["inbound", "outbound"] as const).map((track) =>
+    `<tr data-track="${track}"><td>${TRACK_LABELS[track]}</td><td class="num">${
+      e(describeQuality(quality[track]))
+    }</td></tr>`
+  ).join("");
+  const warnings = qualityWarnings(quality).map((w) => `<p class="warning">⚠ ${e(w)}</p>`)
+    .join("");
+  return `<div id="quality" class="card"><h2 style="margin-top:0">Audio quality</h2>${warnings}
+<table><tbody>${rows}</tbody></table></div>`;
+}
+
+/** The player's script: wavesurfer.js with regions; the current line follows playback. */
+const PLAYER_SCRIPT = `
+import WaveSurfer from "/assets/wavesurfer.esm.js";
+import RegionsPlugin from "/assets/regions.esm.js";
+const box = document.getElementById("player");
+const regions = RegionsPlugin.create();
+const player = WaveSurfer.create({
+  container: "#waveform", url: box.dataset.src, height: 64, barWidth: 2, barGap: 1, cursorColor: "#111827", normalize: true,
+  splitChannels: [{ waveColor: "#93b4f5", progressColor: "#2563eb" }, { waveColor: "#86d9a8", progressColor: "#16a34a" }],
+  plugins: [regions],
+});
+window.callscribePlayer = player;
+const lines = [...document.querySelectorAll("#conversation .msg.final")].map((el) => ({
+  el, start: Number(el.dataset.start) / 1000, end: Number(el.dataset.end) / 1000,
+  channel: el.closest(".lane").dataset.track === "inbound" ? 0 : 1,
+}));
+const play = document.getElementById("play");
+const time = document.getElementById("player-time");
+player.on("decode", () => {
+  for (const l of lines) {
+    regions.addRegion({ start: l.start, end: Math.max(l.end, l.start + 0.05), channelIdx: l.channel, drag: false, resize: false,
+      color: l.channel === 0 ? "rgba(37,99,235,.16)" : "rgba(22,163,74,.16)" });
+  }
+});
+player.on("ready", () => { play.disabled = false; box.dataset.ready = "1"; });
+player.on("play", () => { play.textContent = "Pause"; });
+player.on("pause", () => { play.textContent = "Play"; });
+player.on("timeupdate", (t) => {
+  time.textContent = clock(t * 1000);
+  for (const l of lines) {
+    const now = t >= l.start && t < l.end;
+    if (now === l.el.classList.contains("current")) continue;
+    l.el.classList.toggle("current", now);
+    if (now && player.isPlaying()) l.el.scrollIntoView({ block: "nearest" });
+  }
+});
+play.addEventListener("click", () => player.playPause());
+for (const l of lines) l.el.addEventListener("click", () => { player.setTime(l.start); });
+document.addEventListener("keydown", (event) => {
+  if (event.code !== "Space" || event.target.closest?.("input, textarea, select, button, a")) return;
+  event.preventDefault(); player.playPause();
+});
+`;
 
 /** `GET /calls/:sid`: the conversation, live while the call lasts, and its downloads. */
 export function callPage(view: CallView): string {
   const { call } = view;
   const sid = encodeURIComponent(call.callSid);
   const status = view.active ? "live" : call.status;
+  const recording = view.active ? null : view.audio?.recording;
+  const levels = view.active
+    ? `<div id="levels" class="card levels"><strong>Level now</strong>${
+      (["inbound", "outbound"] as const).map((track) =>
+        `<label data-track="${track}">${
+          TRACK_LABELS[track]
+        } <meter min="-96" max="0" low="-50" value="-96"></meter> <span class="num">–</span></label>`
+      ).join("")
+    }</div>`
+    : "";
   const body = `
 <p><a href="/">← All calls</a></p>
 <div class="card"><div class="card-head"><h1>${parties(call)}</h1>
@@ -271,6 +368,9 @@ export function callPage(view: CallView): string {
       `<a class="button" data-format="${f}" href="/api/calls/${sid}/transcript.${f}" download>Download ${f.toUpperCase()}</a>`
     ).join("")
   }</div></div>
+${levels}${recording ? playerCard(recording.url, recording.durationMs) : ""}${
+    view.active || !view.audio ? "" : qualityCard(view.audio)
+  }
 <div id="conversation" class="card">${lanes(view.segments)}</div>`;
   const script = view.active
     ? `
@@ -280,15 +380,33 @@ const source = new EventSource("/api/calls/${sid}/events?since=${
     }");
 source.addEventListener("partial", (m) => showPartial(conversation, JSON.parse(m.data)));
 source.addEventListener("final", (m) => showFinal(conversation, JSON.parse(m.data)));
+const levelSource = new EventSource("/api/calls/${sid}/levels");
+levelSource.addEventListener("level", (m) => {
+  const d = JSON.parse(m.data);
+  for (const track of ["inbound", "outbound"]) {
+    const label = document.querySelector('#levels [data-track="' + track + '"]'); if (!label) continue;
+    const db = d[track]; label.querySelector("meter").value = db ?? -96;
+    label.querySelector("span").textContent = db === null ? "no audio" : db <= -50 ? "silent (" + db.toFixed(0) + " dBFS)" : db.toFixed(0) + " dBFS";
+  }
+});
 source.addEventListener("call-ended", (m) => {
   const d = JSON.parse(m.data); const el = document.getElementById("duration");
   delete el.dataset.liveSince; el.textContent = duration(d.durationMs);
   const s = document.getElementById("status"); const st = d.status ?? "completed"; s.textContent = st; s.className = "badge " + st;
   for (const p of conversation.querySelectorAll(".msg.partial")) p.remove();
+  const levels = document.getElementById("levels");
+  if (levels) levels.innerHTML = ${
+      view.audio?.recording
+        ? `'<a href="">The call ended: reload to play its recording</a>'`
+        : `'<span class="muted">The call ended (not recorded).</span>'`
+    };
+  levelSource.close();
   source.close();
 });`
     : " ";
-  return layout(`callscribe — ${call.from ?? call.callSid}`, body, script);
+  // A module runs after the page's classic script, whose helpers (clock) it uses.
+  const player = recording ? `<script type="module">${PLAYER_SCRIPT}</script>` : "";
+  return layout(`callscribe — ${call.from ?? call.callSid}`, body + player, script);
 }
 
 /** The login form (shown with 401 when a token is needed). */

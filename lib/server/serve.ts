@@ -19,6 +19,8 @@ import type { PostgresStore } from "../store/postgres.ts";
 import type { Cluster } from "../cluster/cluster.ts";
 import { StreamAccess } from "./stream_access.ts";
 import { sleep } from "../async/sleep.ts";
+import { Recordings, type RecordingsOptions } from "../recording/recordings.ts";
+import { UserError } from "../user_error.ts";
 
 import { startWebhooks, type Webhooks } from "../delivery/start.ts";
 import type { WebhookSettings } from "../delivery/settings.ts";
@@ -55,6 +57,8 @@ export interface ServerOptions {
   streamSecret?: string;
   /** Signed webhooks to the user's product; none when unset. */
   webhooks?: WebhookSettings;
+  /** Call recordings: the folder, whether calls are recorded, the disk they may use. */
+  recordings: Pick<RecordingsOptions, "dir" | "enabled" | "maxBytes">;
   engine: TranscriberEngine;
   log: Logger;
 }
@@ -72,6 +76,8 @@ export interface RunningServer {
   store: TranscriptStore;
   /** Live events for the dashboard. */
   live: LiveHub;
+  /** Call recordings. */
+  recordings: Recordings;
   /** Call progress from Twilio's status callbacks. */
   statuses: CallStatusBook;
   /** The laptop audio bridge (microphone and speaker through ffmpeg). */
@@ -94,7 +100,13 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   const { engine, log, store } = options;
   const bridges = await BridgeManager.create({ ...options.bridge, log });
 
-  const registry = new CallRegistry(engine);
+  // Levels go to the live hub, made below (it needs the registry's cluster first).
+  const recordings = await openRecordings(
+    options.recordings,
+    log,
+    (callSid, levels) => live.publishLevels(callSid, levels),
+  );
+  const registry = new CallRegistry(engine, { audio: (call) => recordings.open(call.callSid) });
   let boundPort = options.port;
   let publicUrl = options.publicUrl;
   const publicBase = () => publicUrl ?? localUrl(options.host, boundPort, { reachable: true });
@@ -143,6 +155,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     transcripts: {
       store,
       live,
+      recordings,
       dashboardToken: options.dashboardToken,
       webhooks: webhooks ?? undefined,
     },
@@ -184,6 +197,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     registry,
     store,
     live,
+    recordings,
     statuses,
     bridges,
     instanceId: options.instanceId,
@@ -201,6 +215,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       draining = true;
       await bridges.closeAll();
       await registry.endAll("server shutting down");
+      await recordings.settled();
       // Open event streams would keep the server from shutting down.
       live.close();
       await server.shutdown();
@@ -211,4 +226,31 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       await store.close();
     },
   };
+}
+
+/** The recordings folder; recordings a killed server left open are repaired first. */
+async function openRecordings(
+  options: ServerOptions["recordings"],
+  log: Logger,
+  onLevels: RecordingsOptions["onLevels"],
+): Promise<Recordings> {
+  const recordings = new Recordings({
+    ...options,
+    log,
+    onLevels,
+  });
+  try {
+    await recordings.start();
+  } catch (error) {
+    throw new UserError(
+      `cannot use the recordings folder ${recordings.dir}: ${(error as Error).message}. ` +
+        "Set DATA_DIR to a folder this user can write, or RECORD_CALLS=0.",
+    );
+  }
+  log.info(
+    options.enabled
+      ? `calls are recorded in ${recordings.dir} (RECORD_CALLS=0 turns it off)`
+      : "calls are not recorded (RECORD_CALLS=0)",
+  );
+  return recordings;
 }

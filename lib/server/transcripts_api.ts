@@ -5,10 +5,13 @@
  * - `GET /api/calls` — newest first; `limit`, `offset`, `q` (full-text), `number`, `since`, `until`
  * - `GET /api/calls/:sid`, `DELETE /api/calls/:sid`
  * - `GET /api/calls/:sid/transcript.json|txt|srt|vtt`
+ * - `GET /api/calls/:sid/recording.wav` — the stereo recording, with HTTP Range (seeking)
  * - `GET /api/events`, `GET /api/calls/:sid/events` — Server-Sent Events with `Last-Event-ID` resume
+ * - `GET /api/calls/:sid/levels` — Server-Sent Events: each track's level once a second while live
  * - `GET /` (dashboard), `GET /calls/:sid` (call page), `GET|POST /login`, `POST /logout`
+ * - `GET /assets/wavesurfer.esm.js`, `GET /assets/regions.esm.js` — the player (wavesurfer.js from node_modules)
  *
- * With a dashboard token all of these need it; Twilio's routes are not here.
+ * With a dashboard token all of these but the assets need it; Twilio's routes are not here.
  *
  * @module
  */
@@ -16,6 +19,7 @@ import { Hono } from "hono";
 import type { Context, Next } from "hono";
 import type { CallQuery, TranscriptStore } from "../store/db.ts";
 import {
+  audioJson,
   callJson,
   EXPORT_FORMATS,
   EXPORT_TYPES,
@@ -25,6 +29,8 @@ import {
 } from "../store/export.ts";
 import { requestAuthorized, secretsEqual, SESSION_COOKIE, sessionCookie } from "./auth.ts";
 import type { LiveHub } from "./live.ts";
+import { callAudio, type Recordings } from "../recording/recordings.ts";
+import { fileRangeResponse } from "./recording_response.ts";
 import { callPage, dashboardPage, loginPage, notFoundPage } from "./pages.ts";
 import { parseWholeNumber } from "../parse.ts";
 import { UserError } from "../user_error.ts";
@@ -35,6 +41,8 @@ import { deliveryRoutes } from "./deliveries_api.ts";
 export interface TranscriptRoutesOptions {
   store: TranscriptStore;
   live: LiveHub;
+  /** Call recordings; without them no call has one. */
+  recordings?: Recordings;
   /** When set, every route here requires it. */
   dashboardToken?: string;
   /** Webhook delivery: mounts the deliveries API and shows counts on the dashboard. */
@@ -92,9 +100,21 @@ function parseDate(name: string, value: string, endOfDay: boolean): number {
 
 /** Builds the routes. */
 export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
-  const { store, live, dashboardToken: token } = options;
+  const { store, live, recordings, dashboardToken: token } = options;
   const app = new Hono();
   const isActive = (sid: string) => live.activeCalls.some((c) => c.callSid === sid);
+  const audioOf = (sid: string) => callAudio(store, recordings, sid);
+
+  // The player's library, as published on npm (pinned in deno.json); public code, no token.
+  for (const [name, file] of Object.entries(PLAYER_ASSETS)) {
+    app.get(`/assets/${name}`, async (c) => {
+      const body = await Deno.readFile(new URL(file, import.meta.url));
+      return c.body(body, 200, {
+        "content-type": "text/javascript; charset=utf-8",
+        "cache-control": "public, max-age=3600",
+      });
+    });
+  }
 
   app.get("/login", (c) => {
     if (!token || requestAuthorized(c.req.raw, token)) return c.redirect("/");
@@ -155,6 +175,7 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
     if (!call) return unknownCall(c);
     return c.json({
       ...callJson(call, isActive(call.callSid)),
+      ...audioJson(await audioOf(call.callSid)),
       segments: mergeByTime(await store.segments(call.callSid)),
     });
   });
@@ -164,8 +185,33 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
     if (isActive(sid)) {
       return c.json({ error: `call ${sid} is in progress; delete it after it ends` }, 409);
     }
-    if (!(await store.deleteCall(sid))) return unknownCall(c);
-    return c.json({ deleted: sid });
+    const deleted = await store.deleteCall(sid);
+    // A recording whose call is gone (deleted elsewhere) goes too.
+    const recordingDeleted = await recordings?.remove(sid) ?? false;
+    if (!deleted && !recordingDeleted) return unknownCall(c);
+    return c.json({ deleted: sid, recordingDeleted });
+  });
+
+  app.get("/api/calls/:sid/recording.wav", async (c) => {
+    const sid = c.req.param("sid");
+    const recording = await recordings?.info(sid);
+    if (!recording) {
+      return c.json({
+        error: (await store.getCall(sid))
+          ? `call ${sid} has no recording (RECORD_CALLS=0, or removed to stay under RECORDINGS_MAX_GB)`
+          : `no call with SID ${sid}`,
+      }, 404);
+    }
+    return fileRangeResponse(recording.path, recording.bytes, c.req.header("range") ?? null, {
+      "content-type": "audio/wav",
+      "content-disposition": `inline; filename="${sid}.wav"`,
+    });
+  });
+
+  app.get("/api/calls/:sid/levels", async (c) => {
+    const sid = c.req.param("sid");
+    if (!isActive(sid) && !(await store.getCall(sid))) return unknownCall(c);
+    return live.levelsSse(sid);
   });
 
   app.get("/api/calls/:sid/events", async (c) => {
@@ -185,7 +231,12 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
     }
     const call = await store.getCall(c.req.param("sid"));
     if (!call) return unknownCall(c);
-    const body = exportTranscript(format, call, await store.segments(call.callSid));
+    const body = exportTranscript(
+      format,
+      call,
+      await store.segments(call.callSid),
+      await audioOf(call.callSid),
+    );
     return c.body(body, 200, {
       "content-type": EXPORT_TYPES[format],
       "content-disposition": `attachment; filename="${call.callSid}.${format}"`,
@@ -248,6 +299,7 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
       active: isActive(call.callSid),
       segments: mergeByTime(await store.segments(call.callSid)),
       lastEventId: live.lastId,
+      audio: await audioOf(call.callSid),
     }));
   });
 
@@ -259,6 +311,12 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
 
   return app;
 }
+
+/** The player's files in node_modules (wavesurfer.js and its regions plugin, ES modules). */
+const PLAYER_ASSETS = {
+  "wavesurfer.esm.js": "../../node_modules/wavesurfer.js/dist/wavesurfer.esm.js",
+  "regions.esm.js": "../../node_modules/wavesurfer.js/dist/plugins/regions.esm.js",
+};
 
 function unknownCall(c: Context) {
   return c.json({ error: `no call with SID ${c.req.param("sid")}` }, 404);

@@ -20,6 +20,7 @@
  */
 import type { CallEvent, CallListener } from "../call/events.ts";
 import type { CallRegistry } from "../call/registry.ts";
+import { saveCallAudio } from "./call_audio.ts";
 import type { Track, Word } from "../transcribe/engine.ts";
 
 /** The database file inside a data folder. */
@@ -252,6 +253,7 @@ export function storeListener(
         await store.callEnded(callSid, event.at, event.reason, undefined, {
           within: within && ((tx) => within(tx, event, ended)),
         });
+        if (event.audio) await saveCallAudio(store, callSid, event.audio);
         return;
       }
     }

@@ -2,15 +2,23 @@
  * Transcript exports: both tracks merged by time, each line labelled with
  * its speaker (Inbound = the phone party, Outbound = the laptop side).
  *
- * - `json`: the call and its segments (with words).
- * - `txt`: a header, then `[00:01.240] Inbound: text` lines.
+ * - `json`: the call (with its recording and audio quality) and its segments (with words).
+ * - `txt`: a header (with the audio quality), then `[00:01.240] Inbound: text` lines.
  * - `srt`: SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, CRLF line ends.
  * - `vtt`: WebVTT: `WEBVTT` header, `HH:MM:SS.mmm` cues, the speaker as a voice span (`<v Inbound>`).
  *
  * @module
  */
 import { TRACK_LABELS } from "../transcribe/engine.ts";
+import type { CallQuality } from "../recording/track_quality.ts";
+import { qualityWarnings } from "../recording/track_quality.ts";
 import type { Segment, StoredCall } from "./db.ts";
+
+/** A call's audio as exports show it: its recording (null: none) and quality (null: not measured). */
+export interface CallAudio {
+  recording: { durationMs: number; url: string } | null;
+  quality: CallQuality | null;
+}
 
 /** The export formats. */
 export const EXPORT_FORMATS = ["json", "txt", "srt", "vtt"] as const;
@@ -38,13 +46,14 @@ export function exportTranscript(
   format: ExportFormat,
   call: StoredCall,
   segments: Segment[],
+  audio: CallAudio = { recording: null, quality: null },
 ): string {
   const merged = mergeByTime(segments);
   switch (format) {
     case "json":
-      return toJson(call, merged);
+      return toJson(call, merged, audio);
     case "txt":
-      return toTxt(call, merged);
+      return toTxt(call, merged, audio);
     case "srt":
       return toSrt(merged);
     case "vtt":
@@ -52,14 +61,18 @@ export function exportTranscript(
   }
 }
 
-function toJson(call: StoredCall, segments: Segment[]): string {
-  return JSON.stringify(transcriptRecord(call, segments), null, 2) + "\n";
+function toJson(call: StoredCall, segments: Segment[], audio: CallAudio): string {
+  return JSON.stringify(transcriptRecord(call, segments, audio), null, 2) + "\n";
 }
 
 /** The `json` export as an object: the call and its segments (already merged by time). */
-export function transcriptRecord(call: StoredCall, segments: Segment[]) {
+export function transcriptRecord(
+  call: StoredCall,
+  segments: Segment[],
+  audio: CallAudio = { recording: null, quality: null },
+) {
   return {
-    call: callJson(call),
+    call: { ...callJson(call), ...audioJson(audio) },
     segments: segments.map((s) => ({
       id: s.id,
       track: s.track,
@@ -95,20 +108,50 @@ export function callJson(call: StoredCall, active = false) {
   };
 }
 
-function toTxt(call: StoredCall, segments: Segment[]): string {
+/** A call's recording and quality as the JSON API shows them. */
+export function audioJson(audio: CallAudio) {
+  return {
+    recording: audio.recording
+      ? {
+        exists: true,
+        durationMs: Math.round(audio.recording.durationMs),
+        url: audio.recording.url,
+      }
+      : { exists: false, durationMs: null, url: null },
+    quality: audio.quality,
+    qualityWarnings: audio.quality ? qualityWarnings(audio.quality) : [],
+  };
+}
+
+function toTxt(call: StoredCall, segments: Segment[], audio: CallAudio): string {
   const lines = [
     `Call ${call.callSid} (${call.direction})`,
     `From: ${call.from ?? "unknown"}`,
     `To: ${call.to ?? "unknown"}`,
     `Started: ${new Date(call.startedAt).toISOString()}`,
     `Duration: ${call.durationMs === null ? call.status : formatDuration(call.durationMs)}`,
-    "",
+    `Recording: ${audio.recording ? formatDuration(audio.recording.durationMs) : "none"}`,
   ];
+  if (audio.quality) {
+    for (const track of ["inbound", "outbound"] as const) {
+      lines.push(`Audio ${TRACK_LABELS[track]}: ${describeQuality(audio.quality[track])}`);
+    }
+    for (const warning of qualityWarnings(audio.quality)) lines.push(`Warning: ${warning}`);
+  }
+  lines.push("");
   for (const s of segments) {
     lines.push(`[${clock(s.startMs)}] ${TRACK_LABELS[s.track]}: ${s.text}`);
   }
   if (segments.length === 0) lines.push("(nothing was transcribed)");
   return lines.join("\n") + "\n";
+}
+
+/** `0.0 s gaps, 0.1% clipped, 42% silent, mean -24.3 dBFS` */
+export function describeQuality(q: CallQuality["inbound"]): string {
+  const percent = (share: number) => `${+(share * 100).toFixed(1)}%`;
+  return `${(q.gapMs / 1000).toFixed(1)} s gaps, ${percent(q.clippedShare)} clipped, ${
+    percent(q.silentShare)
+  } silent, mean ${q.meanLevelDb.toFixed(1)} dBFS`;
 }
 
 function toSrt(segments: Segment[]): string {

@@ -140,6 +140,19 @@ export const MIGRATIONS: readonly Migration[] = [
     sqlite: outboxTable("INTEGER PRIMARY KEY", "INTEGER"),
     postgres: outboxTable("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BIGINT"),
   },
+  {
+    name: "audio quality and recording length per call",
+    sqlite: `CREATE TABLE call_audio (
+       call_sid TEXT PRIMARY KEY REFERENCES calls (call_sid) ON DELETE CASCADE,
+       quality TEXT NOT NULL,
+       recorded_ms INTEGER
+     );`,
+    postgres: `CREATE TABLE call_audio (
+       call_sid TEXT PRIMARY KEY REFERENCES calls (call_sid) ON DELETE CASCADE,
+       quality JSONB NOT NULL,
+       recorded_ms BIGINT
+     );`,
+  },
 ];
 
 /**

@@ -1,0 +1,262 @@
+/**
+ * One call's recording and audio quality, fed with each track's timeline
+ * output (the silence filled into gaps, then the payload) exactly as the
+ * transcribers get it.
+ *
+ * Feeding only queues the bytes: once a second (and at the end) the queued
+ * audio of both tracks is measured, interleaved into stereo and written in
+ * one batch, then the WAV header is rewritten. No
+ * file operation runs per frame, and a crash loses the last second at most.
+ *
+ * Both channels advance together up to the audio both tracks have. A track
+ * more than {@link MAX_LAG_MS} behind the other (it stopped sending) is
+ * padded with silence; when its audio resumes, the timeline has filled the
+ * same stretch with silence, which is then skipped.
+ *
+ * @module
+ */
+import { MULAW_SILENCE, mulawDecodeSample } from "../audio/mulaw.ts";
+import type { CallAudioSummary } from "../call/events.ts";
+import type { Logger } from "../log.ts";
+import type { Track } from "../transcribe/engine.ts";
+import {
+  BYTES_PER_MS,
+  HEADER_BYTES,
+  releaseLock,
+  repairRecording,
+  stereoWavHeader,
+  takeLock,
+  writeAll,
+} from "./recording_file.ts";
+import { TrackQuality } from "./track_quality.ts";
+
+/** How often queued audio is written (and the most a crash loses), in ms. */
+export const FLUSH_MS = 1000;
+/** The most audio one batch writes, in ms (a long gap is written over several batches). */
+export const MAX_BATCH_MS = 60_000;
+/** A track this far behind the other is padded with silence, in ms. */
+export const MAX_LAG_MS = 1000;
+
+/** Each track's level over the last flush (dBFS), null when it received nothing. */
+export type TrackLevels = Record<Track, number | null>;
+
+/** Where a call's recording goes; none when recording is off. */
+export interface RecordingTarget {
+  path: string;
+  lockPath: string;
+}
+
+/** Options of a {@link CallRecorder}. */
+export interface CallRecorderOptions {
+  callSid: string;
+  /** The files to write; omitted, only quality is measured. */
+  target?: RecordingTarget;
+  log: Logger;
+  /** Each track's level once a second while the call lasts. */
+  onLevels?: (levels: TrackLevels) => void;
+  /** After the recording is closed, with its size in bytes (the folder's limit is checked then). */
+  onClosed?: (bytes: number) => void;
+  flushMs?: number;
+}
+
+/** One track's audio not yet written. */
+interface Channel {
+  /** Payloads, and counts of silence bytes, in timeline order. */
+  queue: Array<Uint8Array | number>;
+  /** Bytes of `queue[0]` already taken. */
+  headOffset: number;
+  queued: number;
+  /** Bytes already written as padding, to drop from what comes next. */
+  skip: number;
+  quality: TrackQuality;
+}
+
+const LAG_BYTES = MAX_LAG_MS * 8;
+
+/** Records one call; {@link end} it once. */
+export class CallRecorder {
+  #options: CallRecorderOptions;
+  #channels: Record<Track, Channel>;
+  #file: Promise<Deno.FsFile | null>;
+  /** Audio bytes in the file before this call (a call that restarted appends). */
+  #existingBytes = 0;
+  #writtenBytes = 0;
+  #writing: Promise<void> = Promise.resolve();
+  #timer: ReturnType<typeof setInterval>;
+  #ended: Promise<CallAudioSummary> | null = null;
+  #failed = false;
+  /** The locked lock file, held while the recording is written. */
+  #lock: Deno.FsFile | null = null;
+
+  constructor(options: CallRecorderOptions) {
+    this.#options = options;
+    const channel = (): Channel => ({
+      queue: [],
+      headOffset: 0,
+      queued: 0,
+      skip: 0,
+      quality: new TrackQuality(),
+    });
+    this.#channels = { inbound: channel(), outbound: channel() };
+    this.#file = options.target
+      ? this.#open(options.target).catch((error) => {
+        this.#fail(error);
+        return null;
+      })
+      : Promise.resolve(null);
+    this.#timer = setInterval(() => this.#flush(false), options.flushMs ?? FLUSH_MS);
+  }
+
+  /** Queues `silenceBytes` of filled gap, then `payload` (kept, not copied: do not reuse it). */
+  write(track: Track, silenceBytes: number, payload: Uint8Array): void {
+    if (this.#ended) return;
+    const channel = this.#channels[track];
+    if (silenceBytes > 0) {
+      channel.queue.push(silenceBytes);
+      channel.queued += silenceBytes;
+      channel.quality.addGap(silenceBytes / 8);
+    }
+    channel.queue.push(payload);
+    channel.queued += payload.length;
+  }
+
+  /** Writes what is queued, closes the file and releases its lock; the call's audio summary. */
+  end(): Promise<CallAudioSummary> {
+    this.#ended ??= (async () => {
+      clearInterval(this.#timer);
+      // One batch at a time: memory stays bounded however much is queued.
+      while (this.#flush(true) > 0) await this.#writing;
+      await this.#writing;
+      const file = await this.#file;
+      if (file) {
+        file.close();
+        await releaseLock(this.#options.target!.lockPath, this.#lock!);
+        this.#options.onClosed?.(HEADER_BYTES + this.#existingBytes + this.#writtenBytes);
+      }
+      return {
+        quality: {
+          inbound: this.#channels.inbound.quality.stats(),
+          outbound: this.#channels.outbound.quality.stats(),
+        },
+        recordedMs: file && !this.#failed
+          ? (this.#existingBytes + this.#writtenBytes) / BYTES_PER_MS
+          : null,
+      };
+    })();
+    return this.#ended;
+  }
+
+  /** Takes the lock (or a stale one), then opens the WAV (repairing and appending to an old one). */
+  async #open(target: RecordingTarget): Promise<Deno.FsFile | null> {
+    const lock = await takeLock(target.lockPath);
+    if (!lock) {
+      this.#options.log.warn(
+        `call ${this.#options.callSid} is not recorded here: another server is recording it (${target.lockPath})`,
+      );
+      return null;
+    }
+    this.#lock = lock.file;
+    try {
+      return await this.#openWav(target.path);
+    } catch (error) {
+      await releaseLock(target.lockPath, lock.file);
+      this.#lock = null;
+      throw error;
+    }
+  }
+
+  async #openWav(path: string): Promise<Deno.FsFile> {
+    try {
+      const file = await Deno.open(path, { read: true, write: true, createNew: true });
+      await writeAll(file, stereoWavHeader(0));
+      return file;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      // The same call again (its stream restarted): keep what was recorded, append to it.
+      this.#existingBytes = (await repairRecording(path)) * BYTES_PER_MS;
+      return await Deno.open(path, { read: true, write: true });
+    }
+  }
+
+  /**
+   * Measures the queued audio and queues its write: what both tracks have
+   * (all of it at the end), at most {@link MAX_BATCH_MS} at once so that a
+   * long gap never becomes one huge buffer. Returns the bytes per track taken.
+   */
+  #flush(final: boolean): number {
+    const { inbound, outbound } = this.#channels;
+    const available = (c: Channel) => Math.max(0, c.queued - c.skip);
+    let bytes = Math.min(available(inbound), available(outbound));
+    const lead = Math.max(available(inbound), available(outbound));
+    if (final || lead - bytes > LAG_BYTES) bytes = lead;
+    bytes = Math.min(bytes, MAX_BATCH_MS * 8);
+    const left = this.#take(inbound, bytes);
+    const right = this.#take(outbound, bytes);
+    if (!final) {
+      this.#options.onLevels?.({
+        inbound: inbound.quality.takeLevel(),
+        outbound: outbound.quality.takeLevel(),
+      });
+    }
+    if (bytes === 0 || !this.#options.target || this.#failed) return bytes;
+    // Interleaved 16-bit little-endian (every platform Deno runs on is little-endian).
+    const pcm = new Int16Array(bytes * 2);
+    for (let i = 0, j = 0; i < bytes; i++, j += 2) {
+      pcm[j] = mulawDecodeSample(left[i]);
+      pcm[j + 1] = mulawDecodeSample(right[i]);
+    }
+    const data = new Uint8Array(pcm.buffer);
+    this.#writing = this.#writing.then(() => this.#append(data)).catch((error) =>
+      this.#fail(error)
+    );
+    return bytes;
+  }
+
+  /** `bytes` of a channel's timeline (silence where it has none yet, owed as skip). */
+  #take(channel: Channel, bytes: number): Uint8Array {
+    const out = new Uint8Array(bytes).fill(MULAW_SILENCE);
+    let at = 0;
+    while (channel.queue.length && (channel.skip > 0 || at < bytes)) {
+      const item = channel.queue[0];
+      const length = typeof item === "number" ? item : item.length;
+      const used = Math.min(
+        length - channel.headOffset,
+        channel.skip > 0 ? channel.skip : bytes - at,
+      );
+      if (typeof item !== "number") {
+        const part = item.subarray(channel.headOffset, channel.headOffset + used);
+        channel.quality.addAudio(part);
+        if (channel.skip === 0) out.set(part, at);
+      }
+      if (channel.skip > 0) channel.skip -= used;
+      else at += used;
+      channel.queued -= used;
+      channel.headOffset += used;
+      if (channel.headOffset === length) {
+        channel.queue.shift();
+        channel.headOffset = 0;
+      }
+    }
+    channel.skip += bytes - at;
+    return out;
+  }
+
+  async #append(data: Uint8Array): Promise<void> {
+    const file = await this.#file;
+    if (!file || this.#failed) return;
+    await file.seek(HEADER_BYTES + this.#existingBytes + this.#writtenBytes, Deno.SeekMode.Start);
+    await writeAll(file, data);
+    this.#writtenBytes += data.length;
+    await file.seek(0, Deno.SeekMode.Start);
+    await writeAll(file, stereoWavHeader(this.#existingBytes + this.#writtenBytes));
+  }
+
+  /** A disk problem stops the recording (said once); the call and its quality go on. */
+  #fail(error: Error): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#options.log.error(
+      `recording of call ${this.#options.callSid} stopped: ${error.message}; the call goes on`,
+    );
+  }
+}
