@@ -59,10 +59,22 @@ export interface CallRecorderOptions {
   flushMs?: number;
 }
 
+/**
+ * Payloads are copied into blocks of this many bytes (1 s) that the recorder
+ * owns: a frame is never kept, since holding 50 small objects a second per
+ * track until the flush made the garbage collector copy and promote them
+ * (the relay's CPU per frame went from 16 to 26 µs at 200 calls).
+ */
+const BLOCK_BYTES = FLUSH_MS * 8;
+
 /** One track's audio not yet written. */
 interface Channel {
-  /** Payloads, and counts of silence bytes, in timeline order. */
+  /** Pieces of blocks, and counts of silence bytes, in timeline order. */
   queue: Array<Uint8Array | number>;
+  /** The block payloads are copied into, and what of it is filled and what already queued. */
+  block: Uint8Array;
+  blockFill: number;
+  blockQueued: number;
   /** Bytes of `queue[0]` already taken. */
   headOffset: number;
   queued: number;
@@ -92,6 +104,9 @@ export class CallRecorder {
     this.#options = options;
     const channel = (): Channel => ({
       queue: [],
+      block: new Uint8Array(BLOCK_BYTES),
+      blockFill: 0,
+      blockQueued: 0,
       headOffset: 0,
       queued: 0,
       skip: 0,
@@ -107,16 +122,24 @@ export class CallRecorder {
     this.#timer = setInterval(() => this.#flush(false), options.flushMs ?? FLUSH_MS);
   }
 
-  /** Queues `silenceBytes` of filled gap, then `payload` (kept, not copied: do not reuse it). */
+  /** Queues `silenceBytes` of filled gap, then a copy of `payload`. */
   write(track: Track, silenceBytes: number, payload: Uint8Array): void {
     if (this.#ended) return;
     const channel = this.#channels[track];
     if (silenceBytes > 0) {
+      sealBlock(channel);
       channel.queue.push(silenceBytes);
       channel.queued += silenceBytes;
       channel.quality.addGap(silenceBytes / 8);
     }
-    channel.queue.push(payload);
+    if (channel.blockFill + payload.length > channel.block.length) {
+      sealBlock(channel);
+      channel.block = new Uint8Array(Math.max(BLOCK_BYTES, payload.length));
+      channel.blockFill = 0;
+      channel.blockQueued = 0;
+    }
+    channel.block.set(payload, channel.blockFill);
+    channel.blockFill += payload.length;
     channel.queued += payload.length;
   }
 
@@ -185,6 +208,8 @@ export class CallRecorder {
    */
   #flush(final: boolean): number {
     const { inbound, outbound } = this.#channels;
+    sealBlock(inbound);
+    sealBlock(outbound);
     const available = (c: Channel) => Math.max(0, c.queued - c.skip);
     let bytes = Math.min(available(inbound), available(outbound));
     const lead = Math.max(available(inbound), available(outbound));
@@ -259,4 +284,11 @@ export class CallRecorder {
       `recording of call ${this.#options.callSid} stopped: ${error.message}; the call goes on`,
     );
   }
+}
+
+/** Queues the part of a channel's block filled since it was last queued. */
+function sealBlock(channel: Channel): void {
+  if (channel.blockFill === channel.blockQueued) return;
+  channel.queue.push(channel.block.subarray(channel.blockQueued, channel.blockFill));
+  channel.blockQueued = channel.blockFill;
 }

@@ -21,7 +21,7 @@
 import type { CallEvent, CallListener } from "../call/events.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import { saveCallAudio } from "./call_audio.ts";
-import type { Track, Word } from "../transcribe/engine.ts";
+import type { Track, Transcript, Word } from "../transcribe/engine.ts";
 
 /** The database file inside a data folder. */
 export const DB_FILE = "callscribe.db";
@@ -67,16 +67,8 @@ export interface Segment {
   engine: string | null;
 }
 
-/** A final as the engine gives it, before it is stored. */
-export interface NewSegment {
-  track: Track;
-  text: string;
-  startMs: number;
-  endMs: number;
-  words: Word[];
-  /** The engine of this final; the call's engine when not given. */
-  engine?: string;
-}
+/** A final as the engine gives it, before it is stored (without `engine`, the call's engine). */
+export type NewSegment = Omit<Transcript, "type">;
 
 /** Filters for {@link TranscriptStore.listCalls}. */
 export interface CallQuery {
