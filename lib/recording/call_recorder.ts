@@ -94,7 +94,7 @@ export class CallRecorder {
   #existingBytes = 0;
   #writtenBytes = 0;
   #writing: Promise<void> = Promise.resolve();
-  #timer: ReturnType<typeof setInterval>;
+  #timer: ReturnType<typeof setTimeout>;
   #ended: Promise<CallAudioSummary> | null = null;
   #failed = false;
   /** The locked lock file, held while the recording is written. */
@@ -119,7 +119,13 @@ export class CallRecorder {
         return null;
       })
       : Promise.resolve(null);
-    this.#timer = setInterval(() => this.#flush(false), options.flushMs ?? FLUSH_MS);
+    // Calls that start together (a load balancer's burst) flush at different moments: their
+    // batches, done in one tick, would hold up every stream's frames.
+    const flushMs = options.flushMs ?? FLUSH_MS;
+    this.#timer = setTimeout(() => {
+      this.#timer = setInterval(() => this.#flush(false), flushMs);
+      this.#flush(false);
+    }, Math.random() * flushMs);
   }
 
   /** Queues `silenceBytes` of filled gap, then a copy of `payload`. */
@@ -146,7 +152,7 @@ export class CallRecorder {
   /** Writes what is queued, closes the file and releases its lock; the call's audio summary. */
   end(): Promise<CallAudioSummary> {
     this.#ended ??= (async () => {
-      clearInterval(this.#timer);
+      clearTimeout(this.#timer); // the first flush or, once it ran, the interval (one set of timer ids)
       // One batch at a time: memory stays bounded however much is queued.
       while (this.#flush(true) > 0) await this.#writing;
       await this.#writing;
