@@ -21,6 +21,7 @@ import {
 } from "../lib/transcribe/assemblyai_protocol.ts";
 import type { Track } from "../lib/transcribe/engine.ts";
 import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
+import { VOICE_DETECTOR_KINDS, type VoiceDetectorKind } from "../lib/transcribe/voice_detector.ts";
 import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
@@ -91,7 +92,7 @@ export interface Config {
   /** AssemblyAI settings; `apiKey` is set whenever `transcriber` is `assemblyai`. */
   readonly assemblyai: Readonly<Partial<AssemblyAIOptions>>;
   /**
-   * `ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS`: silence (ms) after which the Silero voice detector
+   * `ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS`: silence (ms) after which the voice detector (`VAD`)
    * ends an AssemblyAI turn with `ForceEndpoint`; undefined leaves turns to AssemblyAI.
    */
   readonly assemblyaiVadSilenceMs?: number;
@@ -203,6 +204,7 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
           parseNumber(v, name, { expected: "milliseconds such as 200 (0 turns the VAD off)" }),
       ),
       vadThreshold: optional(env, "VAD_THRESHOLD", parseProbability),
+      vad: optional(env, "VAD", parseVoiceDetector),
     }),
     ...loadTranscriber(env, flags.transcriber),
     webhooks: loadWebhooks(env),
@@ -500,6 +502,16 @@ export function twilioCredentials(
   }
   if (problems.length) throw new UserError(problems.join("\n"));
   return { accountSid, authToken, from, apiUrl };
+}
+
+function parseVoiceDetector(value: string, name: string): VoiceDetectorKind {
+  if (!VOICE_DETECTOR_KINDS.includes(value as VoiceDetectorKind)) {
+    throw new UserError(
+      `${name} must be ${VOICE_DETECTOR_KINDS.join(" or ")}, got "${value}" ` +
+        "(VAD_SILENCE_MS=0 turns the voice detector off)",
+    );
+  }
+  return value as VoiceDetectorKind;
 }
 
 function parseChoice(value: string, name: string): TranscriberChoice {

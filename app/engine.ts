@@ -11,7 +11,8 @@ import { redactedUrl, sessionUrl } from "../lib/transcribe/assemblyai_protocol.t
 import { HybridEngine } from "../lib/transcribe/hybrid.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { PerTrackEngine } from "../lib/transcribe/per_track.ts";
-import { SPEECH_DETECTOR_DEFAULTS, SpeechDetector } from "../lib/transcribe/speech_detector.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
+import { createVoiceDetector } from "../lib/transcribe/voice_detector.ts";
 import { progressBar } from "../lib/console/progress_bar.ts";
 import type { ProgressCallback } from "../lib/model/download.ts";
 import { type ResolvedModel, resolveModel } from "../lib/model/resolve_model.ts";
@@ -28,12 +29,14 @@ export async function createEngine(config: Config, log: Logger): Promise<Transcr
     (["inbound", "outbound"] as Track[]).filter((t) => choices[t] !== "local").length;
   const cloud = (standIn?: string) => {
     const silenceMs = config.assemblyaiVadSilenceMs;
-    // Silero hears the end of speech; ForceEndpoint ends the turn there.
+    // The same voice detector as the local engine's hears the end of speech; ForceEndpoint ends
+    // the turn there.
     const speechDetector = silenceMs === undefined ? undefined : () =>
-      new SpeechDetector({
-        ...SPEECH_DETECTOR_DEFAULTS,
+      createVoiceDetector({
+        kind: config.local.vad ?? LOCAL_DEFAULTS.vad,
         sampleRate: 8000,
         minSilenceMs: silenceMs,
+        threshold: config.local.vadThreshold ?? LOCAL_DEFAULTS.vadThreshold,
       });
     const engine = new AssemblyAIEngine({ ...config.assemblyai, standIn, speechDetector }, log);
     // The URL carries only settings (a token, if any, redacted); the key goes in a header.

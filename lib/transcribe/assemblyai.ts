@@ -52,7 +52,7 @@ export interface AssemblyAIOptions extends SessionSettings, ReplayOptions {
   /** Set by the hybrid engine: which engine's finals stand in when AssemblyAI fails. */
   standIn?: string;
   /**
-   * A voice detector per track (e.g. the Silero `SpeechDetector`): each end of
+   * A voice detector per track (a `VoiceDetector`: energy or Silero): each end of
    * speech it hears sends `ForceEndpoint`, so the turn ends without waiting for
    * AssemblyAI's own silence rules (Pipecat's `vad_force_turn_endpoint`).
    */

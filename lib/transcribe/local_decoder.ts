@@ -23,7 +23,12 @@ import type {
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
 import { modelTakesBatch } from "./onnx_batch.ts";
-import { SpeechDetector } from "./speech_detector.ts";
+import type { SpeechDetector } from "./speech_detector.ts";
+import {
+  createVoiceDetector,
+  type VoiceDetector,
+  type VoiceDetectorKind,
+} from "./voice_detector.ts";
 
 /** Endpointing and decoding options of the local engine. */
 export interface LocalEngineOptions {
@@ -52,10 +57,16 @@ export interface LocalEngineOptions {
    */
   tokenDelayMs: number;
   /**
-   * Silence in ms after which Silero VAD ends an utterance: the stream is
-   * flushed (tail padding, so the model's look-ahead emits the last words)
-   * and the final emitted at once. 0 leaves finals to the endpoint rules,
-   * which stay the fallback either way. Lower: sooner finals, and more
+   * The voice detector that hears the end of speech: `energy` (free; on a
+   * noisy line it hears no end and the endpoint rules decide) or `silero`
+   * (tells speech from noise, costs about as much CPU as this small model).
+   */
+  vad: VoiceDetectorKind;
+  /**
+   * Silence in ms after which the voice detector ends an utterance: the
+   * stream is flushed (tail padding, so the model's look-ahead emits the last
+   * words) and the final emitted at once. 0 leaves finals to the endpoint
+   * rules, which stay the fallback either way. Lower: sooner finals, and more
    * sentences cut in two at a pause.
    */
   vadSilenceMs: number;
@@ -72,7 +83,8 @@ export const LOCAL_DEFAULTS: LocalEngineOptions = {
   workers: Math.max(1, navigator.hardwareConcurrency ?? 1),
   maxLagSeconds: 60,
   tokenDelayMs: 200,
-  vadSilenceMs: 250,
+  vad: "energy",
+  vadSilenceMs: 325,
   vadThreshold: 0.5,
 };
 
@@ -87,14 +99,14 @@ const TAIL_SECONDS = 0.6;
  */
 const FLUSH_SAMPLES = Math.round(MODEL_RATE * 0.8);
 /**
- * The VAD runs only from a 20 ms frame louder than this (RMS, about −50
+ * Silero runs only from a 20 ms frame louder than this (RMS, about −50
  * dBFS: below any speech, above a quiet line's noise) until it has ended that
- * speech, or seen none for {@link VAD_IDLE_MS}: Silero costs about a third of
- * this small model's decoding, and a track is silent much of a call.
+ * speech, or seen none for {@link VAD_IDLE_MS}: Silero costs about as much
+ * as this small model's decoding, and a track is silent much of a call.
  */
 const VAD_GATE_RMS = 0.003;
 const VAD_IDLE_MS = 1000;
-/** VAD detectors each decoder loads at start-up (~3 MB each); more are loaded as tracks need them. */
+/** Silero detectors each decoder loads at start-up (~3 MB each); more are loaded as tracks need them. */
 const DETECTORS_AT_START = 8;
 /** Assumed length of a word's last token, in ms, for the word's end time. */
 const LAST_TOKEN_MS = 160;
@@ -152,31 +164,39 @@ export class LocalDecoder implements TranscriberEngine {
     this.options = { ...LOCAL_DEFAULTS, ...options };
     this.#recognizer = createRecognizer(model, this.options);
     this.#queue = new DecodeQueue(this.#recognizer, modelTakesBatch(model.encoder));
-    // Loading a detector takes 30–250 ms (ONNX Runtime's session set-up), which would hold up
-    // every track of this thread when a call comes in: load a few now, at start-up.
-    if (this.options.vadSilenceMs > 0) {
-      for (let i = 0; i < DETECTORS_AT_START; i++) this.#idleDetectors.push(this.#newDetector());
+    // Loading a Silero detector takes 30–250 ms (ONNX Runtime's session set-up), which would hold
+    // up every track of this thread when a call comes in: load a few now, at start-up.
+    if (this.options.vadSilenceMs > 0 && this.options.vad === "silero") {
+      for (let i = 0; i < DETECTORS_AT_START; i++) {
+        this.#idleDetectors.push(this.#newDetector() as SpeechDetector);
+      }
     }
   }
 
-  #newDetector(): SpeechDetector {
-    return new SpeechDetector({
-      sampleRate: MODEL_RATE,
-      threshold: this.options.vadThreshold,
-      minSilenceMs: this.options.vadSilenceMs,
-      minSpeechMs: 100,
+  #newDetector(): VoiceDetector {
+    const { vad, vadSilenceMs, vadThreshold } = this.options;
+    return createVoiceDetector({
+      kind: vad,
+      // The energy detector reads the call's 8 kHz; Silero runs at 16 kHz, which the model has.
+      sampleRate: vad === "energy" ? 8000 : MODEL_RATE,
+      minSilenceMs: vadSilenceMs,
+      threshold: vadThreshold,
     });
   }
 
   open(track: Track, sink: TranscriptSink): TrackTranscriber {
-    const vad = this.options.vadSilenceMs > 0
-      ? this.#idleDetectors.pop() ?? this.#newDetector()
-      : null;
-    const release = () => {
-      if (!vad) return;
-      vad.reset();
-      this.#idleDetectors.push(vad);
-    };
+    let vad: VoiceDetector | null = null;
+    let release = () => {};
+    if (this.options.vadSilenceMs > 0 && this.options.vad === "energy") {
+      vad = this.#newDetector();
+    } else if (this.options.vadSilenceMs > 0) {
+      const silero = this.#idleDetectors.pop() ?? this.#newDetector() as SpeechDetector;
+      vad = silero;
+      release = () => {
+        silero.reset();
+        this.#idleDetectors.push(silero);
+      };
+    }
     return new LocalTrack(this.#recognizer, track, sink, this.options, this.#queue, vad, release);
   }
 
@@ -258,10 +278,10 @@ class LocalTrack implements TrackTranscriber {
   #samples = new Float32Array(FRAME_BYTES);
   #upsampler = new Upsampler2x();
   #queue: DecodeQueue;
-  /** Silero VAD on this track's audio; null with `vadSilenceMs: 0`. */
-  #vad: SpeechDetector | null;
+  /** The voice detector on this track's audio; null with `vadSilenceMs: 0`. */
+  #vad: VoiceDetector | null;
   #release: () => void;
-  /** The VAD is listening (see {@link VAD_GATE_RMS}), and for how long it has heard no speech. */
+  /** Silero is listening (see {@link VAD_GATE_RMS}), and for how long it has heard no speech. */
   #vadOn = false;
   #vadIdleMs = 0;
   /** Flush padding fed so far, in ms: not in the track's audio, so taken off every time. */
@@ -277,7 +297,7 @@ class LocalTrack implements TrackTranscriber {
     sink: TranscriptSink,
     options: LocalEngineOptions,
     queue: DecodeQueue,
-    vad: SpeechDetector | null,
+    vad: VoiceDetector | null,
     release: () => void,
   ) {
     this.#recognizer = recognizer;
@@ -349,8 +369,14 @@ class LocalTrack implements TrackTranscriber {
     return ended;
   }
 
-  /** Runs the VAD on a batch while the gate is open; true at the end of speech. */
-  #listen(vad: SpeechDetector, samples: Float32Array, pcm: Float32Array): boolean {
+  /**
+   * Runs the voice detector on a batch (8 kHz `samples`, 16 kHz `pcm`);
+   * true at the end of speech. Silero runs only while the gate is open.
+   */
+  #listen(vad: VoiceDetector, samples: Float32Array, pcm: Float32Array): boolean {
+    const ends = (events: { type: string }[]) => events.some((e) => e.type === "speech-end");
+    if (this.#options.vad === "energy") return ends(vad.push(samples));
+    const silero = vad as SpeechDetector;
     if (!this.#vadOn) {
       let sum = 0;
       for (const x of samples) sum += x * x;
@@ -358,10 +384,10 @@ class LocalTrack implements TrackTranscriber {
       this.#vadOn = true;
       this.#vadIdleMs = 0;
     }
-    const ended = vad.push(pcm).some((e) => e.type === "speech-end");
-    this.#vadIdleMs = vad.speaking ? 0 : this.#vadIdleMs + (samples.length / 8);
+    const ended = ends(silero.push(pcm));
+    this.#vadIdleMs = silero.speaking ? 0 : this.#vadIdleMs + (samples.length / 8);
     if (ended || this.#vadIdleMs >= VAD_IDLE_MS) {
-      vad.reset();
+      silero.reset();
       this.#vadOn = false;
     }
     return ended;
