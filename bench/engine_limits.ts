@@ -22,12 +22,17 @@ interface ChildProc {
 /** Real time holds while no audio waits longer than this to be decoded (a chunk is 320 ms). */
 export const MAX_DECODE_DELAY_MS = 1000;
 
-/** CPU per audio second of `threads` raw loops run at once, the tracks dealt round-robin. */
+/**
+ * CPU per audio second of `threads` raw loops run at once, the tracks dealt
+ * round-robin; `flags` go to each loop (`--paced --partials`: each feeds its
+ * tracks in real time and asks for partials, as a live engine must).
+ */
 export async function parallelRaw(run: {
   tracks: string[];
   threads: number;
   dir: string;
   spawn: (script: string, args: string[]) => ChildProc;
+  flags?: string[];
 }): Promise<number> {
   const shares = Array.from(
     { length: run.threads },
@@ -36,7 +41,7 @@ export async function parallelRaw(run: {
   const procs = await Promise.all(shares.map(async (share, i) => {
     const list = `${run.dir}/parallel-${i}.json`;
     await Deno.writeTextFile(list, JSON.stringify(share));
-    return run.spawn("engine_raw.ts", [list]);
+    return run.spawn("engine_raw.ts", [list, ...run.flags ?? []]);
   }));
   let cpuUs = 0;
   let audioMs = 0;

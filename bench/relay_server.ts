@@ -57,8 +57,11 @@ if (!config.twilioAuthToken) throw new Error("relay_server.ts: set TWILIO_AUTH_T
 
 const counters = new FrameCounters();
 const transcripts: TimedTranscript[] = [];
-/** Set while a transcript is being emitted (synchronously) by a timed track. */
-let emitting: { positionMs: number; atClose: boolean; engineMs: number } | null = null;
+/**
+ * Where each transcript was when a timed track emitted it: the server stores a final before it
+ * tells listeners (asynchronously), so it is looked up by the transcript, not by the moment.
+ */
+const emitted = new WeakMap<object, { positionMs: number; atClose: boolean; engineMs: number }>();
 /** The longest the local engine's oldest undecoded audio waited since the last reset (ms). */
 let maxDecodeDelayMs = 0;
 /** Faults reported on calls since the last reset (dropped audio among them). */
@@ -74,12 +77,8 @@ function timed(engine: TranscriberEngine): TranscriberEngine {
       let closing = false;
       const inner = engine.open(track, {
         onTranscript(t) {
-          emitting = { positionMs: bytes / 8, atClose: closing, engineMs: epochMs() };
-          try {
-            sink.onTranscript(t);
-          } finally {
-            emitting = null;
-          }
+          emitted.set(t, { positionMs: bytes / 8, atClose: closing, engineMs: epochMs() });
+          sink.onTranscript(t);
         },
         onError: (e) => sink.onError?.(e),
       });
@@ -118,6 +117,7 @@ server.registry.listen((event) => {
   if (event.type === "call-error") callErrors++;
   if (event.type !== "transcript") return;
   const t = event.transcript;
+  const emitting = emitted.get(t);
   transcripts.push({
     callSid: event.call.callSid,
     track: t.track,

@@ -36,6 +36,7 @@ Deno.test("loadConfig: every value is checked at load, each message names its va
     [{ SHERPA_MODEL: "../elsewhere" }, /^SHERPA_MODEL must be a model name/],
     [{ VAD_SILENCE_MS: "soon" }, /^VAD_SILENCE_MS must be milliseconds such as 200/],
     [{ VAD_THRESHOLD: "1.5" }, /^VAD_THRESHOLD must be a number between 0 and 1 such as 0.5/],
+    [{ VAD: "webrtc" }, /^VAD must be energy or silero, got "webrtc" \(VAD_SILENCE_MS=0 turns/],
   ];
   for (const [env, message] of cases) {
     assert.throws(

@@ -9,6 +9,7 @@ import { findModel } from "../app/engine.ts";
 import type { TrackTranscriber, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";
+import type { VoiceDetectorKind } from "../lib/transcribe/voice_detector.ts";
 import { modelTakesBatch } from "../lib/transcribe/onnx_batch.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { audioSet, conversation, sharedEngine, toMulaw } from "./helpers.ts";
@@ -242,15 +243,15 @@ Deno.test("SHERPA_WORKERS: a whole number, checked before anything starts", () =
   }
 });
 
-Deno.test("with the VAD, a final comes as soon as the speech has ended; without, after the endpoint rule's silence", async () => {
+Deno.test("with either voice detector, a final comes as soon as the speech has ended; without, after the endpoint rule's silence", async () => {
   const [u] = await audioSet("librispeech-samples");
   const speech = toMulaw((await conversation([u], 0)).samples);
   const audio = new Uint8Array(speech.length + 16000).fill(0xff);
   audio.set(speech);
   const { endMs } = await speechSpan(u.path);
   // Audio written when the final came out, beyond the end of the speech (ms of audio, not time).
-  const finalAfter = async (vadSilenceMs: number) => {
-    const decoder = new LocalDecoder(await model(), { vadSilenceMs });
+  const finalAfter = async (vadSilenceMs: number, vad: VoiceDetectorKind = "energy") => {
+    const decoder = new LocalDecoder(await model(), { vadSilenceMs, vad });
     let written = 0;
     let at = -1;
     const finals: Transcript[] = [];
@@ -266,19 +267,22 @@ Deno.test("with the VAD, a final comes as soon as the speech has ended; without,
     await decoder.dispose();
     return { at, finals };
   };
-  const vad = await finalAfter(200);
   const rules = await finalAfter(0);
-  // 200 ms of silence, Silero's 32 ms windows and the 100 ms batches.
-  assert.ok(vad.at >= 0 && vad.at <= 450, `with the VAD, ${vad.at} ms after the speech`);
   assert.ok(rules.at >= 800, `endpoint rules only, ${rules.at} ms after the speech`);
-  // The same words (one may differ: the padding is not the same audio as real silence), and
-  // times that match the audio: the flush's padding is not in the track.
-  assert.equal(vad.finals.length, 1);
-  const { errors } = wordErrorRate(rules.finals[0].text, vad.finals[0].text);
-  assert.ok(errors <= 1, `"${vad.finals[0].text}" vs "${rules.finals[0].text}"`);
-  const last = rules.finals[0].words.length - 1;
-  assert.ok(Math.abs(vad.finals[0].words[last].endMs - rules.finals[0].words[last].endMs) <= 200);
-  assert.ok(Math.abs(vad.finals[0].startMs - rules.finals[0].startMs) <= 200);
+  // 200 ms of silence, then 20 ms frames (energy) or Silero's 32 ms windows and its smoothing.
+  for (const [kind, latest] of [["energy", 260], ["silero", 450]] as const) {
+    const vad = await finalAfter(200, kind);
+    assert.ok(vad.at >= 150 && vad.at <= latest, `with ${kind}, ${vad.at} ms after the speech`);
+    // The same words (one may differ: the padding is not the same audio as real silence), and
+    // times that match the audio: the flush's padding is not in the track.
+    assert.equal(vad.finals.length, 1, kind);
+    const { errors } = wordErrorRate(rules.finals[0].text, vad.finals[0].text);
+    assert.ok(errors <= 1, `${kind}: "${vad.finals[0].text}" vs "${rules.finals[0].text}"`);
+    const last = rules.finals[0].words.length - 1;
+    const [a, b] = [vad.finals[0], rules.finals[0]];
+    assert.ok(Math.abs(a.words[last].endMs - b.words[last].endMs) <= 200, kind);
+    assert.ok(Math.abs(a.startMs - b.startMs) <= 200, kind);
+  }
 });
 
 Deno.test("the shared model's encoder takes one stream at a time, its decoder a batch (read from the files)", async () => {

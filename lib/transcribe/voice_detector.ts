@@ -13,11 +13,7 @@
  * @module
  */
 import { ENERGY_DETECTOR_DEFAULTS, EnergySpeechDetector } from "./energy_speech_detector.ts";
-import {
-  SPEECH_DETECTOR_DEFAULTS,
-  SpeechDetector,
-  type SpeechEvent,
-} from "./speech_detector.ts";
+import { SPEECH_DETECTOR_DEFAULTS, SpeechDetector, type SpeechEvent } from "./speech_detector.ts";
 
 /** Which detector: see the module doc. */
 export type VoiceDetectorKind = "energy" | "silero";
