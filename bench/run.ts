@@ -429,7 +429,6 @@ async function enginePhase() {
       await stopServer(server);
     }
 
-    progress(`engine: raw sherpa-onnx on the same ${tracks} tracks`);
     const trackList = `${dir}/tracks.json`;
     await Deno.writeTextFile(
       trackList,
@@ -449,6 +448,7 @@ async function enginePhase() {
     );
     await alone.child.status;
     const engineRtf = paced.cpuUs / 1000 / paced.audioMs;
+    progress(`engine: raw sherpa-onnx on the same ${tracks} tracks`);
     const rawRtf = await rawRun([]);
     progress("engine: raw sherpa-onnx again, asking for a partial after every decode");
     const rawPartialsRtf = await rawRun(["--partials"]);

@@ -22,6 +22,15 @@ export const LIVE_CHANNEL = "callscribe_live";
 
 /** Most events one catch-up reads; a client further behind gets a replay from the store. */
 const MAX_CATCH_UP = 5000;
+/**
+ * Ids of events delivered lately, kept to skip repeats. Ids are taken at
+ * INSERT and seen at COMMIT, so a lower id can arrive after a higher one
+ * (two calls' finals committing at once): "higher than the last delivered"
+ * would drop it.
+ */
+const RECENT_IDS = 10_000;
+/** A catch-up after a reconnect reads this many ids back, for events committed late. */
+const LATE_COMMIT_IDS = 1000;
 
 const INSERT_AND_NOTIFY = `WITH e AS (
     INSERT INTO live_events (call_sid, type, data) VALUES (?, ?, ?::text::jsonb) RETURNING id
@@ -49,6 +58,8 @@ export class PostgresLiveBus implements LiveBus {
   #pending: string[] = [];
   #reading: Promise<void> = Promise.resolve();
   #lastDelivered = 0;
+  /** Ids delivered lately (insertion order: the oldest go first), see {@link RECENT_IDS}. */
+  #delivered = new Set<number>();
   #unlisten: (() => Promise<void>) | undefined;
   /** Per call, the latest publish: a call's events are written in the order they happened. */
   #publishing = new Map<string, Promise<unknown>>();
@@ -75,7 +86,7 @@ export class PostgresLiveBus implements LiveBus {
 
   /** Reads the rows of the notified ids (one query for all that arrived meanwhile). */
   async #read(): Promise<void> {
-    const ids = this.#pending.splice(0).map(Number).filter((id) => id > this.#lastDelivered);
+    const ids = this.#pending.splice(0).map(Number).filter((id) => !this.#delivered.has(id));
     if (!ids.length) return;
     try {
       const rows = await this.#store.sql<EventRow[]>`
@@ -87,12 +98,21 @@ export class PostgresLiveBus implements LiveBus {
   }
 
   async #catchUp(): Promise<void> {
-    const events = await this.since(String(this.#lastDelivered)).catch(() => null);
+    // From a little before the newest delivered: events committed late are below it.
+    const from = Math.max(0, this.#lastDelivered - LATE_COMMIT_IDS);
+    const events = await this.since(String(from)).catch(() => null) ??
+      await this.since(String(this.#lastDelivered)).catch(() => null);
     for (const event of events ?? []) this.#hand(event);
   }
 
   #hand(event: LiveEvent): void {
-    this.#lastDelivered = Math.max(this.#lastDelivered, Number(event.id));
+    const id = Number(event.id);
+    if (this.#delivered.has(id)) return;
+    this.#delivered.add(id);
+    if (this.#delivered.size > RECENT_IDS) {
+      this.#delivered.delete(this.#delivered.values().next().value!);
+    }
+    this.#lastDelivered = Math.max(this.#lastDelivered, id);
     this.#deliver(event);
   }
 
