@@ -29,7 +29,7 @@ export interface EnergySpeechDetectorOptions {
 
 /** Defaults measured on the shared test speech (see README, "Local engine"). */
 export const ENERGY_DETECTOR_DEFAULTS: Omit<EnergySpeechDetectorOptions, "sampleRate"> = {
-  minSilenceMs: 325,
+  minSilenceMs: 320,
   minSpeechMs: 100,
   aboveNoiseDb: 6,
   minSpeechDbfs: -50,
