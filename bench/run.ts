@@ -61,6 +61,8 @@ if (flags.help) {
   Deno.exit(0);
 }
 const quick = flags.quick;
+/** Turns of ours against parallel raw in the engine's cost. */
+const COST_ROUNDS = quick ? 1 : 3;
 const outPath = flags.out ?? `${ROOT}bench/results.json`;
 const copies = Number(flags.copies ?? (quick ? 1 : 3));
 if (!Number.isInteger(copies) || copies < 1) {
@@ -440,31 +442,42 @@ async function enginePhase() {
       await proc.child.status;
       return raw.cpuUs / 1000 / raw.audioMs;
     };
-    progress(`engine: our engine alone (no server) on the same ${tracks} tracks in real time`);
-    const alone = spawn("engine_paced.ts", [trackList]);
-    const paced = await nextJson<{ cpuUs: number; audioMs: number; maxDecodeDelayMs: number }>(
-      alone,
-      "engine_paced.ts",
-    );
-    await alone.child.status;
-    const engineRtf = paced.cpuUs / 1000 / paced.audioMs;
+    const workers = loadConfig().local.workers ?? LOCAL_DEFAULTS.workers;
+    const allTracks = calls.flatMap((c) => [c.files.inbound, c.files.outbound]);
+    // Ours against the fair limit, in turns: on this shared machine one pair has read anywhere
+    // from 1.06× to 1.7×, so the ratio is the median of the rounds, with their range.
+    const rounds: Array<{ ours: number; parallelRaw: number }> = [];
+    for (let round = 1; round <= COST_ROUNDS; round++) {
+      progress(
+        `engine: round ${round} of ${COST_ROUNDS}: our engine alone (no server) on the same ` +
+          `${tracks} tracks in real time, then raw sherpa-onnx in ${workers} processes at once`,
+      );
+      const alone = spawn("engine_paced.ts", [trackList]);
+      const paced = await nextJson<{ cpuUs: number; audioMs: number }>(alone, "engine_paced.ts");
+      await alone.child.status;
+      const parallel = await parallelRaw({
+        tracks: allTracks,
+        threads: Math.max(1, workers),
+        dir,
+        spawn,
+      });
+      rounds.push({ ours: paced.cpuUs / 1000 / paced.audioMs, parallelRaw: parallel });
+    }
+    const median = (values: number[]) => quantile(values, 0.5);
+    const roundRatios = rounds.map((r) => r.ours / r.parallelRaw);
+    const engineRtf = median(rounds.map((r) => r.ours));
+    const parallelRawRtf = median(rounds.map((r) => r.parallelRaw));
     progress(`engine: raw sherpa-onnx on the same ${tracks} tracks`);
     const rawRtf = await rawRun([]);
     progress("engine: raw sherpa-onnx again, asking for a partial after every decode");
     const rawPartialsRtf = await rawRun(["--partials"]);
     progress("engine: raw sherpa-onnx again, with partials, all tracks paced in real time");
     const rawPacedRtf = await rawRun(["--partials", "--paced"]);
-    const workers = loadConfig().local.workers ?? LOCAL_DEFAULTS.workers;
-    progress(`engine: raw sherpa-onnx in ${workers} processes at once, the tracks shared out`);
-    const parallelRawRtf = await parallelRaw({
-      tracks: calls.flatMap((c) => [c.files.inbound, c.files.outbound]),
-      threads: Math.max(1, workers),
-      dir,
-      spawn,
-    });
-    progress(`engine: the same, each loop paced in real time with partials`);
+    progress(
+      `engine: raw sherpa-onnx in ${workers} processes, each paced in real time with partials`,
+    );
     const parallelPacedRawRtf = await parallelRaw({
-      tracks: calls.flatMap((c) => [c.files.inbound, c.files.outbound]),
+      tracks: allTracks,
       threads: Math.max(1, workers),
       dir,
       spawn,
@@ -507,9 +520,12 @@ async function enginePhase() {
       rawPartialsRtf,
       rawPacedRtf,
       ratioToPacedRaw: engineRtf / rawPacedRtf,
-      // The fair limit: as many raw loops at once as we have decoder workers, sharing the cores.
+      // The fair limit: as many raw loops at once as we have decoder workers, sharing the cores;
+      // the median of the rounds' ratios, and each round.
       parallelRawRtf,
-      ratioToParallelRaw: engineRtf / parallelRawRtf,
+      ratioToParallelRaw: median(roundRatios),
+      ratioToParallelRawRange: [Math.min(...roundRatios), Math.max(...roundRatios)],
+      costRounds: rounds,
       // The same limit for live audio: each raw loop fed in real time, asking for partials.
       parallelPacedRawRtf,
       ratioToParallelPacedRaw: engineRtf / parallelPacedRawRtf,
@@ -698,7 +714,13 @@ const rows: Array<[string, string, string]> = [
   ["  raw + partials, paced in real time", `${f(engine.rawPacedRtf / engine.rawRtf, 2)}×`, ""],
   ["  ours / paced raw with partials", `${f(engine.ratioToPacedRaw, 2)}×`, ""],
   [`raw, ${engine.decodingCores} loops at once (RTF)`, f(engine.parallelRawRtf, 4), ""],
-  ["ours / parallel raw", `${f(engine.ratioToParallelRaw, 2)}×`, "≤ 1.1×"],
+  [
+    `ours / parallel raw (median of ${engine.costRounds.length}; range)`,
+    `${f(engine.ratioToParallelRaw, 2)}× (${f(engine.ratioToParallelRawRange[0], 2)}–${
+      f(engine.ratioToParallelRawRange[1], 2)
+    })`,
+    "≤ 1.1×",
+  ],
   ["  ours / parallel raw, paced with partials", `${f(engine.ratioToParallelPacedRaw, 2)}×`, ""],
   ["  whole server / parallel raw", `${f(engine.serverRatioToParallelRaw, 2)}×`, ""],
   ["tracks in real time (measured run)", `${engine.measuredRealtimeTracks}`, ""],
