@@ -316,29 +316,32 @@ Deno.test("a voice detector's end of speech sends ForceEndpoint, and the turn en
   }
 });
 
-Deno.test("ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS: Silero hears the pauses, ForceEndpoint ends the turns", async () => {
-  const server = await fake();
-  const config = loadConfig({
-    TRANSCRIBER: "assemblyai",
-    ASSEMBLYAI_API_KEY: KEY,
-    ASSEMBLYAI_URL: server.url,
-    ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS: "400",
+for (const vad of ["energy", "silero"]) {
+  Deno.test(`ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS with VAD=${vad}: the detector hears the pauses, ForceEndpoint ends the turns`, async () => {
+    const server = await fake();
+    const config = loadConfig({
+      TRANSCRIBER: "assemblyai",
+      ASSEMBLYAI_API_KEY: KEY,
+      ASSEMBLYAI_URL: server.url,
+      ASSEMBLYAI_VAD_FORCE_ENDPOINT_MS: "400",
+      VAD: vad,
+    });
+    const engine = await createEngine(config, memoryLogger()) as AssemblyAIEngine;
+    try {
+      // Real speech, with its own pauses, in real time.
+      const { errors } = await feed(engine, 9000, true);
+      assert.deepEqual(errors, []);
+      const forced = server.sessions[0].clientMessages.filter((m) =>
+        (m as { type: string }).type === "ForceEndpoint"
+      );
+      assert.ok(forced.length >= 1, JSON.stringify(server.sessions[0].clientMessages));
+      assert.ok(forced.length < 20, `${forced.length} ForceEndpoints: one per pause, not per word`);
+    } finally {
+      await engine.dispose();
+      await server.close();
+    }
   });
-  const engine = await createEngine(config, memoryLogger()) as AssemblyAIEngine;
-  try {
-    // Real speech, with its own pauses, in real time.
-    const { errors } = await feed(engine, 9000, true);
-    assert.deepEqual(errors, []);
-    const forced = server.sessions[0].clientMessages.filter((m) =>
-      (m as { type: string }).type === "ForceEndpoint"
-    );
-    assert.ok(forced.length >= 1, JSON.stringify(server.sessions[0].clientMessages));
-    assert.ok(forced.length < 20, `${forced.length} ForceEndpoints: one per pause, not per word`);
-  } finally {
-    await engine.dispose();
-    await server.close();
-  }
-});
+}
 
 Deno.test("a temporary token authenticates in the query, never in logs", async () => {
   const token = "tmp-token-8c1f0a77e2d94b6b";
