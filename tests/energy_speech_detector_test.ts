@@ -11,7 +11,7 @@ import {
 } from "../lib/transcribe/energy_speech_detector.ts";
 import type { SpeechEvent } from "../lib/transcribe/speech_detector.ts";
 import { createVoiceDetector } from "../lib/transcribe/voice_detector.ts";
-import { audioSet } from "./helpers.ts";
+import { audioSet, energyBounds } from "./helpers.ts";
 
 const RATE = 8000;
 const options = { ...ENERGY_DETECTOR_DEFAULTS, sampleRate: RATE, minSilenceMs: 300 };
@@ -21,22 +21,8 @@ async function utterance(): Promise<Float32Array> {
   const [u] = await audioSet("librispeech-samples");
   const wav = await readWavFile(u.path);
   const samples = resample(wav.samples, wav.sampleRate, RATE);
-  const { startMs, endMs } = speechBounds(samples);
+  const { startMs, endMs } = energyBounds(samples, RATE);
   return samples.subarray((startMs * RATE) / 1000, (endMs * RATE) / 1000);
-}
-
-/** First and last 10 ms window within 35 dB of the loudest, in ms. */
-function speechBounds(samples: Float32Array): { startMs: number; endMs: number } {
-  const n = RATE / 100;
-  const energy: number[] = [];
-  for (let i = 0; i + n <= samples.length; i += n) {
-    energy.push(samples.subarray(i, i + n).reduce((sum, x) => sum + x * x, 0));
-  }
-  const floor = Math.max(...energy) * 10 ** -3.5;
-  return {
-    startMs: energy.findIndex((e) => e >= floor) * 10,
-    endMs: (energy.findLastIndex((e) => e >= floor) + 1) * 10,
-  };
 }
 
 /** `parts` one after the other: audio, or a number of ms of silence. */

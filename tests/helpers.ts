@@ -24,6 +24,23 @@ import type { StreamKind } from "../lib/server/media_stream.ts";
 /** `../shared/audio/` beside the project. */
 export const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
 
+/** First and last 10 ms window within 35 dB of the loudest, in ms: where the speech is. */
+export function energyBounds(
+  samples: Float32Array,
+  rate: number,
+): { startMs: number; endMs: number } {
+  const n = rate / 100;
+  const energy: number[] = [];
+  for (let i = 0; i + n <= samples.length; i += n) {
+    energy.push(samples.subarray(i, i + n).reduce((sum, x) => sum + x * x, 0));
+  }
+  const floor = Math.max(...energy) * 10 ** -3.5;
+  return {
+    startMs: energy.findIndex((e) => e >= floor) * 10,
+    endMs: (energy.findLastIndex((e) => e >= floor) + 1) * 10,
+  };
+}
+
 /** One utterance of a shared audio set with its reference transcript. */
 export interface Utterance {
   path: string;

@@ -6,23 +6,9 @@ import assert from "node:assert/strict";
 import { readWavFile } from "../lib/audio/wav.ts";
 import { resample } from "../lib/audio/wav.ts";
 import { SpeechDetector, type SpeechEvent } from "../lib/transcribe/speech_detector.ts";
-import { audioSet } from "./helpers.ts";
+import { audioSet, energyBounds } from "./helpers.ts";
 
 const options = { threshold: 0.5, minSilenceMs: 200, minSpeechMs: 100 };
-
-/** First and last 10 ms window within 35 dB of the loudest, in ms. */
-function energyBounds(samples: Float32Array, rate: number): { startMs: number; endMs: number } {
-  const n = rate / 100;
-  const energy: number[] = [];
-  for (let i = 0; i + n <= samples.length; i += n) {
-    energy.push(samples.subarray(i, i + n).reduce((sum, x) => sum + x * x, 0));
-  }
-  const floor = Math.max(...energy) * 10 ** -3.5;
-  return {
-    startMs: energy.findIndex((e) => e >= floor) * 10,
-    endMs: (energy.findLastIndex((e) => e >= floor) + 1) * 10,
-  };
-}
 
 /** An utterance between `padMs` of silence, at `rate`. */
 async function padded(rate: number, padMs = 1000): Promise<Float32Array> {

@@ -27,7 +27,7 @@ export interface EnergySpeechDetectorOptions {
   minSpeechDbfs: number;
 }
 
-/** Defaults measured on the shared test speech (see README, "Local engine"). */
+/** Defaults measured on the shared test speech (README, "Live latency and the engine's cost"). */
 export const ENERGY_DETECTOR_DEFAULTS: Omit<EnergySpeechDetectorOptions, "sampleRate"> = {
   minSilenceMs: 320,
   minSpeechMs: 100,

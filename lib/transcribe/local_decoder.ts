@@ -74,7 +74,7 @@ export interface LocalEngineOptions {
   vadThreshold: number;
 }
 
-/** Defaults measured on the shared test speech (see README, "Local engine"). */
+/** Defaults measured on the shared test speech (README, "Live latency and the engine's cost"). */
 export const LOCAL_DEFAULTS: LocalEngineOptions = {
   rule1MinTrailingSilence: 2.4,
   rule2MinTrailingSilence: 0.8,
