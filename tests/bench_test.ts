@@ -32,6 +32,9 @@ const REQUIRED = [
   "latency.floor.wordEmissionP50Ms",
   "engine.parallelRawRtf",
   "engine.ratioToParallelRaw",
+  "engine.ratioToParallelPacedRaw",
+  "engine.serverRtf",
+  "engine.serverRatioToParallelRaw",
   "engine.measuredRealtimeTracks",
   "baseline.latency.wordEmissionP50Ms",
   "fanout.p50Ms",
@@ -76,7 +79,7 @@ Deno.test({
       }
       if (Deno.build.os === "linux") {
         // The thread breakdown is part of the server's CPU: 10 ms ticks against µs, so a slack.
-        const { rtf, decoderThreadsRtf, eventLoopRtf, otherThreadsRtf, audioSeconds } =
+        const { serverRtf: rtf, decoderThreadsRtf, eventLoopRtf, otherThreadsRtf, audioSeconds } =
           results.engine;
         for (const [key, value] of Object.entries({ decoderThreadsRtf, eventLoopRtf })) {
           assert.ok(typeof value === "number" && value > 0, `engine.${key} is ${value}`);

@@ -9,7 +9,7 @@ import { findModel } from "../app/engine.ts";
 import type { TrackTranscriber, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";
-import type { VoiceDetectorKind } from "../lib/transcribe/voice_detector.ts";
+import type { VoiceDetectorKind } from "../lib/transcribe/voice_detector_kind.ts";
 import { modelTakesBatch } from "../lib/transcribe/onnx_batch.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { audioSet, conversation, sharedEngine, toMulaw } from "./helpers.ts";

@@ -24,11 +24,8 @@ import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
 import { modelTakesBatch } from "./onnx_batch.ts";
 import type { SpeechDetector } from "./speech_detector.ts";
-import {
-  createVoiceDetector,
-  type VoiceDetector,
-  type VoiceDetectorKind,
-} from "./voice_detector.ts";
+import { createVoiceDetector, type VoiceDetector } from "./voice_detector.ts";
+import type { VoiceDetectorKind } from "./voice_detector_kind.ts";
 
 /** Endpointing and decoding options of the local engine. */
 export interface LocalEngineOptions {

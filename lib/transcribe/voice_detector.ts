@@ -14,12 +14,7 @@
  */
 import { ENERGY_DETECTOR_DEFAULTS, EnergySpeechDetector } from "./energy_speech_detector.ts";
 import { SPEECH_DETECTOR_DEFAULTS, SpeechDetector, type SpeechEvent } from "./speech_detector.ts";
-
-/** Which detector: see the module doc. */
-export type VoiceDetectorKind = "energy" | "silero";
-
-/** The kinds, for parsing settings. */
-export const VOICE_DETECTOR_KINDS: readonly VoiceDetectorKind[] = ["energy", "silero"];
+import type { VoiceDetectorKind } from "./voice_detector_kind.ts";
 
 /** A detector over one stream of audio (one per track). */
 export interface VoiceDetector {
