@@ -196,6 +196,10 @@ export class LiveHub {
     const newest = this.#order(this.#lastId);
     const oldest = this.#ring.length ? this.#order(this.#ring[0].id) : newest + 1;
     const concerned = (e: LiveEvent) => !callSid || e.callSid === callSid;
+    // On a bus, events arrive in commit order, which is not id order (a lower id can commit
+    // later): what follows the client's last event in the ring is what it missed.
+    const at = this.#bus ? this.#ring.findIndex((e) => e.id === lastId) : -1;
+    if (at >= 0) return this.#ring.slice(at + 1).filter(concerned);
     if (Number.isInteger(seq) && seq <= newest && seq >= oldest - 1) {
       return this.#ring.filter((e) => this.#order(e.id) > seq && concerned(e));
     }
