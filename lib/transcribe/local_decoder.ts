@@ -23,7 +23,7 @@ import type {
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
 import { modelTakesBatch } from "./onnx_batch.ts";
-import type { SpeechDetector } from "./speech_detector.ts";
+import type { SpeechDetector, SpeechEvent } from "./speech_detector.ts";
 import { createVoiceDetector, type VoiceDetector } from "./voice_detector.ts";
 import type { VoiceDetectorKind } from "./voice_detector_kind.ts";
 
@@ -372,8 +372,7 @@ class LocalTrack implements TrackTranscriber {
    * true at the end of speech. Silero runs only while the gate is open.
    */
   #listen(vad: VoiceDetector, samples: Float32Array, pcm: Float32Array): boolean {
-    const ends = (events: { type: string }[]) => events.some((e) => e.type === "speech-end");
-    if (this.#options.vad === "energy") return ends(vad.push(samples));
+    if (this.#options.vad === "energy") return endsSpeech(vad.push(samples));
     const silero = vad as SpeechDetector;
     if (!this.#vadOn) {
       let sum = 0;
@@ -382,7 +381,7 @@ class LocalTrack implements TrackTranscriber {
       this.#vadOn = true;
       this.#vadIdleMs = 0;
     }
-    const ended = ends(silero.push(pcm));
+    const ended = endsSpeech(silero.push(pcm));
     this.#vadIdleMs = silero.speaking ? 0 : this.#vadIdleMs + (samples.length / 8);
     if (ended || this.#vadIdleMs >= VAD_IDLE_MS) {
       silero.reset();
@@ -455,6 +454,11 @@ class LocalTrack implements TrackTranscriber {
       words,
     };
   }
+}
+
+/** True when the detector's events end a stretch of speech. */
+function endsSpeech(events: SpeechEvent[]): boolean {
+  return events.some((e) => e.type === "speech-end");
 }
 
 /**
