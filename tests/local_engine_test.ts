@@ -10,7 +10,7 @@ import type { TrackTranscriber, TranscriberEngine, Transcript } from "../lib/tra
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";
 import type { VoiceDetectorKind } from "../lib/transcribe/voice_detector_kind.ts";
-import { modelTakesBatch } from "../lib/transcribe/onnx_batch.ts";
+import { inspectOnnxModel } from "../lib/transcribe/onnx_model.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { audioSet, conversation, sharedEngine, toMulaw } from "./helpers.ts";
 
@@ -285,9 +285,52 @@ Deno.test("with either voice detector, a final comes as soon as the speech has e
   }
 });
 
-Deno.test("the shared model's encoder takes one stream at a time, its decoder a batch (read from the files)", async () => {
+Deno.test("the shared model's encoder takes one stream at a time in 320 ms chunks, its decoder a batch (read from the files)", async () => {
   const files = await model();
-  assert.equal(modelTakesBatch(files.encoder), false);
-  assert.equal(modelTakesBatch(files.decoder), true);
-  assert.throws(() => modelTakesBatch(files.tokens), /Cannot parse ONNX model/);
+  const encoder = inspectOnnxModel(files.encoder);
+  assert.equal(encoder.takesBatch, false);
+  assert.equal(encoder.metadata.get("decode_chunk_len"), "32");
+  assert.equal(encoder.metadata.get("model_type"), "zipformer2");
+  assert.equal(inspectOnnxModel(files.decoder).takesBatch, true);
+  assert.throws(() => inspectOnnxModel(files.tokens), /Cannot parse ONNX model .*tokens\.txt/);
+});
+
+Deno.test("with a voice detector, the silence between utterances is not decoded, and the words after it keep their times", async () => {
+  const utterances = (await audioSet("librispeech-samples")).slice(0, 2);
+  const gapMs = 8000;
+  // Without the gap after the second: only the silence between them could be skipped.
+  const audio = toMulaw((await conversation(utterances, gapMs)).samples).slice(0, -gapMs * 8);
+  const run = async (vadSilenceMs: number) => {
+    const decoder = new LocalDecoder(await model(), { vadSilenceMs });
+    const finals: Transcript[] = [];
+    await feed(
+      decoder.open("inbound", { onTranscript: (t) => t.type === "final" && finals.push(t) }),
+      audio,
+    );
+    return { finals, chunks: decoder.chunksDecoded };
+  };
+  const skipping = await run(320);
+  const everything = await run(0);
+  // 8 s is 25 of the model's 320 ms chunks; the detector feeds up to 800 ms of it before speech,
+  // and each end of speech adds two chunks of padding.
+  assert.ok(
+    skipping.chunks <= everything.chunks - 15,
+    `decoded ${skipping.chunks} chunks with the detector, ${everything.chunks} without`,
+  );
+  assert.equal(skipping.finals.length, 2, skipping.finals.map((f) => f.text).join(" | "));
+  const expectedStartMs = (await speechSpan(utterances[0].path)).ms + gapMs +
+    (await speechSpan(utterances[1].path)).startMs;
+  for (const [i, final] of skipping.finals.entries()) {
+    const reference = everything.finals[i];
+    const { wer } = wordErrorRate(reference.text, final.text);
+    assert.ok(wer <= 0.15, `"${final.text}" vs "${reference.text}"`);
+    assert.ok(
+      Math.abs(final.startMs - reference.startMs) <= 100,
+      `${final.startMs} vs ${reference.startMs}`,
+    );
+  }
+  assert.ok(
+    Math.abs(skipping.finals[1].startMs - expectedStartMs) <= 300,
+    `second utterance at ${skipping.finals[1].startMs} ms, its speech at ${expectedStartMs} ms`,
+  );
 });

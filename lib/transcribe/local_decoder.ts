@@ -22,7 +22,7 @@ import type {
 } from "./engine.ts";
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
-import { modelTakesBatch } from "./onnx_batch.ts";
+import { inspectOnnxModel } from "./onnx_model.ts";
 import type { SpeechDetector, SpeechEvent } from "./speech_detector.ts";
 import { createVoiceDetector, type VoiceDetector } from "./voice_detector.ts";
 import type { VoiceDetectorKind } from "./voice_detector_kind.ts";
@@ -106,6 +106,20 @@ const VAD_GATE_RMS = 0.003;
 const VAD_IDLE_MS = 1000;
 /** Silero detectors each decoder loads at start-up (~3 MB each); more are loaded as tracks need them. */
 const DETECTORS_AT_START = 8;
+/**
+ * With a voice detector, the model is fed only from a little before speech
+ * starts until the detector ends it: the silence between utterances (half a
+ * call or more, while the other side talks) is not decoded. The detector
+ * says "speech" after 100 ms of loud frames, and words start softly, so at
+ * least this many 20 ms frames heard before are fed first (400 ms or less
+ * lost words on the shared speech).
+ */
+const PRE_ROLL_FRAMES = 25;
+/**
+ * The encoder's chunk in 10 ms feature frames when its file does not say
+ * (`decode_chunk_len`; 320 ms in the k2-fsa streaming zipformers).
+ */
+const DEFAULT_CHUNK_FRAMES = 32;
 /** Assumed length of a word's last token, in ms, for the word's end time. */
 const LAST_TOKEN_MS = 160;
 interface SherpaResult {
@@ -154,6 +168,8 @@ export class LocalDecoder implements TranscriberEngine {
   // deno-lint-ignore no-explicit-any
   readonly #recognizer: any;
   readonly #queue: DecodeQueue;
+  /** Silence not fed to the model goes in steps of this many 20 ms frames (whole chunks). */
+  readonly #skipFrames: number;
   /** Detectors of closed tracks, reset for the next (each loads its own copy of Silero). */
   readonly #idleDetectors: SpeechDetector[] = [];
 
@@ -161,7 +177,12 @@ export class LocalDecoder implements TranscriberEngine {
     this.model = model;
     this.options = { ...LOCAL_DEFAULTS, ...options };
     this.#recognizer = createRecognizer(model, this.options);
-    this.#queue = new DecodeQueue(this.#recognizer, modelTakesBatch(model.encoder));
+    const encoder = inspectOnnxModel(model.encoder);
+    this.#queue = new DecodeQueue(this.#recognizer, encoder.takesBatch);
+    const chunkFrames = Number(encoder.metadata.get("decode_chunk_len")) || DEFAULT_CHUNK_FRAMES;
+    // Silence is skipped a whole chunk at a time, so the model's chunks fall where they would
+    // have on all of the audio: moving them moved a set's errors by several words either way.
+    this.#skipFrames = chunkFrames % 2 ? chunkFrames : chunkFrames / 2;
     // Loading a Silero detector takes 30–250 ms (ONNX Runtime's session set-up), which would hold
     // up every track of this thread when a call comes in: load a few now, at start-up.
     if (this.options.vadSilenceMs > 0 && this.options.vad === "silero") {
@@ -195,7 +216,21 @@ export class LocalDecoder implements TranscriberEngine {
         this.#idleDetectors.push(silero);
       };
     }
-    return new LocalTrack(this.#recognizer, track, sink, this.options, this.#queue, vad, release);
+    return new LocalTrack(this.#recognizer, track, sink, {
+      options: this.options,
+      queue: this.#queue,
+      vad,
+      release,
+      skipFrames: this.#skipFrames,
+    });
+  }
+
+  /**
+   * Model chunks decoded so far, over every track: the engine's work (with a
+   * voice detector, silence between utterances is not decoded).
+   */
+  get chunksDecoded(): number {
+    return this.#queue.chunksDecoded;
   }
 
   dispose(): Promise<void> {
@@ -216,6 +251,8 @@ class DecodeQueue {
   readonly #recognizer: any;
   /** The encoder takes several streams at once (read from the model file at start-up). */
   readonly #batch: boolean;
+  /** Model chunks decoded so far, over every stream. */
+  chunksDecoded = 0;
   #ready = new Set<LocalTrack>();
   #scheduled = false;
   #cancelled = false;
@@ -231,6 +268,15 @@ class DecodeQueue {
     if (this.#scheduled) return;
     this.#scheduled = true;
     queueMicrotask(() => this.#flush());
+  }
+
+  /** Decodes every chunk of `stream` that is ready. */
+  // deno-lint-ignore no-explicit-any
+  decodeAll(stream: any): void {
+    while (this.#recognizer.isReady(stream)) {
+      this.#recognizer.decode(stream);
+      this.chunksDecoded++;
+    }
   }
 
   /** Takes `track` out of the queue; true when it was waiting to be decoded. */
@@ -253,6 +299,7 @@ class DecodeQueue {
         let streams = ready.map((t) => t.stream).filter((s) => this.#recognizer.isReady(s));
         while (streams.length) {
           this.#recognizer.decodeStreams(streams);
+          this.chunksDecoded += streams.length;
           streams = streams.filter((s) => this.#recognizer.isReady(s));
         }
       } catch {
@@ -282,8 +329,16 @@ class LocalTrack implements TrackTranscriber {
   /** Silero is listening (see {@link VAD_GATE_RMS}), and for how long it has heard no speech. */
   #vadOn = false;
   #vadIdleMs = 0;
-  /** Flush padding fed so far, in ms: not in the track's audio, so taken off every time. */
-  #paddingMs = 0;
+  /**
+   * The stream's clock against the track's, in ms: flush padding fed (not in
+   * the track) minus silence skipped (not in the stream).
+   */
+  #streamAheadMs = 0;
+  /** The model is being fed: speech is on, or the track has no voice detector. */
+  #feeding: boolean;
+  /** The last frames heard while not feeding (16 kHz), fed first when speech starts. */
+  #preRoll: Float32Array[] = [];
+  #skipFrames: number;
   #lastPartial = "";
   #failed = false;
   #closed = false;
@@ -293,19 +348,24 @@ class LocalTrack implements TrackTranscriber {
     recognizer: any,
     track: Track,
     sink: TranscriptSink,
-    options: LocalEngineOptions,
-    queue: DecodeQueue,
-    vad: VoiceDetector | null,
-    release: () => void,
+    parts: {
+      options: LocalEngineOptions;
+      queue: DecodeQueue;
+      vad: VoiceDetector | null;
+      release: () => void;
+      skipFrames: number;
+    },
   ) {
     this.#recognizer = recognizer;
     this.#stream = recognizer.createStream();
     this.#track = track;
     this.#sink = sink;
-    this.#options = options;
-    this.#queue = queue;
-    this.#vad = vad;
-    this.#release = release;
+    this.#options = parts.options;
+    this.#queue = parts.queue;
+    this.#vad = parts.vad;
+    this.#feeding = parts.vad === null;
+    this.#release = parts.release;
+    this.#skipFrames = parts.skipFrames;
   }
 
   // deno-lint-ignore no-explicit-any
@@ -335,12 +395,13 @@ class LocalTrack implements TrackTranscriber {
     if (!this.#failed) {
       this.#guard(() => {
         this.#accept(this.#batcher.drain());
+        if (!this.#feeding) return;
         this.#stream.acceptWaveform({
           samples: new Float32Array(Math.round(MODEL_RATE * TAIL_SECONDS)),
           sampleRate: MODEL_RATE,
         });
         this.#stream.inputFinished();
-        while (this.#recognizer.isReady(this.#stream)) this.#recognizer.decode(this.#stream);
+        this.#queue.decodeAll(this.#stream);
         this.#emitFinal();
       });
     }
@@ -352,8 +413,9 @@ class LocalTrack implements TrackTranscriber {
   }
 
   /**
-   * Hands a batch of audio to the model (decoded from µ-law and upsampled)
-   * and to the VAD; true when the VAD saw the end of speech.
+   * Hands a batch of audio (decoded from µ-law and upsampled) to the VAD and,
+   * while it hears speech, to the model; true when the VAD saw the end of
+   * speech.
    */
   #accept(mulaw: Uint8Array): boolean {
     if (mulaw.length === 0) return false;
@@ -361,8 +423,24 @@ class LocalTrack implements TrackTranscriber {
     let ended = false;
     this.#guard(() => {
       const pcm = this.#upsampler.process(samples);
-      this.#stream.acceptWaveform({ samples: pcm, sampleRate: MODEL_RATE });
       if (this.#vad) ended = this.#listen(this.#vad, samples, pcm);
+      if (!this.#feeding && this.#vad?.speaking) {
+        this.#feeding = true;
+        for (const frame of this.#preRoll) {
+          this.#stream.acceptWaveform({ samples: frame, sampleRate: MODEL_RATE });
+        }
+        this.#preRoll = [];
+      }
+      if (this.#feeding) {
+        this.#stream.acceptWaveform({ samples: pcm, sampleRate: MODEL_RATE });
+        return;
+      }
+      this.#preRoll.push(pcm);
+      if (this.#preRoll.length >= PRE_ROLL_FRAMES + this.#skipFrames) {
+        for (const frame of this.#preRoll.splice(0, this.#skipFrames)) {
+          this.#streamAheadMs -= (frame.length / MODEL_RATE) * 1000;
+        }
+      }
     });
     return ended;
   }
@@ -398,10 +476,11 @@ class LocalTrack implements TrackTranscriber {
         samples: new Float32Array(FLUSH_SAMPLES),
         sampleRate: MODEL_RATE,
       });
-      while (recognizer.isReady(this.#stream)) recognizer.decode(this.#stream);
+      this.#queue.decodeAll(this.#stream);
       this.#emitFinal();
       recognizer.reset(this.#stream);
-      this.#paddingMs += (FLUSH_SAMPLES / MODEL_RATE) * 1000;
+      this.#streamAheadMs += (FLUSH_SAMPLES / MODEL_RATE) * 1000;
+      this.#feeding = false;
     });
   }
 
@@ -410,7 +489,7 @@ class LocalTrack implements TrackTranscriber {
     if (this.#failed || this.#closed) return;
     this.#guard(() => {
       const recognizer = this.#recognizer;
-      while (recognizer.isReady(this.#stream)) recognizer.decode(this.#stream);
+      this.#queue.decodeAll(this.#stream);
       if (recognizer.isEndpoint(this.#stream)) {
         this.#emitFinal();
         recognizer.reset(this.#stream);
@@ -443,7 +522,7 @@ class LocalTrack implements TrackTranscriber {
   }
 
   #toTranscript(type: Transcript["type"], result: SherpaResult): Transcript {
-    const words = tokensToWords(result, this.#options.tokenDelayMs + this.#paddingMs);
+    const words = tokensToWords(result, this.#options.tokenDelayMs + this.#streamAheadMs);
     const text = sentenceCase(words.map((w) => w.text).join(" "));
     return {
       type,

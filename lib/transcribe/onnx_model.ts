@@ -1,20 +1,50 @@
 /**
- * Whether an ONNX model takes a batch: the first dimension of its first
- * input, read from the file's protobuf (ModelProto.graph.input[0]). Asked
- * before decoding several streams in one call, because ONNX Runtime aborts
- * the whole process (an uncaught C++ exception in sherpa-onnx) when a model
- * exported with batch size 1 gets two.
+ * What the local engine needs to know of an ONNX model before it decodes,
+ * read from the file's protobuf without loading it:
+ *
+ * - whether it takes a batch: the first dimension of its first input
+ *   (ModelProto.graph.input[0]). Asked before decoding several streams in
+ *   one call, because ONNX Runtime aborts the whole process (an uncaught C++
+ *   exception in sherpa-onnx) when a model exported with batch size 1 gets
+ *   two;
+ * - its metadata (ModelProto.metadata_props), where the k2-fsa exports put
+ *   the streaming encoder's chunk (`decode_chunk_len`, in 10 ms frames).
  *
  * @module
  */
 
-/** True when the model's first input has a symbolic or >1 batch dimension; false for a fixed 1. */
-export function modelTakesBatch(path: string): boolean {
+/** What {@link inspectOnnxModel} reads. */
+export interface OnnxModelFacts {
+  /** The first input has a symbolic or >1 batch dimension (false for a fixed 1). */
+  takesBatch: boolean;
+  /** The model's metadata, key to value. */
+  metadata: Map<string, string>;
+}
+
+/** Reads an ONNX model file's {@link OnnxModelFacts}; throws naming the file if it is not one. */
+export function inspectOnnxModel(path: string): OnnxModelFacts {
   try {
-    return firstInputTakesBatch(Deno.readFileSync(path));
+    const bytes = Deno.readFileSync(path);
+    return { takesBatch: firstInputTakesBatch(bytes), metadata: metadataProps(bytes) };
   } catch (error) {
     throw new Error(`Cannot parse ONNX model ${path}: ${(error as Error).message}`);
   }
+}
+
+/** ModelProto.metadata_props (field 14): StringStringEntryProto {key = 1, value = 2}. */
+function metadataProps(bytes: Uint8Array): Map<string, string> {
+  const metadata = new Map<string, string>();
+  const text = new TextDecoder();
+  scan(bytes, (number, wire, start, end) => {
+    if (number === 14 && wire === 2) {
+      const entry = bytes.subarray(start, end);
+      const key = field(entry, 1);
+      const value = field(entry, 2);
+      if (key) metadata.set(text.decode(key), value ? text.decode(value) : "");
+    }
+    return false;
+  });
+  return metadata;
 }
 
 function firstInputTakesBatch(bytes: Uint8Array): boolean {
