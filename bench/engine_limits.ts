@@ -23,9 +23,10 @@ interface ChildProc {
 export const MAX_DECODE_DELAY_MS = 1000;
 
 /**
- * CPU per audio second of `threads` raw loops run at once, the tracks dealt
- * round-robin; `flags` go to each loop (`--paced --partials`: each feeds its
- * tracks in real time and asks for partials, as a live engine must).
+ * CPU per audio second (RTF) of `threads` raw loops run at once, the tracks
+ * dealt round-robin, and the model chunks they decoded per audio second;
+ * `flags` go to each loop (`--paced --partials`: each feeds its tracks in
+ * real time and asks for partials, as a live engine must).
  */
 export async function parallelRaw(run: {
   tracks: string[];
@@ -33,7 +34,7 @@ export async function parallelRaw(run: {
   dir: string;
   spawn: (script: string, args: string[]) => ChildProc;
   flags?: string[];
-}): Promise<number> {
+}): Promise<{ rtf: number; chunksPerAudioSecond: number }> {
   const shares = Array.from(
     { length: run.threads },
     (_, i) => run.tracks.filter((_, t) => t % run.threads === i),
@@ -45,6 +46,7 @@ export async function parallelRaw(run: {
   }));
   let cpuUs = 0;
   let audioMs = 0;
+  let chunks = 0;
   for (const proc of procs) {
     const line = await proc.nextLine();
     await proc.child.status;
@@ -52,8 +54,9 @@ export async function parallelRaw(run: {
     const raw = JSON.parse(line);
     cpuUs += raw.cpuUs;
     audioMs += raw.audioMs;
+    chunks += raw.chunksDecoded;
   }
-  return cpuUs / 1000 / audioMs;
+  return { rtf: cpuUs / 1000 / audioMs, chunksPerAudioSecond: chunks / (audioMs / 1000) };
 }
 
 interface Server {

@@ -8,7 +8,8 @@
  *
  * Usage: `engine_paced.ts <tracks.json>` (a JSON array of raw µ-law file
  * paths). Prints `{cpuUs, audioMs, tracks, threads, maxDecodeDelayMs,
- * finals}` on stdout; settings come from the environment, as for the server.
+ * finals, chunksDecoded}` on stdout; settings come from the environment, as
+ * for the server.
  *
  * @module
  */
@@ -51,6 +52,7 @@ for (let frame = 0; frame < frames; frame++) {
 await Promise.all(open.map((track) => track.close()));
 const cpuUs = ownCpuUs() - cpuStart;
 const threadsEnd = await threadCpuUs(Deno.pid);
+const chunksDecoded = await engine.chunksDecoded();
 await engine.dispose();
 report({
   cpuUs,
@@ -65,4 +67,5 @@ report({
     : null,
   maxDecodeDelayMs,
   finals,
+  chunksDecoded,
 });

@@ -6,7 +6,8 @@
  * µ-law and upsampled before the clock starts.
  *
  * Usage: `engine_raw.ts <tracks.json> [--partials] [--paced]` (a JSON array
- * of raw µ-law file paths). Prints `{cpuUs, wallMs, audioMs, tracks}` on
+ * of raw µ-law file paths). Prints `{cpuUs, wallMs, audioMs, tracks,
+ * chunksDecoded}` on
  * stdout. The two flags add, one at a time, the work a live call has and a
  * tight loop does not, so the benchmark can say where our time goes:
  * `--partials` asks for the result after every decode (a partial transcript),
@@ -40,14 +41,21 @@ const tracks = paths.map((path) => {
 
 // deno-lint-ignore no-explicit-any
 type Stream = any;
-/** One 100 ms batch in, every ready chunk decoded, then the endpoint (and a partial) checked. */
-function step(stream: Stream, batch: Float32Array): void {
-  stream.acceptWaveform({ samples: batch, sampleRate: 16000 });
+let chunksDecoded = 0;
+/** Decodes every chunk of `stream` that is ready; true if there was one. */
+function decodeAll(stream: Stream): boolean {
   let decoded = false;
   while (recognizer.isReady(stream)) {
     recognizer.decode(stream);
+    chunksDecoded++;
     decoded = true;
   }
+  return decoded;
+}
+/** One 100 ms batch in, every ready chunk decoded, then the endpoint (and a partial) checked. */
+function step(stream: Stream, batch: Float32Array): void {
+  stream.acceptWaveform({ samples: batch, sampleRate: 16000 });
+  const decoded = decodeAll(stream);
   if (recognizer.isEndpoint(stream)) {
     recognizer.getResult(stream);
     recognizer.reset(stream);
@@ -58,7 +66,7 @@ function step(stream: Stream, batch: Float32Array): void {
 function finish(stream: Stream): void {
   stream.acceptWaveform({ samples: new Float32Array(16000 * 0.6), sampleRate: 16000 });
   stream.inputFinished();
-  while (recognizer.isReady(stream)) recognizer.decode(stream);
+  decodeAll(stream);
   recognizer.getResult(stream);
 }
 
@@ -89,4 +97,5 @@ report({
   wallMs: performance.now() - wallStart,
   audioMs: tracks.reduce((n, t) => n + t.audioMs, 0),
   tracks: tracks.length,
+  chunksDecoded,
 });

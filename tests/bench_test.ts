@@ -36,6 +36,9 @@ const REQUIRED = [
   "engine.serverRtf",
   "engine.serverRatioToParallelRaw",
   "engine.measuredRealtimeTracks",
+  "engine.chunksPerAudioSecond",
+  "engine.rawChunksPerAudioSecond",
+  "engine.cpuPerChunkRatio",
   "baseline.latency.wordEmissionP50Ms",
   "fanout.p50Ms",
   "fanout.p99Ms",
@@ -77,6 +80,17 @@ Deno.test({
       for (const [set, wer] of sets) {
         assert.ok(typeof wer === "number" && Number.isFinite(wer) && wer >= 0, `wer.${set}`);
       }
+      // Counted, not timed: raw decodes every 320 ms chunk of the audio; ours skips the silence
+      // between utterances (the calls are padded with it), which outweighs its flush padding.
+      const { chunksPerAudioSecond, rawChunksPerAudioSecond } = results.engine;
+      assert.ok(
+        rawChunksPerAudioSecond > 2.8 && rawChunksPerAudioSecond < 3.4,
+        `raw ${rawChunksPerAudioSecond} chunks per audio second`,
+      );
+      assert.ok(
+        chunksPerAudioSecond < rawChunksPerAudioSecond,
+        `ours ${chunksPerAudioSecond} chunks per audio second, raw ${rawChunksPerAudioSecond}`,
+      );
       if (Deno.build.os === "linux") {
         // The thread breakdown is part of the server's CPU: 10 ms ticks against µs, so a slack.
         const { serverRtf: rtf, decoderThreadsRtf, eventLoopRtf, otherThreadsRtf, audioSeconds } =

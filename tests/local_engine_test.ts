@@ -144,12 +144,13 @@ Deno.test("tracks decoded together give the same transcripts as a lone track; a 
   await engine.dispose();
 });
 
-Deno.test("decoder workers: tracks spread over them give exactly what one thread gives", async () => {
+Deno.test("decoder workers: tracks spread over them give exactly what one thread gives, decoding as many chunks", async () => {
   const set = await audioSet("librispeech-samples");
   const a = toMulaw((await conversation(set.slice(0, 3))).samples);
   const b = toMulaw((await conversation(set.slice(3, 5))).samples);
   const onThread = new LocalDecoder(await model());
   const expected = await transcribeTogether(onThread, [a, b]);
+  const chunks = onThread.chunksDecoded;
   await onThread.dispose();
   assert.ok(expected[0].filter((t) => t.type === "final").length >= 3, "the decoder heard a");
   assert.ok(expected[1].filter((t) => t.type === "final").length >= 2, "the decoder heard b");
@@ -160,6 +161,9 @@ Deno.test("decoder workers: tracks spread over them give exactly what one thread
     // whose audio travels in the same messages.
     const got = await transcribeTogether(engine, [a, a, b, b]);
     assert.deepEqual(got, [expected[0], expected[0], expected[1], expected[1]]);
+    // Each track once per ~320 ms of its audio (fewer: silence is skipped), twice over here.
+    assert.ok(chunks > 0 && chunks < (a.length + b.length) / 8 / 320, `${chunks} chunks`);
+    assert.equal(await engine.chunksDecoded(), 2 * chunks);
   } finally {
     await engine.dispose();
   }

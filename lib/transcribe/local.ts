@@ -90,6 +90,13 @@ export class LocalEngine implements TranscriberEngine {
     return Math.max(0, ...this.#workers.map((w) => w.decodeDelayMs()));
   }
 
+  /** Model chunks decoded so far by every worker (see {@link LocalDecoder.chunksDecoded}). */
+  async chunksDecoded(): Promise<number> {
+    if (this.#decoder) return this.#decoder.chunksDecoded;
+    const counts = await Promise.all(this.#workers.map((w) => w.chunksDecoded()));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** Resolves when no worker has more than a second per track queued and not yet decoded. */
   async whenCaughtUp(): Promise<void> {
     for (const worker of this.#workers) await worker.whenCaughtUp();
@@ -122,6 +129,8 @@ class DecoderWorker {
   /** Waiting for the queued audio to go down (see {@link whenCaughtUp}). */
   #caughtUp: PromiseWithResolvers<void> | null = null;
   #stopped: PromiseWithResolvers<void> | null = null;
+  /** Asked for the worker's stats, answered in order. */
+  #stats: Array<PromiseWithResolvers<number>> = [];
   /** Shared with the worker: set on stop, so it skips the audio still queued. */
   readonly #stopping = new Int32Array(new SharedArrayBuffer(4));
 
@@ -187,6 +196,15 @@ class DecoderWorker {
     return oldest ? performance.now() - oldest[1] : 0;
   }
 
+  /** The worker's count of decoded chunks, once it has handled the audio sent before (0 once failed). */
+  chunksDecoded(): Promise<number> {
+    if (this.failure) return Promise.resolve(0);
+    const answer = Promise.withResolvers<number>();
+    this.#stats.push(answer);
+    this.post({ op: "stats" });
+    return answer.promise;
+  }
+
   whenCaughtUp(): Promise<void> {
     if (this.failure || this.lagSeconds() <= CAUGHT_UP_SECONDS) return Promise.resolve();
     this.#caughtUp ??= Promise.withResolvers();
@@ -228,6 +246,8 @@ class DecoderWorker {
         return this.#loaded.resolve();
       case "stopped":
         return this.#stopped?.resolve();
+      case "stats":
+        return this.#stats.shift()?.resolve(message.chunksDecoded);
       case "loadFailed":
         return this.#loaded.reject(
           message.userError ? new UserError(message.message) : new Error(message.message),
@@ -270,6 +290,7 @@ class DecoderWorker {
     this.#loaded.promise.catch(() => {});
     this.#caughtUp?.resolve();
     this.#caughtUp = null;
+    for (const answer of this.#stats.splice(0)) answer.resolve(0);
     for (const track of this.tracks.values()) {
       if (report) track.sink.onError?.(error);
       track.closed.resolve();

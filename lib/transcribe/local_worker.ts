@@ -19,6 +19,8 @@ export type ToWorker =
   /** Audio of several tracks in one message: `lengths[i]` bytes of `mulaw` for track `ids[i]`, in order. */
   | { op: "audio"; ids: number[]; lengths: number[]; mulaw: Uint8Array<ArrayBuffer> }
   | { op: "close"; id: number }
+  /** Asks for {@link LocalDecoder.chunksDecoded}. */
+  | { op: "stats" }
   /** Drops every track and frees the model: the worker is then idle and can be terminated. */
   | { op: "stop" };
 
@@ -31,6 +33,7 @@ export type FromWorker =
   | { op: "error"; id: number; message: string }
   | { op: "closed"; id: number }
   | { op: "stopped" }
+  | { op: "stats"; chunksDecoded: number }
   /** µ-law bytes decoded since the last ack: how the engine knows how far behind a worker is. */
   | { op: "ack"; bytes: number };
 
@@ -94,6 +97,9 @@ scope.onmessage = async ({ data: message }) => {
       ack(message.mulaw.length);
       break;
     }
+    case "stats":
+      scope.postMessage({ op: "stats", chunksDecoded: decoder?.chunksDecoded ?? 0 });
+      break;
     case "stop":
       // Messages run one at a time, so no decode is running now; none starts after.
       tracks.clear();
