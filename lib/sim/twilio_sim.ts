@@ -58,6 +58,11 @@ export interface SimulatedCallOptions {
    * sockets go, which can outrun decoding.
    */
   caughtUp?: () => Promise<void> | undefined;
+  /**
+   * The HTTP client of the webhook and status-callback requests (default:
+   * the process's pool, which keeps idle connections open on the server).
+   */
+  httpClient?: Deno.HttpClient;
 }
 
 /** What happened on the simulated call. */
@@ -172,7 +177,7 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
   };
   let body = options.twiml;
   if (body === undefined) {
-    const response = await postSigned(webhookUrl, params, options.authToken);
+    const response = await postSigned(webhookUrl, params, options.authToken, options.httpClient);
     body = await response.text();
     if (!response.ok) {
       throw new Error(
@@ -197,14 +202,19 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
   const streamStatus = async (event: string, streamSid: string) => {
     const url = twiml.start?.statusCallback;
     if (!url) return;
-    const response = await postSigned(url, {
-      AccountSid: accountSid,
-      CallSid: callSid,
-      StreamSid: streamSid,
-      StreamName: twiml.start?.name ?? streamSid,
-      StreamEvent: event,
-      Timestamp: new Date().toISOString(),
-    }, options.authToken);
+    const response = await postSigned(
+      url,
+      {
+        AccountSid: accountSid,
+        CallSid: callSid,
+        StreamSid: streamSid,
+        StreamName: twiml.start?.name ?? streamSid,
+        StreamEvent: event,
+        Timestamp: new Date().toISOString(),
+      },
+      options.authToken,
+      options.httpClient,
+    );
     await response.body?.cancel();
     result.streamCallbacks.push({ event, status: response.status });
   };
@@ -364,12 +374,13 @@ export function postSigned(
   url: string,
   params: Record<string, string>,
   authToken?: string,
+  client?: Deno.HttpClient,
 ): Promise<Response> {
   const headers: Record<string, string> = {
     "content-type": "application/x-www-form-urlencoded",
   };
   if (authToken) headers["X-Twilio-Signature"] = signRequest(authToken, url, params);
-  return fetch(url, { method: "POST", headers, body: new URLSearchParams(params) });
+  return fetch(url, { method: "POST", headers, body: new URLSearchParams(params), client });
 }
 
 /** Closes a socket and waits (bounded) until it is closed. */
