@@ -82,7 +82,7 @@ export async function startServer(
   }
 }
 
-/** Opens the transcript store (DATABASE_URL or DATA_DIR); calls a killed server left open become `interrupted`. */
+/** Opens the transcript store (DATABASE_URL or DATA_DIR). */
 async function openStore(
   config: Config,
   log: Logger,
@@ -105,11 +105,6 @@ async function openStore(
           (error as Error).message
         }. Set DATA_DIR to a folder this user can write.`,
     );
-  }
-  // With PostgreSQL the heartbeat does it: only the calls of instances that stopped beating.
-  const interrupted = store.kind === "sqlite" ? await store.markInterrupted() : 0;
-  if (interrupted) {
-    log.warn(`${interrupted} call(s) from an earlier run were cut off; kept as interrupted`);
   }
   log.info(`transcripts are kept in ${store.location}`);
   return store;

@@ -220,7 +220,29 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
         { receivedAt: 4000 },
       );
       await fillCall(store, "CAdone", 2000);
-      assert.equal(await store.markInterrupted(), 1);
+      // Work in the marking transaction (the webhook outbox) sees each call as marked; if it
+      // fails, nothing is marked.
+      await assert.rejects(
+        store.markInterrupted({
+          within: () => {
+            throw new Error("outbox down");
+          },
+        }),
+        /outbox down/,
+      );
+      assert.equal((await store.getCall("CAcut"))!.status, "in-progress");
+      const seen: string[] = [];
+      const marked = await store.markInterrupted({
+        within: async (tx, { call, segments }) => {
+          const [row] = await tx.query<{ status: string }>(
+            "SELECT status FROM calls WHERE call_sid = ?",
+            [call.callSid],
+          );
+          seen.push(`${call.callSid} ${call.status} ${row.status} ${segments.map((s) => s.text)}`);
+        },
+      });
+      assert.equal(marked, 1);
+      assert.deepEqual(seen, ["CAcut interrupted interrupted hi"]);
       const call = (await store.getCall("CAcut"))!;
       assert.equal(call.status, "interrupted");
       assert.equal(call.durationMs, 3000);

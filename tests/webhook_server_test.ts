@@ -2,7 +2,8 @@
  * Webhooks from a running server: `deno task serve` refuses bad settings
  * before anything else; a server killed with SIGKILL mid-call and started
  * again delivers every event of every call, in order per call, signed,
- * through a receiver that fails, is slow, answers 429 and goes down; failed
+ * through a receiver that fails, is slow, answers 429 and goes down (the
+ * killed call too: its call-ended says interrupted, with its finals); failed
  * deliveries are listed, counted on the dashboard and retried from the API
  * and the dashboard.
  */
@@ -107,7 +108,7 @@ const printedFinals = (child: Child) =>
   child.stdout.map((l) => JSON.parse(l)).filter((l) => l.type === "final");
 
 for (const backend of ["SQLite", "PostgreSQL"] as const) {
-  Deno.test(`webhooks on ${backend}: across SIGKILL and restart mid-call and a receiver that fails, is slow, answers 429 and goes down, every event arrives in order, signed`, () =>
+  Deno.test(`webhooks on ${backend}: across SIGKILL and restart mid-call and a receiver that fails, is slow, answers 429 and goes down, every event arrives in order, signed, and the killed call ends as interrupted`, () =>
     killAndRestart(backend));
 }
 
@@ -123,6 +124,8 @@ async function killAndRestart(backend: "SQLite" | "PostgreSQL") {
     WEBHOOK_SECRET: SECRET,
     WEBHOOK_BACKOFF_BASE: "100",
     DATABASE_URL: databaseUrl,
+    // PostgreSQL: the second instance marks the killed one's call interrupted 2 s after its last beat.
+    INSTANCE_TIMEOUT: "2",
   };
   const speech = await conversation((await audioSet("asterisk-allison-8k")).slice(9, 14), 700);
   let first: Child | null = startChild(dataDir, env);
@@ -160,10 +163,16 @@ async function killAndRestart(backend: "SQLite" | "PostgreSQL") {
     const deliveries = async (status: string) =>
       (await (await fetch(`${url}/api/webhooks/deliveries?status=${status}`)).json()).total;
     const deadline = Date.now() + 120_000;
+    const killedCallEnded = () =>
+      receiver.accepted.some((r) => r.body.callSid === killedCall && r.body.type === "call-ended");
     while (
-      (await deliveries("pending")) > 0 || !second.stdout.some((l) => l.includes("call-ended"))
+      (await deliveries("pending")) > 0 || !second.stdout.some((l) => l.includes("call-ended")) ||
+      !killedCallEnded()
     ) {
-      assert.ok(Date.now() < deadline, "the outbox did not drain within 2 minutes");
+      assert.ok(
+        Date.now() < deadline,
+        "within 2 minutes the outbox did not drain, or the killed call got no call-ended",
+      );
       await new Promise((resolve) => setTimeout(resolve, 250));
     }
     assert.equal(await deliveries("failed"), 0);
@@ -193,6 +202,20 @@ async function killAndRestart(backend: "SQLite" | "PostgreSQL") {
     }
     const types = (sid: string) => arrived.filter((b) => b.callSid === sid).map((b) => b.type);
     assert.equal(types(killedCall)[0], "call-started");
+    // The killed call ends too: marked interrupted by the next server (SQLite) or by the other
+    // instance's sweep (PostgreSQL), its call-ended queued in that transaction, with its words.
+    assert.equal(types(killedCall).at(-1), "call-ended");
+    const interrupted = arrived.find((b) => b.callSid === killedCall && b.type === "call-ended")!;
+    assert.equal((interrupted.call as { status: string }).status, "interrupted");
+    assert.equal(interrupted.reason, pg ? "instance stopped" : "server stopped");
+    const killedFinals = new Map(
+      receiver.accepted.filter((r) => r.body.callSid === killedCall && r.body.type === "final")
+        .map((r) => [r.id, r.body.text]), // a repeat has the same webhook-id
+    );
+    assert.deepEqual(
+      (interrupted.segments as Array<{ text: string }>).map((s) => s.text),
+      [...killedFinals.values()],
+    );
     assert.deepEqual(types(laterCall).at(-1), "call-ended");
     const ended = arrived.find((b) => b.callSid === laterCall && b.type === "call-ended")!;
     assert.equal((ended.call as { callSid: string }).callSid, laterCall);

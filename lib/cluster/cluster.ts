@@ -9,6 +9,7 @@
 import type { Logger } from "../log.ts";
 import type { PostgresStore } from "../store/postgres.ts";
 import type { LiveHub } from "../server/live.ts";
+import type { Webhooks } from "../delivery/start.ts";
 import { PostgresLiveBus } from "./live_bus.ts";
 import { InstanceHeartbeat } from "./instance.ts";
 
@@ -22,7 +23,13 @@ export class Cluster {
 
   constructor(
     store: PostgresStore,
-    options: { url: () => string; timeoutMs: number; log: Logger },
+    options: {
+      url: () => string;
+      timeoutMs: number;
+      log: Logger;
+      /** Webhooks: queues each interrupted call's `call-ended` in its transaction, then sends. */
+      webhooks?: Pick<Webhooks, "interrupted" | "worker">;
+    },
   ) {
     this.#store = store;
     this.bus = new PostgresLiveBus(store, options.log);
@@ -31,8 +38,10 @@ export class Cluster {
       url: options.url,
       timeoutMs: options.timeoutMs,
       log: options.log,
+      interruptedWithin: options.webhooks?.interrupted,
       onInterrupted: (calls) => {
         for (const call of calls) this.#live?.publishEnded(call);
+        options.webhooks?.worker.wake();
       },
     });
   }

@@ -8,7 +8,7 @@
  * @module
  */
 import type { PostgresStore } from "../store/postgres.ts";
-import type { StoredCall } from "../store/db.ts";
+import type { InterruptedHook, StoredCall } from "../store/db.ts";
 import type { Logger } from "../log.ts";
 
 /** The state an instance advertises. */
@@ -22,7 +22,9 @@ export interface InstanceHeartbeatOptions {
   /** No heartbeat for this long and an instance is gone (the store's instance timeout). */
   timeoutMs: number;
   log: Logger;
-  /** Hears the calls this instance marked interrupted (to tell every dashboard). */
+  /** Runs in the transaction that marks each call interrupted (queues its `call-ended` webhook). */
+  interruptedWithin?: InterruptedHook;
+  /** Hears the calls this instance marked interrupted, once committed (to tell every dashboard). */
   onInterrupted: (calls: StoredCall[]) => void | Promise<void>;
 }
 
@@ -79,7 +81,9 @@ export class InstanceHeartbeat {
   async #tick(): Promise<void> {
     try {
       await this.#beat();
-      const interrupted = await this.#options.store.interruptOrphans();
+      const interrupted = await this.#options.store.interruptOrphans({
+        within: this.#options.interruptedWithin,
+      });
       if (interrupted.length) {
         this.#options.log.warn(
           `${interrupted.length} call(s) of stopped instances marked interrupted: ${

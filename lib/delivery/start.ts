@@ -7,7 +7,12 @@
  */
 import type { CallListener } from "../call/events.ts";
 import type { Logger } from "../log.ts";
-import type { StoreEventHook, TranscriptStore } from "../store/db.ts";
+import {
+  interruptedEvent,
+  type InterruptedHook,
+  type StoreEventHook,
+  type TranscriptStore,
+} from "../store/db.ts";
 import { SqlOutbox } from "./sql_outbox.ts";
 import { endpointLabel, type WebhookSettings } from "./settings.ts";
 import { webhookMessage } from "./webhook_message.ts";
@@ -20,6 +25,12 @@ export interface Webhooks {
   inTransaction: StoreEventHook;
   /** Subscribe after the store: wakes the worker once an event is committed, sends partials. */
   listener: CallListener;
+  /**
+   * Give to the store's `markInterrupted` (or the cluster's sweep): queues the
+   * `call-ended` of each call marked interrupted, in that transaction; wake the
+   * worker once it has committed.
+   */
+  interrupted: InterruptedHook;
   outbox: SqlOutbox;
   worker: DeliveryWorker;
 }
@@ -67,6 +78,9 @@ export async function startWebhooks(
         const message = webhookMessage(event);
         if (message) worker.sendPartial(message);
       }
+    },
+    interrupted: async (tx, ended) => {
+      await queue.queue(outbox, tx, interruptedEvent(ended.call), ended);
     },
     outbox,
     worker,

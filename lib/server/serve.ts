@@ -111,17 +111,27 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   let publicUrl = options.publicUrl;
   const publicBase = () => publicUrl ?? localUrl(options.host, boundPort, { reachable: true });
   const streamBase = () => options.instanceUrl ?? publicBase();
-  // With PostgreSQL, one instance of many: events through the database, a heartbeat.
+  const webhooks = options.webhooks ? await startWebhooks(options.webhooks, store, log) : null;
+  // With PostgreSQL, one instance of many: events through the database, a heartbeat that marks
+  // dead instances' calls interrupted. With SQLite this is the only server: calls a killed run
+  // left open are marked now.
   const cluster: Cluster | null = store.kind === "postgres"
     ? new (await import("../cluster/cluster.ts")).Cluster(store as PostgresStore, {
       url: streamBase,
       timeoutMs: options.instanceTimeoutMs,
       log,
+      webhooks: webhooks ?? undefined,
     })
     : null;
+  if (!cluster) {
+    const interrupted = await store.markInterrupted({ within: webhooks?.interrupted });
+    if (interrupted) {
+      log.warn(`${interrupted} call(s) from an earlier run were cut off; kept as interrupted`);
+      webhooks?.worker.wake();
+    }
+  }
   // The store listens first: a final is committed before any later listener prints it.
   const live = new LiveHub({ store, bus: cluster?.bus });
-  const webhooks = options.webhooks ? await startWebhooks(options.webhooks, store, log) : null;
   attachStore(
     registry,
     store,

@@ -121,6 +121,16 @@ export type StoreEventHook = (
   ended?: { call: StoredCall; segments: Segment[] },
 ) => void | Promise<void>;
 
+/**
+ * Work done inside the transaction that marks calls interrupted, once for
+ * each call: the call as marked, with its segments (the webhook outbox
+ * queues its `call-ended` there).
+ */
+export type InterruptedHook = (
+  tx: StoreTransaction,
+  ended: { call: StoredCall; segments: Segment[] },
+) => void | Promise<void>;
+
 /** Options of {@link TranscriptStore.addSegment}. */
 export interface AppendOptions {
   /** When the final arrived (epoch ms); now by default. */
@@ -163,10 +173,11 @@ export interface TranscriptStore {
   ): Promise<void>;
   /**
    * Calls left `in-progress` by a server that stopped without ending them
-   * become `interrupted`, their words kept. Returns how many there were.
-   * Only a server that just started (and, on SQLite, is alone) may call it.
+   * become `interrupted`, their words kept, with `within` run for each in
+   * the same transaction. Returns how many there were. Only a server that
+   * just started (and, on SQLite, is alone) may call it.
    */
-  markInterrupted(): Promise<number>;
+  markInterrupted(options?: { within?: InterruptedHook }): Promise<number>;
 
   /** Runs `hook` inside the transaction of every final appended from now on; returns the remover. */
   addFinalHook(hook: FinalHook): () => void;
@@ -249,6 +260,25 @@ export function storeListener(
         return;
       }
     }
+  };
+}
+
+/**
+ * The `call-ended` event of a call marked interrupted (no registry ended
+ * it): what the webhook outbox queues for it, with the stored call's status.
+ */
+export function interruptedEvent(call: StoredCall): CallEvent {
+  return {
+    type: "call-ended",
+    call: {
+      callSid: call.callSid,
+      label: call.callSid,
+      direction: call.direction,
+      from: call.from ?? undefined,
+      to: call.to ?? undefined,
+    },
+    at: call.endedAt ?? call.startedAt,
+    reason: call.endReason ?? "interrupted",
   };
 }
 

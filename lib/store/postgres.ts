@@ -13,6 +13,7 @@ import {
   type CallPage,
   type CallQuery,
   type FinalHook,
+  type InterruptedHook,
   meanConfidence,
   type NewCall,
   type NewSegment,
@@ -218,8 +219,8 @@ export class PostgresStore implements TranscriptStore {
   }
 
   /** On PostgreSQL: the calls of instances that stopped beating, see {@link interruptOrphans}. */
-  async markInterrupted(): Promise<number> {
-    return (await this.interruptOrphans()).length;
+  async markInterrupted(options: { within?: InterruptedHook } = {}): Promise<number> {
+    return (await this.interruptOrphans(options)).length;
   }
 
   /**
@@ -227,10 +228,25 @@ export class PostgresStore implements TranscriptStore {
    * heartbeat within the instance timeout, stopped, or never registered
    * (never this instance's own). Their words are kept; the call ends at its
    * last final. Safe to run on every instance at once: each call is marked
-   * by one. Returns the calls this run marked.
+   * by one. `within` runs for each marked call in the same transaction.
+   * Returns the calls this run marked.
    */
-  async interruptOrphans(): Promise<StoredCall[]> {
-    const rows = await this.sql`
+  async interruptOrphans(options: { within?: InterruptedHook } = {}): Promise<StoredCall[]> {
+    return await this.sql.begin(async (tx) => {
+      const calls = await this.#markOrphans(tx);
+      if (options.within) {
+        for (const call of calls) {
+          const rows =
+            await tx`SELECT * FROM segments WHERE call_sid = ${call.callSid} ORDER BY seq`;
+          await options.within(transactionOf(tx), { call, segments: rows.map(segmentFromRow) });
+        }
+      }
+      return calls;
+    }) as StoredCall[];
+  }
+
+  async #markOrphans(tx: TxSql): Promise<StoredCall[]> {
+    const rows = await tx`
       UPDATE calls SET status = 'interrupted', end_reason = 'instance stopped',
         ended_at = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at),
         duration_ms = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at) - started_at

@@ -18,6 +18,7 @@ import {
   type CallQuery,
   dbPath,
   type FinalHook,
+  type InterruptedHook,
   meanConfidence,
   type NewCall,
   type NewSegment,
@@ -219,16 +220,30 @@ export class SqliteStore implements TranscriptStore {
     );
   }
 
-  markInterrupted(): Promise<number> {
-    return this.#exclusive(() => {
-      const result = this.#db.prepare(
-        `UPDATE calls SET status = 'interrupted',
-           ended_at = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at),
-           duration_ms = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at) - started_at
-         WHERE status = 'in-progress'`,
-      ).run();
-      return Number(result.changes);
-    });
+  markInterrupted(options: { within?: InterruptedHook } = {}): Promise<number> {
+    return this.#exclusive(() =>
+      this.#inTransaction(async (tx) => {
+        const marked = (this.#db.prepare(
+          `SELECT call_sid FROM calls WHERE status = 'in-progress' ORDER BY started_at, call_sid`,
+        ).all() as Row[]).map((row) => String(row.call_sid));
+        this.#db.prepare(
+          `UPDATE calls SET status = 'interrupted', end_reason = 'server stopped',
+             ended_at = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at),
+             duration_ms = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at) - started_at
+           WHERE status = 'in-progress'`,
+        ).run();
+        if (options.within) {
+          for (const callSid of marked) {
+            const row = this.#db.prepare(`${CALL_SELECT} WHERE c.call_sid = ?`).get(callSid) as Row;
+            await options.within(tx, {
+              call: callFromRow(row),
+              segments: this.#segmentsOf(callSid),
+            });
+          }
+        }
+        return marked.length;
+      })
+    );
   }
 
   getCall(callSid: string): Promise<StoredCall | null> {
@@ -279,12 +294,14 @@ export class SqliteStore implements TranscriptStore {
   }
 
   segments(callSid: string): Promise<Segment[]> {
-    return this.#exclusive(() => {
-      const rows = this.#db.prepare(
-        "SELECT * FROM segments WHERE call_sid = ? ORDER BY seq",
-      ).all(callSid) as Row[];
-      return rows.map(segmentFromRow);
-    });
+    return this.#exclusive(() => this.#segmentsOf(callSid));
+  }
+
+  #segmentsOf(callSid: string): Segment[] {
+    const rows = this.#db.prepare(
+      "SELECT * FROM segments WHERE call_sid = ? ORDER BY seq",
+    ).all(callSid) as Row[];
+    return rows.map(segmentFromRow);
   }
 
   deleteCall(callSid: string): Promise<boolean> {
