@@ -293,10 +293,50 @@ Deno.test("the shared model's encoder takes one stream at a time in 320 ms chunk
   const files = await model();
   const encoder = inspectOnnxModel(files.encoder);
   assert.equal(encoder.takesBatch, false);
-  assert.equal(encoder.metadata.get("decode_chunk_len"), "32");
+  assert.equal(encoder.chunkFrames, 32);
   assert.equal(encoder.metadata.get("model_type"), "zipformer2");
   assert.equal(inspectOnnxModel(files.decoder).takesBatch, true);
   assert.throws(() => inspectOnnxModel(files.tokens), /Cannot parse ONNX model .*tokens\.txt/);
+});
+
+/** A protobuf length-delimited field (lengths under 128 bytes). */
+function lengthField(number: number, bytes: Uint8Array): Uint8Array {
+  return new Uint8Array([(number << 3) | 2, bytes.length, ...bytes]);
+}
+
+/** A minimal ONNX file: a batch-1 first input, and one metadata entry. */
+async function onnxWithMetadata(key: string, value: string): Promise<string> {
+  const text = (t: string) => new TextEncoder().encode(t);
+  const dim = new Uint8Array([0x08, 1]); // Dimension.dim_value = 1
+  const tensorType = lengthField(2, lengthField(1, dim)); // shape { dim }
+  const input = lengthField(11, lengthField(2, lengthField(1, tensorType))); // ValueInfo.type
+  const graph = lengthField(7, input);
+  const entry = lengthField(
+    14,
+    new Uint8Array([...lengthField(1, text(key)), ...lengthField(2, text(value))]),
+  );
+  const path = await Deno.makeTempFile({ suffix: ".onnx" });
+  await Deno.writeFile(path, new Uint8Array([...graph, ...entry]));
+  return path;
+}
+
+Deno.test("an encoder's chunk is read from its metadata only as a whole number above 0", async () => {
+  for (
+    const [value, expected] of [["16", 16], ["-5", null], ["0", null], ["abc", null], [
+      "2.5",
+      null,
+    ]] as const
+  ) {
+    const path = await onnxWithMetadata("decode_chunk_len", value);
+    try {
+      const facts = inspectOnnxModel(path);
+      assert.equal(facts.takesBatch, false);
+      assert.equal(facts.metadata.get("decode_chunk_len"), value);
+      assert.equal(facts.chunkFrames, expected, `decode_chunk_len ${value}`);
+    } finally {
+      await Deno.remove(path);
+    }
+  }
 });
 
 Deno.test("with a voice detector, the silence between utterances is not decoded, and the words after it keep their times", async () => {

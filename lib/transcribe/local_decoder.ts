@@ -180,7 +180,7 @@ export class LocalDecoder implements TranscriberEngine {
     this.#recognizer = createRecognizer(model, this.options);
     const encoder = inspectOnnxModel(model.encoder);
     this.#queue = new DecodeQueue(this.#recognizer, encoder.takesBatch);
-    const chunkFrames = Number(encoder.metadata.get("decode_chunk_len")) || DEFAULT_CHUNK_FRAMES;
+    const chunkFrames = encoder.chunkFrames ?? DEFAULT_CHUNK_FRAMES;
     // Silence is skipped a whole chunk at a time, so the model's chunks fall where they would
     // have on all of the audio: moving them moved a set's errors by several words either way.
     this.#skipFrames = chunkFrames % 2 ? chunkFrames : chunkFrames / 2;

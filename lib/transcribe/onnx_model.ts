@@ -19,13 +19,24 @@ export interface OnnxModelFacts {
   takesBatch: boolean;
   /** The model's metadata, key to value. */
   metadata: Map<string, string>;
+  /**
+   * A streaming encoder's chunk in 10 ms feature frames (`decode_chunk_len`);
+   * null when the metadata does not give it as a whole number above 0.
+   */
+  chunkFrames: number | null;
 }
 
 /** Reads an ONNX model file's {@link OnnxModelFacts}; throws naming the file if it is not one. */
 export function inspectOnnxModel(path: string): OnnxModelFacts {
   try {
     const bytes = Deno.readFileSync(path);
-    return { takesBatch: firstInputTakesBatch(bytes), metadata: metadataProps(bytes) };
+    const metadata = metadataProps(bytes);
+    const chunk = Number(metadata.get("decode_chunk_len"));
+    return {
+      takesBatch: firstInputTakesBatch(bytes),
+      metadata,
+      chunkFrames: Number.isInteger(chunk) && chunk > 0 ? chunk : null,
+    };
   } catch (error) {
     throw new Error(`Cannot parse ONNX model ${path}: ${(error as Error).message}`);
   }
