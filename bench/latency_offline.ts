@@ -61,5 +61,6 @@ for (
     tracks.push(out);
   }
 }
+const chunksDecoded = decoder.chunksDecoded;
 await decoder.dispose();
-console.log(JSON.stringify({ settings: config.local, ...latencyMetrics(tracks) }));
+console.log(JSON.stringify({ settings: config.local, chunksDecoded, ...latencyMetrics(tracks) }));
