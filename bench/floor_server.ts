@@ -13,7 +13,8 @@ import { FrameCounters, report, serveControl, serveLocal } from "./common.ts";
 const counters = new FrameCounters();
 let sockets = 0;
 const url = await serveLocal((request) => {
-  const { socket, response } = Deno.upgradeWebSocket(request);
+  // As ours: no ping timer re-armed on every message.
+  const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
   sockets++;
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);

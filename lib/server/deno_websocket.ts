@@ -15,7 +15,9 @@ export function upgradeMediaStream(
   make: (socket: StreamSocket) => MediaStreamHandler,
   onClosed?: () => void,
 ): Response {
-  const { socket, response } = Deno.upgradeWebSocket(request);
+  // No ping timer: Deno re-arms it on every message, and the handler's own idle check already
+  // ends a stream that goes quiet (Twilio sends media every 20 ms while a call lives).
+  const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
   const handler = make({
     send: (text) => {
       if (socket.readyState === WebSocket.OPEN) socket.send(text);
