@@ -7,9 +7,9 @@
  *
  * Usage: `engine_raw.ts <tracks.json> [--partials] [--paced]` (a JSON array
  * of raw µ-law file paths). Prints `{cpuUs, wallMs, audioMs, tracks,
- * chunksDecoded}` on
- * stdout. The two flags add, one at a time, the work a live call has and a
- * tight loop does not, so the benchmark can say where our time goes:
+ * chunksDecoded}` on stdout. The two flags add, one at a time, the work a
+ * live call has and a tight loop does not, so the benchmark can say where
+ * our time goes:
  * `--partials` asks for the result after every decode (a partial transcript),
  * `--paced` feeds all tracks at once in real time, 100 ms per track per tick,
  * as calls deliver them.
