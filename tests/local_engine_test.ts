@@ -11,6 +11,11 @@ import { LocalEngine } from "../lib/transcribe/local.ts";
 import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";
 import type { VoiceDetectorKind } from "../lib/transcribe/voice_detector_kind.ts";
 import { inspectOnnxModel } from "../lib/transcribe/onnx_model.ts";
+import {
+  decodeCommand,
+  type DecoderCommand,
+  encodeCommand,
+} from "../lib/transcribe/decoder_channel.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { audioSet, conversation, sharedEngine, toMulaw } from "./helpers.ts";
 
@@ -377,4 +382,18 @@ Deno.test("with a voice detector, the silence between utterances is not decoded,
     Math.abs(skipping.finals[1].startMs - expectedStartMs) <= 300,
     `second utterance at ${skipping.finals[1].startMs} ms, its speech at ${expectedStartMs} ms`,
   );
+});
+
+Deno.test("decoder commands go through the ring as bytes and come back the same; anything else is refused", () => {
+  const commands: DecoderCommand[] = [
+    { op: "open", id: 7, track: "outbound" },
+    { op: "audio", id: 2 ** 32 - 1, mulaw: Uint8Array.of(0xff, 0x7f, 0) },
+    { op: "close", id: 7 },
+    { op: "stats" },
+    { op: "stop" },
+  ];
+  for (const command of commands) assert.deepEqual(decodeCommand(encodeCommand(command)), command);
+  assert.throws(() => decodeCommand(Uint8Array.of(9, 0, 0, 0, 0)), /Cannot decode decoder command/);
+  assert.throws(() => decodeCommand(Uint8Array.of(1)), /Cannot decode decoder command: 1 bytes/);
+  assert.throws(() => decodeCommand(Uint8Array.of(0, 1, 0, 0, 0, 5)), /no track in open/);
 });

@@ -9,20 +9,28 @@
 import { ByteBatcher, FRAME_BYTES } from "../audio/framing.ts";
 import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink } from "./engine.ts";
 import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
-import type { FromWorker, ToWorker } from "./local_worker.ts";
+import type { FromWorker, LoadMessage } from "./local_worker.ts";
+import { COUNTER_SLOTS, COUNTERS, type DecoderCommand, encodeCommand } from "./decoder_channel.ts";
+import { SharedRing } from "../async/shared_ring.ts";
+import { sleep } from "../async/sleep.ts";
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
 import { waitAtMost } from "../async/wait_at_most.ts";
 
 /**
- * Batches for a worker wait up to this long and go together in one message:
- * every message wakes the worker's thread, so a worker gets one per tick, not
- * one per track (3× fewer messages with 16 tracks a worker; the event loop
+ * Audio for a worker waits up to this long and goes into its ring together:
+ * every flush wakes the worker's thread, so a worker wakes once per tick, not
+ * once per track (3× fewer wakes with 16 tracks a worker; the event loop
  * used ~10% less CPU in the benchmark).
  */
 const SEND_MS = 20;
 /** {@link LocalEngine.whenCaughtUp}: at most this much audio per track queued and not decoded. */
 const CAUGHT_UP_SECONDS = 1;
+/**
+ * Room in a worker's ring: 1 MiB is about 5 s of audio for 24 tracks; more
+ * waits in the engine's outbox (bounded by `maxLagSeconds`).
+ */
+const RING_BYTES = 2 ** 20;
 
 /** Loads the model (once per worker) and opens one transcriber per track. */
 export class LocalEngine implements TranscriberEngine {
@@ -117,22 +125,22 @@ class DecoderWorker {
     type: "module",
   });
   readonly #maxLagSeconds: number;
-  /** µ-law bytes sent and not yet decoded. */
-  #lagBytes = 0;
-  /** Audio batches waiting to go in the next message, as [track id, bytes]. */
-  #outbox: [number, Uint8Array][] = [];
-  #outboxBytes = 0;
-  /** Messages sent and not yet all acknowledged: [bytes left, when sent (performance.now())]. */
+  readonly #ring = SharedRing.create(RING_BYTES);
+  /** {@link COUNTERS}, shared with the worker. */
+  readonly #counters = new Int32Array(new SharedArrayBuffer(4 * COUNTER_SLOTS));
+  /** Commands waiting for the next flush (or for room in the ring), in order, with their µ-law bytes. */
+  #outbox: Array<[Uint8Array, number]> = [];
+  /** µ-law bytes in {@link #outbox}. */
+  #outboxAudioBytes = 0;
+  /** µ-law bytes put in the ring so far, wrapping like {@link COUNTERS.decodedBytes}. */
+  #ringAudioBytes = 0;
+  /** Flushes not yet all decoded: [{@link #ringAudioBytes} after it, when (performance.now())]. */
   #inFlight: Array<[number, number]> = [];
   #sendTimer: ReturnType<typeof setTimeout> | undefined;
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
-  /** Waiting for the queued audio to go down (see {@link whenCaughtUp}). */
-  #caughtUp: PromiseWithResolvers<void> | null = null;
   #stopped: PromiseWithResolvers<void> | null = null;
   /** Asked for the worker's stats, answered in order. */
   #stats: Array<PromiseWithResolvers<number>> = [];
-  /** Shared with the worker: set on stop, so it skips the audio still queued. */
-  readonly #stopping = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(maxLagSeconds: number) {
     this.#maxLagSeconds = maxLagSeconds;
@@ -145,7 +153,13 @@ class DecoderWorker {
   }
 
   load(model: ModelFiles, options: LocalEngineOptions): Promise<void> {
-    this.post({ op: "load", model, options, stopping: this.#stopping });
+    const message: LoadMessage = {
+      model,
+      options,
+      ring: this.#ring.buffer,
+      counters: this.#counters.buffer as SharedArrayBuffer,
+    };
+    this.#worker.postMessage(message);
     return this.#loaded.promise;
   }
 
@@ -156,42 +170,50 @@ class DecoderWorker {
     return opened;
   }
 
-  post(message: Exclude<ToWorker, { op: "audio" }>): void {
-    // Audio queued before this message goes first: a close ends the track after all its audio.
+  /** Sends a command now, after the audio queued before it (a close ends the track after all its audio). */
+  post(command: Exclude<DecoderCommand, { op: "audio" }>): void {
+    this.#outbox.push([encodeCommand(command), 0]);
     this.#flush();
-    this.#worker.postMessage(message);
   }
 
-  /** Queues a copy of a track's audio for the next message. */
+  /** Queues a track's audio for the next flush. */
   sendAudio(id: number, mulaw: Uint8Array): void {
-    this.#lagBytes += mulaw.length;
-    this.#outbox.push([id, mulaw.slice()]);
-    this.#outboxBytes += mulaw.length;
+    this.#outbox.push([encodeCommand({ op: "audio", id, mulaw }), mulaw.length]);
+    this.#outboxAudioBytes += mulaw.length;
     this.#sendTimer ??= setTimeout(() => this.#flush(), SEND_MS);
   }
 
+  /** Moves the outbox into the ring, as far as there is room, and wakes the worker once. */
   #flush(): void {
     clearTimeout(this.#sendTimer);
     this.#sendTimer = undefined;
-    if (!this.#outbox.length) return;
-    const mulaw = new Uint8Array(this.#outboxBytes);
-    const ids: number[] = [];
-    const lengths: number[] = [];
-    let offset = 0;
-    for (const [id, bytes] of this.#outbox) {
-      mulaw.set(bytes, offset);
-      offset += bytes.length;
-      ids.push(id);
-      lengths.push(bytes.length);
+    let written = 0;
+    for (const [command, audioBytes] of this.#outbox) {
+      if (!this.#ring.tryWrite(command)) break;
+      written++;
+      this.#outboxAudioBytes -= audioBytes;
+      this.#ringAudioBytes = (this.#ringAudioBytes + audioBytes) | 0;
     }
-    this.#outbox = [];
-    this.#outboxBytes = 0;
-    this.#inFlight.push([mulaw.length, performance.now()]);
-    const message: ToWorker = { op: "audio", ids, lengths, mulaw };
-    this.#worker.postMessage(message, [mulaw.buffer]);
+    if (written) {
+      this.#outbox.splice(0, written);
+      this.#inFlight.push([this.#ringAudioBytes, performance.now()]);
+      this.#ring.notify();
+    }
+    // The ring is full (the worker is far behind): try again in a tick.
+    if (this.#outbox.length) this.#sendTimer = setTimeout(() => this.#flush(), SEND_MS);
+  }
+
+  /** µ-law bytes sent and not yet decoded; drops the flushes the worker has decoded. */
+  #lagBytes(): number {
+    const decoded = Atomics.load(this.#counters, COUNTERS.decodedBytes);
+    while (this.#inFlight.length && ((this.#inFlight[0][0] - decoded) | 0) <= 0) {
+      this.#inFlight.shift();
+    }
+    return this.#outboxAudioBytes + ((this.#ringAudioBytes - decoded) | 0);
   }
 
   decodeDelayMs(): number {
+    this.#lagBytes();
     const oldest = this.#inFlight[0];
     return oldest ? performance.now() - oldest[1] : 0;
   }
@@ -205,15 +227,19 @@ class DecoderWorker {
     return answer.promise;
   }
 
-  whenCaughtUp(): Promise<void> {
-    if (this.failure || this.lagSeconds() <= CAUGHT_UP_SECONDS) return Promise.resolve();
-    this.#caughtUp ??= Promise.withResolvers();
-    return this.#caughtUp.promise;
+  /**
+   * Resolves once at most {@link CAUGHT_UP_SECONDS} per track are queued and
+   * not decoded. It checks every {@link SEND_MS}: the worker tells the
+   * engine nothing as it decodes, and a sender that is ahead by a second
+   * loses nothing to a few ms more.
+   */
+  async whenCaughtUp(): Promise<void> {
+    while (!this.failure && this.lagSeconds() > CAUGHT_UP_SECONDS) await sleep(SEND_MS);
   }
 
   /** Seconds of audio per open track queued for this worker and not yet decoded. */
   lagSeconds(): number {
-    return this.#lagBytes / 8000 / Math.max(1, this.tracks.size);
+    return this.#lagBytes() / 8000 / Math.max(1, this.tracks.size);
   }
 
   get maxLagSeconds(): number {
@@ -226,13 +252,13 @@ class DecoderWorker {
   }
 
   /**
-   * Stops the worker once it is between messages (it skips the audio still
+   * Stops the worker once it is between commands (it skips the audio still
    * queued; at most 2 s), then terminates it: a process that exits while a
    * worker is inside sherpa-onnx aborts in ONNX Runtime.
    */
   async stop(): Promise<void> {
     if (!this.failure) {
-      Atomics.store(this.#stopping, 0, 1);
+      Atomics.store(this.#counters, COUNTERS.stopping, 1);
       this.#stopped = Promise.withResolvers();
       this.post({ op: "stop" });
       await waitAtMost(this.#stopped.promise, 2000);
@@ -252,21 +278,6 @@ class DecoderWorker {
         return this.#loaded.reject(
           message.userError ? new UserError(message.message) : new Error(message.message),
         );
-      case "ack": {
-        this.#lagBytes -= message.bytes;
-        for (let left = message.bytes; left > 0 && this.#inFlight.length;) {
-          const oldest = this.#inFlight[0];
-          const taken = Math.min(left, oldest[0]);
-          oldest[0] -= taken;
-          left -= taken;
-          if (oldest[0] === 0) this.#inFlight.shift();
-        }
-        if (this.#caughtUp && this.lagSeconds() <= CAUGHT_UP_SECONDS) {
-          this.#caughtUp.resolve();
-          this.#caughtUp = null;
-        }
-        return;
-      }
       case "transcript":
         return this.tracks.get(message.id)?.sink.onTranscript(message.transcript);
       case "error":
@@ -285,11 +296,9 @@ class DecoderWorker {
     clearTimeout(this.#sendTimer);
     this.#sendTimer = undefined;
     this.#outbox = [];
-    this.#outboxBytes = 0;
+    this.#outboxAudioBytes = 0;
     this.#loaded.reject(error);
     this.#loaded.promise.catch(() => {});
-    this.#caughtUp?.resolve();
-    this.#caughtUp = null;
     for (const answer of this.#stats.splice(0)) answer.resolve(0);
     for (const track of this.tracks.values()) {
       if (report) track.sink.onError?.(error);

@@ -1,28 +1,28 @@
 /**
  * A decoder worker of the local engine: one {@link LocalDecoder} (its own
  * copy of the model) on its own thread, so decoding neither blocks the
- * server's event loop nor is limited to one core. {@link LocalEngine} talks
- * to it with the messages below.
+ * server's event loop nor is limited to one core. {@link LocalEngine} loads
+ * the model with a message; after that, audio and commands come through a
+ * {@link SharedRing} and the worker sleeps in `Atomics.wait` between them
+ * (see decoder_channel.ts).
  *
  * @module
  */
-import type { Track, TrackTranscriber, Transcript } from "./engine.ts";
+import type { TrackTranscriber, Transcript } from "./engine.ts";
 import { LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
 import type { ModelFiles } from "../model/model_files.ts";
+import { SharedRing } from "../async/shared_ring.ts";
+import { COUNTERS, decodeCommand } from "./decoder_channel.ts";
 import { UserError } from "../user_error.ts";
 
-/** Messages the engine sends a worker. */
-export type ToWorker =
-  /** `stopping[0]` turns 1 when the engine stops: audio still queued is then skipped, not decoded. */
-  | { op: "load"; model: ModelFiles; options: LocalEngineOptions; stopping: Int32Array }
-  | { op: "open"; id: number; track: Track }
-  /** Audio of several tracks in one message: `lengths[i]` bytes of `mulaw` for track `ids[i]`, in order. */
-  | { op: "audio"; ids: number[]; lengths: number[]; mulaw: Uint8Array<ArrayBuffer> }
-  | { op: "close"; id: number }
-  /** Asks for {@link LocalDecoder.chunksDecoded}. */
-  | { op: "stats" }
-  /** Drops every track and frees the model: the worker is then idle and can be terminated. */
-  | { op: "stop" };
+/** The one message the engine posts a worker; `ring` and `counters` are then the channel. */
+export interface LoadMessage {
+  model: ModelFiles;
+  options: LocalEngineOptions;
+  ring: SharedArrayBuffer;
+  /** {@link COUNTERS}. */
+  counters: SharedArrayBuffer;
+}
 
 /** Messages a worker sends the engine. */
 export type FromWorker =
@@ -33,86 +33,77 @@ export type FromWorker =
   | { op: "error"; id: number; message: string }
   | { op: "closed"; id: number }
   | { op: "stopped" }
-  | { op: "stats"; chunksDecoded: number }
-  /** µ-law bytes decoded since the last ack: how the engine knows how far behind a worker is. */
-  | { op: "ack"; bytes: number };
-
-/** Acks are batched: one message per this many ms at most. */
-const ACK_MS = 100;
+  | { op: "stats"; chunksDecoded: number };
 
 const scope = globalThis as unknown as {
-  onmessage: ((event: MessageEvent<ToWorker>) => void) | null;
+  onmessage: ((event: MessageEvent<LoadMessage>) => void) | null;
   postMessage(message: FromWorker): void;
 };
 
-let decoder: LocalDecoder | null = null;
-let stopping: Int32Array | null = null;
-const tracks = new Map<number, TrackTranscriber>();
-let unacked = 0;
-let ackTimer: ReturnType<typeof setTimeout> | undefined;
-
-function ack(bytes: number): void {
-  unacked += bytes;
-  ackTimer ??= setTimeout(() => {
-    ackTimer = undefined;
-    scope.postMessage({ op: "ack", bytes: unacked });
-    unacked = 0;
-  }, ACK_MS);
-}
-
-scope.onmessage = async ({ data: message }) => {
-  switch (message.op) {
-    case "load":
-      stopping = message.stopping;
-      try {
-        decoder = new LocalDecoder(message.model, message.options);
-        scope.postMessage({ op: "loaded" });
-      } catch (error) {
-        scope.postMessage({
-          op: "loadFailed",
-          message: (error as Error).message,
-          userError: error instanceof UserError,
-        });
-      }
-      break;
-    case "open": {
-      const id = message.id;
-      tracks.set(
-        id,
-        decoder!.open(message.track, {
-          onTranscript: (transcript) => scope.postMessage({ op: "transcript", id, transcript }),
-          onError: (error) => scope.postMessage({ op: "error", id, message: error.message }),
-        }),
-      );
-      break;
-    }
-    case "audio": {
-      if (stopping && Atomics.load(stopping, 0)) break;
-      let offset = 0;
-      message.ids.forEach((id, i) => {
-        const end = offset + message.lengths[i];
-        tracks.get(id)?.write(message.mulaw.subarray(offset, end));
-        offset = end;
-      });
-      ack(message.mulaw.length);
-      break;
-    }
-    case "stats":
-      scope.postMessage({ op: "stats", chunksDecoded: decoder?.chunksDecoded ?? 0 });
-      break;
-    case "stop":
-      // Messages run one at a time, so no decode is running now; none starts after.
-      tracks.clear();
-      await decoder?.dispose();
-      decoder = null;
-      scope.postMessage({ op: "stopped" });
-      break;
-    case "close": {
-      const track = tracks.get(message.id);
-      tracks.delete(message.id);
-      await track?.close();
-      scope.postMessage({ op: "closed", id: message.id });
-      break;
-    }
+scope.onmessage = ({ data }) => {
+  scope.onmessage = null;
+  let decoder: LocalDecoder;
+  try {
+    decoder = new LocalDecoder(data.model, data.options);
+  } catch (error) {
+    scope.postMessage({
+      op: "loadFailed",
+      message: (error as Error).message,
+      userError: error instanceof UserError,
+    });
+    return;
   }
+  scope.postMessage({ op: "loaded" });
+  // Its rejection is an uncaught error: the engine's onerror fails this worker's tracks.
+  serve(decoder, new SharedRing(data.ring), new Int32Array(data.counters));
 };
+
+/** Runs the engine's commands until it says stop. */
+async function serve(decoder: LocalDecoder, ring: SharedRing, counters: Int32Array): Promise<void> {
+  const tracks = new Map<number, TrackTranscriber>();
+  for (;;) {
+    ring.waitForMessage();
+    let decodedBytes = 0;
+    for (let bytes = ring.tryRead(); bytes; bytes = ring.tryRead()) {
+      const command = decodeCommand(bytes);
+      switch (command.op) {
+        case "open": {
+          const id = command.id;
+          tracks.set(
+            id,
+            decoder.open(command.track, {
+              onTranscript: (transcript) => scope.postMessage({ op: "transcript", id, transcript }),
+              onError: (error) => scope.postMessage({ op: "error", id, message: error.message }),
+            }),
+          );
+          break;
+        }
+        case "audio":
+          if (!Atomics.load(counters, COUNTERS.stopping)) {
+            tracks.get(command.id)?.write(command.mulaw);
+          }
+          decodedBytes += command.mulaw.length;
+          break;
+        case "close": {
+          const track = tracks.get(command.id);
+          tracks.delete(command.id);
+          await track?.close();
+          scope.postMessage({ op: "closed", id: command.id });
+          break;
+        }
+        case "stats":
+          await null; // the decodes queued by the audio before (see below)
+          scope.postMessage({ op: "stats", chunksDecoded: decoder.chunksDecoded });
+          break;
+        case "stop":
+          tracks.clear();
+          await decoder.dispose();
+          scope.postMessage({ op: "stopped" });
+          return;
+      }
+    }
+    // The decoder queues the chunks the writes made ready and decodes them in a microtask.
+    await null;
+    Atomics.add(counters, COUNTERS.decodedBytes, decodedBytes);
+  }
+}
