@@ -242,7 +242,7 @@ export class LocalDecoder implements TranscriberEngine {
 
 /**
  * Tracks with a model chunk ready, decoded together once the audio that came
- * in one go (a worker's message carries every track's last 20 ms) is in:
+ * in one go (a worker's hand-off carries every track's last 20 ms) is in:
  * back to back, the model's weights stay in the CPU caches, and where the
  * encoder takes a batch, in one `decodeStreams` call. Nothing waits for a
  * timer, so no word comes later for it.
