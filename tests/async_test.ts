@@ -97,7 +97,8 @@ Deno.test("SharedRing: a worker asleep in waitForMessage wakes on notify and rea
     await sleep(50);
     ring.tryWrite(Uint8Array.of(10));
     ring.notify();
-    replies.push(await reply);
+    // Without a wake the worker sleeps on: fail instead of hanging the suite.
+    replies.push(await Promise.race([reply, sleep(5000).then(() => "no wake in 5 s")]));
     assert.deepEqual(replies, ["waiting", 16]);
   } finally {
     worker.terminate();

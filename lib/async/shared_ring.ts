@@ -23,6 +23,9 @@ export class SharedRing {
   readonly #positions: Int32Array;
   readonly #data: Uint8Array;
   readonly #capacity: number;
+  /** A length prefix on its way in or out (one per ring, not one per message). */
+  readonly #length = new Uint8Array(LENGTH_BYTES);
+  readonly #lengthView = new DataView(this.#length.buffer);
 
   /** Wraps a buffer made by {@link SharedRing.create} (on either thread). */
   constructor(buffer: SharedArrayBuffer) {
@@ -56,9 +59,8 @@ export class SharedRing {
     const size = LENGTH_BYTES + message.length;
     // One byte stays free: equal positions mean empty, never full.
     if (size > this.#capacity - 1 - this.#used(write, read)) return false;
-    const length = new Uint8Array(LENGTH_BYTES);
-    new DataView(length.buffer).setUint32(0, message.length, true);
-    let at = this.#copyIn(write, length);
+    this.#lengthView.setUint32(0, message.length, true);
+    let at = this.#copyIn(write, this.#length);
     at = this.#copyIn(at, message);
     // The store publishes the bytes above (Atomics are sequentially consistent).
     Atomics.store(this.#positions, WRITE, at);
@@ -75,9 +77,8 @@ export class SharedRing {
     const write = Atomics.load(this.#positions, WRITE);
     const read = Atomics.load(this.#positions, READ);
     if (write === read) return null;
-    const length = new Uint8Array(LENGTH_BYTES);
-    let at = this.#copyOut(read, length);
-    const message = new Uint8Array(new DataView(length.buffer).getUint32(0, true));
+    let at = this.#copyOut(read, this.#length);
+    const message = new Uint8Array(this.#lengthView.getUint32(0, true));
     at = this.#copyOut(at, message);
     Atomics.store(this.#positions, READ, at);
     return message;
