@@ -18,6 +18,7 @@ import {
 } from "../lib/transcribe/decoder_channel.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { audioSet, conversation, sharedEngine, toMulaw } from "./helpers.ts";
+import { waitAtMost } from "../lib/async/wait_at_most.ts";
 
 const model = () => findModel(loadConfig({}));
 
@@ -205,6 +206,35 @@ Deno.test("decoder workers: audio far ahead of decoding is dropped with one clea
     );
     // What reached the worker was decoded, and its last words came out as a final.
     assert.ok(transcripts.some((t) => t.type === "final"), "no final");
+  } finally {
+    await engine.dispose();
+  }
+});
+
+Deno.test("decoder workers: audio beyond the room in a worker's ring waits and goes in as it drains; nothing is lost", async () => {
+  const [first, second] = (await audioSet("librispeech-samples")).slice(0, 2);
+  // 150 s of silence between two utterances: more than a worker's ring holds (about 120 s of
+  // one track's frames), all written at once. The detector skips the silence, so it is cheap.
+  const audio = toMulaw((await conversation([first, second], 150_000)).samples);
+  const expected: Transcript[] = [];
+  const onThread = new LocalDecoder(await model());
+  await feed(onThread.open("inbound", { onTranscript: (t) => expected.push(t) }), audio);
+  await onThread.dispose();
+  assert.equal(expected.filter((t) => t.type === "final").length, 2, "the decoder heard both");
+
+  const engine = await LocalEngine.start(await model(), { workers: 1, maxLagSeconds: 1000 });
+  try {
+    const errors: Error[] = [];
+    const got: Transcript[] = [];
+    const closed = feed(
+      engine.open("inbound", { onTranscript: (t) => got.push(t), onError: (e) => errors.push(e) }),
+      audio,
+    );
+    let done = false;
+    await waitAtMost(closed.then(() => (done = true)), 30_000);
+    assert.ok(done, "the track's close never ended: the audio that waited for room was not sent");
+    assert.deepEqual(errors, []);
+    assert.deepEqual(got, expected);
   } finally {
     await engine.dispose();
   }
