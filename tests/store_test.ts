@@ -76,6 +76,8 @@ async function fillCall(store: TranscriptStore, callSid: string, startedAt = Dat
     text: "good morning <tom> & jerry --> here",
     startMs: 250,
     endMs: 2100,
+    // A hybrid call's final from the cloud engine; the others leave theirs unset.
+    engine: "assemblyai",
     words: [{ ...word("good", 250, 500), confidence: 0.5 }, {
       ...word("here", 1800, 2100),
       confidence: 1,
@@ -131,6 +133,7 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
       ]);
       assert.equal(segments[1].confidence, 0.75);
       assert.equal(segments[0].confidence, null);
+      assert.deepEqual(segments.map((s) => s.engine), [null, "assemblyai", null]);
       assert.deepEqual(segments[0].words[1], word("laptop", 1500, 1900));
       assert.deepEqual(segments[1].words[0], { ...word("good", 250, 500), confidence: 0.5 });
       // Turn order continues after a reopen.
