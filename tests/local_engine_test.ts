@@ -6,7 +6,12 @@ import assert from "node:assert/strict";
 import { readWavFile } from "../lib/audio/wav.ts";
 import { loadConfig } from "../app/config.ts";
 import { findModel } from "../app/engine.ts";
-import type { TrackTranscriber, TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
+import type {
+  Track,
+  TrackTranscriber,
+  TranscriberEngine,
+  Transcript,
+} from "../lib/transcribe/engine.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";
 import type { VoiceDetectorKind } from "../lib/transcribe/voice_detector_kind.ts";
@@ -240,6 +245,31 @@ Deno.test("decoder workers: audio beyond the room in a worker's ring waits and g
   }
 });
 
+Deno.test("decoder workers: a track that is neither inbound nor outbound is refused at open, and the worker's other tracks go on", async () => {
+  const audio = toMulaw(
+    (await conversation((await audioSet("librispeech-samples")).slice(0, 1))).samples,
+  );
+  const engine = await LocalEngine.start(await model(), { workers: 1 });
+  try {
+    const errors: Error[] = [];
+    const finals: Transcript[] = [];
+    const good = engine.open("inbound", {
+      onTranscript: (t) => t.type === "final" && finals.push(t),
+      onError: (e) => errors.push(e),
+    });
+    good.write(audio.subarray(0, audio.length / 2));
+    assert.throws(
+      () => engine.open("sideways" as Track, { onTranscript: () => {} }),
+      /Cannot open track "sideways": a track is "inbound" or "outbound"/,
+    );
+    await feed(good, audio.subarray(audio.length / 2));
+    assert.deepEqual(errors, []);
+    assert.equal(finals.length, 1);
+  } finally {
+    await engine.dispose();
+  }
+});
+
 Deno.test("decoder workers: dispose with tracks still open ends them; a later open reports it", async () => {
   const engine = await LocalEngine.start(await model(), { workers: 1 });
   const open = engine.open("inbound", { onTranscript: () => {} });
@@ -426,4 +456,8 @@ Deno.test("decoder commands go through the ring as bytes and come back the same;
   assert.throws(() => decodeCommand(Uint8Array.of(9, 0, 0, 0, 0)), /Cannot decode decoder command/);
   assert.throws(() => decodeCommand(Uint8Array.of(1)), /Cannot decode decoder command: 1 bytes/);
   assert.throws(() => decodeCommand(Uint8Array.of(0, 1, 0, 0, 0, 5)), /no track in open/);
+  assert.throws(
+    () => encodeCommand({ op: "open", id: 1, track: "both" as Track }),
+    /Cannot open track "both"/,
+  );
 });

@@ -38,13 +38,23 @@ const TRACKS: readonly Track[] = ["inbound", "outbound"];
 /** One byte of op, four of track id, then the payload. */
 const HEADER_BYTES = 5;
 
-/** The bytes of `command` for the ring. */
+/**
+ * The bytes of `command` for the ring. Throws a `RangeError` on a track that
+ * is neither inbound nor outbound: the worker would refuse it, and a worker
+ * that cannot read its ring ends every track it decodes.
+ */
 export function encodeCommand(command: DecoderCommand): Uint8Array {
-  const payload = command.op === "audio"
-    ? command.mulaw
-    : command.op === "open"
-    ? Uint8Array.of(TRACKS.indexOf(command.track))
-    : new Uint8Array(0);
+  let payload: Uint8Array = new Uint8Array(0);
+  if (command.op === "audio") payload = command.mulaw;
+  if (command.op === "open") {
+    const track = TRACKS.indexOf(command.track);
+    if (track < 0) {
+      throw new RangeError(
+        `Cannot open track ${JSON.stringify(command.track)}: a track is "inbound" or "outbound"`,
+      );
+    }
+    payload = Uint8Array.of(track);
+  }
   const bytes = new Uint8Array(HEADER_BYTES + payload.length);
   bytes[0] = OPS.indexOf(command.op);
   new DataView(bytes.buffer).setUint32(1, "id" in command ? command.id : 0, true);

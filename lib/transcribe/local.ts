@@ -163,16 +163,22 @@ class DecoderWorker {
     return this.#loaded.promise;
   }
 
+  /** Throws (before anything is sent) on a track the worker could not read, see {@link encodeCommand}. */
   open(id: number, track: Track, sink: TranscriptSink): WorkerTrack {
+    const command = encodeCommand({ op: "open", id, track });
     const opened = new WorkerTrack(this, id, track, sink);
     this.tracks.set(id, opened);
-    this.post({ op: "open", id, track });
+    this.#enqueue(command);
     return opened;
   }
 
   /** Sends a command now, after the audio queued before it (a close ends the track after all its audio). */
-  post(command: Exclude<DecoderCommand, { op: "audio" }>): void {
-    this.#outbox.push([encodeCommand(command), 0]);
+  post(command: Exclude<DecoderCommand, { op: "audio" | "open" }>): void {
+    this.#enqueue(encodeCommand(command));
+  }
+
+  #enqueue(command: Uint8Array): void {
+    this.#outbox.push([command, 0]);
     this.#flush();
   }
 
