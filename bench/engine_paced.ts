@@ -6,23 +6,31 @@
  * (`engine_raw.ts`, in as many processes as workers) is the engine's cost;
  * the server run's CPU adds the relay, the store and the recorder on top.
  *
- * Usage: `engine_paced.ts <tracks.json>` (a JSON array of raw µ-law file
- * paths). Prints `{cpuUs, audioMs, tracks, threads, maxDecodeDelayMs,
+ * Usage: `engine_paced.ts <tracks.json> [--aligned]` (a JSON array of raw
+ * µ-law file paths). `--aligned` starts every track on the same frame, so a
+ * worker's tracks finish their chunks on the same hand-off and are decoded
+ * back to back (what that saves, and why the engine does not do it, is in
+ * the README's Cost bullet). Prints `{cpuUs, audioMs, tracks, threads, maxDecodeDelayMs,
  * finals, chunksDecoded}` on stdout; settings come from the environment, as
  * for the server.
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import { loadConfig } from "../app/config.ts";
 import { findModel } from "../app/engine.ts";
 import { FRAME_BYTES } from "../lib/audio/framing.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { ownCpuUs, report, sleep, threadCpuUs } from "./common.ts";
 
-const paths: string[] = JSON.parse(Deno.readTextFileSync(Deno.args[0]));
+const { values: flags, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { aligned: { type: "boolean" } },
+});
+const paths: string[] = JSON.parse(Deno.readTextFileSync(positionals[0]));
 const tracks = paths.map((path, i) => ({
   mulaw: Deno.readFileSync(path),
-  startFrame: (i * 7) % 16,
+  startFrame: flags.aligned ? 0 : (i * 7) % 16,
 }));
 const config = loadConfig();
 const engine = await LocalEngine.start(await findModel(config), config.local);
