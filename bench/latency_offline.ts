@@ -11,7 +11,7 @@
  *
  * Usage: `deno run -A bench/latency_offline.ts` (settings from the
  * environment, e.g. `VAD_SILENCE_MS=0` for the endpoint rules alone). Prints
- * one JSON line.
+ * one JSON line, with finals per utterance over all sets and per set.
  *
  * @module
  */
@@ -39,10 +39,9 @@ function delayed(track: SpeechTrack, ms: number): SpeechTrack {
 }
 const config = loadConfig();
 const decoder = new LocalDecoder(await findModel(config), config.local);
+const SETS = ["librispeech-samples", "librivox-sense-and-sensibility", "asterisk-allison-8k"];
 const tracks: EmittedTrack[] = [];
-for (
-  const set of ["librispeech-samples", "librivox-sense-and-sensibility", "asterisk-allison-8k"]
-) {
+for (const set of SETS) {
   const packed = await packTracks(set, await readSet(`${SHARED_AUDIO}${set}`), {
     gapMs: 1500,
     maxTrackMs: 60_000,
@@ -63,4 +62,13 @@ for (
 }
 const chunksDecoded = decoder.chunksDecoded;
 await decoder.dispose();
-console.log(JSON.stringify({ settings: config.local, chunksDecoded, ...latencyMetrics(tracks) }));
+// Per set, because a set of multi-sentence prompts is cut far more often than single sentences.
+const finalsPerUtteranceBySet = Object.fromEntries(
+  SETS.map((set) => [set, latencyMetrics(tracks.filter((t) => t.set === set)).finalsPerUtterance]),
+);
+console.log(JSON.stringify({
+  settings: config.local,
+  chunksDecoded,
+  ...latencyMetrics(tracks),
+  finalsPerUtteranceBySet,
+}));
