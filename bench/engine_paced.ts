@@ -27,6 +27,13 @@ const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
   options: { aligned: { type: "boolean" } },
 });
+if (positionals.length !== 1) {
+  console.error(
+    "Usage: deno run -A bench/engine_paced.ts <tracks.json> [--aligned]\n" +
+      "  tracks.json: a JSON array of paths to raw 8 kHz µ-law files, one per track",
+  );
+  Deno.exit(2);
+}
 const paths: string[] = JSON.parse(Deno.readTextFileSync(positionals[0]));
 const tracks = paths.map((path, i) => ({
   mulaw: Deno.readFileSync(path),
