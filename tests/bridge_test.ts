@@ -7,7 +7,15 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { FRAME_BYTES, silenceFrame } from "../lib/audio/framing.ts";
-import { MULAW_SILENCE, mulawToFloat32 } from "../lib/audio/mulaw.ts";
+import {
+  MULAW_SILENCE,
+  mulawDecode,
+  mulawDecodeSample,
+  mulawToFloat32,
+} from "../lib/audio/mulaw.ts";
+import { findFfmpeg } from "../lib/laptop_audio/find_ffmpeg.ts";
+import { LEAD_FRAMES } from "../lib/laptop_audio/microphone.ts";
+import { HEADER_BYTES } from "../lib/recording/recording_file.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { BridgeManager, BurstDetector } from "../lib/laptop_audio/bridge.ts";
 import { capturePlans, parseAudioInput, parseAudioOutput } from "../lib/laptop_audio/devices.ts";
@@ -163,7 +171,11 @@ Deno.test("one bridge at a time; clear reaches Twilio; every process ends", asyn
   for (let i = 0; i < 30; i++) first.play(silenceFrame());
   await sleep(1000);
   const media = sent.filter((t) => JSON.parse(t).event === "media");
-  assert.ok(media.length >= 40 && media.length <= 52, `${media.length} frames in ~1 s`);
+  // One a frame time, and the lead Twilio's buffer is kept at.
+  assert.ok(
+    media.length >= 40 + LEAD_FRAMES && media.length <= 52 + LEAD_FRAMES,
+    `${media.length} frames in ~1 s`,
+  );
   assert.ok(manager.clear());
   assert.deepEqual(JSON.parse(sent.at(-1)!), { event: "clear", streamSid: "MZ1" });
   // One ffmpeg for the microphone, one for the speaker (a process that died is being restarted,
@@ -219,7 +231,33 @@ Deno.test("a call through the bridge: the mic file reaches the callee, the calle
   }
 });
 
-Deno.test("the microphone is paced by the clock: 1,500 frames in 30 s, no bursts", async () => {
+/** The µ-law bytes the microphone's ffmpeg makes of `path` (its own capture plan, run to the end). */
+async function micBytes(path: string): Promise<Uint8Array> {
+  const found = await findFfmpeg(Deno.env.get("FFMPEG_PATH") || undefined);
+  if (found.path === undefined) throw new Error(found.why);
+  const FFMPEG = found.path;
+  const [plan] = await capturePlans({ kind: "file", path });
+  const output = await new Deno.Command(FFMPEG, { args: plan.args, stderr: "null" }).output();
+  assert.equal(output.code, 0, `ffmpeg ${plan.args.join(" ")}`);
+  return output.stdout;
+}
+
+/**
+ * Where `expected` (µ-law) first sounds in `played` (16-bit PCM), and how many of its samples
+ * from there differ: a frame of silence slipped in shifts every later sample.
+ */
+function holesIn(played: Int16Array, expected: Uint8Array): { offset: number; differing: number } {
+  const pcm = mulawDecode(expected);
+  const silent = mulawDecodeSample(MULAW_SILENCE);
+  const firstSound = (x: Int16Array) => x.findIndex((v) => v !== silent);
+  const offset = firstSound(played) - firstSound(pcm);
+  let differing = 0;
+  const end = Math.min(pcm.length, played.length - offset);
+  for (let i = Math.max(0, -offset); i < end; i++) if (played[offset + i] !== pcm[i]) differing++;
+  return { offset, differing };
+}
+
+Deno.test("the microphone is paced by the clock: 1,500 frames in 30 s, no bursts, no holes", async () => {
   // The file is speech all through (30.3 s), so the frames carry audio, not just silence.
   const mic = `${SHARED_AUDIO}asterisk-allison-8k/demo-congrats.wav`;
   const server = await testServer({ audioInput: mic, pacedInput: true });
@@ -245,18 +283,33 @@ Deno.test("the microphone is paced by the clock: 1,500 frames in 30 s, no bursts
       `${times.length} frames, mean spacing ${spacing.toFixed(3)} ms, at most ${most} ` +
         `within 5 ms, ${(close * 100).toFixed(1)}% of gaps under 5 ms`,
     );
-    assert.ok(Math.abs(times.length - 1500) <= 2, `${times.length} frames in a 30 s call`);
+    // The first frames build the lead Twilio's buffer holds; then one every 20 ms.
+    const expected = 1500 + LEAD_FRAMES;
+    assert.ok(Math.abs(times.length - expected) <= 2, `${times.length} frames in a 30 s call`);
     assert.ok(Math.abs(spacing - 20) <= 0.5, `mean spacing ${spacing} ms`);
     assert.ok(most <= 6, `${most} frames arrived within 5 ms: a burst`);
     assert.ok(close < 0.03, `${(close * 100).toFixed(1)}% of frames came under 5 ms apart`);
+    // What Twilio played on the laptop's track is the file, every sample in order: read at its own
+    // pace by ffmpeg as well (-re), the file fell behind the clock and silence was sent inside words.
+    const recording = await Deno.readFile(`${server.recordings.dir}/${callSid}.wav`);
+    const stereo = new Int16Array(
+      recording.buffer,
+      HEADER_BYTES,
+      (recording.length - HEADER_BYTES) / 2,
+    );
+    const laptopTrack = stereo.filter((_, i) => i % 2 === 1);
+    const { offset, differing } = holesIn(laptopTrack, await micBytes(mic));
+    console.log(`the file starts ${offset / 8} ms into the call; ${differing} samples differ`);
+    assert.equal(differing, 0, "the laptop's track is the file, with no silence slipped in");
   } finally {
     await server.shutdown();
   }
 });
 
 Deno.test("ffmpeg killed mid-call is restarted, the call completes, no ffmpeg is left", async () => {
-  // Long enough that ffmpeg is still writing (the pipe holds ~8 s of call audio) when killed.
-  const mic = await utterance("librispeech-samples", "1221-135766-0001.wav");
+  // Long enough that ffmpeg is still writing when killed: a file is read ahead as far as the pipe
+  // and the reader hold, and a 17 s file was read in full within 2 s.
+  const mic = await utterance("asterisk-allison-8k", "demo-congrats.wav");
   const server = await testServer({
     audioInput: mic.path,
     audioOutput: "alsa:null",
@@ -268,7 +321,7 @@ Deno.test("ffmpeg killed mid-call is restarted, the call completes, no ffmpeg is
     const ended = server.registry.whenEnded(callSid);
     const call = simulateCall({
       serverUrl: server.url,
-      calleeAudio: new Uint8Array(18_000 * 8).fill(MULAW_SILENCE),
+      calleeAudio: new Uint8Array(31_500 * 8).fill(MULAW_SILENCE),
       authToken: server.token,
       callSid,
       tailMs: 500,
@@ -282,10 +335,15 @@ Deno.test("ffmpeg killed mid-call is restarted, the call completes, no ffmpeg is
     Deno.kill(before.microphone, "SIGKILL");
     await sleep(1500);
     Deno.kill(before.speaker, "SIGKILL");
-    await sleep(2500);
-    const after = bridge.livePids();
-    assert.ok(after.microphone && after.microphone !== before.microphone, "microphone restarted");
-    assert.ok(after.speaker && after.speaker !== before.speaker, "speaker restarted");
+    // The speaker's ffmpeg is missed at once. The microphone's is missed once the audio it wrote
+    // ahead has been taken from the pipe, several seconds later.
+    const restarted = async (side: "microphone" | "speaker") => {
+      for (let i = 0; i < 200 && bridge.stats().restarts[side] === 0; i++) await sleep(100);
+      const now = bridge.livePids()[side];
+      assert.ok(now && now !== before[side], `${side} restarted`);
+    };
+    await restarted("speaker");
+    await restarted("microphone");
     for (const pid of bridge.allPids()) pids.add(pid);
     const result = await call;
     await ended;
@@ -297,8 +355,9 @@ Deno.test("ffmpeg killed mid-call is restarted, the call completes, no ffmpeg is
         /microphone: ffmpeg stopped mid-call \(killed by SIGKILL/.test(l)
       ),
     );
-    // Silence filled the gap: the frame count still matches the call's length.
-    assert.ok(Math.abs(result.serverMediaTimes.length - result.framesSent) <= 3);
+    // Silence filled the gap: the frame count still matches the call's length (and the lead).
+    const gap = result.serverMediaTimes.length - result.framesSent - LEAD_FRAMES;
+    assert.ok(Math.abs(gap) <= 3, `${gap} frames more than the call's length and the lead`);
     // The file resumed where it was: nothing of what was said is lost.
     const heard = text(finals(server.events, callSid, "outbound"));
     assert.ok(wordErrorRate(mic.text, heard).wer < 0.35, `outbound track heard: ${heard}`);

@@ -133,12 +133,12 @@ export interface ProcessPlan {
 
 /**
  * The ffmpeg invocations that capture `endpoint` as µ-law 8 kHz mono on
- * stdout, best first (for `default`, the fallbacks). `seekMs` resumes a file;
- * `realtime` reads it at its own speed (`-re`), like a live device.
+ * stdout, best first (for `default`, the fallbacks). `seekMs` resumes a file,
+ * which is read as fast as it is taken (the microphone paces what it sends).
  */
 export async function capturePlans(
   endpoint: AudioEndpoint,
-  options: { os?: typeof Deno.build.os; seekMs?: number; ffmpeg?: string; realtime?: boolean } = {},
+  options: { os?: typeof Deno.build.os; seekMs?: number; ffmpeg?: string } = {},
 ): Promise<ProcessPlan[]> {
   const os = options.os ?? Deno.build.os;
   const plan = (input: string[]): ProcessPlan => ({
@@ -148,8 +148,7 @@ export async function capturePlans(
   if (endpoint.kind === "none") return [];
   if (endpoint.kind === "file") {
     const seek = options.seekMs ? ["-ss", (options.seekMs / 1000).toFixed(3)] : [];
-    const re = options.realtime ? ["-re"] : [];
-    return [plan([...re, ...seek, "-i", endpoint.path])];
+    return [plan([...seek, "-i", endpoint.path])];
   }
   if (endpoint.format !== "default") {
     // lavfi generates as fast as it can; -re makes it behave like a live device.

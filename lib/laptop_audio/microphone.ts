@@ -19,6 +19,13 @@ const FILE_READ_AHEAD = 50;
 /** Frames queued before the queue is drawn from (again): ffmpeg reads a file in chunks of up to
  * ~130 ms and its resampler holds some back, so a file needs more than a live device. */
 const PREFILL_FRAMES = { file: 12, device: 3 };
+/**
+ * Frames sent ahead of their time (100 ms), so Twilio's playback buffer holds that much: a late
+ * timer, a stall of our event loop or a network hiccup shorter than that never lets it run dry
+ * and play silence inside the laptop's words. Sent just in time, 3 of 4 simulated 30 s calls had
+ * such a 20 ms hole (tests/bridge_test.ts), and the transcript lost words to it.
+ */
+export const LEAD_FRAMES = 5;
 /** At most this many frames go out per timer tick while catching up after a stall. */
 const CATCH_UP_PER_TICK = 2;
 /** Further behind than this (a long stall), the clock jumps instead of catching up. */
@@ -92,6 +99,8 @@ export class Microphone {
   #unpaced: boolean;
   #primed = false;
   #ended = false;
+  /** Frames the pacer has sent, {@link LEAD_FRAMES} ahead of the clock. */
+  #sent = 0;
   /** Frames sent into the call (audio and silence). */
   framesSent = 0;
   /** Silence sent because the source fell behind (after it had started, before its end). */
@@ -103,10 +112,10 @@ export class Microphone {
     this.#unpaced = Boolean(options.unpaced && file);
     const onEnd = (reason: "ended" | "failed") => {
       this.#ended = true;
-      if (this.#unpaced && reason === "ended") {
-        this.#flushPartial();
-        options.onFileEnd?.();
-      }
+      if (reason !== "ended") return;
+      // The file's last few ms, less than a frame, are sent too.
+      this.#flushPartial();
+      if (this.#unpaced) options.onFileEnd?.();
     };
     this.#supervisor = options.decoded
       ? new DecodedSource(options.decoded, (chunk) => this.#onData(chunk), onEnd)
@@ -119,8 +128,6 @@ export class Microphone {
           capturePlans(options.endpoint, {
             ffmpeg: options.ffmpeg,
             seekMs: restart && file ? this.#receivedBytes / 8 : 0,
-            // Paced, a file is read at its own speed, like a live microphone.
-            realtime: !this.#unpaced,
           }),
         onData: (chunk) => this.#onData(chunk),
         cleanExitIsEnd: file,
@@ -144,9 +151,10 @@ export class Microphone {
     return this.#supervisor.restarts;
   }
 
-  /** Drops audio captured but not yet sent (`clear`). */
+  /** Drops audio captured but not yet sent (`clear`: Twilio drops what it holds, the lead too). */
   dropQueued(): void {
     this.#queue = [];
+    this.#sent -= LEAD_FRAMES;
   }
 
   /** Stops sending and ends ffmpeg. */
@@ -194,7 +202,8 @@ export class Microphone {
     const frame = silenceFrame();
     frame.set(this.#partial);
     this.#partial = new Uint8Array(0);
-    this.#emit(frame);
+    if (this.#unpaced) this.#emit(frame);
+    else this.#queue.push(frame);
   }
 
   #emit(frame: Uint8Array): void {
@@ -215,21 +224,25 @@ export class Microphone {
     return frame;
   }
 
-  /** Sends frame k at start + k·20 ms: scheduled against the start, so timer lateness never adds up. */
+  /**
+   * Sends frame k at start + (k − {@link LEAD_FRAMES})·20 ms: scheduled against the start, so
+   * timer lateness never adds up.
+   */
   async #pace(): Promise<void> {
     const start = performance.now();
-    let sent = 0;
     while (!this.#closed) {
-      const due = Math.floor((performance.now() - start) / FRAME_MS) + 1;
-      if (due - sent > MAX_BEHIND_FRAMES) sent = due - 1;
-      const count = Math.min(due - sent, CATCH_UP_PER_TICK);
+      const due = Math.floor((performance.now() - start) / FRAME_MS) + 1 + LEAD_FRAMES;
+      if (due - this.#sent > MAX_BEHIND_FRAMES) this.#sent = due - 1;
+      const count = Math.min(due - this.#sent, CATCH_UP_PER_TICK);
       for (let i = 0; i < count; i++) {
         this.#emit(this.#nextFrame());
-        sent++;
+        this.#sent++;
       }
       if (this.#queue.length < FILE_READ_AHEAD) this.#wake?.();
-      const behind = due - sent > 0;
-      const wait = behind ? FRAME_MS / 2 : Math.max(0, start + sent * FRAME_MS - performance.now());
+      const behind = due - this.#sent > 0;
+      const wait = behind
+        ? FRAME_MS / 2
+        : Math.max(0, start + (this.#sent - LEAD_FRAMES) * FRAME_MS - performance.now());
       await new Promise<void>((resolve) => {
         this.#tick = resolve;
         this.#timer = setTimeout(resolve, wait);
