@@ -23,6 +23,13 @@ export interface SpeechTrack {
   utterances: PlacedUtterance[];
 }
 
+/** The sets of `../shared/audio` every bench measures, in the order results list them. */
+export const SPEECH_SETS = [
+  "librispeech-samples",
+  "librivox-sense-and-sensibility",
+  "asterisk-allison-8k",
+] as const;
+
 /** An utterance of a set: its file and reference text. */
 export interface Utterance {
   path: string;

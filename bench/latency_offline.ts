@@ -19,7 +19,7 @@ import { loadConfig } from "../app/config.ts";
 import { findModel } from "../app/engine.ts";
 import { LocalDecoder } from "../lib/transcribe/local_decoder.ts";
 import { MULAW_SILENCE } from "../lib/audio/mulaw.ts";
-import { packTracks, readSet, type SpeechTrack } from "./audio.ts";
+import { packTracks, readSet, SPEECH_SETS, type SpeechTrack } from "./audio.ts";
 import { type EmittedTrack, latencyMetrics } from "./latency.ts";
 
 const SHARED_AUDIO = new URL("../../shared/audio/", import.meta.url).pathname;
@@ -39,9 +39,8 @@ function delayed(track: SpeechTrack, ms: number): SpeechTrack {
 }
 const config = loadConfig();
 const decoder = new LocalDecoder(await findModel(config), config.local);
-const SETS = ["librispeech-samples", "librivox-sense-and-sensibility", "asterisk-allison-8k"];
 const tracks: EmittedTrack[] = [];
-for (const set of SETS) {
+for (const set of SPEECH_SETS) {
   const packed = await packTracks(set, await readSet(`${SHARED_AUDIO}${set}`), {
     gapMs: 1500,
     maxTrackMs: 60_000,
@@ -64,7 +63,9 @@ const chunksDecoded = decoder.chunksDecoded;
 await decoder.dispose();
 // Per set, because a set of multi-sentence prompts is cut far more often than single sentences.
 const finalsPerUtteranceBySet = Object.fromEntries(
-  SETS.map((set) => [set, latencyMetrics(tracks.filter((t) => t.set === set)).finalsPerUtterance]),
+  SPEECH_SETS.map((
+    set,
+  ) => [set, latencyMetrics(tracks.filter((t) => t.set === set)).finalsPerUtterance]),
 );
 console.log(JSON.stringify({
   settings: config.local,

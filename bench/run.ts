@@ -26,7 +26,7 @@ import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { loadConfig } from "../app/config.ts";
-import { packTracks, readSet, type SpeechTrack } from "./audio.ts";
+import { packTracks, readSet, SPEECH_SETS, type SpeechTrack } from "./audio.ts";
 import { progress, quantile, sleep, type ThreadCpu, threadCpuUs } from "./common.ts";
 import type { TimedTranscript } from "./relay_server.ts";
 import { liveLatency } from "./live_latency.ts";
@@ -321,10 +321,7 @@ async function speechCalls(dir: string): Promise<SpeechCall[]> {
   const tracks: SpeechTrack[] = [];
   const sets = quick
     ? [["librispeech-samples", 2], ["asterisk-allison-8k", 2]] as const
-    : [["librispeech-samples", 0], ["librivox-sense-and-sensibility", 0], [
-      "asterisk-allison-8k",
-      0,
-    ]] as const;
+    : SPEECH_SETS.map((set) => [set, 0] as const);
   for (const [set, count] of sets) {
     let utterances = await readSet(`${SHARED_AUDIO}${set}`);
     if (count) {

@@ -17,16 +17,15 @@ import {
   ENERGY_DETECTOR_DEFAULTS,
   EnergySpeechDetector,
 } from "../lib/transcribe/energy_speech_detector.ts";
-import { readSet, speechBounds } from "./audio.ts";
+import { readSet, SPEECH_SETS, speechBounds } from "./audio.ts";
 import { quantile } from "./common.ts";
 
 const SHARED_AUDIO = new URL("../../shared/audio/", import.meta.url).pathname;
 /** Silence before and after each utterance, in 8 kHz samples: the line's floor, then room to end. */
 const PAD = new Float32Array(16_000);
 
-const SETS = ["librispeech-samples", "librivox-sense-and-sensibility", "asterisk-allison-8k"];
 const utterances: Array<{ set: string; samples: Float32Array; endMs: number }> = [];
-for (const set of SETS) {
+for (const set of SPEECH_SETS) {
   for (const u of await readSet(`${SHARED_AUDIO}${set}`)) {
     const mulaw = toCallAudio(await readWavFile(u.path));
     utterances.push({ set, samples: mulawToFloat32(mulaw), endMs: speechBounds(mulaw).endMs });
@@ -39,7 +38,7 @@ for (const minSilenceMs of [200, 220, 240, 260, 280, 300, 320, 340]) {
   for (const aboveNoiseDb of [6, 9, 12, 15, 20]) {
     for (const minSpeechDbfs of [-50, -45, -40, -35]) {
       let ends = 0;
-      const endsBySet = new Map(SETS.map((set) => [set, 0]));
+      const endsBySet = new Map<string, number>(SPEECH_SETS.map((set) => [set, 0]));
       const latency: number[] = [];
       for (const u of utterances) {
         const detector = new EnergySpeechDetector({
@@ -63,7 +62,7 @@ for (const minSilenceMs of [200, 220, 240, 260, 280, 300, 320, 340]) {
         minSpeechDbfs,
         endsPerUtterance: perUtterance(ends, utterances.length),
         endsPerUtteranceBySet: Object.fromEntries(
-          SETS.map((set) => [
+          SPEECH_SETS.map((set) => [
             set,
             perUtterance(endsBySet.get(set)!, utterances.filter((u) => u.set === set).length),
           ]),
