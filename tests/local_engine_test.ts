@@ -270,6 +270,72 @@ Deno.test("decoder workers: a track that is neither inbound nor outbound is refu
   }
 });
 
+Deno.test("decoder workers: a fault in one worker's command loop ends its own tracks, with an error; the other worker's calls go on, and new tracks go there", async () => {
+  const [first, second] = await audioSet("librispeech-samples");
+  const audio = toMulaw((await conversation([first, second])).samples);
+  const expected: Transcript[] = [];
+  const onThread = new LocalDecoder(await model());
+  await feed(onThread.open("inbound", { onTranscript: (t) => expected.push(t) }), audio);
+  await onThread.dispose();
+
+  // The engine's first worker runs the worker module with a fault in it, the second the real one.
+  const RealWorker = globalThis.Worker;
+  let made = 0;
+  globalThis.Worker = class extends RealWorker {
+    constructor(url: string | URL, options?: WorkerOptions) {
+      super(made++ === 0 ? new URL("./faulty_decoder_worker.ts", import.meta.url) : url, options);
+    }
+  };
+  let engine: LocalEngine;
+  try {
+    engine = await LocalEngine.start(await model(), { workers: 2 });
+  } finally {
+    globalThis.Worker = RealWorker;
+  }
+  try {
+    const sides = ["faulty", "healthy"].map(() => ({
+      transcripts: [] as Transcript[],
+      errors: [] as Error[],
+    }));
+    const tracks = sides.map((side) =>
+      engine.open("inbound", {
+        onTranscript: (t) => side.transcripts.push(t),
+        onError: (e) => side.errors.push(e),
+      })
+    );
+    for (let at = 0; at < audio.length; at += 160) {
+      for (const track of tracks) track.write(audio.subarray(at, at + 160));
+      if (at % 8000 === 0) await new Promise((r) => setTimeout(r, 0)); // the worker's error comes in
+    }
+    let closed = false;
+    await waitAtMost(Promise.all(tracks.map((t) => t.close())).then(() => (closed = true)), 30_000);
+    assert.ok(closed, "a track's close never ended");
+
+    const [faulty, healthy] = sides;
+    assert.equal(faulty.errors.length, 1, faulty.errors.map((e) => e.message).join(" | "));
+    assert.match(
+      faulty.errors[0].message,
+      /^local engine worker failed: .*decoder fault put in by the test/,
+    );
+    assert.ok(!faulty.transcripts.some((t) => t.type === "final"), "the faulty track went on");
+    assert.deepEqual(healthy.errors, []);
+    assert.deepEqual(healthy.transcripts, expected);
+
+    const late = { transcripts: [] as Transcript[], errors: [] as Error[] };
+    const lateTrack = engine.open("inbound", {
+      onTranscript: (t) => late.transcripts.push(t),
+      onError: (e) => late.errors.push(e),
+    });
+    let lateClosed = false;
+    await waitAtMost(feed(lateTrack, audio).then(() => (lateClosed = true)), 30_000);
+    assert.ok(lateClosed, "a track opened after the fault never ended");
+    assert.deepEqual(late.errors, []);
+    assert.deepEqual(late.transcripts, expected);
+  } finally {
+    await engine.dispose();
+  }
+});
+
 Deno.test("decoder workers: dispose with tracks still open ends them; a later open reports it", async () => {
   const engine = await LocalEngine.start(await model(), { workers: 1 });
   const open = engine.open("inbound", { onTranscript: () => {} });
