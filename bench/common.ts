@@ -135,6 +135,40 @@ export async function threadCpuUs(pid: number): Promise<ThreadCpu | null> {
   return threads ? cpu : null;
 }
 
+/** What a machine's CPU is, as far as decoding speed goes. */
+export interface CpuDescription {
+  /** `model name` of /proc/cpuinfo; null where there is none (not Linux). */
+  model: string | null;
+  /**
+   * The vector extensions ONNX Runtime's int8 kernels choose between (of avx2,
+   * avx512f, avx512_vnni, avx_vnni), as /proc/cpuinfo lists them: raw
+   * decoding of the same tracks took 2.6× the CPU on one 2-core development
+   * machine (AMD EPYC, AVX2) as on another, so figures name their machine.
+   */
+  vectorExtensions: string[];
+}
+
+/**
+ * This machine's {@link CpuDescription}, from /proc/cpuinfo (Linux), read
+ * through `cat` like {@link threadCpuUs}.
+ */
+export async function cpuDescription(): Promise<CpuDescription> {
+  if (Deno.build.os !== "linux") return { model: null, vectorExtensions: [] };
+  const { stdout } = await new Deno.Command("sh", {
+    args: ["-c", "cat /proc/cpuinfo"],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const lines = new TextDecoder().decode(stdout).split("\n");
+  const field = (name: string) =>
+    lines.find((l) => l.startsWith(name))?.split(":").slice(1).join(":").trim();
+  const flags = new Set((field("flags") ?? "").split(/\s+/));
+  return {
+    model: field("model name") ?? null,
+    vectorExtensions: ["avx2", "avx512f", "avx512_vnni", "avx_vnni"].filter((f) => flags.has(f)),
+  };
+}
+
 /** Resident memory of this process in bytes. */
 export function ownRssBytes(): number {
   return Deno.memoryUsage().rss;

@@ -27,7 +27,14 @@ import { LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { loadConfig } from "../app/config.ts";
 import { packTracks, readSet, SPEECH_SETS, type SpeechTrack } from "./audio.ts";
-import { progress, quantile, sleep, type ThreadCpu, threadCpuUs } from "./common.ts";
+import {
+  cpuDescription,
+  progress,
+  quantile,
+  sleep,
+  type ThreadCpu,
+  threadCpuUs,
+} from "./common.ts";
 import type { TimedTranscript } from "./relay_server.ts";
 import { liveLatency } from "./live_latency.ts";
 import { measuredCapacity, parallelRaw } from "./engine_limits.ts";
@@ -667,9 +674,11 @@ function transcriptMetrics(
 
 const started = performance.now();
 const loadAverage = Deno.loadavg().map((n) => Math.round(n * 100) / 100);
+const cpu = await cpuDescription();
 progress(
-  `${quick ? "quick" : "full"} run on ${navigator.hardwareConcurrency} cores, ` +
-    `load average ${loadAverage.join(" ")}`,
+  `${quick ? "quick" : "full"} run on ${navigator.hardwareConcurrency} cores` +
+    (cpu.model ? ` (${cpu.model}; ${cpu.vectorExtensions.join(", ") || "no AVX2"})` : "") +
+    `, load average ${loadAverage.join(" ")}`,
 );
 let relay: Awaited<ReturnType<typeof relayPhase>>;
 let enginePart: Awaited<ReturnType<typeof enginePhase>>;
@@ -695,6 +704,7 @@ const results = {
   date: new Date().toISOString(),
   machine: {
     cores: navigator.hardwareConcurrency,
+    cpu,
     loadAverageAtStart: loadAverage,
     deno: Deno.version.deno,
   },

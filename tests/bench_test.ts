@@ -74,6 +74,10 @@ Deno.test({
           `${path} is ${JSON.stringify(value)}`,
         );
       }
+      // The machine is named (figures differ by CPU): on Linux its model, and its vector extensions.
+      const { cpu } = results.machine;
+      if (Deno.build.os === "linux") assert.ok(typeof cpu.model === "string" && cpu.model, "cpu");
+      assert.ok(Array.isArray(cpu.vectorExtensions), "cpu.vectorExtensions");
       assert.equal(typeof results.wer, "object");
       const sets = Object.entries(results.wer);
       assert.ok(sets.length >= 1, "wer has at least one audio set");
