@@ -62,10 +62,10 @@ for (const set of SPEECH_SETS) {
 const chunksDecoded = decoder.chunksDecoded;
 await decoder.dispose();
 // Per set, because a set of multi-sentence prompts is cut far more often than single sentences.
+const finalsPerUtteranceOf = (set: string) =>
+  latencyMetrics(tracks.filter((t) => t.set === set)).finalsPerUtterance;
 const finalsPerUtteranceBySet = Object.fromEntries(
-  SPEECH_SETS.map((
-    set,
-  ) => [set, latencyMetrics(tracks.filter((t) => t.set === set)).finalsPerUtterance]),
+  SPEECH_SETS.map((set) => [set, finalsPerUtteranceOf(set)]),
 );
 console.log(JSON.stringify({
   settings: config.local,
