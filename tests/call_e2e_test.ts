@@ -76,6 +76,8 @@ Deno.test("two calls at once keep their words apart", async () => {
       callTestServer(server, { calleeAudio: toMulaw(a.samples), callSid: sids[0], fast: true }),
       callTestServer(server, { calleeAudio: toMulaw(b.samples), callSid: sids[1], fast: true }),
     ]);
+    // Neither call lost audio: no call reported an error (e.g. the engine's lag limit).
+    assert.deepEqual(server.events.flatMap((e) => e.type === "call-error" ? [e.message] : []), []);
     const heardA = text(finals(server.events, sids[0], "inbound"));
     const heardB = text(finals(server.events, sids[1], "inbound"));
     assert.ok(wordErrorRate(a.text, heardA).wer < 0.25, `call A heard: ${heardA}`);

@@ -148,11 +148,12 @@ export async function testServer(
     { audioInput: options.audioInput, audioInputUnpaced: !options.pacedInput },
   );
   const log = memoryLogger();
-  const server = await startServer(config, options.engine ?? await sharedEngine(), log);
+  const engine = options.engine ?? await sharedEngine();
+  const server = await startServer(config, engine, log);
   const events: CallEvent[] = [];
   server.registry.listen((e) => events.push(e));
   // Object.assign, not a spread: publicUrl is a getter (the server's current public URL).
-  return Object.assign(server, { events, token, log });
+  return Object.assign(server, { events, token, log, engine });
 }
 
 /** The finals of one track of one call, in order. */
@@ -170,12 +171,21 @@ export function finals(events: CallEvent[], callSid: string, track: Track): Tran
  * resolves once the call has ended and every final of it was emitted.
  */
 export async function callTestServer(
-  server: { url: string; token: string; registry: RunningServer["registry"] },
+  server: {
+    url: string;
+    token: string;
+    registry: RunningServer["registry"];
+    engine?: TranscriberEngine;
+  },
   options: Omit<SimulatedCallOptions, "serverUrl" | "authToken">,
 ): Promise<SimulatedCallResult> {
   const callSid = options.callSid ?? makeSid("CA");
   const ended = server.registry.whenEnded(callSid);
+  const engine = server.engine;
   const result = await simulateCall({
+    // As `deno task call --simulate --fast` does: a fast call goes no faster than the engine
+    // decodes. Without it, two fast calls can queue more than the engine's lag limit and lose audio.
+    caughtUp: engine?.whenCaughtUp && (() => engine.whenCaughtUp!()),
     ...options,
     serverUrl: server.url,
     authToken: server.token,
