@@ -113,8 +113,8 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   const streamBase = () => options.instanceUrl ?? publicBase();
   const webhooks = options.webhooks ? await startWebhooks(options.webhooks, store, log) : null;
   // With PostgreSQL, one instance of many: events through the database, a heartbeat that marks
-  // dead instances' calls interrupted. With SQLite this is the only server: calls a killed run
-  // left open are marked now.
+  // dead instances' calls interrupted. With SQLite, calls a killed server left open are marked
+  // now; those of another server still running on the same DATA_DIR are not (its lock is held).
   const cluster: Cluster | null = store.kind === "postgres"
     ? new (await import("../cluster/cluster.ts")).Cluster(store as PostgresStore, {
       url: streamBase,

@@ -13,7 +13,11 @@ export interface StoreLocation {
   databaseUrl?: string;
   /** Otherwise the SQLite database in this folder. */
   dataDir: string;
-  /** PostgreSQL: the instance recording calls (a server), and when instances count as gone. */
+  /**
+   * The instance recording calls (a server; unset for readers), and with
+   * PostgreSQL when instances count as gone. With SQLite the store holds the
+   * instance's lock file (see {@link SqliteStore}).
+   */
   instanceId?: string;
   instanceTimeoutMs?: number;
 }
@@ -28,5 +32,5 @@ export async function openTranscriptStore(location: StoreLocation): Promise<Tran
       instanceTimeoutMs: location.instanceTimeoutMs,
     });
   }
-  return new SqliteStore(dbPath(location.dataDir));
+  return new SqliteStore(dbPath(location.dataDir), { instanceId: location.instanceId });
 }

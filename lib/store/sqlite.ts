@@ -33,6 +33,7 @@ import {
   type TranscriptStore,
 } from "./db.ts";
 import { MIGRATIONS, newerSchemaError } from "./migrations.ts";
+import { InstanceLock } from "./instance_lock.ts";
 
 type Row = Record<string, SQLInputValue>;
 
@@ -48,10 +49,18 @@ export class SqliteStore implements TranscriptStore {
   /** The tail of the queue of writes. */
   #writes: Promise<unknown> = Promise.resolve();
   #tx: StoreTransaction;
+  /** The server recording calls through this store (null for readers such as the CLI). */
+  readonly instanceId: string | null;
+  #lock: InstanceLock | null = null;
 
-  /** Opens (creating if needed) the database at `path` and migrates it. */
-  constructor(path: string) {
+  /**
+   * Opens (creating if needed) the database at `path` and migrates it. With
+   * `instanceId` (a server), the store holds that instance's lock beside the
+   * file until closed and records the instance on the calls it starts.
+   */
+  constructor(path: string, options: { instanceId?: string } = {}) {
     this.path = this.location = path;
+    this.instanceId = options.instanceId ?? null;
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.#db = new DatabaseSync(path);
     this.#db.exec("PRAGMA journal_mode = WAL");
@@ -67,11 +76,14 @@ export class SqliteStore implements TranscriptStore {
         Promise.resolve(db.prepare(sql).all(...(params as SQLInputValue[])) as T[]),
     };
     this.#migrate();
+    if (this.instanceId && path !== ":memory:") {
+      this.#lock = InstanceLock.acquire(dirname(path), this.instanceId);
+    }
   }
 
-  /** Opens the store in a data folder (`DATA_DIR`). */
-  static open(dataDir: string): SqliteStore {
-    return new SqliteStore(dbPath(dataDir));
+  /** Opens the store in a data folder (`DATA_DIR`); `instanceId` as in the constructor. */
+  static open(dataDir: string, options: { instanceId?: string } = {}): SqliteStore {
+    return new SqliteStore(dbPath(dataDir), options);
   }
 
   #migrate(): void {
@@ -133,9 +145,10 @@ export class SqliteStore implements TranscriptStore {
     return this.#exclusive(() =>
       this.#inTransaction(async (tx) => {
         this.#db.prepare(
-          `INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'in-progress')
-         ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL`,
+          `INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status, instance_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'in-progress', ?)
+         ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL,
+           instance_id = excluded.instance_id`,
         ).run(
           call.callSid,
           call.direction,
@@ -144,6 +157,7 @@ export class SqliteStore implements TranscriptStore {
           engine ?? null,
           at,
           at,
+          this.instanceId,
         );
         await options.within?.(tx);
       })
@@ -159,9 +173,9 @@ export class SqliteStore implements TranscriptStore {
       const segment = await this.#inTransaction(async (tx) => {
         // A final may arrive for a call we never saw start (store opened mid-call).
         this.#db.prepare(
-          `INSERT OR IGNORE INTO calls (call_sid, direction, started_at, status)
-           VALUES (?, 'unknown', ?, 'in-progress')`,
-        ).run(callSid, receivedAt);
+          `INSERT OR IGNORE INTO calls (call_sid, direction, started_at, status, instance_id)
+           VALUES (?, 'unknown', ?, 'in-progress', ?)`,
+        ).run(callSid, receivedAt, this.instanceId);
         const seq = (previous ?? (this.#db.prepare(
           "SELECT COALESCE(MAX(seq), 0) AS seq FROM segments WHERE call_sid = ?",
         ).get(callSid) as { seq: number }).seq) + 1;
@@ -220,18 +234,34 @@ export class SqliteStore implements TranscriptStore {
     );
   }
 
+  /**
+   * Marks `interrupted` the calls in progress whose server is gone: its
+   * instance lock is free (killed, crashed), or the call names no instance
+   * (recorded before instances were). Calls of a server still running on
+   * this database (a second server on the same DATA_DIR) are left alone.
+   */
   markInterrupted(options: { within?: InterruptedHook } = {}): Promise<number> {
     return this.#exclusive(() =>
       this.#inTransaction(async (tx) => {
+        const alive = new Map<string, boolean>();
+        const isAlive = (id: string) => {
+          if (id === this.instanceId) return true;
+          if (!alive.has(id)) alive.set(id, InstanceLock.isAlive(dirname(this.path), id));
+          return alive.get(id)!;
+        };
         const marked = (this.#db.prepare(
-          `SELECT call_sid FROM calls WHERE status = 'in-progress' ORDER BY started_at, call_sid`,
-        ).all() as Row[]).map((row) => String(row.call_sid));
-        this.#db.prepare(
+          `SELECT call_sid, instance_id FROM calls WHERE status = 'in-progress' ORDER BY started_at, call_sid`,
+        ).all() as Row[]).filter((row) =>
+          row.instance_id === null || !isAlive(String(row.instance_id))
+        )
+          .map((row) => String(row.call_sid));
+        const mark = this.#db.prepare(
           `UPDATE calls SET status = 'interrupted', end_reason = 'server stopped',
              ended_at = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at),
              duration_ms = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at) - started_at
-           WHERE status = 'in-progress'`,
-        ).run();
+           WHERE call_sid = ?`,
+        );
+        for (const callSid of marked) mark.run(callSid);
         if (options.within) {
           for (const callSid of marked) {
             const row = this.#db.prepare(`${CALL_SELECT} WHERE c.call_sid = ?`).get(callSid) as Row;
@@ -314,10 +344,11 @@ export class SqliteStore implements TranscriptStore {
     });
   }
 
-  /** Closes the database (checkpointing the WAL) once queued writes are done. */
+  /** Closes the database (checkpointing the WAL) once queued writes are done; releases the instance lock. */
   close(): Promise<void> {
     return this.#exclusive(() => {
       if (this.#db.isOpen) this.#db.close();
+      this.#lock?.release();
     });
   }
 }
