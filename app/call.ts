@@ -14,7 +14,9 @@ import { createPrinter } from "../lib/console/printer.ts";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
 import { startServer } from "../app/server.ts";
-import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
+import { makeSid, simulateCall, WebhookRefusedError } from "../lib/sim/twilio_sim.ts";
+import { localUrl } from "../lib/server/local_url.ts";
+import { UserError } from "../lib/user_error.ts";
 import { createEngine } from "./engine.ts";
 import { placeCall } from "./place_call.ts";
 
@@ -97,14 +99,42 @@ export async function callCommand(args: string[]): Promise<number> {
   const calleeAudio = toCallAudio(await readWavFile(calleePath));
 
   if (values.server) {
-    const result = await simulateCall({
-      serverUrl: values.server,
-      calleeAudio,
-      authToken: loadConfig().twilioAuthToken,
-      fast: values.fast,
-    });
-    log.info(`simulated call ${result.callSid} ended; the server's console has the transcript`);
-    return 0;
+    const serverUrl = values.server.replace(/\/$/, "");
+    const authToken = loadConfig().twilioAuthToken;
+    await checkServerAnswers(serverUrl);
+    const callSid = makeSid("CA");
+    log.info(`simulated call ${callSid}: follow it at ${serverUrl}/calls/${callSid}`);
+    const hangUp = hangUpOnCtrlC(log);
+    try {
+      await simulateCall({
+        serverUrl,
+        calleeAudio,
+        authToken,
+        callSid,
+        fast: values.fast,
+        signal: hangUp.signal,
+      });
+    } catch (error) {
+      if (error instanceof WebhookRefusedError && error.status === 403) {
+        throw new UserError(
+          `the server at ${serverUrl} refused the simulator's signature (403): both sides need the ` +
+            "same TWILIO_AUTH_TOKEN. Set it in the .env both `deno task serve` and `deno task call` " +
+            (authToken ? "read" : "read (it is not set here)") + ", then restart the server",
+        );
+      }
+      if (error instanceof WebhookRefusedError) {
+        throw new UserError(
+          `the server at ${serverUrl} did not take the call: ${
+            error.message.replace(/^simulator: /, "")
+          }`,
+        );
+      }
+      throw error;
+    } finally {
+      hangUp.dispose();
+    }
+    log.info(`simulated call ${callSid} ended; the server's console has the transcript`);
+    return hangUp.signal.aborted ? 130 : 0;
   }
 
   // In-process: a random token per run, so even the offline demo checks signatures.
@@ -131,6 +161,7 @@ export async function callCommand(args: string[]): Promise<number> {
   server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
   const callSid = makeSid("CA");
   const ended = server.registry.whenEnded(callSid);
+  const hangUp = hangUpOnCtrlC(quietLog);
   try {
     await simulateCall({
       serverUrl: server.url,
@@ -140,11 +171,53 @@ export async function callCommand(args: string[]): Promise<number> {
       fast: values.fast,
       // Fast mode goes as fast as the engine decodes, no faster: no audio is dropped.
       caughtUp: engine.whenCaughtUp && (() => engine.whenCaughtUp!()),
+      signal: hangUp.signal,
     });
     await ended;
   } finally {
     await server.shutdown();
     await engine.dispose();
+    hangUp.dispose();
   }
-  return 0;
+  const env = Deno.env.toObject();
+  const dashboard = localUrl(env.HOST || "127.0.0.1", Number(env.PORT) || 8080);
+  quietLog.info(
+    `the call is kept in ${config.dataDir}: to see it in the dashboard, run \`deno task serve\` ` +
+      `and open ${dashboard}/calls/${callSid}`,
+  );
+  return hangUp.signal.aborted ? 130 : 0;
+}
+
+/**
+ * Ctrl-C hangs up the simulated call (its last words are still transcribed
+ * and stored, the call ends completed); a second Ctrl-C leaves at once.
+ */
+function hangUpOnCtrlC(log: ReturnType<typeof stderrLogger>) {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) {
+      log.warn("second Ctrl-C: leaving without ending the call");
+      Deno.exit(130);
+    }
+    log.info("Ctrl-C: hanging up (Ctrl-C again to leave at once)");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  return {
+    signal: controller.signal,
+    dispose: () => Deno.removeSignalListener("SIGINT", onSigint),
+  };
+}
+
+/** Fails with one line when nothing answers at `serverUrl` (before any audio is read or sent). */
+async function checkServerAnswers(serverUrl: string): Promise<void> {
+  try {
+    const response = await fetch(`${serverUrl}/healthz`, { signal: AbortSignal.timeout(5000) });
+    await response.body?.cancel();
+  } catch (error) {
+    throw new UserError(
+      `no callscribe server answered at ${serverUrl} (${(error as Error).message}): start it ` +
+        "first with `deno task serve`, or pass the --server URL it prints",
+    );
+  }
 }

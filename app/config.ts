@@ -28,6 +28,7 @@ import {
 import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
+import { isLoopback } from "../lib/server/auth.ts";
 import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
 import { secretProblem } from "../lib/delivery/signer.ts";
 import {
@@ -47,6 +48,12 @@ export interface Config {
   readonly twilioAuthToken?: string;
   /** Explicit opt-out of signature checks (`TWILIO_SKIP_SIGNATURE=1`). */
   readonly skipSignature: boolean;
+  /**
+   * No TWILIO_AUTH_TOKEN and no opt-out: the server is for the dashboard and
+   * simulated calls on this machine only (loopback, no public URL); Twilio's
+   * routes accept nothing, as no request can be checked.
+   */
+  readonly localOnly: boolean;
   /** Folder of the transcript database (`DATA_DIR`, default `./data`). */
   readonly dataDir: string;
   /** PostgreSQL instead of SQLite (`DATABASE_URL=postgres://…`): instances sharing it form one service. */
@@ -118,6 +125,8 @@ export interface ConfigFlags {
   transcriber?: string;
   /** `--fast`: a file input is sent as fast as decoded. */
   audioInputUnpaced?: boolean;
+  /** The configuration of `deno task serve`: TWILIO_ACCOUNT_SID and the signature rule are checked too. */
+  server?: boolean;
 }
 
 /**
@@ -126,59 +135,102 @@ export interface ConfigFlags {
  */
 export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = {}): Config {
   const set = (name: string) => env[name] || undefined;
-  const config: Config = {
-    host: flags.host ?? env.HOST ?? "127.0.0.1",
-    port: parseWholeNumber(flags.port ?? env.PORT ?? "8080", flags.port ? "--port" : "PORT", {
-      max: 65535,
-      expected: "a port number (0-65535)",
-    }),
-    publicUrl: env.PUBLIC_URL
-      ? parseUrl(env.PUBLIC_URL, "PUBLIC_URL", ["https:", "http:"], {
+  // Every problem is collected, so one run names them all (PORT=abc does not hide the next one).
+  const problems: string[] = [];
+  const check = <T>(read: () => T): T => {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof UserError)) throw error;
+      problems.push(error.message);
+      return undefined as T;
+    }
+  };
+  const host = flags.host ?? env.HOST ?? "127.0.0.1";
+  const twilioAuthToken = set("TWILIO_AUTH_TOKEN");
+  const skipSignature = check(() => parseSkipSignature(env.TWILIO_SKIP_SIGNATURE)) ?? false;
+  const publicUrl = env.PUBLIC_URL
+    ? check(() =>
+      parseUrl(env.PUBLIC_URL!, "PUBLIC_URL", ["https:", "http:"], {
         expected: "a URL such as https://example.ngrok.app",
       }).href.replace(/\/$/, "")
-      : undefined,
-    twilioAuthToken: set("TWILIO_AUTH_TOKEN"),
-    skipSignature: env.TWILIO_SKIP_SIGNATURE === "1",
+    )
+    : undefined;
+  if (flags.server) {
+    const sidProblem = accountSidProblem(env.TWILIO_ACCOUNT_SID);
+    if (env.TWILIO_ACCOUNT_SID?.trim() && sidProblem) problems.push(sidProblem);
+    const exposed = signatureProblem({
+      host,
+      publicUrl: env.PUBLIC_URL,
+      ngrokAuthtoken: set("NGROK_AUTHTOKEN"),
+      twilioAuthToken,
+      skipSignature,
+    });
+    if (exposed) problems.push(exposed);
+  }
+  const config: Config = {
+    host,
+    port: check(() =>
+      parseWholeNumber(flags.port ?? env.PORT ?? "8080", flags.port ? "--port" : "PORT", {
+        max: 65535,
+        expected: "a port number (0-65535)",
+      })
+    ),
+    publicUrl,
+    twilioAuthToken,
+    skipSignature,
+    localOnly: !twilioAuthToken && !skipSignature,
     dataDir: env.DATA_DIR || "./data",
-    databaseUrl: env.DATABASE_URL ? parseDatabaseUrl(env.DATABASE_URL) : undefined,
+    databaseUrl: env.DATABASE_URL ? check(() => parseDatabaseUrl(env.DATABASE_URL!)) : undefined,
     instanceUrl: env.INSTANCE_URL
-      ? parseUrl(env.INSTANCE_URL, "INSTANCE_URL", ["https:", "http:"], {
-        expected: "this instance's own base URL, such as https://b.example.com",
-      }).href.replace(/\/$/, "")
+      ? check(() =>
+        parseUrl(env.INSTANCE_URL!, "INSTANCE_URL", ["https:", "http:"], {
+          expected: "this instance's own base URL, such as https://b.example.com",
+        }).href.replace(/\/$/, "")
+      )
       : undefined,
-    drainTimeoutMs: seconds(env, "DRAIN_TIMEOUT", 300, false),
-    instanceTimeoutMs: seconds(env, "INSTANCE_TIMEOUT", 15, true),
-    streamSecret: env.STREAM_SECRET ? parseStreamSecret(env.STREAM_SECRET) : undefined,
+    drainTimeoutMs: check(() => seconds(env, "DRAIN_TIMEOUT", 300, false)),
+    instanceTimeoutMs: check(() => seconds(env, "INSTANCE_TIMEOUT", 15, true)),
+    streamSecret: env.STREAM_SECRET
+      ? check(() => parseStreamSecret(env.STREAM_SECRET!))
+      : undefined,
     dashboardToken: set("DASHBOARD_TOKEN"),
-    audioInput: flags.audioInput !== undefined
-      ? parseAudioInput(flags.audioInput, "--caller-audio")
-      : parseAudioInput(env.AUDIO_INPUT),
-    audioOutput: parseAudioOutput(env.AUDIO_OUTPUT),
+    audioInput: check(() =>
+      flags.audioInput !== undefined
+        ? parseAudioInput(flags.audioInput, "--caller-audio")
+        : parseAudioInput(env.AUDIO_INPUT)
+    ),
+    audioOutput: check(() => parseAudioOutput(env.AUDIO_OUTPUT)),
     ffmpegPath: set("FFMPEG_PATH"),
     audioInputUnpaced: flags.audioInputUnpaced ?? false,
     ngrokAuthtoken: set("NGROK_AUTHTOKEN"),
     inboundGreeting: set("INBOUND_GREETING"),
     streamIdleSeconds: env.STREAM_IDLE_TIMEOUT
-      ? parseNumber(env.STREAM_IDLE_TIMEOUT, "STREAM_IDLE_TIMEOUT", {
-        positive: true,
-        expected: "a positive number of seconds",
-        hint: " (default 30)",
-      })
+      ? check(() =>
+        parseNumber(env.STREAM_IDLE_TIMEOUT!, "STREAM_IDLE_TIMEOUT", {
+          positive: true,
+          expected: "a positive number of seconds",
+          hint: " (default 30)",
+        })
+      )
       : 30,
     inboundForwardTo: env.INBOUND_FORWARD_TO
-      ? parsePhoneNumber(env.INBOUND_FORWARD_TO, "INBOUND_FORWARD_TO")
+      ? check(() => parsePhoneNumber(env.INBOUND_FORWARD_TO!, "INBOUND_FORWARD_TO"))
       : undefined,
     recordings: {
-      enabled: parseRecordCalls(env.RECORD_CALLS),
-      maxBytes: 1e9 * (optional(env, "RECORDINGS_MAX_GB", (v, name) =>
-        parseNumber(v, name, {
-          positive: true,
-          expected: "a positive number of gigabytes such as 10 or 0.5",
-        })) ?? 10),
+      enabled: check(() => parseRecordCalls(env.RECORD_CALLS)),
+      maxBytes: 1e9 *
+        (check(() =>
+          optional(env, "RECORDINGS_MAX_GB", (v, name) =>
+            parseNumber(v, name, {
+              positive: true,
+              expected: "a positive number of gigabytes such as 10 or 0.5",
+            }))
+        ) ?? 10),
     },
     model: {
       dir: set("SHERPA_MODEL_DIR"),
-      name: env.SHERPA_MODEL ? parseModelName(env.SHERPA_MODEL) : DEFAULT_MODEL_NAME,
+      name: env.SHERPA_MODEL ? check(() => parseModelName(env.SHERPA_MODEL!)) : DEFAULT_MODEL_NAME,
       nameExplicit: Boolean(env.SHERPA_MODEL),
       url: set("SHERPA_MODEL_URL"),
       cacheDir: set("SHERPA_CACHE_DIR"),
@@ -190,29 +242,90 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
       },
     },
     local: definedOnly({
-      rule1MinTrailingSilence: optional(env, "ENDPOINT_RULE1_SILENCE", parseNumber),
-      rule2MinTrailingSilence: optional(env, "ENDPOINT_RULE2_SILENCE", parseNumber),
-      rule3MinUtteranceLength: optional(env, "ENDPOINT_MAX_UTTERANCE", parseNumber),
-      numThreads: optional(env, "SHERPA_THREADS", parseNumber),
-      workers: optional(
-        env,
-        "SHERPA_WORKERS",
-        (v, name) => parseWholeNumber(v, name, { expected: "a whole number such as 2 (or 0)" }),
+      rule1MinTrailingSilence: check(() => optional(env, "ENDPOINT_RULE1_SILENCE", parseNumber)),
+      rule2MinTrailingSilence: check(() => optional(env, "ENDPOINT_RULE2_SILENCE", parseNumber)),
+      rule3MinUtteranceLength: check(() => optional(env, "ENDPOINT_MAX_UTTERANCE", parseNumber)),
+      numThreads: check(() => optional(env, "SHERPA_THREADS", parseNumber)),
+      workers: check(() =>
+        optional(
+          env,
+          "SHERPA_WORKERS",
+          (v, name) => parseWholeNumber(v, name, { expected: "a whole number such as 2 (or 0)" }),
+        )
       ),
-      tokenDelayMs: optional(env, "SHERPA_TOKEN_DELAY_MS", parseNumber),
-      vadSilenceMs: optional(
-        env,
-        "VAD_SILENCE_MS",
-        (v, name) =>
-          parseNumber(v, name, { expected: "milliseconds such as 200 (0 turns the VAD off)" }),
+      tokenDelayMs: check(() => optional(env, "SHERPA_TOKEN_DELAY_MS", parseNumber)),
+      vadSilenceMs: check(() =>
+        optional(
+          env,
+          "VAD_SILENCE_MS",
+          (v, name) =>
+            parseNumber(v, name, { expected: "milliseconds such as 200 (0 turns the VAD off)" }),
+        )
       ),
-      vadThreshold: optional(env, "VAD_THRESHOLD", parseProbability),
-      vad: optional(env, "VAD", parseVoiceDetector),
+      vadThreshold: check(() => optional(env, "VAD_THRESHOLD", parseProbability)),
+      vad: check(() => optional(env, "VAD", parseVoiceDetector)),
     }),
-    ...loadTranscriber(env, flags.transcriber),
-    webhooks: loadWebhooks(env),
+    ...(check(() => loadTranscriber(env, flags.transcriber)) ??
+      {
+        transcriber: "local",
+        transcribers: { inbound: "local", outbound: "local" },
+        assemblyai: {},
+      }),
+    webhooks: check(() => loadWebhooks(env)) ?? null,
   };
+  if (problems.length) throw new UserError(problems.join("\n"));
   return deepFreeze(config);
+}
+
+/** `TWILIO_SKIP_SIGNATURE`: `1` accepts unsigned requests; unset, empty or `0` checks them. */
+function parseSkipSignature(value: string | undefined): boolean {
+  const choice = value?.trim() ?? "";
+  if (choice === "1") return true;
+  if (choice === "" || choice === "0") return false;
+  throw new UserError(
+    `TWILIO_SKIP_SIGNATURE must be 1 (accept unsigned requests, trusted networks only) or unset, ` +
+      `got "${value}"; nothing else turns signature checks off`,
+  );
+}
+
+/**
+ * Why a server with these settings would be unsafe, or undefined. Without
+ * TWILIO_AUTH_TOKEN (and no TWILIO_SKIP_SIGNATURE=1) a server is local-only:
+ * it must not listen beyond loopback nor be given a public URL or a tunnel.
+ */
+export function signatureProblem(settings: {
+  host: string;
+  publicUrl?: string;
+  ngrokAuthtoken?: string;
+  twilioAuthToken?: string;
+  skipSignature: boolean;
+}): string | undefined {
+  if (settings.twilioAuthToken || settings.skipSignature) return undefined;
+  const exposure = settings.publicUrl
+    ? "PUBLIC_URL is set"
+    : settings.ngrokAuthtoken
+    ? "NGROK_AUTHTOKEN is set (a tunnel would open)"
+    : !isLoopback(settings.host)
+    ? `HOST=${settings.host} is not a loopback address`
+    : undefined;
+  if (!exposure) return undefined;
+  return `TWILIO_AUTH_TOKEN is not set, but ${exposure}, so requests claiming to come from ` +
+    "Twilio could not be checked. Set TWILIO_AUTH_TOKEN in .env (Twilio console, Account info), " +
+    "or TWILIO_SKIP_SIGNATURE=1 to accept unsigned requests on a trusted network.";
+}
+
+/** Why TWILIO_ACCOUNT_SID is not usable (unset or malformed), or undefined. */
+function accountSidProblem(value: string | undefined): string | undefined {
+  const accountSid = (value ?? "").trim();
+  const console = "in the Twilio console (https://console.twilio.com, Account info)";
+  if (!accountSid) {
+    return `TWILIO_ACCOUNT_SID is not set: copy your Account SID ${console} into .env`;
+  }
+  if (!/^AC[0-9a-fA-F]{32}$/.test(accountSid)) {
+    return `TWILIO_ACCOUNT_SID must be "AC" followed by 32 hex digits (your Account SID ${console}), ` +
+      `got a value of ${accountSid.length} characters starting with "${accountSid.slice(0, 2)}"`;
+  }
+  return undefined;
 }
 
 /** A number from 0 to 1 (a speech probability threshold). */
@@ -462,14 +575,8 @@ export function twilioCredentials(
   const problems: string[] = [];
   const accountSid = (env.TWILIO_ACCOUNT_SID ?? "").trim();
   const console = "in the Twilio console (https://console.twilio.com, Account info)";
-  if (!accountSid) {
-    problems.push(`TWILIO_ACCOUNT_SID is not set: copy your Account SID ${console} into .env`);
-  } else if (!/^AC[0-9a-fA-F]{32}$/.test(accountSid)) {
-    problems.push(
-      `TWILIO_ACCOUNT_SID must be "AC" followed by 32 hex digits (your Account SID ${console}), ` +
-        `got a value of ${accountSid.length} characters starting with "${accountSid.slice(0, 2)}"`,
-    );
-  }
+  const sidProblem = accountSidProblem(accountSid);
+  if (sidProblem) problems.push(sidProblem);
   const authToken = env.TWILIO_AUTH_TOKEN ?? "";
   if (!authToken) {
     problems.push(`TWILIO_AUTH_TOKEN is not set: copy your Auth Token ${console} into .env`);

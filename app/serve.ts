@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { createPrinter } from "../lib/console/printer.ts";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { serverSettings, startServer } from "./server.ts";
+import { checkPortFree, serverSettings, startServer } from "./server.ts";
 import { openPublicUrl } from "../lib/server/tunnel.ts";
 import { createEngine } from "./engine.ts";
 import { listDevices } from "../lib/laptop_audio/devices.ts";
@@ -68,21 +68,38 @@ export async function serveCommand(args: string[]): Promise<number> {
     host: values.host,
     port: values.port,
     transcriber: values.transcriber,
+    server: true,
   });
-  // Checked before a model is found or downloaded.
+  // Checked before a model is found or downloaded, or the database opened.
   const settings = serverSettings(config);
+  checkPortFree(config.host, config.port);
   const engine = await createEngine(config, log);
   const server = await startServer(config, engine, log, settings);
   server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
-  const endpoint = await openPublicUrl({
-    publicUrl: config.publicUrl,
-    ngrokAuthtoken: config.ngrokAuthtoken,
-    localUrl: server.url,
-    log,
-  });
+  const endpoint = config.localOnly
+    ? { url: server.url, source: "local" as const, close: () => Promise.resolve() }
+    : await openPublicUrl({
+      publicUrl: config.publicUrl,
+      ngrokAuthtoken: config.ngrokAuthtoken,
+      localUrl: server.url,
+      log,
+    });
   // Stream URLs and signature checks follow the tunnel's URL from here on.
   if (endpoint.source === "ngrok") server.usePublicUrl(endpoint.url);
-  log.info(`listening on ${server.url} (Twilio reaches it as ${endpoint.url})`);
+  if (config.localOnly) {
+    log.warn(
+      "no TWILIO_AUTH_TOKEN: local mode, on this machine only; Twilio cannot reach this server " +
+        "and its calls are refused. To take real calls set TWILIO_AUTH_TOKEN and NGROK_AUTHTOKEN " +
+        "(or PUBLIC_URL) in .env",
+    );
+    log.info(`listening on ${server.url} (local mode)`);
+  } else {
+    log.info(`listening on ${server.url} (Twilio reaches it as ${endpoint.url})`);
+  }
+  log.info(
+    `dashboard: ${server.url}/` +
+      (config.dashboardToken ? " (sign in with DASHBOARD_TOKEN)" : ""),
+  );
 
   const stop = Promise.withResolvers<string>();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

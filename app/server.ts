@@ -13,7 +13,7 @@ import { dbPath, type TranscriptStore } from "../lib/store/db.ts";
 import { openTranscriptStore } from "../lib/store/open.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { UserError } from "../lib/user_error.ts";
-import type { Config } from "./config.ts";
+import { type Config, signatureProblem } from "./config.ts";
 
 export type { RunningServer };
 
@@ -21,22 +21,21 @@ export type { RunningServer };
 export type ServerSettings = Omit<ServerOptions, "store" | "engine" | "log" | "instanceId">;
 
 /**
- * The server's settings. A server needs TWILIO_AUTH_TOKEN (or an explicit
- * TWILIO_SKIP_SIGNATURE=1): that is checked here, once.
+ * The server's settings. A server reachable by Twilio needs TWILIO_AUTH_TOKEN
+ * (or an explicit TWILIO_SKIP_SIGNATURE=1): that is checked here, once.
+ * Without either it is local-only ({@link Config.localOnly}): its signature
+ * key is a random one nobody else knows, so Twilio's routes accept nothing.
  */
 export function serverSettings(config: Config): ServerSettings {
-  if (!config.twilioAuthToken && !config.skipSignature) {
-    throw new UserError(
-      "TWILIO_AUTH_TOKEN is not set, so requests cannot be checked as coming from Twilio. " +
-        "Set it in .env (Twilio console, Account info), or set TWILIO_SKIP_SIGNATURE=1 " +
-        "to accept unsigned requests on a trusted network.",
-    );
-  }
+  const problem = signatureProblem(config);
+  if (problem) throw new UserError(problem);
   return {
     host: config.host,
     port: config.port,
     publicUrl: config.publicUrl,
-    twilioAuthToken: config.skipSignature ? null : config.twilioAuthToken!,
+    twilioAuthToken: config.skipSignature
+      ? null
+      : config.twilioAuthToken ?? crypto.randomUUID() + crypto.randomUUID(),
     dashboardToken: config.dashboardToken,
     bridge: {
       input: config.audioInput,
@@ -78,8 +77,38 @@ export async function startServer(
     return await listen({ ...settings, instanceId, store, engine, log });
   } catch (error) {
     await store.close();
+    if (error instanceof Deno.errors.AddrInUse) throw portInUse(settings.host, settings.port);
     throw error;
   }
+}
+
+/**
+ * Fails now, before a model is loaded or a database opened, when another
+ * process already listens on `host:port` (port 0 picks a free one).
+ */
+export function checkPortFree(host: string, port: number): void {
+  if (port === 0) return;
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ hostname: host, port });
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) throw portInUse(host, port);
+    if (error instanceof Deno.errors.AddrNotAvailable) {
+      throw new UserError(
+        `cannot listen on ${host}: this machine has no such address. Set HOST to one of its ` +
+          "addresses (127.0.0.1 for this machine only).",
+      );
+    }
+    throw error;
+  }
+  listener.close();
+}
+
+function portInUse(host: string, port: number): UserError {
+  return new UserError(
+    `port ${port} on ${host} is in use (another callscribe server, or another program): ` +
+      "stop it, or choose another port with PORT in .env or --port",
+  );
 }
 
 /** Opens the transcript store (DATABASE_URL or DATA_DIR). */

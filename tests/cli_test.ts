@@ -151,7 +151,7 @@ Deno.test("a model folder sherpa-onnx refuses is a user error: exit 2, its reaso
   }
 });
 
-Deno.test("deno task serve without TWILIO_AUTH_TOKEN stops before looking for a model", async () => {
+Deno.test("deno task serve reachable by Twilio without TWILIO_AUTH_TOKEN stops before looking for a model", async () => {
   const { code, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...PERMISSIONS, "main.ts", "--port", "0"],
     cwd: ROOT,
@@ -162,6 +162,8 @@ Deno.test("deno task serve without TWILIO_AUTH_TOKEN stops before looking for a 
       DATA_DIR: await Deno.makeTempDir({ prefix: "callscribe-test-" }),
       // A model that is nowhere: looking for it would be an error of its own (or a download).
       SHERPA_MODEL_DIR: "/nonexistent/model",
+      // Without it the server would run local-only (the dashboard on loopback, Twilio refused).
+      PUBLIC_URL: "https://example.ngrok.app",
     },
     stdout: "piped",
     stderr: "piped",

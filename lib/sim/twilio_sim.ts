@@ -86,6 +86,18 @@ export interface SimulatedCallResult {
   hungUp: boolean;
 }
 
+/** Our server answered the call's TwiML webhook with an error status (403: a signature it refused). */
+export class WebhookRefusedError extends Error {
+  /** The HTTP status our server answered. */
+  readonly status: number;
+
+  constructor(url: string, status: number, body: string) {
+    super(`simulator: ${url} answered ${status}: ${body.slice(0, 200)}`);
+    this.name = "WebhookRefusedError";
+    this.status = status;
+  }
+}
+
 /** A Twilio-style SID: two letters and 32 hex digits. */
 export function makeSid(prefix: string): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
@@ -179,11 +191,7 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
   if (body === undefined) {
     const response = await postSigned(webhookUrl, params, options.authToken, options.httpClient);
     body = await response.text();
-    if (!response.ok) {
-      throw new Error(
-        `simulator: ${webhookUrl} answered ${response.status}: ${body.slice(0, 200)}`,
-      );
-    }
+    if (!response.ok) throw new WebhookRefusedError(webhookUrl, response.status, body);
   }
   const twiml = parseStreamTwiml(body);
   if (!twiml.start) throw new Error("simulator: the TwiML has no <Start><Stream> to transcribe");
