@@ -4,6 +4,9 @@
  *   list [--search words] [--number digits] [--since date] [--until date] [--limit n] [--json]
  *   show <sid>
  *   export <sid> --format json|txt|srt|vtt [--output file]
+ *   delete <sid>
+ *
+ * A `<sid>` is a Call SID, any unique start of one, or `last` (the newest call).
  *
  * Reads the database in DATA_DIR (default ./data), or the PostgreSQL database
  * of DATABASE_URL, also while the server runs.
@@ -14,7 +17,7 @@ import { parseArgs } from "node:util";
 import { existsSync } from "node:fs";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { dbPath } from "../lib/store/db.ts";
+import { dbPath, type StoredCall, type TranscriptStore } from "../lib/store/db.ts";
 import { openTranscriptStore } from "../lib/store/open.ts";
 import { callAudio, Recordings } from "../lib/recording/recordings.ts";
 import {
@@ -31,6 +34,9 @@ const USAGE = `Usage:
                              [--until 2024-05-31] [--limit 20] [--offset 0] [--json]
   deno task transcripts show <call-sid>
   deno task transcripts export <call-sid> --format json|txt|srt|vtt [--output file]
+  deno task transcripts delete <call-sid>
+
+<call-sid> is a Call SID, any unique start of one (CA3f9e), or last (the newest call).
 
 Reads the transcripts the server stored in DATA_DIR (default ./data),
 or in the PostgreSQL database of DATABASE_URL when it is set.`;
@@ -69,7 +75,7 @@ export async function transcriptsCommand(
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  if (!["list", "show", "export"].includes(command)) {
+  if (!["list", "show", "export", "delete"].includes(command)) {
     log.error(`unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
@@ -138,10 +144,25 @@ export async function transcriptsCommand(
       return 0;
     }
 
-    const call = await store.getCall(sid);
-    if (!call) {
-      log.error(`no call with SID ${sid} in ${path} (see: deno task transcripts list)`);
+    const call = await findCall(store, sid);
+    if (typeof call === "string") {
+      log.error(`${call} in ${path} (see: deno task transcripts list)`);
       return 1;
+    }
+    const recordings = new Recordings({
+      dir: Recordings.folder(config.dataDir),
+      ...config.recordings,
+      log,
+    });
+    if (command === "delete") {
+      if (call.status === "in-progress") {
+        log.error(`call ${call.callSid} is in progress; delete it after it ends`);
+        return 1;
+      }
+      await store.deleteCall(call.callSid);
+      const recording = await recordings.remove(call.callSid);
+      log.info(`deleted call ${call.callSid}${recording ? " and its recording" : ""}`);
+      return 0;
     }
     let format: ExportFormat = "txt";
     if (command === "export") {
@@ -155,11 +176,6 @@ export async function transcriptsCommand(
       }
       format = values.format as ExportFormat;
     }
-    const recordings = new Recordings({
-      dir: Recordings.folder(config.dataDir),
-      ...config.recordings,
-      log,
-    });
     const audio = await callAudio(store, recordings, call.callSid);
     const text = exportTranscript(format, call, await store.segments(call.callSid), audio);
     if (values.output) {
@@ -178,4 +194,33 @@ export async function transcriptsCommand(
   } finally {
     await store.close();
   }
+}
+
+/** Calls are scanned for a SID prefix this many at a time. */
+const SCAN_PAGE = 500;
+
+/**
+ * The call `given` names: its full SID, a unique start of one (any case), or
+ * `last`, the newest call. Otherwise why not, e.g. `no call with SID CA12`.
+ */
+async function findCall(store: TranscriptStore, given: string): Promise<StoredCall | string> {
+  if (given === "last") {
+    const { calls } = await store.listCalls({ limit: 1 });
+    return calls[0] ?? "no calls yet";
+  }
+  const exact = await store.getCall(given);
+  if (exact) return exact;
+  const prefix = given.toLowerCase();
+  const matches: StoredCall[] = [];
+  for (let offset = 0;; offset += SCAN_PAGE) {
+    const { calls } = await store.listCalls({ limit: SCAN_PAGE, offset });
+    matches.push(...calls.filter((c) => c.callSid.toLowerCase().startsWith(prefix)));
+    if (calls.length < SCAN_PAGE || matches.length > 1) break;
+  }
+  if (matches.length === 1) return matches[0];
+  return matches.length
+    ? `"${given}" starts more than one Call SID (${matches[0].callSid}, ${
+      matches[1].callSid
+    }, …): give more of it`
+    : `no call with SID ${given}`;
 }

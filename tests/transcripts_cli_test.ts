@@ -118,3 +118,58 @@ Deno.test("transcripts command reads PostgreSQL with DATABASE_URL; the password 
     await pg.stop();
   }
 });
+
+Deno.test("transcripts command: a unique start of a SID or `last` names a call; delete removes it", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-cli-" });
+  const env = { DATA_DIR: dataDir };
+  const { SqliteStore } = await import("../lib/store/sqlite.ts");
+  const store = SqliteStore.open(dataDir);
+  const older = "CA1111aaaa" + "0".repeat(24);
+  const newer = "CA1111bbbb" + "0".repeat(24);
+  await store.callStarted({ callSid: older, direction: "outbound-api" }, 1_000);
+  await store.callEnded(older, 2_000, "hung up");
+  await store.callStarted({ callSid: newer, direction: "outbound-api" }, 5_000);
+  await store.callEnded(newer, 9_000, "hung up");
+  await store.close();
+
+  const prefix = await run(["transcripts.ts", "show", "ca1111A"], env);
+  assert.equal(prefix.code, 0, prefix.stderr);
+  assert.match(prefix.stdout, new RegExp(older));
+  const last = await run(["transcripts.ts", "show", "last"], env);
+  assert.equal(last.code, 0, last.stderr);
+  assert.match(last.stdout, new RegExp(newer));
+  const ambiguous = await run(["transcripts.ts", "show", "CA1111"], env);
+  assert.equal(ambiguous.code, 1);
+  assert.match(ambiguous.stderr, /"CA1111" starts more than one Call SID .*give more of it/);
+
+  const deleted = await run(["transcripts.ts", "delete", "last"], env);
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.match(deleted.stderr, new RegExp(`deleted call ${newer}`));
+  const list = await run(["transcripts.ts", "list"], env);
+  assert.match(list.stdout, new RegExp(older));
+  assert.doesNotMatch(list.stdout, new RegExp(newer));
+});
+
+Deno.test("transcripts command: a --fast call is stored with its audio's duration, not the run's", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-cli-" });
+  const env = { DATA_DIR: dataDir };
+  const call = await run([
+    "make_call.ts",
+    "--simulate",
+    "--fast",
+    "--format",
+    "jsonl",
+    "--callee-audio",
+    `${ROOT}demo/inbound.wav`,
+  ], env);
+  assert.equal(call.code, 0, call.stderr);
+  const shown = await run(["transcripts.ts", "list", "--json"], env);
+  const [stored] = JSON.parse(shown.stdout).calls;
+  // demo/inbound.wav is 31 s long (and the simulator adds 1 s of silence); the run takes a few.
+  const { readWavFile, toCallAudio } = await import("../lib/audio/wav.ts");
+  const wavMs = toCallAudio(await readWavFile(`${ROOT}demo/inbound.wav`)).length / 8;
+  assert.ok(
+    stored.durationMs >= wavMs - 1000,
+    `stored ${stored.durationMs} ms for ${Math.round(wavMs)} ms of audio`,
+  );
+});

@@ -163,13 +163,17 @@ export interface TranscriptStore {
   ): Promise<void>;
   /** Commits one final (and the final hooks' work) in one transaction; returns it as stored. */
   addSegment(callSid: string, final: NewSegment, options?: AppendOptions): Promise<Segment>;
-  /** Marks a call ended (`completed`, or another status such as `interrupted`), with `within` in its transaction. */
+  /**
+   * Marks a call ended (`completed`, or another status such as `interrupted`), with `within` in
+   * its transaction. Its duration is the wall-clock time, or `audioMs` (the call's audio, e.g. a
+   * simulated call run faster than real time) when longer.
+   */
   callEnded(
     callSid: string,
     at: number,
     reason: string,
     status?: string,
-    options?: { within?: TransactionWork },
+    options?: { within?: TransactionWork; audioMs?: number },
   ): Promise<void>;
   /**
    * Calls left `in-progress` by a server that stopped without ending them
@@ -241,6 +245,13 @@ export function storeListener(
       case "call-ended": {
         // Read before the end's transaction (SQLite runs one at a time); the call's finals are all committed.
         const stored = within && await store.getCall(callSid);
+        const audioMs = event.audio
+          ? Math.max(
+            event.audio.recordedMs ?? 0,
+            event.audio.quality.inbound.receivedMs,
+            event.audio.quality.outbound.receivedMs,
+          )
+          : 0;
         const ended = stored
           ? {
             call: {
@@ -248,13 +259,14 @@ export function storeListener(
               endedAt: event.at,
               status: "completed",
               endReason: event.reason,
-              durationMs: Math.max(0, event.at - stored.startedAt),
+              durationMs: Math.round(Math.max(0, event.at - stored.startedAt, audioMs)),
             },
             segments: await store.segments(callSid),
           }
           : undefined;
         await store.callEnded(callSid, event.at, event.reason, undefined, {
           within: within && ((tx) => within(tx, event, ended)),
+          audioMs,
         });
         if (event.audio) await saveCallAudio(store, callSid, event.audio);
         return;

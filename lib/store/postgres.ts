@@ -207,12 +207,14 @@ export class PostgresStore implements TranscriptStore {
     at: number,
     reason: string,
     status = "completed",
-    options: { within?: TransactionWork } = {},
+    options: { within?: TransactionWork; audioMs?: number } = {},
   ): Promise<void> {
     await this.sql.begin(async (tx) => {
       await tx`
         UPDATE calls SET ended_at = ${at}, status = ${status}, end_reason = ${reason},
-          duration_ms = GREATEST(0, ${at}::bigint - started_at)
+          duration_ms = GREATEST(0, ${at}::bigint - started_at, ${
+        Math.round(options.audioMs ?? 0)
+      }::bigint)
         WHERE call_sid = ${callSid}`;
       await options.within?.(transactionOf(tx));
     });

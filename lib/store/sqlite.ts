@@ -220,14 +220,14 @@ export class SqliteStore implements TranscriptStore {
     at: number,
     reason: string,
     status = "completed",
-    options: { within?: TransactionWork } = {},
+    options: { within?: TransactionWork; audioMs?: number } = {},
   ): Promise<void> {
     return this.#exclusive(() =>
       this.#inTransaction(async (tx) => {
         this.#db.prepare(
-          `UPDATE calls SET ended_at = ?, status = ?, end_reason = ?, duration_ms = MAX(0, ? - started_at)
+          `UPDATE calls SET ended_at = ?, status = ?, end_reason = ?, duration_ms = MAX(0, ? - started_at, ?)
          WHERE call_sid = ?`,
-        ).run(at, status, reason, at, callSid);
+        ).run(at, status, reason, at, Math.round(options.audioMs ?? 0), callSid);
         await options.within?.(tx);
         this.#seq.delete(callSid);
       })
