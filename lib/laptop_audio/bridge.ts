@@ -9,7 +9,7 @@
 import { mulawToFloat32 } from "../audio/mulaw.ts";
 import type { Logger } from "../log.ts";
 import { clearMessage, markMessage, mediaMessage } from "../twilio/protocol.ts";
-import { type AudioEndpoint, describeEndpoint } from "./devices.ts";
+import { type AudioEndpoint, describeEndpoint, probeDevice } from "./devices.ts";
 import { readWavFile, toCallAudio } from "../audio/wav.ts";
 import { describeFfmpeg, findFfmpeg } from "./find_ffmpeg.ts";
 import { Microphone } from "./microphone.ts";
@@ -155,7 +155,7 @@ export class AudioBridge {
     return {
       framesSent: this.#mic?.framesSent ?? 0,
       micUnderruns: this.#mic?.underruns ?? 0,
-      framesPlayed: this.#speaker?.framesReceived ?? 0,
+      framesPlayed: this.#speaker?.framesPlayed ?? 0,
       marksSent: this.#marksSent,
       marksEchoed: this.#marksEchoed,
       outstandingMarks: this.#outstanding.size,
@@ -235,6 +235,30 @@ export class BridgeManager {
     if (!wanted) return new BridgeManager({ ...options, ffmpeg: "ffmpeg" }, false);
     const found = await findFfmpeg(options.ffmpeg);
     if (found.path !== undefined) {
+      // A device that cannot be opened is said now, once, not found out mid-call.
+      const [input, output] = await Promise.all([
+        probeDevice(options.input, "input", found.path),
+        probeDevice(options.output, "output", found.path),
+      ]);
+      for (
+        const [why, role, name] of [[input, "microphone", "AUDIO_INPUT"], [
+          output,
+          "speaker",
+          "AUDIO_OUTPUT",
+        ]]
+      ) {
+        if (why === null) continue;
+        const value = describeEndpoint(role === "microphone" ? options.input : options.output);
+        options.log.warn(
+          `${name}: the ${role} (${value}) cannot be opened here (${why}); calls go on without it. ` +
+            "`deno task serve --list-devices` shows the devices ffmpeg sees",
+        );
+      }
+      if (input !== null) options = { ...options, input: { kind: "none" } };
+      if (output !== null) options = { ...options, output: { kind: "none" } };
+      if (options.input.kind === "none" && options.output.kind === "none") {
+        return new BridgeManager({ ...options, ffmpeg: found.path }, false);
+      }
       options.log.info(
         `audio bridge: microphone ${describeEndpoint(options.input)}, speaker ${
           describeEndpoint(options.output)

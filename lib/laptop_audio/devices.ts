@@ -19,6 +19,7 @@
  * @module
  */
 import { UserError } from "../user_error.ts";
+import { ffplayBeside } from "./ffmpeg.ts";
 
 /** Where the laptop's audio comes from or goes to. */
 export type AudioEndpoint =
@@ -217,6 +218,73 @@ export function playbackPlans(
   }
 }
 
+/** How long a device probe waits for a device to give (or take) audio. */
+const PROBE_MS = 3000;
+
+/**
+ * Opens a device endpoint for a moment, as the bridge would: a microphone
+ * must produce audio, a speaker must take 200 ms of silence and exit
+ * cleanly. Resolves with null when one of its plans works, else why not
+ * (the last line ffmpeg printed).
+ */
+export async function probeDevice(
+  endpoint: AudioEndpoint,
+  direction: "input" | "output",
+  ffmpeg: string,
+): Promise<string | null> {
+  if (endpoint.kind !== "device") return null;
+  const plans = direction === "input"
+    ? await capturePlans(endpoint, { ffmpeg })
+    : playbackPlans(endpoint);
+  let why = "no way to open it on this OS";
+  for (const plan of plans) {
+    const program = plan.program === "ffmpeg" ? ffmpeg : ffplayBeside(ffmpeg);
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(program, {
+        args: plan.args,
+        stdin: direction === "output" ? "piped" : "null",
+        stdout: direction === "input" ? "piped" : "null",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      why = `${program}: ${(error as Error).message}`;
+      continue;
+    }
+    const timer = setTimeout(() => {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }, PROBE_MS);
+    const stderr = new Response(child.stderr).text();
+    let works = false;
+    if (direction === "input") {
+      const reader = child.stdout.getReader();
+      const first = await reader.read().catch(() => ({ done: true, value: undefined }));
+      works = !first.done && (first.value?.length ?? 0) > 0;
+      await reader.cancel().catch(() => {});
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited already.
+      }
+      await child.status;
+    } else {
+      const writer = child.stdin.getWriter();
+      await writer.write(new Uint8Array(1600).fill(0xff)).catch(() => {});
+      await writer.close().catch(() => {});
+      works = (await child.status).success;
+    }
+    clearTimeout(timer);
+    const lines = (await stderr).trim().split("\n").filter(Boolean);
+    if (works) return null;
+    why = lines.at(-1) ?? `${plan.program} ${plan.args.join(" ")} failed`;
+  }
+  return why;
+}
+
 /** Windows has no "default" DirectShow name: take the first audio device ffmpeg lists. */
 async function firstDshowMicrophone(ffmpeg: string): Promise<string | undefined> {
   const text = await ffmpegOutput(ffmpeg, [
@@ -246,42 +314,113 @@ export async function ffmpegOutput(ffmpeg: string, args: string[]): Promise<stri
   }
 }
 
-/** What `--list-devices` prints: the devices ffmpeg sees on this OS, and how to name them. */
+/** The `AUDIO_INPUT` / `AUDIO_OUTPUT` forms that work on each OS (the help `--list-devices` ends with). */
+const OS_HELP: Record<"linux" | "darwin" | "windows", { input: string; output: string }> = {
+  linux: {
+    input: "default, none, pulse:NAME, alsa:NAME (e.g. alsa:hw:0), or the path of an audio file",
+    output: "default, none, pulse:NAME, alsa:NAME, ffplay:, or a path ending in .wav",
+  },
+  darwin: {
+    input:
+      "default, none, avfoundation::INDEX (e.g. avfoundation::0), or the path of an audio file",
+    output: "default, none, audiotoolbox:INDEX, ffplay:, or a path ending in .wav",
+  },
+  windows: {
+    input:
+      'default, none, dshow:audio=NAME (e.g. "dshow:audio=Microphone (USB)"), or an audio file',
+    output: "default (ffplay), none, ffplay:, or a path ending in .wav",
+  },
+};
+
+/**
+ * What `--list-devices` prints: the devices ffmpeg finds on this OS (names
+ * only, not ffmpeg's errors) and the forms of AUDIO_INPUT / AUDIO_OUTPUT
+ * that work here.
+ */
 export async function listDevices(
   ffmpeg = "ffmpeg",
   os: typeof Deno.build.os = Deno.build.os,
 ): Promise<string> {
   const sections: string[] = [];
-  const run = async (title: string, args: string[]) => {
-    const text = (await ffmpegOutput(ffmpeg, ["-hide_banner", ...args])).trim();
-    sections.push(`== ${title} (ffmpeg ${args.join(" ")})\n${text || "(nothing listed)"}`);
+  /** Adds a section of the device lines `pick` finds in ffmpeg's output for `args`. */
+  const run = async (
+    title: string,
+    args: string[],
+    pick: RegExp,
+    form: (name: string) => string,
+  ) => {
+    const text = await ffmpegOutput(ffmpeg, ["-hide_banner", ...args]);
+    const names = [...text.matchAll(pick)].map((m) => form(m[1].trim()));
+    sections.push(
+      `${title}:\n` + (names.length ? names.map((n) => `  ${n}`).join("\n") : "  (none found)"),
+    );
   };
   if (os === "darwin") {
-    await run("AVFoundation devices", ["-f", "avfoundation", "-list_devices", "true", "-i", ""]);
-    await run("AudioToolbox outputs", [
+    const text = await ffmpegOutput(ffmpeg, [
+      "-hide_banner",
       "-f",
-      "lavfi",
-      "-i",
-      "anullsrc",
-      "-t",
-      "0",
-      "-f",
-      "audiotoolbox",
+      "avfoundation",
       "-list_devices",
       "true",
-      "-",
+      "-i",
+      "",
     ]);
+    const audio = text.split(/AVFoundation audio devices:/)[1] ?? "";
+    const inputs = [...audio.matchAll(/\[(\d+)\] (.+)/g)].map((m) =>
+      `avfoundation::${m[1]}  (${m[2]})`
+    );
+    sections.push(
+      "Microphones (AUDIO_INPUT):\n" +
+        (inputs.length ? inputs.map((n) => `  ${n}`).join("\n") : "  (none found)"),
+    );
+    await run(
+      "Speakers (AUDIO_OUTPUT)",
+      [
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc",
+        "-t",
+        "0",
+        "-f",
+        "audiotoolbox",
+        "-list_devices",
+        "true",
+        "-",
+      ],
+      /\[AudioToolbox[^\]]*\]\s*\[(\d+\][^\n]*)/g,
+      (n) => `audiotoolbox:${n.replace("]", "  (")})`,
+    );
   } else if (os === "windows") {
-    await run("DirectShow devices", ["-list_devices", "true", "-f", "dshow", "-i", "dummy"]);
+    await run(
+      "Microphones (AUDIO_INPUT)",
+      ["-list_devices", "true", "-f", "dshow", "-i", "dummy"],
+      /"([^"]+)"\s+\(audio\)/g,
+      (n) => `dshow:audio=${n}`,
+    );
   } else {
-    await run("PulseAudio sources", ["-sources", "pulse"]);
-    await run("PulseAudio sinks", ["-sinks", "pulse"]);
-    await run("ALSA sources", ["-sources", "alsa"]);
-    await run("ALSA sinks", ["-sinks", "alsa"]);
+    // `ffmpeg -sources FORMAT` lists devices as "  name [description]" (a * marks the default).
+    const entry = /^[ *]\s*(\S+ \[[^\]]*\])$/gm;
+    const described = (format: string) => (n: string) =>
+      `${format}:${n.replace(/ \[(.*)\]$/, "  ($1)")}`;
+    await run(
+      "Microphones, PulseAudio (AUDIO_INPUT)",
+      ["-sources", "pulse"],
+      entry,
+      described("pulse"),
+    );
+    await run("Microphones, ALSA (AUDIO_INPUT)", ["-sources", "alsa"], entry, described("alsa"));
+    await run(
+      "Speakers, PulseAudio (AUDIO_OUTPUT)",
+      ["-sinks", "pulse"],
+      entry,
+      described("pulse"),
+    );
+    await run("Speakers, ALSA (AUDIO_OUTPUT)", ["-sinks", "alsa"], entry, described("alsa"));
   }
+  const help = OS_HELP[os === "darwin" || os === "windows" ? os : "linux"];
   sections.push(
-    "Set AUDIO_INPUT to one of: " + DEVICE_HELP.input + "\nSet AUDIO_OUTPUT to one of: " +
-      DEVICE_HELP.output,
+    `Set AUDIO_INPUT to one of: ${help.input}\nSet AUDIO_OUTPUT to one of: ${help.output}`,
   );
   return sections.join("\n\n");
 }

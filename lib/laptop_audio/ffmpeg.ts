@@ -43,6 +43,8 @@ export interface SupervisorOptions {
 const STARTUP_MS = 1500;
 /** Running this long resets the backoff. */
 const HEALTHY_MS = 10_000;
+/** A process that keeps dying (a device that opens but fails) is given up after this many restarts in a row. */
+export const MAX_FAILED_RESTARTS = 3;
 
 /** Runs one ffmpeg (or ffplay) for as long as the bridge lives. */
 export class Supervisor {
@@ -53,6 +55,15 @@ export class Supervisor {
   #done: Promise<void>;
   /** Restarts after a mid-call death. */
   restarts = 0;
+  /**
+   * Audio writes a process took and kept running with (until closed, or {@link HEALTHY_MS}
+   * past its first write): what was played. Writes to a process that failed sooner are not
+   * counted: ffmpeg opens the device only after probing seconds of its input, so one that
+   * cannot open it takes audio for a while, then fails.
+   */
+  audioPlayed = 0;
+  #audioPending = 0;
+  #firstWriteAt: number | null = null;
   /** PIDs of every process this supervisor started. */
   readonly pids: number[] = [];
 
@@ -68,12 +79,25 @@ export class Supervisor {
     return this.#child?.pid;
   }
 
-  /** Writes to the process's stdin; dropped while it is down or restarting. */
-  write(bytes: Uint8Array): void {
+  /**
+   * Writes to the process's stdin; dropped while it is down, restarting or
+   * given up. `audio`: the bytes are the call's audio (not filler silence),
+   * counted in {@link audioPlayed} once the process proves it plays.
+   */
+  write(bytes: Uint8Array, audio = false): void {
     const writer = this.#writer;
     if (!writer) return;
+    this.#firstWriteAt ??= performance.now();
+    if (audio) this.#audioPending++;
     // A dead pipe rejects: the exit is handled by the run loop, not here.
     writer.write(bytes).catch(() => {});
+  }
+
+  /** Counts (or drops) the audio written to the process that just exited or is being closed. */
+  #settleWrites(played: boolean): void {
+    if (played) this.audioPlayed += this.#audioPending;
+    this.#audioPending = 0;
+    this.#firstWriteAt = null;
   }
 
   /** Ends the process (SIGTERM, then SIGKILL after 1 s) and waits until it is gone. */
@@ -159,6 +183,10 @@ export class Supervisor {
         this.#writer = null;
       }
       this.#child = null;
+      const firstWriteAt = this.#firstWriteAt;
+      this.#settleWrites(
+        signal.aborted || (firstWriteAt !== null && performance.now() - firstWriteAt >= HEALTHY_MS),
+      );
       if (signal.aborted) return;
 
       const lived = performance.now() - startedAt;
@@ -177,6 +205,14 @@ export class Supervisor {
       }
       everWorked = true;
       failures = lived >= HEALTHY_MS ? 1 : failures + 1;
+      if (failures > MAX_FAILED_RESTARTS) {
+        o.log.error(
+          `${o.label}: ffmpeg stopped ${failures} times in a row (${why}); giving up: the call ` +
+            `goes on without the ${o.label}. \`deno task serve --list-devices\` shows the devices ffmpeg sees`,
+        );
+        o.onEnd?.("failed");
+        return;
+      }
       const delay = o.backoffMs?.(failures) ?? backoffDelay(failures)!;
       o.log.warn(
         `${o.label}: ffmpeg stopped mid-call (${why}); restarting in ${delay} ms` +

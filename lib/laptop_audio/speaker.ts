@@ -37,6 +37,7 @@ export class Speaker {
   #loop: Promise<void> = Promise.resolve();
   /** Frames received from the call. */
   framesReceived = 0;
+  #fileFrames = 0;
   /** Frames of silence played because the network was late. */
   underruns = 0;
 
@@ -65,6 +66,14 @@ export class Speaker {
     return this.#supervisor?.pid;
   }
 
+  /**
+   * Frames of the call's audio written to the file, or played: taken by a
+   * playback process that kept running (not one that died opening the device).
+   */
+  get framesPlayed(): number {
+    return this.#file ? this.#fileFrames : this.#supervisor?.audioPlayed ?? 0;
+  }
+
   /** ffmpeg restarts so far. */
   get restarts(): number {
     return this.#supervisor?.restarts ?? 0;
@@ -75,7 +84,10 @@ export class Speaker {
     if (this.#closed) return;
     this.framesReceived++;
     // A file has no clock to keep up with: Twilio's frames already form a continuous timeline.
-    if (this.#file) return this.#file.write(frame);
+    if (this.#file) {
+      this.#fileFrames++;
+      return this.#file.write(frame);
+    }
     if (!this.#supervisor) return;
     this.#queue.push(frame);
     if (this.#queue.length > MAX_FRAMES) this.#queue.splice(0, this.#queue.length - PREFILL_FRAMES);
@@ -111,7 +123,7 @@ export class Speaker {
           idle++;
           this.underruns++;
         }
-        this.#supervisor?.write(frame ?? silenceFrame());
+        this.#supervisor?.write(frame ?? silenceFrame(), frame !== undefined);
         written++;
       }
       if (idle >= IDLE_FRAMES) break;
