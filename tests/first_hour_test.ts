@@ -287,3 +287,10 @@ Deno.test("Ctrl-C on call --simulate ends the call completed with its words stor
   // Every printed final is stored, the last words included.
   assert.deepEqual(stored.texts, finals().map((f) => f.text));
 });
+
+Deno.test(".env.example sets nothing, so a line appended to a copy is the one that counts", async () => {
+  // Deno's --env-file keeps the first value of a name: an uncommented default would win.
+  const settings = (await Deno.readTextFile(join(ROOT, ".env.example"))).split("\n")
+    .filter((line) => /^\s*[A-Z_]+=/.test(line));
+  assert.deepEqual(settings, []);
+});
