@@ -154,6 +154,8 @@ Deno.test("local mode: no Twilio token serves the dashboard on loopback and refu
   const server = await spawnServer("main.ts", ["--port", "0"], { DATA_DIR: dataDir });
   try {
     const all = () => server.stderr.join("\n");
+    // The banner's last line comes just after "listening on".
+    await until("the dashboard URL", () => all().includes("dashboard: "), 5000);
     assert.match(all(), /local mode.*Twilio cannot reach this server/);
     assert.match(all(), new RegExp(`dashboard: ${server.url}/`));
     assert.match(server.url, /^http:\/\/127\.0\.0\.1:/);
