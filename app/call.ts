@@ -15,8 +15,8 @@ import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
 import { startServer } from "../app/server.ts";
 import { makeSid, simulateCall, WebhookRefusedError } from "../lib/sim/twilio_sim.ts";
-import { localUrl } from "../lib/server/local_url.ts";
 import { UserError } from "../lib/user_error.ts";
+import { onCtrlC } from "../lib/console/ctrl_c.ts";
 import { createEngine } from "./engine.ts";
 import { placeCall } from "./place_call.ts";
 
@@ -179,11 +179,10 @@ export async function callCommand(args: string[]): Promise<number> {
     await engine.dispose();
     hangUp.dispose();
   }
-  const env = Deno.env.toObject();
-  const dashboard = localUrl(env.HOST || "127.0.0.1", Number(env.PORT) || 8080);
   quietLog.info(
     `the call is kept in ${config.dataDir}: to see it in the dashboard, run \`deno task serve\` ` +
-      `and open ${dashboard}/calls/${callSid}`,
+      `and open /calls/${callSid} at the URL it prints (http://127.0.0.1:8080/calls/${callSid} ` +
+      "by default)",
   );
   return hangUp.signal.aborted ? 130 : 0;
 }
@@ -194,19 +193,17 @@ export async function callCommand(args: string[]): Promise<number> {
  */
 function hangUpOnCtrlC(log: ReturnType<typeof stderrLogger>) {
   const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) {
+  const dispose = onCtrlC({
+    first: () => {
+      log.info("Ctrl-C: hanging up (Ctrl-C again to leave at once)");
+      controller.abort();
+    },
+    again: () => {
       log.warn("second Ctrl-C: leaving without ending the call");
       Deno.exit(130);
-    }
-    log.info("Ctrl-C: hanging up (Ctrl-C again to leave at once)");
-    controller.abort();
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
-  return {
-    signal: controller.signal,
-    dispose: () => Deno.removeSignalListener("SIGINT", onSigint),
-  };
+    },
+  });
+  return { signal: controller.signal, dispose };
 }
 
 /** Fails with one line when nothing answers at `serverUrl` (before any audio is read or sent). */

@@ -16,6 +16,7 @@ import type { Logger } from "../lib/log.ts";
 import { STATUS_PATHS } from "../lib/twilio/twiml.ts";
 import { describeTwilioError, TWILIO_API, twilioClient } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
+import { onCtrlC } from "../lib/console/ctrl_c.ts";
 
 /** Options of {@link placeCall}. */
 export interface PlaceCallOptions {
@@ -116,15 +117,16 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
     );
     wake();
   };
-  const onSigint = () => {
-    if (hangUpRequested) {
+  const stopListening = onCtrlC({
+    first: () => {
+      hangUpRequested = true;
+      hangUp();
+    },
+    again: () => {
       log.warn("second Ctrl-C: leaving without waiting for the call to end");
       Deno.exit(130);
-    }
-    hangUpRequested = true;
-    hangUp();
-  };
-  Deno.addSignalListener("SIGINT", onSigint);
+    },
+  });
   try {
     let call;
     try {
@@ -178,6 +180,6 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
     log.error(`the call ended ${status}`);
     return 1;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSigint);
+    stopListening();
   }
 }

@@ -185,29 +185,40 @@ Deno.test("local mode: no Twilio token serves the dashboard on loopback and refu
   }
 });
 
-/** Spawns `deno run make_call.ts …` and collects its stderr and stdout lines. */
-function spawnCall(args: string[], env: Record<string, string>) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "make_call.ts", ...args],
-    cwd: ROOT,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "",
-      NO_COLOR: "1",
-      ...env,
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+/** Collects a child's stdout and stderr, line by line, as they come. */
+function collectLines(child: Deno.ChildProcess) {
   const lines = { stdout: [] as string[], stderr: [] as string[] };
   const pump = async (stream: ReadableStream<Uint8Array>, into: string[]) => {
+    let buffer = "";
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      into.push(...text.split("\n").filter(Boolean));
+      buffer += text;
+      const complete = buffer.split("\n");
+      buffer = complete.pop()!;
+      into.push(...complete.filter(Boolean));
     }
+    if (buffer) into.push(buffer);
   };
   const done = Promise.all([pump(child.stdout, lines.stdout), pump(child.stderr, lines.stderr)]);
   return { child, lines, done };
+}
+
+/** Spawns `deno run make_call.ts …` and collects its stderr and stdout lines. */
+function spawnCall(args: string[], env: Record<string, string>) {
+  return collectLines(
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "make_call.ts", ...args],
+      cwd: ROOT,
+      clearEnv: true,
+      env: {
+        PATH: Deno.env.get("PATH") ?? "",
+        HOME: Deno.env.get("HOME") ?? "",
+        NO_COLOR: "1",
+        ...env,
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn(),
+  );
 }
 
 async function until(what: string, check: () => boolean, timeoutMs = 60_000) {
@@ -295,4 +306,41 @@ Deno.test(".env.example sets nothing, so a line appended to a copy is the one th
   const settings = (await Deno.readTextFile(join(ROOT, ".env.example"))).split("\n")
     .filter((line) => /^\s*[A-Z_]+=/.test(line));
   assert.deepEqual(settings, []);
+});
+
+Deno.test({
+  name:
+    "Ctrl-C on deno task demo (the terminal's SIGINT to the whole group) ends the call completed",
+  // setsid gives the task its own process group, as a terminal's foreground job has.
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const dataDir = await Deno.makeTempDir({ prefix: "callscribe-first-hour-" });
+    const { child, lines, done } = collectLines(
+      new Deno.Command("setsid", {
+        args: [Deno.execPath(), "task", "demo"],
+        cwd: ROOT,
+        env: { NO_COLOR: "1", DATA_DIR: dataDir },
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn(),
+    );
+    await until("a first line of the transcript", () => lines.stdout.length >= 1);
+    // setsid made the task a group leader: its pid is the group's id.
+    Deno.kill(-child.pid, "SIGINT");
+    const status = await child.status;
+    await done;
+    const stderr = lines.stderr.join("\n");
+    assert.equal(status.code, 130, stderr);
+    assert.doesNotMatch(stderr, STACK);
+    const callSid = /call (CA[0-9a-f]{32}) started/.exec(stderr)![1];
+    const stored = storedCall(dataDir, callSid);
+    assert.equal(stored.status, "completed");
+    // Every printed line is stored.
+    assert.deepEqual(
+      stored.texts,
+      lines.stdout.map((l) =>
+        l.replace(/^(Inbound|Outbound): /, "").replace(/ \[\d+ - \d+\]$/, "")
+      ),
+    );
+  },
 });
