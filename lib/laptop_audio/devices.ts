@@ -236,8 +236,12 @@ export async function probeDevice(
   const plans = direction === "input"
     ? await capturePlans(endpoint, { ffmpeg })
     : playbackPlans(endpoint);
-  let why = "no way to open it on this OS";
+  // Why each way failed, e.g. "pulse: Unknown input format; alsa: default: Input/output error".
+  const reasons: string[] = [];
   for (const plan of plans) {
+    const format = plan.program === "ffplay"
+      ? "ffplay"
+      : plan.args.filter((arg, i) => plan.args[i - 1] === "-f" && arg !== "mulaw")[0] ?? "ffmpeg";
     const program = plan.program === "ffmpeg" ? ffmpeg : ffplayBeside(ffmpeg);
     let child: Deno.ChildProcess;
     try {
@@ -247,8 +251,8 @@ export async function probeDevice(
         stdout: direction === "input" ? "piped" : "null",
         stderr: "piped",
       }).spawn();
-    } catch (error) {
-      why = `${program}: ${(error as Error).message}`;
+    } catch {
+      reasons.push(`${format}: not found${plan.program === "ffplay" ? " beside ffmpeg" : ""}`);
       continue;
     }
     const timer = setTimeout(() => {
@@ -280,9 +284,9 @@ export async function probeDevice(
     clearTimeout(timer);
     const lines = (await stderr).trim().split("\n").filter(Boolean);
     if (works) return null;
-    why = lines.at(-1) ?? `${plan.program} ${plan.args.join(" ")} failed`;
+    reasons.push(`${format}: ${lines.at(-1) ?? "failed"}`);
   }
-  return why;
+  return reasons.join("; ") || "no way to open it on this OS";
 }
 
 /** Windows has no "default" DirectShow name: take the first audio device ffmpeg lists. */
