@@ -87,7 +87,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   // Stream URLs and signature checks follow the tunnel's URL from here on.
   if (endpoint.source === "ngrok") server.usePublicUrl(endpoint.url);
   if (config.localOnly) {
-    log.warn(
+    log.info(
       "no TWILIO_AUTH_TOKEN: local mode, on this machine only; Twilio cannot reach this server " +
         "and its calls are refused. To take real calls set TWILIO_AUTH_TOKEN and NGROK_AUTHTOKEN " +
         "(or PUBLIC_URL) in .env",

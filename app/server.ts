@@ -93,6 +93,12 @@ export function checkPortFree(host: string, port: number): void {
     listener = Deno.listen({ hostname: host, port });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) throw portInUse(host, port);
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new UserError(
+        `this user may not listen on port ${port} (ports below 1024 need privileges): choose ` +
+          "another with PORT in .env or --port, such as 8080",
+      );
+    }
     if (error instanceof Deno.errors.AddrNotAvailable) {
       throw new UserError(
         `cannot listen on ${host}: this machine has no such address. Set HOST to one of its ` +
