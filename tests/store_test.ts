@@ -484,14 +484,21 @@ Deno.test("export: WebVTT is valid per the spec validator, voices and times as s
       new URL("../node_modules/webvtt-parser/html-entities.json", import.meta.url),
     ),
   );
-  const parsed = new webvtt.WebVTTParser(entities).parse(text);
-  assert.deepEqual(parsed.errors, [], JSON.stringify(parsed.errors));
-  assert.equal(parsed.cues.length, segments.length);
-  parsed.cues.forEach((cue: {
+  // Typed here: the package has no types, and its UMD wrapper hides the class from inference.
+  type Cue = {
     startTime: number;
     endTime: number;
     tree: { children: Array<{ name?: string; value?: string; children?: { value: string }[] }> };
-  }, i: number) => {
+  };
+  const { WebVTTParser } = webvtt as unknown as {
+    WebVTTParser: new (entities: unknown) => {
+      parse(text: string): { errors: unknown[]; cues: Cue[] };
+    };
+  };
+  const parsed = new WebVTTParser(entities).parse(text);
+  assert.deepEqual(parsed.errors, [], JSON.stringify(parsed.errors));
+  assert.equal(parsed.cues.length, segments.length);
+  parsed.cues.forEach((cue, i) => {
     const s = segments[i];
     assert.equal(Math.round(cue.startTime * 1000), s.startMs);
     assert.equal(Math.round(cue.endTime * 1000), s.endMs);
