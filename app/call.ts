@@ -139,7 +139,7 @@ export async function callCommand(args: string[]): Promise<number> {
       callSid,
       fast: values.fast,
       // Fast mode goes as fast as the engine decodes, no faster: no audio is dropped.
-      caughtUp: engine.whenCaughtUp && (() => engine.whenCaughtUp!()),
+      caughtUp: () => engine.whenCaughtUp(),
     });
     await ended;
   } finally {

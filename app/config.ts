@@ -208,6 +208,12 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
       ),
       vadThreshold: optional(env, "VAD_THRESHOLD", parseProbability),
       vad: optional(env, "VAD", parseVoiceDetector),
+      keyterms: keytermList(env),
+      keytermsScore: optional(
+        env,
+        "KEYTERMS_SCORE",
+        (v, name) => parseNumber(v, name, { expected: "a boost per token such as 1.5" }),
+      ),
     }),
     ...loadTranscriber(env, flags.transcriber),
     webhooks: loadWebhooks(env),
@@ -349,6 +355,12 @@ export function loadWebhooks(env: Env): WebhookSettings | null {
   });
 }
 
+/** `KEYTERMS` (or its older name `ASSEMBLYAI_KEYTERMS`), comma-separated, for every engine. */
+function keytermList(env: Env): string[] | undefined {
+  const list = env.KEYTERMS || env.ASSEMBLYAI_KEYTERMS;
+  return list ? list.split(",").map((t) => t.trim()).filter(Boolean) : undefined;
+}
+
 /**
  * The engine choice and AssemblyAI settings. Default: `assemblyai` when
  * ASSEMBLYAI_API_KEY is set, else `local`. Choosing `assemblyai` without a key
@@ -402,9 +414,7 @@ function loadTranscriber(
     languageDetection: env.ASSEMBLYAI_LANGUAGE_DETECTION
       ? env.ASSEMBLYAI_LANGUAGE_DETECTION === "1"
       : undefined,
-    keytermsPrompt: env.ASSEMBLYAI_KEYTERMS
-      ? env.ASSEMBLYAI_KEYTERMS.split(",").map((t) => t.trim()).filter(Boolean)
-      : undefined,
+    keytermsPrompt: keytermList(env),
     minTurnSilenceMs: optional(env, "ASSEMBLYAI_MIN_TURN_SILENCE", wholeMs),
     maxTurnSilenceMs: optional(env, "ASSEMBLYAI_MAX_TURN_SILENCE", wholeMs),
     endOfTurnConfidenceThreshold: optional(

@@ -355,6 +355,7 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
             }),
           close: () => Promise.resolve(),
         }),
+        whenCaughtUp: () => Promise.resolve(),
         dispose: () => Promise.resolve(),
       };
       const registry = new CallRegistry(engine);

@@ -19,6 +19,7 @@
 import { BATCH_BYTES, ByteBatcher, BYTES_PER_MS } from "../audio/framing.ts";
 import { MULAW_SILENCE, mulawToFloat32 } from "../audio/mulaw.ts";
 import type { Logger } from "../log.ts";
+import { sleep } from "../async/sleep.ts";
 import {
   ASSEMBLYAI_URL,
   type AssemblyAIWord,
@@ -78,6 +79,15 @@ export const ASSEMBLYAI_DEFAULTS: Omit<AssemblyAIOptions, "apiKey" | "token"> = 
   terminateTimeoutMs: 5000,
 };
 
+/**
+ * {@link AssemblyAIEngine.whenCaughtUp}: at most this much audio per track
+ * not yet sent. The service takes audio at real time (3007 otherwise), so a
+ * faster sender waits here instead of filling the reconnect buffer.
+ */
+const CAUGHT_UP_MS = 1000;
+/** How often {@link AssemblyAIEngine.whenCaughtUp} looks again (the socket reports no progress). */
+const CAUGHT_UP_POLL_MS = 20;
+
 /** AssemblyAI's shortest accepted chunk (50 ms). */
 const MIN_CHUNK_BYTES = 50 * BYTES_PER_MS;
 
@@ -131,6 +141,17 @@ export class AssemblyAIEngine implements TranscriberEngine {
     if (this.#warned.has(key)) return;
     this.#warned.add(key);
     this.#log?.warn(`AssemblyAI warning ${code}: ${text}`);
+  }
+
+  /**
+   * Resolves once no open track has more than {@link CAUGHT_UP_MS} of audio
+   * not yet sent (waiting for `Begin`, for a reconnect, or for the real-time
+   * pacing); a track that has failed takes no more audio and never holds it.
+   */
+  async whenCaughtUp(): Promise<void> {
+    while ([...this.#tracks].some((t) => t.backlogMs > CAUGHT_UP_MS)) {
+      await sleep(CAUGHT_UP_POLL_MS);
+    }
   }
 
   /** Closes any track still open, so no session is left billing. */
@@ -228,6 +249,11 @@ export class AssemblyAITrack implements TrackTranscriber {
   /** Audio received but not yet sent on the live session, ms (0 when keeping up). */
   get lagMs(): number {
     return this.#socket.lagMs;
+  }
+
+  /** Audio written and not yet handed to the network, ms (0 once the track has failed). */
+  get backlogMs(): number {
+    return this.#socket.failed ? 0 : this.#socket.backlogMs;
   }
 
   /** After `close`: whether AssemblyAI delivered every turn (its last session answered `Terminate`). */

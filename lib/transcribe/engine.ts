@@ -63,10 +63,11 @@ export interface TranscriberEngine {
    * Resolves once the engine has taken in the audio written so far, all but
    * a second or so per track: whoever sends recorded audio faster than real
    * time (the simulator's fast mode) awaits it between frames, so audio goes
-   * as fast as the engine decodes and none is dropped. Absent on engines
-   * that take audio as it comes.
+   * as fast as the engine decodes and none is dropped. Required: an engine
+   * that wraps others must wait for each of them (an engine that takes audio
+   * as it comes resolves at once).
    */
-  whenCaughtUp?(): Promise<void>;
+  whenCaughtUp(): Promise<void>;
   /** Releases the engine (model, sockets) when the process is done with it. */
   dispose(): Promise<void>;
 }

@@ -44,6 +44,11 @@ export class HybridEngine implements TranscriberEngine {
     return new HybridTrack(this, track, sink);
   }
 
+  /** Caught up once both the local engine and AssemblyAI are: each hears every track. */
+  async whenCaughtUp(): Promise<void> {
+    await Promise.all([this.local.whenCaughtUp(), this.cloud.whenCaughtUp()]);
+  }
+
   async dispose(): Promise<void> {
     await this.cloud.dispose();
   }

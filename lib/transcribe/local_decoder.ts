@@ -23,6 +23,7 @@ import type {
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
 import { inspectOnnxModel } from "./onnx_model.ts";
+import { readTokens, spellKeyterms } from "./keyterms.ts";
 import type { SpeechDetector, SpeechEvent } from "./speech_detector.ts";
 import { createVoiceDetector, type VoiceDetector } from "./voice_detector.ts";
 import type { VoiceDetectorKind } from "./voice_detector_kind.ts";
@@ -69,6 +70,14 @@ export interface LocalEngineOptions {
   vadSilenceMs: number;
   /** Silero's speech probability threshold (0–1). */
   vadThreshold: number;
+  /**
+   * Words and phrases to bias decoding towards (`KEYTERMS`): with any, the
+   * decoder runs `modified_beam_search` with them as hotwords; without,
+   * `greedy_search` (cheaper).
+   */
+  keyterms: string[];
+  /** How much a key term's tokens are boosted, per token (`KEYTERMS_SCORE`). */
+  keytermsScore: number;
 }
 
 /** Defaults measured on the shared test speech (README, "Live latency and the engine's cost"). */
@@ -83,7 +92,11 @@ export const LOCAL_DEFAULTS: LocalEngineOptions = {
   vad: "energy",
   vadSilenceMs: 320,
   vadThreshold: 0.5,
+  keyterms: [],
+  keytermsScore: 1.5,
 };
+/** Paths kept per beam with key terms (sherpa-onnx's default). */
+const KEYTERM_ACTIVE_PATHS = 4;
 
 /** The rate the models' features are computed at. */
 const MODEL_RATE = 16000;
@@ -134,6 +147,7 @@ interface SherpaResult {
 /** The sherpa-onnx recognizer of a model with these options (one per decoder: it holds the model). */
 // deno-lint-ignore no-explicit-any
 export function createRecognizer(model: ModelFiles, options: LocalEngineOptions): any {
+  const hotwords = keytermSettings(model, options.keyterms);
   const config = {
     featConfig: { sampleRate: MODEL_RATE, featureDim: 80 },
     modelConfig: {
@@ -142,8 +156,15 @@ export function createRecognizer(model: ModelFiles, options: LocalEngineOptions)
       numThreads: options.numThreads,
       provider: "cpu",
       debug: 0,
+      ...(hotwords && { modelingUnit: "bpe", bpeVocab: hotwords.vocab }),
     },
-    decodingMethod: "greedy_search",
+    decodingMethod: hotwords ? "modified_beam_search" : "greedy_search",
+    ...(hotwords && {
+      maxActivePaths: KEYTERM_ACTIVE_PATHS,
+      hotwordsBuf: hotwords.text,
+      hotwordsBufSize: new TextEncoder().encode(hotwords.text).length,
+      hotwordsScore: options.keytermsScore,
+    }),
     enableEndpoint: true,
     rule1MinTrailingSilence: options.rule1MinTrailingSilence,
     rule2MinTrailingSilence: options.rule2MinTrailingSilence,
@@ -158,7 +179,31 @@ export function createRecognizer(model: ModelFiles, options: LocalEngineOptions)
         `${(error as Error).message} See sherpa-onnx's reason above; check SHERPA_MODEL_DIR ` +
         `and the SHERPA_ENCODER/DECODER/JOINER/TOKENS paths.`,
     );
+  } finally {
+    if (hotwords) Deno.removeSync(hotwords.vocab);
   }
+}
+
+/**
+ * The hotwords of `keyterms` (one per line, in the model's case), and a
+ * BPE vocabulary for sherpa-onnx to spell them with: a temporary file it
+ * reads while the recognizer is created. The model ships `tokens.txt` only;
+ * its pieces in id order are SentencePiece's BPE merges in order, so each
+ * piece's score is minus its id, as in an exported `bpe.vocab`.
+ */
+function keytermSettings(
+  model: ModelFiles,
+  keyterms: readonly string[],
+): { text: string; vocab: string } | undefined {
+  if (keyterms.length === 0) return undefined;
+  const tokens = readTokens(Deno.readTextFileSync(model.tokens));
+  const spelled = spellKeyterms(tokens, keyterms);
+  const vocab = Deno.makeTempFileSync({ prefix: "callscribe-bpe-", suffix: ".vocab" });
+  Deno.writeTextFileSync(vocab, tokens.map((piece, id) => `${piece}\t${-id}\n`).join(""));
+  return {
+    text: spelled.map((pieces) => pieces.join("").slice(1).replaceAll("▁", " ")).join("\n"),
+    vocab,
+  };
 }
 
 /** Decodes on the thread it was created on; loads the model once, open() is cheap. */
@@ -232,6 +277,11 @@ export class LocalDecoder implements TranscriberEngine {
    */
   get chunksDecoded(): number {
     return this.#queue.chunksDecoded;
+  }
+
+  /** Audio is decoded on this thread as it is written (in a microtask): always caught up. */
+  whenCaughtUp(): Promise<void> {
+    return Promise.resolve();
   }
 
   dispose(): Promise<void> {
