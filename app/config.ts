@@ -28,6 +28,7 @@ import {
 import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
+import { parseKeytermList } from "../lib/transcribe/keyterms.ts";
 import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
 import { secretProblem } from "../lib/delivery/signer.ts";
 import {
@@ -357,8 +358,7 @@ export function loadWebhooks(env: Env): WebhookSettings | null {
 
 /** `KEYTERMS` (or its older name `ASSEMBLYAI_KEYTERMS`), comma-separated, for every engine. */
 function keytermList(env: Env): string[] | undefined {
-  const list = env.KEYTERMS || env.ASSEMBLYAI_KEYTERMS;
-  return list ? list.split(",").map((t) => t.trim()).filter(Boolean) : undefined;
+  return parseKeytermList(env.KEYTERMS || env.ASSEMBLYAI_KEYTERMS);
 }
 
 /**

@@ -37,6 +37,7 @@ import {
 import { type ReplayOptions, ReplaySocket, type SessionView } from "./assemblyai_socket.ts";
 import type {
   Track,
+  TrackOptions,
   TrackTranscriber,
   TranscriberEngine,
   Transcript,
@@ -122,10 +123,10 @@ export class AssemblyAIEngine implements TranscriberEngine {
     return this.#tracks.size;
   }
 
-  open(track: Track, sink: TranscriptSink): AssemblyAITrack {
+  open(track: Track, sink: TranscriptSink, options?: TrackOptions): AssemblyAITrack {
     const transcriber = new AssemblyAITrack(this, track, sink, this.#log, () => {
       this.#tracks.delete(transcriber);
-    });
+    }, options);
     this.#tracks.add(transcriber);
     return transcriber;
   }
@@ -200,6 +201,7 @@ export class AssemblyAITrack implements TrackTranscriber {
     sink: TranscriptSink,
     log: Logger | undefined,
     onDone: () => void,
+    trackOptions: TrackOptions = {},
   ) {
     this.#engine = engine;
     this.#track = track;
@@ -207,7 +209,11 @@ export class AssemblyAITrack implements TrackTranscriber {
     this.#log = log;
     this.#onDone = onDone;
     const options = engine.options;
-    this.#settings = { ...options };
+    // The call's key terms join the engine's (keyterms_prompt is per session).
+    const keyterms = [
+      ...new Set([...(options.keytermsPrompt ?? []), ...(trackOptions.keyterms ?? [])]),
+    ];
+    this.#settings = { ...options, ...(keyterms.length && { keytermsPrompt: keyterms }) };
     this.#detector = options.speechDetector?.();
     this.#socket = new ReplaySocket({
       ...options,

@@ -46,6 +46,12 @@ export interface TranscriptSink {
   onError?(error: Error): void;
 }
 
+/** What a call asks of its tracks' transcription, on top of the engine's settings. */
+export interface TrackOptions {
+  /** The call's own key terms (its stream's `keyterms` parameter), added to the engine's. */
+  keyterms?: readonly string[];
+}
+
 /** Transcribes one track of one call. */
 export interface TrackTranscriber {
   /** Feeds µ-law 8 kHz audio (any length; usually one 160-byte frame). */
@@ -58,7 +64,8 @@ export interface TrackTranscriber {
 export interface TranscriberEngine {
   /** Short name for logs and the store, e.g. `local` or `assemblyai`. */
   readonly name: string;
-  open(track: Track, sink: TranscriptSink): TrackTranscriber;
+  /** Opens a track; an engine that wraps others passes `options` on to each. */
+  open(track: Track, sink: TranscriptSink, options?: TrackOptions): TrackTranscriber;
   /**
    * Resolves once the engine has taken in the audio written so far, all but
    * a second or so per track: whoever sends recorded audio faster than real

@@ -21,7 +21,8 @@ const WORD_START = "▁";
 export function spellKeyterms(tokens: readonly string[], terms: readonly string[]): string[][] {
   const pieces = new Set(tokens);
   // Models trained on upper-case text (GigaSpeech, LibriSpeech) have no lower-case tokens.
-  const upper = !tokens.some((t) => /\p{Ll}/u.test(t));
+  // (`<blk>`, `<unk>` and the like are not text.)
+  const upper = !tokens.some((t) => !t.startsWith("<") && /\p{Ll}/u.test(t));
   return terms.map((term) => {
     const spelled: string[] = [];
     for (const word of (upper ? term.toUpperCase() : term).trim().split(/\s+/)) {
@@ -43,6 +44,15 @@ export function spellKeyterms(tokens: readonly string[], terms: readonly string[
     }
     return spelled;
   });
+}
+
+/**
+ * A comma-separated list of key terms (`KEYTERMS`, `--keyterms`, a stream's
+ * `keyterms` parameter), trimmed; undefined when it names none.
+ */
+export function parseKeytermList(list: string | undefined): string[] | undefined {
+  const terms = list?.split(",").map((t) => t.trim()).filter(Boolean) ?? [];
+  return terms.length ? terms : undefined;
 }
 
 /** The tokens of a `tokens.txt` (`piece id` per line), in id order. */

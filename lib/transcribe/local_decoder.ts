@@ -14,6 +14,7 @@ import { mulawToFloat32 } from "../audio/mulaw.ts";
 import { Upsampler2x } from "../audio/upsample.ts";
 import type {
   Track,
+  TrackOptions,
   TrackTranscriber,
   TranscriberEngine,
   Transcript,
@@ -206,14 +207,36 @@ function keytermSettings(
   };
 }
 
-/** Decodes on the thread it was created on; loads the model once, open() is cheap. */
+/** A recognizer (one copy of the model, one key-term list) and its tracks' decode queue. */
+interface Recognizer {
+  // deno-lint-ignore no-explicit-any
+  recognizer: any;
+  queue: DecodeQueue;
+  /** Open tracks decoding with it: a call's own list is freed with its last track. */
+  tracks: number;
+  /** Its key terms, sorted, one per line (its key in the decoder's map). */
+  key: string;
+}
+
+const listKey = (terms: readonly string[]) => [...terms].sort().join("\n");
+
+/**
+ * Decodes on the thread it was created on; loads the model once, open() is
+ * cheap, except for a call with key terms of its own: sherpa-onnx 1.13.8
+ * takes an online stream's hotwords only from its recognizer, so such a
+ * call's tracks get a recognizer of their own (a second copy of the model,
+ * loaded when its first track opens, freed when its last closes).
+ */
 export class LocalDecoder implements TranscriberEngine {
   readonly name = "local";
   readonly model: ModelFiles;
   readonly options: LocalEngineOptions;
-  // deno-lint-ignore no-explicit-any
-  readonly #recognizer: any;
-  readonly #queue: DecodeQueue;
+  /** By key-term list (sorted, one per line); the engine's own under its list. */
+  readonly #recognizers = new Map<string, Recognizer>();
+  readonly #default: Recognizer;
+  readonly #takesBatch: boolean;
+  /** Chunks decoded by recognizers already freed. */
+  #chunksFreed = 0;
   /** Silence not fed to the model goes in steps of this many 20 ms frames (whole chunks). */
   readonly #skipFrames: number;
   /** Detectors of closed tracks, reset for the next (each loads its own copy of Silero). */
@@ -222,9 +245,17 @@ export class LocalDecoder implements TranscriberEngine {
   constructor(model: ModelFiles, options: Partial<LocalEngineOptions> = {}) {
     this.model = model;
     this.options = { ...LOCAL_DEFAULTS, ...options };
-    this.#recognizer = createRecognizer(model, this.options);
     const encoder = inspectOnnxModel(model.encoder);
-    this.#queue = new DecodeQueue(this.#recognizer, encoder.takesBatch);
+    this.#takesBatch = encoder.takesBatch;
+    const recognizer = createRecognizer(model, this.options);
+    const key = listKey(this.options.keyterms);
+    this.#default = {
+      recognizer,
+      queue: new DecodeQueue(recognizer, this.#takesBatch),
+      tracks: 0,
+      key,
+    };
+    this.#recognizers.set(key, this.#default);
     const chunkFrames = encoder.chunkFrames ?? DEFAULT_CHUNK_FRAMES;
     // Silence is skipped a whole chunk at a time, so the model's chunks fall where they would
     // have on all of the audio: moving them moved a set's errors by several words either way.
@@ -249,7 +280,39 @@ export class LocalDecoder implements TranscriberEngine {
     });
   }
 
-  open(track: Track, sink: TranscriptSink): TrackTranscriber {
+  /**
+   * The recognizer for the engine's key terms plus `extra`; a list the model
+   * cannot spell is reported on `sink` and the track decodes with the engine's.
+   */
+  #recognizerFor(extra: readonly string[], sink: TranscriptSink): Recognizer {
+    const terms = [...new Set([...this.options.keyterms, ...extra])];
+    const key = listKey(terms);
+    let entry = this.#recognizers.get(key);
+    if (!entry) {
+      try {
+        const recognizer = createRecognizer(this.model, { ...this.options, keyterms: terms });
+        const queue = new DecodeQueue(recognizer, this.#takesBatch);
+        entry = { recognizer, queue, tracks: 0, key };
+        this.#recognizers.set(key, entry);
+      } catch (error) {
+        const message = `${(error as Error).message} This call's key terms are not used.`;
+        queueMicrotask(() => sink.onError?.(new Error(message)));
+        return this.#default;
+      }
+    }
+    return entry;
+  }
+
+  open(track: Track, sink: TranscriptSink, trackOptions?: TrackOptions): TrackTranscriber {
+    const entry = trackOptions?.keyterms?.length
+      ? this.#recognizerFor(trackOptions.keyterms, sink)
+      : this.#default;
+    entry.tracks++;
+    const done = () => {
+      if (--entry.tracks > 0 || entry === this.#default) return;
+      this.#chunksFreed += entry.queue.chunksDecoded;
+      this.#recognizers.delete(entry.key);
+    };
     let vad: VoiceDetector | null = null;
     let release = () => {};
     if (this.options.vadSilenceMs > 0 && this.options.vad === "energy") {
@@ -262,11 +325,14 @@ export class LocalDecoder implements TranscriberEngine {
         this.#idleDetectors.push(silero);
       };
     }
-    return new LocalTrack(this.#recognizer, track, sink, {
+    return new LocalTrack(entry.recognizer, track, sink, {
       options: this.options,
-      queue: this.#queue,
+      queue: entry.queue,
       vad,
-      release,
+      release: () => {
+        release();
+        done();
+      },
       skipFrames: this.#skipFrames,
     });
   }
@@ -276,7 +342,9 @@ export class LocalDecoder implements TranscriberEngine {
    * voice detector, silence between utterances is not decoded).
    */
   get chunksDecoded(): number {
-    return this.#queue.chunksDecoded;
+    let chunks = this.#chunksFreed;
+    for (const entry of this.#recognizers.values()) chunks += entry.queue.chunksDecoded;
+    return chunks;
   }
 
   /** Audio is decoded on this thread as it is written (in a microtask): always caught up. */
@@ -285,7 +353,7 @@ export class LocalDecoder implements TranscriberEngine {
   }
 
   dispose(): Promise<void> {
-    this.#queue.cancel();
+    for (const entry of this.#recognizers.values()) entry.queue.cancel();
     return Promise.resolve();
   }
 }
