@@ -415,6 +415,15 @@ function loadTranscriber(
       ? env.ASSEMBLYAI_LANGUAGE_DETECTION === "1"
       : undefined,
     keytermsPrompt: keytermList(env),
+    speakerLabels: env.ASSEMBLYAI_SPEAKER_LABELS
+      ? env.ASSEMBLYAI_SPEAKER_LABELS === "1"
+      : undefined,
+    maxSpeakers: optional(
+      env,
+      "ASSEMBLYAI_MAX_SPEAKERS",
+      (value, name) =>
+        parseWholeNumber(value, name, { min: 1, expected: "a whole number such as 2" }),
+    ),
     minTurnSilenceMs: optional(env, "ASSEMBLYAI_MIN_TURN_SILENCE", wholeMs),
     maxTurnSilenceMs: optional(env, "ASSEMBLYAI_MAX_TURN_SILENCE", wholeMs),
     endOfTurnConfidenceThreshold: optional(

@@ -29,6 +29,7 @@ import {
   type ProtocolError,
   type SessionSettings,
   sessionUrl,
+  SPEECH_MODELS,
   type SpeechModel,
   type TurnMessage,
   updateConfigurationMessage,
@@ -111,6 +112,13 @@ export class AssemblyAIEngine implements TranscriberEngine {
     this.options = { ...ASSEMBLYAI_DEFAULTS, ...set } as AssemblyAIOptions;
     this.model = validateSettings(this.options);
     this.#log = log;
+    if (this.model.unlisted) {
+      log?.warn(
+        `AssemblyAI speech model ${this.options.speechModel} is not one callscribe knows; sending ` +
+          `it as given (the service refuses a wrong name with 3006). Known: ` +
+          `${Object.keys(SPEECH_MODELS).join(", ")}.`,
+      );
+    }
     if (this.model.replacedBy) {
       log?.warn(
         `AssemblyAI speech model ${this.options.speechModel} is deprecated; use ${this.model.replacedBy}`,
@@ -350,7 +358,7 @@ export class AssemblyAITrack implements TrackTranscriber {
       const text = words.map((w) => w.text).join(" ");
       if (!text || text === state.lastPartial) return;
       state.lastPartial = text;
-      return this.#emit("partial", text, words);
+      return this.#emit("partial", text, words, turn);
     }
     // Universal-Streaming with format_turns ends a turn twice, unformatted then
     // formatted: print only the formatted one. U3 Pro ends it once, formatted.
@@ -377,10 +385,10 @@ export class AssemblyAITrack implements TrackTranscriber {
     const text = words.length === all.length && turn.transcript
       ? turn.transcript
       : words.map((w) => w.text).join(" ");
-    this.#emit("final", text, words);
+    this.#emit("final", text, words, turn);
   }
 
-  #emit(type: Transcript["type"], text: string, words: Word[]): void {
+  #emit(type: Transcript["type"], text: string, words: Word[], turn: TurnMessage): void {
     const [first, last] = [words[0], words.at(-1)!];
     this.#sink.onTranscript({
       type,
@@ -389,6 +397,9 @@ export class AssemblyAITrack implements TrackTranscriber {
       startMs: first.startMs,
       endMs: last.endMs,
       words,
+      // Sent only when asked for (speaker_labels, language_detection).
+      ...(turn.speaker_label !== undefined && { speaker: turn.speaker_label }),
+      ...(turn.language_code !== undefined && { language: turn.language_code }),
     });
   }
 

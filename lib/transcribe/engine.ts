@@ -19,6 +19,18 @@ export const TRACK_LABELS: Readonly<Record<Track, string>> = {
   outbound: "Outbound",
 };
 
+/**
+ * A transcript's speaker as people read it: the track's label, with the
+ * speaker within the track and the language when the engine gave them
+ * (`Inbound (B, es)`, `Inbound (B)`, `Inbound`).
+ */
+export function speakerName(
+  t: { track: Track; speaker?: string | null; language?: string | null },
+): string {
+  const more = [t.speaker, t.language].filter(Boolean);
+  return more.length ? `${TRACK_LABELS[t.track]} (${more.join(", ")})` : TRACK_LABELS[t.track];
+}
+
 /** One recognized word, with times in ms from the start of its track's audio. */
 export interface Word {
   text: string;
@@ -37,6 +49,13 @@ export interface Transcript {
   words: Word[];
   /** Which engine produced it, when an engine combines several (hybrid, an engine per track). */
   engine?: string;
+  /**
+   * Who said it within its track, when the engine labels speakers (AssemblyAI's
+   * `speaker_labels`: `A`, `B`, …; a transfer or an IVR then an agent on one track).
+   */
+  speaker?: string;
+  /** The language detected, when the engine detects it (AssemblyAI's `language_code`, e.g. `es`). */
+  language?: string;
 }
 
 /** Receives what a track transcriber recognizes, and any fault it hits. */
