@@ -830,6 +830,16 @@ const rows: Array<[string, string, string]> = [
     `${f(webhooks.latencyP50Ms)} / ${f(webhooks.latencyP99Ms)} ms`,
     "",
   ],
+  [
+    `key terms: rare words recognised without / with, of ${keyterms.total}`,
+    `${keyterms.recognisedWithout} / ${keyterms.recognisedWith}`,
+    "more with",
+  ],
+  [
+    "key terms: other words' WER change; decoding CPU vs greedy",
+    `${f(keyterms.werDeltaPoints as number)} pts; ×${f(keyterms.costRatioToGreedy as number)}`,
+    "≤ +0.5 points",
+  ],
   ...Object.entries(wer).map(([set, w]): [string, string, string] => [
     `WER ${set} (before issue 16)`,
     `${f(w * 100)} % (${f((results.baseline.wer[set] ?? NaN) * 100)} %)`,
