@@ -109,8 +109,11 @@ const CHOICES: TranscriberChoice[] = ["local", "assemblyai", "hybrid"];
 /*
  * Every engine and every per-track split (as TRANSCRIBER_INBOUND / TRANSCRIBER_OUTBOUND give
  * them), on one server in this process, the engines built by createEngine as `deno task serve`
- * builds them. The recording is the inbound track; the outbound track is the same length of
- * silence the simulator plays, so both engines of a split get three minutes of audio. AssemblyAI
+ * builds them. The recording is the inbound track (the simulator's outbound track is what the
+ * server plays, placed by timing, so it cannot be compared to the frame); the outbound track gets
+ * the same length of silence. Each engine is under load on the inbound track once beside each
+ * engine on the other track, so a split that fails to wait for either of its engines shows here
+ * (without PerTrackEngine.whenCaughtUp, local inbound and AssemblyAI outbound dropped audio). AssemblyAI
  * is the fake, decoding with the local decoder on this thread: its words are that decoder's on
  * the audio it receives, so its finals are the reference's words whatever the speed, provided
  * nothing is dropped on the way. The real service takes audio at real time only (3007), so our

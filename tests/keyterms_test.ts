@@ -145,6 +145,13 @@ Deno.test("a call's keyterms on its TwiML request reach its tracks as the stream
       twimlPath: `/twiml/outbound?keyterms=${encodeURIComponent("Hester Prynne, callscribe")}`,
     });
     await callTestServer(server, { calleeAudio: new Uint8Array(8000).fill(0xff), fast: true });
+    // An inbound call's webhook URL, as set on the number in Twilio's console.
+    await callTestServer(server, {
+      calleeAudio: new Uint8Array(8000).fill(0xff),
+      fast: true,
+      direction: "inbound",
+      twimlPath: "/twiml/inbound?keyterms=Norland",
+    });
   } finally {
     await server.shutdown();
   }
@@ -154,6 +161,8 @@ Deno.test("a call's keyterms on its TwiML request reach its tracks as the stream
     ["outbound", { keyterms: terms }],
     ["inbound", {}],
     ["outbound", {}],
+    ["inbound", { keyterms: ["Norland"] }],
+    ["outbound", { keyterms: ["Norland"] }],
   ]);
 });
 
