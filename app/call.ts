@@ -21,15 +21,16 @@ import { createEngine } from "./engine.ts";
 import { placeCall } from "./place_call.ts";
 
 const USAGE = `Usage:
-  deno task call <+15551234567> [--from <+1…>] [--server <url>]
+  deno task call <+15551234567> [--from <+1…>] [--server <url>] [--keyterms "a,b"]
   deno task call --simulate --callee-audio <wav> [--caller-audio <wav>]
                  [--format text|jsonl] [--partials] [--fast] [--server <url>]
-                 [--transcriber local|assemblyai|hybrid]
+                 [--transcriber local|assemblyai|hybrid] [--keyterms "a,b"]
 
   <number>          call it through Twilio (credentials in .env; \`deno task serve\` must be
                     running and reachable by Twilio: PUBLIC_URL or NGROK_AUTHTOKEN); the
                     server prints the transcript; Ctrl-C hangs up
   --from            caller ID (default TWILIO_PHONE_NUMBER)
+  --keyterms        this call's key terms, comma-separated, on top of KEYTERMS (both engines)
   --simulate        run the call through the built-in Twilio simulator (no account needed)
   --callee-audio    what the phone party says (any WAV; played on the inbound track)
   --caller-audio    what the laptop side says (sent by the server's laptop leg,
@@ -60,6 +61,7 @@ export async function callCommand(args: string[]): Promise<number> {
         server: { type: "string" },
         from: { type: "string" },
         transcriber: { type: "string" },
+        keyterms: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -77,6 +79,7 @@ export async function callCommand(args: string[]): Promise<number> {
       positionals,
       from: values.from,
       server: values.server,
+      keyterms: values.keyterms,
       env: Deno.env.toObject(),
       log,
     });
@@ -97,6 +100,10 @@ export async function callCommand(args: string[]): Promise<number> {
     return 2;
   }
   const calleeAudio = toCallAudio(await readWavFile(calleePath));
+  // The call's key terms ride on its TwiML request, as a real call's do (see placeCall).
+  const twimlPath = values.keyterms
+    ? `/twiml/outbound?keyterms=${encodeURIComponent(values.keyterms)}`
+    : undefined;
 
   if (values.server) {
     const serverUrl = values.server.replace(/\/$/, "");
@@ -112,6 +119,7 @@ export async function callCommand(args: string[]): Promise<number> {
         authToken,
         callSid,
         fast: values.fast,
+        twimlPath,
         signal: hangUp.signal,
       });
     } catch (error) {
@@ -169,8 +177,9 @@ export async function callCommand(args: string[]): Promise<number> {
       authToken,
       callSid,
       fast: values.fast,
+      twimlPath,
       // Fast mode goes as fast as the engine decodes, no faster: no audio is dropped.
-      caughtUp: engine.whenCaughtUp && (() => engine.whenCaughtUp!()),
+      caughtUp: () => engine.whenCaughtUp(),
       signal: hangUp.signal,
     });
     await ended;

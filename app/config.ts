@@ -29,6 +29,7 @@ import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
 import { isLoopback } from "../lib/server/auth.ts";
+import { parseKeytermList } from "../lib/transcribe/keyterms.ts";
 import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
 import { secretProblem } from "../lib/delivery/signer.ts";
 import {
@@ -264,6 +265,14 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
       ),
       vadThreshold: check(() => optional(env, "VAD_THRESHOLD", parseProbability)),
       vad: check(() => optional(env, "VAD", parseVoiceDetector)),
+      keyterms: check(() => keytermList(env)),
+      keytermsScore: check(() =>
+        optional(
+          env,
+          "KEYTERMS_SCORE",
+          (v, name) => parseNumber(v, name, { expected: "a boost per token such as 1.5" }),
+        )
+      ),
     }),
     ...(check(() => loadTranscriber(env, flags.transcriber)) ??
       {
@@ -462,6 +471,11 @@ export function loadWebhooks(env: Env): WebhookSettings | null {
   });
 }
 
+/** `KEYTERMS` (or its older name `ASSEMBLYAI_KEYTERMS`), comma-separated, for every engine. */
+function keytermList(env: Env): string[] | undefined {
+  return parseKeytermList(env.KEYTERMS || env.ASSEMBLYAI_KEYTERMS);
+}
+
 /**
  * The engine choice and AssemblyAI settings. Default: `assemblyai` when
  * ASSEMBLYAI_API_KEY is set, else `local`. Choosing `assemblyai` without a key
@@ -515,9 +529,16 @@ function loadTranscriber(
     languageDetection: env.ASSEMBLYAI_LANGUAGE_DETECTION
       ? env.ASSEMBLYAI_LANGUAGE_DETECTION === "1"
       : undefined,
-    keytermsPrompt: env.ASSEMBLYAI_KEYTERMS
-      ? env.ASSEMBLYAI_KEYTERMS.split(",").map((t) => t.trim()).filter(Boolean)
+    keytermsPrompt: keytermList(env),
+    speakerLabels: env.ASSEMBLYAI_SPEAKER_LABELS
+      ? env.ASSEMBLYAI_SPEAKER_LABELS === "1"
       : undefined,
+    maxSpeakers: optional(
+      env,
+      "ASSEMBLYAI_MAX_SPEAKERS",
+      (value, name) =>
+        parseWholeNumber(value, name, { min: 1, expected: "a whole number such as 2" }),
+    ),
     minTurnSilenceMs: optional(env, "ASSEMBLYAI_MIN_TURN_SILENCE", wholeMs),
     maxTurnSilenceMs: optional(env, "ASSEMBLYAI_MAX_TURN_SILENCE", wholeMs),
     endOfTurnConfidenceThreshold: optional(

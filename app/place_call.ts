@@ -26,6 +26,8 @@ export interface PlaceCallOptions {
   from?: string;
   /** `--server`: the running server to ask for its public URL. */
   server?: string;
+  /** `--keyterms`: the call's key terms, sent on its TwiML request (comma-separated). */
+  keyterms?: string;
   env: Record<string, string | undefined>;
   log: Logger;
   /** Where the Call SID line goes (stdout by default). */
@@ -133,7 +135,9 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
       call = await client.calls.create({
         to,
         from: credentials.from,
-        url: publicUrl.replace(/\/$/, "") + "/twiml/outbound",
+        // The server puts them in the call's <Stream> as its `keyterms` parameter.
+        url: publicUrl.replace(/\/$/, "") + "/twiml/outbound" +
+          (options.keyterms ? `?keyterms=${encodeURIComponent(options.keyterms)}` : ""),
         method: "POST",
         statusCallback: publicUrl.replace(/\/$/, "") + STATUS_PATHS.call,
         statusCallbackMethod: "POST",

@@ -71,6 +71,7 @@ let callErrors = 0;
 function timed(engine: TranscriberEngine): TranscriberEngine {
   return {
     name: engine.name,
+    whenCaughtUp: () => engine.whenCaughtUp(),
     dispose: () => engine.dispose(),
     open(track, sink): TrackTranscriber {
       let bytes = 0;

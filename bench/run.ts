@@ -684,6 +684,7 @@ let relay: Awaited<ReturnType<typeof relayPhase>>;
 let enginePart: Awaited<ReturnType<typeof enginePhase>>;
 let fanout: FanoutResults;
 let webhooks: Awaited<ReturnType<typeof webhookPhase>>;
+let keyterms: Record<string, unknown>;
 try {
   relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
@@ -695,6 +696,8 @@ try {
     everyMs: 1000,
     dir: workDir,
   });
+  // Key terms on the local engine: rare words recognised without and with them, and the cost.
+  keyterms = await nextJson(spawn("keyterms.ts", ["--report"]), "keyterms.ts");
 } finally {
   await Deno.remove(workDir, { recursive: true });
 }
@@ -717,6 +720,7 @@ const results = {
   baseline: JSON.parse(await Deno.readTextFile(`${ROOT}bench/baseline.json`)),
   fanout,
   webhooks,
+  keyterms,
   seconds: (performance.now() - started) / 1000,
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
@@ -825,6 +829,16 @@ const rows: Array<[string, string, string]> = [
     `webhook after final stored p50 / p99 (${webhooks.calls} calls)`,
     `${f(webhooks.latencyP50Ms)} / ${f(webhooks.latencyP99Ms)} ms`,
     "",
+  ],
+  [
+    `key terms: rare words recognised without / with, of ${keyterms.total}`,
+    `${keyterms.recognisedWithout} / ${keyterms.recognisedWith}`,
+    "more with",
+  ],
+  [
+    "key terms: other words' WER change; decoding CPU vs greedy",
+    `${f(keyterms.werDeltaPoints as number)} pts; ×${f(keyterms.costRatioToGreedy as number)}`,
+    "≤ +0.5 points",
   ],
   ...Object.entries(wer).map(([set, w]): [string, string, string] => [
     `WER ${set} (before issue 16)`,

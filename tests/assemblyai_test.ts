@@ -407,3 +407,29 @@ Deno.test("AssemblyAI config: engine choice, options, and what is retried", () =
     /wait a minute/,
   );
 });
+
+Deno.test("whenCaughtUp holds a fast sender to AssemblyAI's real-time pace: the reconnect buffer never overflows", async () => {
+  // Paced as against the real service, with a 2 s buffer: audio written faster than real time
+  // would overflow it within seconds and be dropped, unless the writer waits for whenCaughtUp.
+  const fakeServer = await fake({ realtimeToleranceMs: 1000 });
+  const { engine, log } = cloudEngine(fakeServer, KEY, { realtimePacing: true, bufferSeconds: 2 });
+  const errors: Error[] = [];
+  const track = engine.open("inbound", { onTranscript: () => {}, onError: (e) => errors.push(e) });
+  try {
+    const frames = 5000 / 20;
+    for (let i = 0; i < frames; i++) {
+      track.write(new Uint8Array(160).fill(0xff));
+      if (i % 10 === 9) await engine.whenCaughtUp();
+    }
+    await track.close();
+    assert.deepEqual(errors.map((e) => e.message), []);
+    assert.doesNotMatch(log.lines.join("\n"), /buffer is full/);
+    assert.equal(fakeServer.sessions.length, 1);
+    // Every ms written reached the service (the last chunk is padded to 100 ms's batch at most).
+    assert.equal(fakeServer.sessions[0].audioMs, 5000);
+    assert.ok(fakeServer.sessions[0].maxAheadMs <= 1000, `${fakeServer.sessions[0].maxAheadMs}`);
+  } finally {
+    await engine.dispose();
+    await fakeServer.close();
+  }
+});

@@ -44,6 +44,11 @@ const REQUIRED = [
   "fanout.p99Ms",
   "webhooks.latencyP50Ms",
   "webhooks.latencyP99Ms",
+  "keyterms.recognisedWithout",
+  "keyterms.recognisedWith",
+  "keyterms.total",
+  "keyterms.werDeltaPoints",
+  "keyterms.costRatioToGreedy",
 ];
 
 Deno.test({

@@ -185,7 +185,7 @@ export async function callTestServer(
   const result = await simulateCall({
     // As `deno task call --simulate --fast` does: a fast call goes no faster than the engine
     // decodes. Without it, two fast calls can queue more than the engine's lag limit and lose audio.
-    caughtUp: engine?.whenCaughtUp && (() => engine.whenCaughtUp!()),
+    caughtUp: engine && (() => engine.whenCaughtUp()),
     ...options,
     serverUrl: server.url,
     authToken: server.token,

@@ -268,6 +268,25 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
       assert.equal(call.startedAt, 7000);
     }),
 
+  "a final's speaker within its track and its language are kept; null when the engine gave none": (
+    backend,
+  ) =>
+    withStore(backend, async (store) => {
+      const final = { track: "inbound" as const, startMs: 0, endMs: 10, words: [] };
+      const labelled = await store.addSegment("CAwho", {
+        ...final,
+        text: "hola",
+        speaker: "B",
+        language: "es",
+      });
+      assert.deepEqual([labelled.speaker, labelled.language], ["B", "es"]);
+      await store.addSegment("CAwho", { ...final, text: "plain" });
+      assert.deepEqual(
+        (await store.segments("CAwho")).map((s) => [s.text, s.speaker, s.language]),
+        [["hola", "B", "es"], ["plain", null, null]],
+      );
+    }),
+
   "finals appended at once get distinct turn numbers in order": (backend) =>
     withStore(backend, async (store) => {
       await store.callStarted({ callSid: "CAbusy", direction: "inbound" }, 1);
@@ -355,6 +374,7 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
             }),
           close: () => Promise.resolve(),
         }),
+        whenCaughtUp: () => Promise.resolve(),
         dispose: () => Promise.resolve(),
       };
       const registry = new CallRegistry(engine);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { TranscriberEngine } from "../transcribe/engine.ts";
+import type { TrackOptions, TranscriberEngine } from "../transcribe/engine.ts";
 import type { CallEvent, CallInfo, CallListener } from "./events.ts";
 import { CallSession, type CallSessionOptions } from "./session.ts";
 
@@ -48,7 +48,11 @@ export class CallRegistry {
   }
 
   /** The call a stream belongs to, creating it on its first stream. */
-  attachStream(streamSid: string, info: Omit<CallInfo, "label">): CallSession {
+  attachStream(
+    streamSid: string,
+    info: Omit<CallInfo, "label">,
+    trackOptions?: TrackOptions,
+  ): CallSession {
     let session = this.#calls.get(info.callSid);
     if (!session) {
       session = new CallSession(
@@ -59,6 +63,7 @@ export class CallRegistry {
       );
       this.#calls.set(info.callSid, session);
     }
+    if (trackOptions) session.trackOptions = trackOptions;
     session.streams.add(streamSid);
     this.#byStream.set(streamSid, session);
     return session;

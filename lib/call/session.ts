@@ -7,7 +7,12 @@
  */
 import { TrackTimeline } from "../audio/timeline.ts";
 import { fillSilence } from "../audio/timeline.ts";
-import type { Track, TrackTranscriber, TranscriberEngine } from "../transcribe/engine.ts";
+import type {
+  Track,
+  TrackOptions,
+  TrackTranscriber,
+  TranscriberEngine,
+} from "../transcribe/engine.ts";
 import type { CallAudioSummary, CallInfo, CallListener } from "./events.ts";
 
 /** Hears a call's audio as placed on its timeline (the recording and its quality figures). */
@@ -54,6 +59,8 @@ export class CallSession {
   #ended: Promise<void> | null = null;
   /** Stream SIDs attached to this call (transcription and laptop legs). */
   readonly streams = new Set<string>();
+  /** What the call asks of its tracks (its stream's `keyterms`), set before they open. */
+  trackOptions: TrackOptions = {};
 
   #flushTimeoutMs: number;
   #audio: CallAudioSink | null;
@@ -87,7 +94,7 @@ export class CallSession {
           this.#emit({ type: "transcript", call: this.info, transcript }),
         onError: (error) =>
           this.#emit({ type: "call-error", call: this.info, message: error.message }),
-      });
+      }, this.trackOptions);
     } catch (error) {
       this.#error(`the ${track} track cannot be transcribed: ${(error as Error).message}`);
     }

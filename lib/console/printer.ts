@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { TRACK_LABELS, type Transcript } from "../transcribe/engine.ts";
+import { speakerName, TRACK_LABELS, type Transcript } from "../transcribe/engine.ts";
 import type { CallEvent, CallListener } from "../call/events.ts";
 
 /** Output options. */
@@ -24,10 +24,10 @@ export interface PrinterOptions {
   isTerminal?: boolean;
 }
 
-/** `Inbound: Hello there. [0 - 1500]` */
+/** `Inbound: Hello there. [0 - 1500]` (`Inbound (B): …` when the engine labels speakers) */
 export function formatFinal(transcript: Transcript): string {
   return `${
-    TRACK_LABELS[transcript.track]
+    speakerName(transcript)
   }: ${transcript.text} [${transcript.startMs} - ${transcript.endMs}]`;
 }
 
@@ -127,6 +127,9 @@ export function eventRecord(event: CallEvent, partials: boolean): Record<string,
         startMs: t.startMs,
         endMs: t.endMs,
         words: t.words,
+        // Only when the engine gives them, under the names the json export uses.
+        ...(t.speaker !== undefined && { speakerLabel: t.speaker }),
+        ...(t.language !== undefined && { language: t.language }),
       };
     }
     case "call-started":

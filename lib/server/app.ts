@@ -91,10 +91,13 @@ export function createApp(options: AppOptions): Hono {
     if (!verifySignature(c, params)) return c.text("invalid Twilio signature", 403);
     const refused = refuseCall(c, { draining }, params);
     if (refused) return refused;
+    // The call's key terms, from the webhook's own URL (`deno task call --keyterms`); signed with it.
+    const keyterms = c.req.query("keyterms");
     const twiml = callTwiml(options.publicBase(), streams, params.CallSid, {
       direction: "outbound",
       ...(params.From ? { from: params.From } : {}),
       ...(params.To ? { to: params.To } : {}),
+      ...(keyterms ? { keyterms } : {}),
     });
     return c.body(twiml, 200, { "content-type": "text/xml; charset=utf-8" });
   });

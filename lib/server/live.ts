@@ -328,6 +328,9 @@ export function segmentData(segment: Segment): Record<string, unknown> {
     startMs: segment.startMs,
     endMs: segment.endMs,
     confidence: segment.confidence,
+    // Who spoke within the track and the language (null when the engine gave none).
+    speakerLabel: segment.speaker,
+    language: segment.language,
   };
 }
 

@@ -15,6 +15,7 @@ import type { AudioBridge, BridgeManager } from "../laptop_audio/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { CallSession } from "../call/session.ts";
 import type { Logger } from "../log.ts";
+import { parseKeytermList } from "../transcribe/keyterms.ts";
 import { decodeBase64 } from "../twilio/base64.ts";
 import {
   type MediaMessage,
@@ -187,13 +188,14 @@ export abstract class MediaStreamHandler {
       );
     }
     const parameters = start.customParameters;
+    const keyterms = parseKeytermList(parameters.keyterms);
     this.#streamSid = message.streamSid;
     this.#session = this.options.registry.attachStream(message.streamSid, {
       callSid: start.callSid,
       direction: parameters.direction ?? "unknown",
       from: parameters.from,
       to: parameters.to,
-    });
+    }, keyterms && { keyterms });
     this.started(this.#session, message);
   }
 

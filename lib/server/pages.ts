@@ -13,7 +13,7 @@ import {
   EXPORT_FORMATS,
   formatDuration,
 } from "../store/export.ts";
-import { TRACK_LABELS } from "../transcribe/engine.ts";
+import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
 
 /** Escapes text for HTML content and attribute values. */
@@ -115,7 +115,11 @@ function lanes(segments: Segment[]): string {
       segments.filter((s) => s.track === track).map((s) =>
         `<div class="msg final" data-seg="${s.id}" data-start="${s.startMs}" data-end="${s.endMs}"><time>${
           clock(s.startMs)
-        } – ${clock(s.endMs)}</time>${e(s.text)}</div>`
+        } – ${clock(s.endMs)}</time>${
+          // Who spoke within the track and the language, when the engine gave them: "(B, es) ".
+          s.speaker || s.language
+            ? e(speakerName(s).slice(TRACK_LABELS[track].length + 1)) + " "
+            : ""}${e(s.text)}</div>`
       ).join("")
     }</div>`;
   return `<div class="lanes">${lane("inbound")}${lane("outbound")}</div>`;

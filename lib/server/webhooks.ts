@@ -43,10 +43,13 @@ export function registerWebhooks(app: Hono, options: WebhookOptions): void {
     if (error) return error;
     const refused = refuseCall(c, options, params);
     if (refused) return refused;
+    // Key terms for every call to this number: `?keyterms=` on the webhook URL set in Twilio.
+    const keyterms = c.req.query("keyterms");
     const twiml = callTwiml(options.publicBase(), options.streams, params.CallSid, {
       direction: "inbound",
       ...(params.From ? { from: params.From } : {}),
       ...(params.To ? { to: params.To } : {}),
+      ...(keyterms ? { keyterms } : {}),
     }, options.inbound);
     return c.body(twiml, 200, { "content-type": "text/xml; charset=utf-8" });
   });

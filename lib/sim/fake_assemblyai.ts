@@ -19,6 +19,17 @@
  * all words final. `SpeechStarted` opens each turn. `Terminate` flushes the
  * last turn and answers `Termination`, then closes with 1000.
  *
+ * With `speaker_labels=true` every `Turn` carries `speaker_label` and each
+ * final word `speaker` (docs, "Streaming Diarization and Multichannel": "the
+ * speaker_label field will appear on every Turn event, and each final word in
+ * the words array will include a speaker field"); `max_speakers` is a hard
+ * limit there, so a speaker past it takes the last label allowed. With
+ * `language_detection=true` on a model that has it, utterances and final
+ * turns carry `language_code` and `language_confidence` (Streaming API
+ * reference, `language_detection`: "return language metadata on utterances
+ * and final turns"). Who speaks and in which language is the test's to say
+ * (`speakerAt`, `languageAt`): the fake cannot tell voices or languages apart.
+ *
  * It records what it saw (chunk sizes, messages, sessions open and
  * closed), and can drop a session after some audio, or refuse every
  * session with a given close code, for resilience tests.
@@ -58,6 +69,10 @@ export interface FakeAssemblyAIOptions {
   tokens?: string[];
   /** Accept the upgrade but never send `Begin` (a stalled handshake). */
   stallBegin?: boolean;
+  /** Who speaks at a moment of a session's audio (ms), with `speaker_labels` (default always `A`). */
+  speakerAt?: (sessionMs: number) => string;
+  /** The language spoken at a moment of a session's audio (ms), with `language_detection` (default `en`). */
+  languageAt?: (sessionMs: number) => string;
   /** A `Warning` to send right after `Begin` (SDK `WarningEvent`). */
   warning?: { code: number; text: string };
   /**
@@ -123,6 +138,8 @@ const KNOWN_PARAMS = new Set([
   "min_end_of_turn_silence_when_confident",
   "end_of_turn_confidence_threshold",
   "language_detection",
+  "speaker_labels",
+  "max_speakers",
   "inactivity_timeout",
   "vad_threshold",
   "filter_profanity",
@@ -265,12 +282,22 @@ function runSession(
       confidence: w.confidence ?? 0.9,
       word_is_final: allFinal || i < count - 1,
     }));
+  /** The label of whoever speaks at `ms`, within `max_speakers` (a hard limit: docs). */
+  const speakerAt = (ms: number) => {
+    const label = options.speakerAt?.(ms) ?? "A";
+    const max = Number(record.query.max_speakers ?? Infinity);
+    return label.charCodeAt(0) - 65 >= max ? String.fromCharCode(64 + max) : label;
+  };
   const turn = (
     words: AssemblyAIWord[],
     endOfTurn: boolean,
     formatted: boolean,
   ): TurnMessage & { [key: string]: unknown } => {
     const transcript = words.filter((w) => w.word_is_final).map((w) => w.text).join(" ");
+    const at = words[0]?.start ?? 0;
+    const speakers = record.query.speaker_labels === "true";
+    const languages = record.query.language_detection === "true" &&
+      SPEECH_MODELS[record.query.speech_model].languageDetection;
     return {
       type: "Turn",
       turn_order: turnOrder,
@@ -278,8 +305,13 @@ function runSession(
       end_of_turn: endOfTurn,
       transcript,
       end_of_turn_confidence: endOfTurn ? 0.9 : 0.01,
-      words,
+      words: speakers
+        ? words.map((w) => w.word_is_final ? { ...w, speaker: speakerAt(w.start) } : w)
+        : words,
       utterance: endOfTurn ? transcript : "",
+      ...(speakers && { speaker_label: speakerAt(at) }),
+      ...(languages && endOfTurn &&
+        { language_code: options.languageAt?.(at) ?? "en", language_confidence: 0.9 }),
     };
   };
   /** U3 Pro partials: an early one after 750 ms of speech, then one per pause (docs, U3 Pro partials). */
@@ -509,10 +541,13 @@ function checkQuery(query: Record<string, string>): string | undefined {
   if (!(query.speech_model in SPEECH_MODELS)) {
     return `unknown speech_model ${JSON.stringify(query.speech_model)}`;
   }
-  for (const flag of ["format_turns", "language_detection"]) {
+  for (const flag of ["format_turns", "language_detection", "speaker_labels"]) {
     if (query[flag] !== undefined && query[flag] !== "true" && query[flag] !== "false") {
       return `${flag} must be true or false, got ${JSON.stringify(query[flag])}`;
     }
+  }
+  if (query.max_speakers !== undefined && !/^[1-9]\d*$/.test(query.max_speakers)) {
+    return `max_speakers must be a positive integer, got ${JSON.stringify(query.max_speakers)}`;
   }
   for (const ms of ["min_turn_silence", "max_turn_silence", "inactivity_timeout"]) {
     if (query[ms] !== undefined && !/^\d+$/.test(query[ms])) {

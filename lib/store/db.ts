@@ -65,6 +65,10 @@ export interface Segment {
   receivedAt: number;
   /** The engine that produced it (hybrid calls mix `assemblyai` and `local`); null if not recorded. */
   engine: string | null;
+  /** Who spoke it within its track (AssemblyAI's speaker labels: `A`, `B`, …); null if not labelled. */
+  speaker: string | null;
+  /** The language detected (e.g. `es`); null if not detected. */
+  language: string | null;
 }
 
 /** A final as the engine gives it, before it is stored (without `engine`, the call's engine). */
@@ -356,5 +360,7 @@ export function segmentFromRow(row: Record<string, unknown>): Segment {
     confidence: orNull(row.confidence),
     receivedAt: Number(row.received_at),
     engine: (row.engine as string | null | undefined) ?? null,
+    speaker: (row.speaker as string | null | undefined) ?? null,
+    language: (row.language as string | null | undefined) ?? null,
   };
 }

@@ -5,11 +5,12 @@
  * - `json`: the call (with its recording and audio quality) and its segments (with words).
  * - `txt`: a header (with the audio quality), then `[00:01.240] Inbound: text` lines.
  * - `srt`: SubRip: numbered cues, `HH:MM:SS,mmm --> HH:MM:SS,mmm`, CRLF line ends.
- * - `vtt`: WebVTT: `WEBVTT` header, `HH:MM:SS.mmm` cues, the speaker as a voice span (`<v Inbound>`).
+ * - `vtt`: WebVTT: `WEBVTT` header, `HH:MM:SS.mmm` cues, the speaker as a voice span (`<v Inbound>`,
+ *   `<v Inbound (B)>` when the engine labels speakers within a track).
  *
  * @module
  */
-import { TRACK_LABELS } from "../transcribe/engine.ts";
+import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import type { CallQuality } from "../recording/track_quality.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
 import type { Segment, StoredCall } from "./db.ts";
@@ -77,6 +78,9 @@ export function transcriptRecord(
       id: s.id,
       track: s.track,
       speaker: TRACK_LABELS[s.track],
+      // Within the track (AssemblyAI's speaker labels), and the language detected; null if none.
+      speakerLabel: s.speaker,
+      language: s.language,
       order: s.seq,
       text: s.text,
       startMs: s.startMs,
@@ -140,7 +144,7 @@ function toTxt(call: StoredCall, segments: Segment[], audio: CallAudio): string 
   }
   lines.push("");
   for (const s of segments) {
-    lines.push(`[${clock(s.startMs)}] ${TRACK_LABELS[s.track]}: ${s.text}`);
+    lines.push(`[${clock(s.startMs)}] ${speakerName(s)}: ${s.text}`);
   }
   if (segments.length === 0) lines.push("(nothing was transcribed)");
   return lines.join("\n") + "\n";
@@ -161,7 +165,7 @@ function toSrt(segments: Segment[]): string {
     return [
       String(i + 1),
       `${timestamp(start, ",")} --> ${timestamp(end, ",")}`,
-      `${TRACK_LABELS[s.track]}: ${oneLine(s.text)}`,
+      `${speakerName(s)}: ${oneLine(s.text)}`,
       "",
       "",
     ].join("\r\n");
@@ -174,8 +178,9 @@ function toVtt(segments: Segment[]): string {
     // Cue text: no "-->", no blank lines, and &, <, > escaped.
     const text = oneLine(s.text).replaceAll("&", "&amp;").replaceAll("<", "&lt;")
       .replaceAll(">", "&gt;");
+    // The voice span names the track and, when labelled, the speaker within it: <v Inbound (B)>.
     return `${i + 1}\n${timestamp(start, ".")} --> ${timestamp(end, ".")}\n<v ${
-      TRACK_LABELS[s.track]
+      speakerName(s)
     }>${text}\n`;
   });
   return ["WEBVTT\n", ...cues].join("\n");

@@ -153,6 +153,13 @@ export const MIGRATIONS: readonly Migration[] = [
        recorded_ms BIGINT
      );`,
   },
+  {
+    name: "who spoke each segment within its track, and its language (AssemblyAI)",
+    sqlite: `ALTER TABLE segments ADD COLUMN speaker TEXT;
+     ALTER TABLE segments ADD COLUMN language TEXT;`,
+    postgres: `ALTER TABLE segments ADD COLUMN speaker TEXT;
+     ALTER TABLE segments ADD COLUMN language TEXT;`,
+  },
 ];
 
 /**

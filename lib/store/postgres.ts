@@ -177,10 +177,10 @@ export class PostgresStore implements TranscriptStore {
       // The call's row lock orders its finals even if two writers ever raced.
       await tx`SELECT 1 FROM calls WHERE call_sid = ${callSid} FOR UPDATE`;
       const [row] = await tx`
-        INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at, engine)
+        INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at, engine, speaker, language)
         SELECT ${callSid}, ${t.track}, COALESCE(MAX(seq), 0) + 1, ${t.text}, ${startMs}, ${endMs},
                ${tx.json(t.words as unknown as postgres.JSONValue)}, ${confidence}, ${receivedAt},
-               ${t.engine ?? null}
+               ${t.engine ?? null}, ${t.speaker ?? null}, ${t.language ?? null}
         FROM segments WHERE call_sid = ${callSid}
         RETURNING id, seq`;
       const segment: Segment = {
@@ -195,6 +195,8 @@ export class PostgresStore implements TranscriptStore {
         confidence,
         receivedAt,
         engine: t.engine ?? null,
+        speaker: t.speaker ?? null,
+        language: t.language ?? null,
       };
       const transaction = transactionOf(tx);
       for (const hook of hooks) await hook(transaction, segment);

@@ -180,8 +180,8 @@ export class SqliteStore implements TranscriptStore {
           "SELECT COALESCE(MAX(seq), 0) AS seq FROM segments WHERE call_sid = ?",
         ).get(callSid) as { seq: number }).seq) + 1;
         const result = this.#db.prepare(
-          `INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at, engine)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          `INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at, engine, speaker, language)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         ).run(
           callSid,
           t.track,
@@ -193,6 +193,8 @@ export class SqliteStore implements TranscriptStore {
           confidence,
           receivedAt,
           t.engine ?? null,
+          t.speaker ?? null,
+          t.language ?? null,
         );
         const segment: Segment = {
           id: Number(result.lastInsertRowid),
@@ -206,6 +208,8 @@ export class SqliteStore implements TranscriptStore {
           confidence,
           receivedAt,
           engine: t.engine ?? null,
+          speaker: t.speaker ?? null,
+          language: t.language ?? null,
         };
         for (const hook of hooks) await hook(tx, segment);
         return segment;

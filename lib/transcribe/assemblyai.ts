@@ -19,6 +19,7 @@
 import { BATCH_BYTES, ByteBatcher, BYTES_PER_MS } from "../audio/framing.ts";
 import { MULAW_SILENCE, mulawToFloat32 } from "../audio/mulaw.ts";
 import type { Logger } from "../log.ts";
+import { sleep } from "../async/sleep.ts";
 import {
   ASSEMBLYAI_URL,
   type AssemblyAIWord,
@@ -28,6 +29,7 @@ import {
   type ProtocolError,
   type SessionSettings,
   sessionUrl,
+  SPEECH_MODELS,
   type SpeechModel,
   type TurnMessage,
   updateConfigurationMessage,
@@ -36,6 +38,7 @@ import {
 import { type ReplayOptions, ReplaySocket, type SessionView } from "./assemblyai_socket.ts";
 import type {
   Track,
+  TrackOptions,
   TrackTranscriber,
   TranscriberEngine,
   Transcript,
@@ -78,6 +81,15 @@ export const ASSEMBLYAI_DEFAULTS: Omit<AssemblyAIOptions, "apiKey" | "token"> = 
   terminateTimeoutMs: 5000,
 };
 
+/**
+ * {@link AssemblyAIEngine.whenCaughtUp}: at most this much audio per track
+ * not yet sent. The service takes audio at real time (3007 otherwise), so a
+ * faster sender waits here instead of filling the reconnect buffer.
+ */
+const CAUGHT_UP_MS = 1000;
+/** How often {@link AssemblyAIEngine.whenCaughtUp} looks again (the socket reports no progress). */
+const CAUGHT_UP_POLL_MS = 20;
+
 /** AssemblyAI's shortest accepted chunk (50 ms). */
 const MIN_CHUNK_BYTES = 50 * BYTES_PER_MS;
 
@@ -100,6 +112,13 @@ export class AssemblyAIEngine implements TranscriberEngine {
     this.options = { ...ASSEMBLYAI_DEFAULTS, ...set } as AssemblyAIOptions;
     this.model = validateSettings(this.options);
     this.#log = log;
+    if (this.model.unlisted) {
+      log?.warn(
+        `AssemblyAI speech model ${this.options.speechModel} is not one callscribe knows; sending ` +
+          `it as given (the service refuses a wrong name with 3006). Known: ` +
+          `${Object.keys(SPEECH_MODELS).join(", ")}.`,
+      );
+    }
     if (this.model.replacedBy) {
       log?.warn(
         `AssemblyAI speech model ${this.options.speechModel} is deprecated; use ${this.model.replacedBy}`,
@@ -112,10 +131,10 @@ export class AssemblyAIEngine implements TranscriberEngine {
     return this.#tracks.size;
   }
 
-  open(track: Track, sink: TranscriptSink): AssemblyAITrack {
+  open(track: Track, sink: TranscriptSink, options?: TrackOptions): AssemblyAITrack {
     const transcriber = new AssemblyAITrack(this, track, sink, this.#log, () => {
       this.#tracks.delete(transcriber);
-    });
+    }, options);
     this.#tracks.add(transcriber);
     return transcriber;
   }
@@ -131,6 +150,17 @@ export class AssemblyAIEngine implements TranscriberEngine {
     if (this.#warned.has(key)) return;
     this.#warned.add(key);
     this.#log?.warn(`AssemblyAI warning ${code}: ${text}`);
+  }
+
+  /**
+   * Resolves once no open track has more than {@link CAUGHT_UP_MS} of audio
+   * not yet sent (waiting for `Begin`, for a reconnect, or for the real-time
+   * pacing); a track that has failed takes no more audio and never holds it.
+   */
+  async whenCaughtUp(): Promise<void> {
+    while ([...this.#tracks].some((t) => t.backlogMs > CAUGHT_UP_MS)) {
+      await sleep(CAUGHT_UP_POLL_MS);
+    }
   }
 
   /** Closes any track still open, so no session is left billing. */
@@ -179,6 +209,7 @@ export class AssemblyAITrack implements TrackTranscriber {
     sink: TranscriptSink,
     log: Logger | undefined,
     onDone: () => void,
+    trackOptions: TrackOptions = {},
   ) {
     this.#engine = engine;
     this.#track = track;
@@ -186,7 +217,11 @@ export class AssemblyAITrack implements TrackTranscriber {
     this.#log = log;
     this.#onDone = onDone;
     const options = engine.options;
-    this.#settings = { ...options };
+    // The call's key terms join the engine's (keyterms_prompt is per session).
+    const keyterms = [
+      ...new Set([...(options.keytermsPrompt ?? []), ...(trackOptions.keyterms ?? [])]),
+    ];
+    this.#settings = { ...options, ...(keyterms.length && { keytermsPrompt: keyterms }) };
     this.#detector = options.speechDetector?.();
     this.#socket = new ReplaySocket({
       ...options,
@@ -228,6 +263,11 @@ export class AssemblyAITrack implements TrackTranscriber {
   /** Audio received but not yet sent on the live session, ms (0 when keeping up). */
   get lagMs(): number {
     return this.#socket.lagMs;
+  }
+
+  /** Audio written and not yet handed to the network, ms (0 once the track has failed). */
+  get backlogMs(): number {
+    return this.#socket.failed ? 0 : this.#socket.backlogMs;
   }
 
   /** After `close`: whether AssemblyAI delivered every turn (its last session answered `Terminate`). */
@@ -318,7 +358,7 @@ export class AssemblyAITrack implements TrackTranscriber {
       const text = words.map((w) => w.text).join(" ");
       if (!text || text === state.lastPartial) return;
       state.lastPartial = text;
-      return this.#emit("partial", text, words);
+      return this.#emit("partial", text, words, turn);
     }
     // Universal-Streaming with format_turns ends a turn twice, unformatted then
     // formatted: print only the formatted one. U3 Pro ends it once, formatted.
@@ -345,10 +385,10 @@ export class AssemblyAITrack implements TrackTranscriber {
     const text = words.length === all.length && turn.transcript
       ? turn.transcript
       : words.map((w) => w.text).join(" ");
-    this.#emit("final", text, words);
+    this.#emit("final", text, words, turn);
   }
 
-  #emit(type: Transcript["type"], text: string, words: Word[]): void {
+  #emit(type: Transcript["type"], text: string, words: Word[], turn: TurnMessage): void {
     const [first, last] = [words[0], words.at(-1)!];
     this.#sink.onTranscript({
       type,
@@ -357,6 +397,9 @@ export class AssemblyAITrack implements TrackTranscriber {
       startMs: first.startMs,
       endMs: last.endMs,
       words,
+      // Sent only when asked for (speaker_labels, language_detection).
+      ...(turn.speaker_label !== undefined && { speaker: turn.speaker_label }),
+      ...(turn.language_code !== undefined && { language: turn.language_code }),
     });
   }
 

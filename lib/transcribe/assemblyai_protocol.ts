@@ -33,6 +33,14 @@ export interface SpeechModel {
   family: ModelFamily;
   /** `language_detection` is accepted. */
   languageDetection: boolean;
+  /**
+   * `speaker_labels` (and `max_speakers`) are accepted: docs, "Streaming
+   * Diarization and Multichannel" (u3-rt-pro, universal-3-5-pro,
+   * universal-3-6-pro, universal-streaming-english and -multilingual).
+   */
+  speakerLabels: boolean;
+  /** Not in our list: a model the vendor added since (sent as given; its behaviour guessed). */
+  unlisted?: boolean;
   /** A newer name to use instead (the SDK warns on `u3-pro`). */
   replacedBy?: string;
 }
@@ -43,16 +51,29 @@ export interface SpeechModel {
  * (word-by-word partials), which is an assumption.
  */
 export const SPEECH_MODELS: Readonly<Record<string, SpeechModel>> = {
-  "universal-streaming-english": { family: "universal-streaming", languageDetection: false },
-  "universal-streaming-multilingual": { family: "universal-streaming", languageDetection: true },
-  "whisper-rt": { family: "universal-streaming", languageDetection: true },
-  "u3-rt-pro": { family: "u3-pro", languageDetection: true },
-  "u3-rt-pro-beta-1": { family: "u3-pro", languageDetection: true },
-  "universal-3-5-pro": { family: "u3-pro", languageDetection: true },
-  "universal-3-6": { family: "u3-pro", languageDetection: true },
-  "universal-3-6-pro": { family: "u3-pro", languageDetection: true },
+  "universal-streaming-english": {
+    family: "universal-streaming",
+    languageDetection: false,
+    speakerLabels: true,
+  },
+  "universal-streaming-multilingual": {
+    family: "universal-streaming",
+    languageDetection: true,
+    speakerLabels: true,
+  },
+  "whisper-rt": { family: "universal-streaming", languageDetection: true, speakerLabels: false },
+  "u3-rt-pro": { family: "u3-pro", languageDetection: true, speakerLabels: true },
+  "u3-rt-pro-beta-1": { family: "u3-pro", languageDetection: true, speakerLabels: true },
+  "universal-3-5-pro": { family: "u3-pro", languageDetection: true, speakerLabels: true },
+  "universal-3-6": { family: "u3-pro", languageDetection: true, speakerLabels: true },
+  "universal-3-6-pro": { family: "u3-pro", languageDetection: true, speakerLabels: true },
   // SDK connectionUrl: "The speech model `u3-pro` is deprecated ... use `u3-rt-pro`".
-  "u3-pro": { family: "u3-pro", languageDetection: true, replacedBy: "u3-rt-pro" },
+  "u3-pro": {
+    family: "u3-pro",
+    languageDetection: true,
+    speakerLabels: true,
+    replacedBy: "u3-rt-pro",
+  },
 };
 
 /** Session settings sent in the connection query (names as AssemblyAI spells them, in camel case). */
@@ -77,6 +98,10 @@ export interface SessionSettings {
   inactivityTimeoutSeconds?: number;
   /** `language_detection` (multilingual models). */
   languageDetection?: boolean;
+  /** `speaker_labels`: each turn says who spoke it (`speaker_label`). */
+  speakerLabels?: boolean;
+  /** `max_speakers`: at most this many speakers per session (a hard limit, docs). */
+  maxSpeakers?: number;
 }
 
 /** Why settings cannot be used; the message names the setting and the fix. */
@@ -84,16 +109,21 @@ export class SettingsError extends Error {
   override name = "SettingsError";
 }
 
-/** The model of `name`, or a {@link SettingsError} listing the known names. */
+/**
+ * The model of `name`. A name not in {@link SPEECH_MODELS} is `unlisted`:
+ * the vendor adds models every few months (`universal-3-5-pro`,
+ * `universal-3-6-pro`, …), so it is sent as given and the service decides;
+ * its behaviour is guessed from its name (`universal-streaming-…` word by
+ * word, anything else like the newest models, U3 Pro) and it may use every
+ * option.
+ */
 export function speechModel(name: string): SpeechModel {
-  const model = SPEECH_MODELS[name];
-  if (!model) {
-    throw new SettingsError(
-      `Cannot use AssemblyAI speech model "${name}": it is not a streaming model. ` +
-        `Use one of ${Object.keys(SPEECH_MODELS).join(", ")} (ASSEMBLYAI_SPEECH_MODEL).`,
-    );
-  }
-  return model;
+  return SPEECH_MODELS[name] ?? {
+    family: name.startsWith("universal-streaming") ? "universal-streaming" : "u3-pro",
+    languageDetection: true,
+    speakerLabels: true,
+    unlisted: true,
+  };
 }
 
 /** Checks settings against what their model accepts; throws {@link SettingsError}. */
@@ -115,6 +145,22 @@ export function validateSettings(settings: SessionSettings): SpeechModel {
   if (settings.languageDetection && !model.languageDetection) {
     throw new SettingsError(
       `ASSEMBLYAI_LANGUAGE_DETECTION needs a multilingual model, not ${name}: use universal-streaming-multilingual or u3-rt-pro.`,
+    );
+  }
+  if (settings.speakerLabels && !model.speakerLabels) {
+    throw new SettingsError(
+      `ASSEMBLYAI_SPEAKER_LABELS is not available on ${name}: use u3-rt-pro or a universal-streaming model.`,
+    );
+  }
+  const maxSpeakers = settings.maxSpeakers;
+  if (maxSpeakers !== undefined && !(Number.isInteger(maxSpeakers) && maxSpeakers >= 1)) {
+    throw new SettingsError(
+      `ASSEMBLYAI_MAX_SPEAKERS must be a whole number from 1, got ${maxSpeakers}`,
+    );
+  }
+  if (maxSpeakers !== undefined && !settings.speakerLabels) {
+    throw new SettingsError(
+      `ASSEMBLYAI_MAX_SPEAKERS needs ASSEMBLYAI_SPEAKER_LABELS=1 (it caps the speakers labelled); set it or unset ASSEMBLYAI_MAX_SPEAKERS.`,
     );
   }
   for (
@@ -173,6 +219,8 @@ export function sessionUrl(settings: SessionSettings, token?: string): string {
     if (value !== undefined) params.set(name, String(value));
   }
   if (settings.languageDetection) params.set("language_detection", "true");
+  if (settings.speakerLabels) params.set("speaker_labels", "true");
+  if (settings.maxSpeakers !== undefined) params.set("max_speakers", String(settings.maxSpeakers));
   return url.href;
 }
 
@@ -214,6 +262,8 @@ export interface AssemblyAIWord {
   text: string;
   confidence: number;
   word_is_final: boolean;
+  /** With `speaker_labels`: who said it (final words; docs, Streaming Diarization). */
+  speaker?: string;
 }
 
 /** `Begin`: the session is ready for audio. */
@@ -233,6 +283,14 @@ export interface TurnMessage {
   end_of_turn_confidence: number;
   words: AssemblyAIWord[];
   utterance?: string;
+  /** With `speaker_labels`: the turn's dominant speaker, `A`, `B`, … (docs, Streaming Diarization). */
+  speaker_label?: string;
+  /**
+   * With `language_detection`: the language of the turn, on utterances and final
+   * turns (API reference, `language_detection`), and how sure the service is (0–1).
+   */
+  language_code?: string;
+  language_confidence?: number;
 }
 
 /** `SpeechStarted`: the voice detector heard speech begin, `timestamp` ms into the session. */
@@ -314,6 +372,7 @@ function parseWord(value: unknown, i: number): AssemblyAIWord {
     text: str(w, "text", at),
     confidence: num(w, "confidence", at),
     word_is_final: bool(w, "word_is_final", at),
+    ...(typeof w.speaker === "string" ? { speaker: w.speaker } : {}),
   };
 }
 
@@ -352,6 +411,12 @@ export function parseServerMessage(text: string): ServerMessage {
         words: Array.isArray(m.words) ? m.words.map(parseWord) : fail("Turn.words is not a list"),
       };
       if (typeof m.utterance === "string") turn.utterance = m.utterance;
+      // Present only when asked for (speaker_labels, language_detection); a wrong type is refused.
+      if (m.speaker_label !== undefined) turn.speaker_label = str(m, "speaker_label", type);
+      if (m.language_code !== undefined) turn.language_code = str(m, "language_code", type);
+      if (m.language_confidence !== undefined) {
+        turn.language_confidence = num(m, "language_confidence", type);
+      }
       return turn;
     }
     case "SpeechStarted":

@@ -204,6 +204,18 @@ export class ReplaySocket {
     return this.#live.unsentMs;
   }
 
+  /**
+   * Audio received and not yet handed to the network, ms: the chunks not sent
+   * on the live session plus what its socket still buffers. What fast mode's
+   * backpressure bounds (see `AssemblyAIEngine.whenCaughtUp`).
+   */
+  get backlogMs(): number {
+    const buffered = this.#live.session?.closed === false
+      ? this.#live.session.socket.bufferedAmount
+      : 0;
+    return this.#live.unsentMs + durationMs(buffered);
+  }
+
   /** Catch-up sessions still replaying. */
   get catchUpSessions(): number {
     return this.#catchUps.size;

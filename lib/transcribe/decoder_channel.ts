@@ -10,7 +10,8 @@ import type { Track } from "./engine.ts";
 
 /** A command to a decoder worker, in the order the engine sent it. */
 export type DecoderCommand =
-  | { op: "open"; id: number; track: Track }
+  /** `keyterms`: the call's own, added to the decoder's (see `TrackOptions`). */
+  | { op: "open"; id: number; track: Track; keyterms?: readonly string[] }
   /** The next µ-law bytes of track `id`. */
   | { op: "audio"; id: number; mulaw: Uint8Array }
   | { op: "close"; id: number }
@@ -53,7 +54,13 @@ export function encodeCommand(command: DecoderCommand): Uint8Array {
         `Cannot open track ${JSON.stringify(command.track)}: a track is "inbound" or "outbound"`,
       );
     }
-    payload = Uint8Array.of(track);
+    // The track's byte, then the call's key terms (if any) as UTF-8 JSON.
+    const keyterms = command.keyterms?.length
+      ? new TextEncoder().encode(JSON.stringify(command.keyterms))
+      : new Uint8Array(0);
+    payload = new Uint8Array(1 + keyterms.length);
+    payload[0] = track;
+    payload.set(keyterms, 1);
   }
   const bytes = new Uint8Array(HEADER_BYTES + payload.length);
   bytes[0] = OPS.indexOf(command.op);
@@ -75,7 +82,9 @@ export function decodeCommand(bytes: Uint8Array): DecoderCommand {
     case "open": {
       const track = TRACKS[bytes[HEADER_BYTES]];
       if (track === undefined) throw new Error(`Cannot decode decoder command: no track in open`);
-      return { op, id, track };
+      const terms = bytes.subarray(HEADER_BYTES + 1);
+      if (terms.length === 0) return { op, id, track };
+      return { op, id, track, keyterms: JSON.parse(new TextDecoder().decode(terms)) };
     }
     case "close":
       return { op, id };

@@ -14,6 +14,7 @@
 import type { AssemblyAIEngine, AssemblyAITrack } from "./assemblyai.ts";
 import type {
   Track,
+  TrackOptions,
   TrackTranscriber,
   TranscriberEngine,
   Transcript,
@@ -40,8 +41,13 @@ export class HybridEngine implements TranscriberEngine {
     this.holdMs = holdMs;
   }
 
-  open(track: Track, sink: TranscriptSink): TrackTranscriber {
-    return new HybridTrack(this, track, sink);
+  open(track: Track, sink: TranscriptSink, options?: TrackOptions): TrackTranscriber {
+    return new HybridTrack(this, track, sink, options);
+  }
+
+  /** Caught up once both the local engine and AssemblyAI are: each hears every track. */
+  async whenCaughtUp(): Promise<void> {
+    await Promise.all([this.local.whenCaughtUp(), this.cloud.whenCaughtUp()]);
   }
 
   async dispose(): Promise<void> {
@@ -73,13 +79,13 @@ class HybridTrack implements TrackTranscriber {
   #writtenMs = 0;
   #closing: Promise<void> | null = null;
 
-  constructor(engine: HybridEngine, track: Track, sink: TranscriptSink) {
+  constructor(engine: HybridEngine, track: Track, sink: TranscriptSink, options?: TrackOptions) {
     this.#sink = sink;
     this.#holdMs = engine.holdMs;
     this.#local = engine.local.open(track, {
       onTranscript: (t) => this.#onLocal(t),
       onError: (e) => sink.onError?.(e),
-    });
+    }, options);
     this.#cloud = engine.cloud.open(track, {
       onTranscript: (t) => this.#onCloud(t),
       onError: (e) => {
@@ -87,7 +93,7 @@ class HybridTrack implements TrackTranscriber {
         sink.onError?.(e);
         for (const held of [...this.#held]) this.#release(held);
       },
-    });
+    }, options);
   }
 
   write(mulaw: Uint8Array): void {

@@ -7,7 +7,13 @@
  * @module
  */
 import { ByteBatcher, FRAME_BYTES } from "../audio/framing.ts";
-import type { Track, TrackTranscriber, TranscriberEngine, TranscriptSink } from "./engine.ts";
+import type {
+  Track,
+  TrackOptions,
+  TrackTranscriber,
+  TranscriberEngine,
+  TranscriptSink,
+} from "./engine.ts";
 import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
 import type { FromWorker, LoadMessage } from "./local_worker.ts";
 import { COUNTER_SLOTS, COUNTERS, type DecoderCommand, encodeCommand } from "./decoder_channel.ts";
@@ -81,12 +87,12 @@ export class LocalEngine implements TranscriberEngine {
     return new LocalEngine(model, resolved, workers, null);
   }
 
-  open(track: Track, sink: TranscriptSink): TrackTranscriber {
-    if (this.#decoder) return this.#decoder.open(track, sink);
+  open(track: Track, sink: TranscriptSink, options?: TrackOptions): TrackTranscriber {
+    if (this.#decoder) return this.#decoder.open(track, sink, options);
     const live = this.#workers.filter((w) => !w.failure);
     if (!live.length) return new FailedTrack(sink, this.#workers[0].failure!);
     const worker = live.reduce((a, b) => (b.tracks.size < a.tracks.size ? b : a));
-    return worker.open(++this.#nextId, track, sink);
+    return worker.open(++this.#nextId, track, sink, options?.keyterms);
   }
 
   /**
@@ -164,8 +170,13 @@ class DecoderWorker {
   }
 
   /** Throws (before anything is sent) on a track the worker could not read, see {@link encodeCommand}. */
-  open(id: number, track: Track, sink: TranscriptSink): WorkerTrack {
-    const command = encodeCommand({ op: "open", id, track });
+  open(
+    id: number,
+    track: Track,
+    sink: TranscriptSink,
+    keyterms?: readonly string[],
+  ): WorkerTrack {
+    const command = encodeCommand({ op: "open", id, track, keyterms });
     const opened = new WorkerTrack(this, id, track, sink);
     this.tracks.set(id, opened);
     this.#enqueue(command);

@@ -14,6 +14,7 @@ import { mulawToFloat32 } from "../audio/mulaw.ts";
 import { Upsampler2x } from "../audio/upsample.ts";
 import type {
   Track,
+  TrackOptions,
   TrackTranscriber,
   TranscriberEngine,
   Transcript,
@@ -23,6 +24,7 @@ import type {
 import type { ModelFiles } from "../model/model_files.ts";
 import { UserError } from "../user_error.ts";
 import { inspectOnnxModel } from "./onnx_model.ts";
+import { readTokens, spellKeyterms } from "./keyterms.ts";
 import type { SpeechDetector, SpeechEvent } from "./speech_detector.ts";
 import { createVoiceDetector, type VoiceDetector } from "./voice_detector.ts";
 import type { VoiceDetectorKind } from "./voice_detector_kind.ts";
@@ -69,6 +71,14 @@ export interface LocalEngineOptions {
   vadSilenceMs: number;
   /** Silero's speech probability threshold (0–1). */
   vadThreshold: number;
+  /**
+   * Words and phrases to bias decoding towards (`KEYTERMS`): with any, the
+   * decoder runs `modified_beam_search` with them as hotwords; without,
+   * `greedy_search` (cheaper).
+   */
+  keyterms: string[];
+  /** How much a key term's tokens are boosted, per token (`KEYTERMS_SCORE`). */
+  keytermsScore: number;
 }
 
 /** Defaults measured on the shared test speech (README, "Live latency and the engine's cost"). */
@@ -83,7 +93,11 @@ export const LOCAL_DEFAULTS: LocalEngineOptions = {
   vad: "energy",
   vadSilenceMs: 320,
   vadThreshold: 0.5,
+  keyterms: [],
+  keytermsScore: 1.5,
 };
+/** Paths kept per beam with key terms (sherpa-onnx's default). */
+const KEYTERM_ACTIVE_PATHS = 4;
 
 /** The rate the models' features are computed at. */
 const MODEL_RATE = 16000;
@@ -134,6 +148,7 @@ interface SherpaResult {
 /** The sherpa-onnx recognizer of a model with these options (one per decoder: it holds the model). */
 // deno-lint-ignore no-explicit-any
 export function createRecognizer(model: ModelFiles, options: LocalEngineOptions): any {
+  const hotwords = keytermSettings(model, options.keyterms);
   const config = {
     featConfig: { sampleRate: MODEL_RATE, featureDim: 80 },
     modelConfig: {
@@ -142,8 +157,15 @@ export function createRecognizer(model: ModelFiles, options: LocalEngineOptions)
       numThreads: options.numThreads,
       provider: "cpu",
       debug: 0,
+      ...(hotwords && { modelingUnit: "bpe", bpeVocab: hotwords.vocab }),
     },
-    decodingMethod: "greedy_search",
+    decodingMethod: hotwords ? "modified_beam_search" : "greedy_search",
+    ...(hotwords && {
+      maxActivePaths: KEYTERM_ACTIVE_PATHS,
+      hotwordsBuf: hotwords.text,
+      hotwordsBufSize: new TextEncoder().encode(hotwords.text).length,
+      hotwordsScore: options.keytermsScore,
+    }),
     enableEndpoint: true,
     rule1MinTrailingSilence: options.rule1MinTrailingSilence,
     rule2MinTrailingSilence: options.rule2MinTrailingSilence,
@@ -158,17 +180,63 @@ export function createRecognizer(model: ModelFiles, options: LocalEngineOptions)
         `${(error as Error).message} See sherpa-onnx's reason above; check SHERPA_MODEL_DIR ` +
         `and the SHERPA_ENCODER/DECODER/JOINER/TOKENS paths.`,
     );
+  } finally {
+    if (hotwords) Deno.removeSync(hotwords.vocab);
   }
 }
 
-/** Decodes on the thread it was created on; loads the model once, open() is cheap. */
+/**
+ * The hotwords of `keyterms` (one per line, in the model's case), and a
+ * BPE vocabulary for sherpa-onnx to spell them with: a temporary file it
+ * reads while the recognizer is created. The model ships `tokens.txt` only;
+ * its pieces in id order are SentencePiece's BPE merges in order, so each
+ * piece's score is minus its id, as in an exported `bpe.vocab`.
+ */
+function keytermSettings(
+  model: ModelFiles,
+  keyterms: readonly string[],
+): { text: string; vocab: string } | undefined {
+  if (keyterms.length === 0) return undefined;
+  const tokens = readTokens(Deno.readTextFileSync(model.tokens));
+  const spelled = spellKeyterms(tokens, keyterms);
+  const vocab = Deno.makeTempFileSync({ prefix: "callscribe-bpe-", suffix: ".vocab" });
+  Deno.writeTextFileSync(vocab, tokens.map((piece, id) => `${piece}\t${-id}\n`).join(""));
+  return {
+    text: spelled.map((pieces) => pieces.join("").slice(1).replaceAll("▁", " ")).join("\n"),
+    vocab,
+  };
+}
+
+/** A recognizer (one copy of the model, one key-term list) and its tracks' decode queue. */
+interface Recognizer {
+  // deno-lint-ignore no-explicit-any
+  recognizer: any;
+  queue: DecodeQueue;
+  /** Open tracks decoding with it: a call's own list is freed with its last track. */
+  tracks: number;
+  /** Its key terms, sorted, one per line (its key in the decoder's map). */
+  key: string;
+}
+
+const listKey = (terms: readonly string[]) => [...terms].sort().join("\n");
+
+/**
+ * Decodes on the thread it was created on; loads the model once, open() is
+ * cheap, except for a call with key terms of its own: sherpa-onnx 1.13.8
+ * takes an online stream's hotwords only from its recognizer, so such a
+ * call's tracks get a recognizer of their own (a second copy of the model,
+ * loaded when its first track opens, freed when its last closes).
+ */
 export class LocalDecoder implements TranscriberEngine {
   readonly name = "local";
   readonly model: ModelFiles;
   readonly options: LocalEngineOptions;
-  // deno-lint-ignore no-explicit-any
-  readonly #recognizer: any;
-  readonly #queue: DecodeQueue;
+  /** By key-term list (sorted, one per line); the engine's own under its list. */
+  readonly #recognizers = new Map<string, Recognizer>();
+  readonly #default: Recognizer;
+  readonly #takesBatch: boolean;
+  /** Chunks decoded by recognizers already freed. */
+  #chunksFreed = 0;
   /** Silence not fed to the model goes in steps of this many 20 ms frames (whole chunks). */
   readonly #skipFrames: number;
   /** Detectors of closed tracks, reset for the next (each loads its own copy of Silero). */
@@ -177,9 +245,17 @@ export class LocalDecoder implements TranscriberEngine {
   constructor(model: ModelFiles, options: Partial<LocalEngineOptions> = {}) {
     this.model = model;
     this.options = { ...LOCAL_DEFAULTS, ...options };
-    this.#recognizer = createRecognizer(model, this.options);
     const encoder = inspectOnnxModel(model.encoder);
-    this.#queue = new DecodeQueue(this.#recognizer, encoder.takesBatch);
+    this.#takesBatch = encoder.takesBatch;
+    const recognizer = createRecognizer(model, this.options);
+    const key = listKey(this.options.keyterms);
+    this.#default = {
+      recognizer,
+      queue: new DecodeQueue(recognizer, this.#takesBatch),
+      tracks: 0,
+      key,
+    };
+    this.#recognizers.set(key, this.#default);
     const chunkFrames = encoder.chunkFrames ?? DEFAULT_CHUNK_FRAMES;
     // Silence is skipped a whole chunk at a time, so the model's chunks fall where they would
     // have on all of the audio: moving them moved a set's errors by several words either way.
@@ -204,7 +280,39 @@ export class LocalDecoder implements TranscriberEngine {
     });
   }
 
-  open(track: Track, sink: TranscriptSink): TrackTranscriber {
+  /**
+   * The recognizer for the engine's key terms plus `extra`; a list the model
+   * cannot spell is reported on `sink` and the track decodes with the engine's.
+   */
+  #recognizerFor(extra: readonly string[], sink: TranscriptSink): Recognizer {
+    const terms = [...new Set([...this.options.keyterms, ...extra])];
+    const key = listKey(terms);
+    let entry = this.#recognizers.get(key);
+    if (!entry) {
+      try {
+        const recognizer = createRecognizer(this.model, { ...this.options, keyterms: terms });
+        const queue = new DecodeQueue(recognizer, this.#takesBatch);
+        entry = { recognizer, queue, tracks: 0, key };
+        this.#recognizers.set(key, entry);
+      } catch (error) {
+        const message = `${(error as Error).message} This call's key terms are not used.`;
+        queueMicrotask(() => sink.onError?.(new Error(message)));
+        return this.#default;
+      }
+    }
+    return entry;
+  }
+
+  open(track: Track, sink: TranscriptSink, trackOptions?: TrackOptions): TrackTranscriber {
+    const entry = trackOptions?.keyterms?.length
+      ? this.#recognizerFor(trackOptions.keyterms, sink)
+      : this.#default;
+    entry.tracks++;
+    const done = () => {
+      if (--entry.tracks > 0 || entry === this.#default) return;
+      this.#chunksFreed += entry.queue.chunksDecoded;
+      this.#recognizers.delete(entry.key);
+    };
     let vad: VoiceDetector | null = null;
     let release = () => {};
     if (this.options.vadSilenceMs > 0 && this.options.vad === "energy") {
@@ -217,11 +325,14 @@ export class LocalDecoder implements TranscriberEngine {
         this.#idleDetectors.push(silero);
       };
     }
-    return new LocalTrack(this.#recognizer, track, sink, {
+    return new LocalTrack(entry.recognizer, track, sink, {
       options: this.options,
-      queue: this.#queue,
+      queue: entry.queue,
       vad,
-      release,
+      release: () => {
+        release();
+        done();
+      },
       skipFrames: this.#skipFrames,
     });
   }
@@ -231,11 +342,18 @@ export class LocalDecoder implements TranscriberEngine {
    * voice detector, silence between utterances is not decoded).
    */
   get chunksDecoded(): number {
-    return this.#queue.chunksDecoded;
+    let chunks = this.#chunksFreed;
+    for (const entry of this.#recognizers.values()) chunks += entry.queue.chunksDecoded;
+    return chunks;
+  }
+
+  /** Audio is decoded on this thread as it is written (in a microtask): always caught up. */
+  whenCaughtUp(): Promise<void> {
+    return Promise.resolve();
   }
 
   dispose(): Promise<void> {
-    this.#queue.cancel();
+    for (const entry of this.#recognizers.values()) entry.queue.cancel();
     return Promise.resolve();
   }
 }

@@ -74,7 +74,7 @@ async function serve(decoder: LocalDecoder, ring: SharedRing, counters: Int32Arr
             decoder.open(command.track, {
               onTranscript: (transcript) => scope.postMessage({ op: "transcript", id, transcript }),
               onError: (error) => scope.postMessage({ op: "error", id, message: error.message }),
-            }),
+            }, { keyterms: command.keyterms }),
           );
           break;
         }

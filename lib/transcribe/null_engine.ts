@@ -52,6 +52,11 @@ export class NullEngine implements TranscriberEngine {
     };
   }
 
+  /** It takes audio as it comes: always caught up. */
+  whenCaughtUp(): Promise<void> {
+    return Promise.resolve();
+  }
+
   dispose(): Promise<void> {
     return Promise.resolve();
   }

@@ -30,6 +30,11 @@ export class PerTrackEngine implements TranscriberEngine {
     });
   }
 
+  /** Caught up once every engine is: a track's engine cannot be outrun through the other's. */
+  async whenCaughtUp(): Promise<void> {
+    await Promise.all(this.#owned.map((engine) => engine.whenCaughtUp()));
+  }
+
   async dispose(): Promise<void> {
     // Wrappers first (a hybrid engine's cloud), then what they wrap.
     for (const engine of this.#owned) await engine.dispose();

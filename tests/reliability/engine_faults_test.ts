@@ -103,6 +103,10 @@ class FaultyEngine implements TranscriberEngine {
     };
   }
 
+  whenCaughtUp(): Promise<void> {
+    return this.#inner.whenCaughtUp();
+  }
+
   dispose(): Promise<void> {
     return Promise.resolve();
   }
@@ -221,6 +225,7 @@ Deno.test("a transcriber whose flush never finishes: the call still ends, report
       sink = s;
       return { write() {}, close: () => new Promise<void>(() => {}) };
     },
+    whenCaughtUp: () => Promise.resolve(),
     dispose: () => Promise.resolve(),
   };
   const registry = new CallRegistry(hanging, { flushTimeoutMs: 300 });
