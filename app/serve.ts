@@ -83,6 +83,14 @@ export async function serveCommand(args: string[]): Promise<number> {
   // Stream URLs and signature checks follow the tunnel's URL from here on.
   if (endpoint.source === "ngrok") server.usePublicUrl(endpoint.url);
   log.info(`listening on ${server.url} (Twilio reaches it as ${endpoint.url})`);
+  const loginLink = server.loginLink();
+  if (loginLink) {
+    // A ticket, not the token: it opens one browser session at its first use, then nothing.
+    log.info(
+      `dashboard login link (one use, within an hour): ${loginLink}` +
+        (endpoint.source === "local" ? "" : ` — from another machine, on ${endpoint.url}`),
+    );
+  }
 
   const stop = Promise.withResolvers<string>();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
