@@ -29,11 +29,11 @@ export function hostProblem(host: string, rules: HostRules): string | null {
   }
   const name = url.hostname;
   const port = Number(url.port || 80);
+  const own = rules.names().map((n) => n.toLowerCase());
+  if (own.includes(name)) return null;
   if (isLoopback(name)) {
     return port === rules.port() ? null : `port ${port} is not this server's (${rules.port()})`;
   }
-  const own = rules.names().map((n) => n.toLowerCase());
-  if (own.includes(name)) return null;
   if (!isLoopback(rules.bind) && url.hostname === hostnameOf(rules.bind)) return null;
   const everyInterface = rules.bind === "0.0.0.0" || rules.bind === "::";
   const isAddress = /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || name.startsWith("[");
