@@ -23,7 +23,9 @@ import {
 } from "../lib/server/sessions.ts";
 import { MAX_FAILURES } from "../lib/server/login_limiter.ts";
 import { dashboardTokenPath } from "../lib/server/dashboard_token.ts";
+import { clientAddress } from "../lib/server/client_address.ts";
 import { sharedEngine, testServer } from "./helpers.ts";
+import { sleep, spawnServer } from "./reliability/fixtures.ts";
 
 const STRONG_TOKEN = "dash-test-4b7e1c9a2f6d8e3b5a0c";
 
@@ -482,4 +484,47 @@ Deno.test("every route the app registers is in a group; one added outside every 
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("deno task serve reachable through PUBLIC_URL prints a one-time login link on its console, never the token", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-test-" });
+  const server = await spawnServer("main.ts", ["--port", "0"], {
+    TWILIO_AUTH_TOKEN: "test-token-0123456789abcdef",
+    TRANSCRIBER: "local",
+    SHERPA_WORKERS: "0",
+    DATA_DIR: dataDir,
+    PUBLIC_URL: "https://calls.example.com",
+  });
+  try {
+    let link: string | undefined;
+    for (let i = 0; i < 50 && !link; i++) {
+      link = server.stderr.join("\n").match(/login link .*: (http:\/\/\S+\/login\?ticket=\S+)/)
+        ?.[1];
+      if (!link) await sleep(100);
+    }
+    assert.ok(link, server.stderr.join("\n"));
+    assert.match(server.stderr.join("\n"), /on https:\/\/calls\.example\.com/);
+    const login = await fetch(link, { redirect: "manual" });
+    assert.equal(login.status, 303);
+    const cookie = cookieOf(login);
+    assert.equal(await statusOf(`${server.url}/api/calls`, { headers: { cookie } }), 200);
+    assert.equal(await statusOf(link), 401, "spent");
+    const token = (await Deno.readTextFile(dashboardTokenPath(dataDir))).trim();
+    assert.ok(!server.stderr.join("\n").includes(token), "the token is never printed");
+    assert.ok(!server.stdout.join("\n").includes(token));
+  } finally {
+    server.kill("SIGTERM");
+    await server.status;
+  }
+});
+
+Deno.test("the client address logged is short and clean: the tunnel's last hop, else the socket's", () => {
+  const request = (xff?: string) =>
+    new Request("http://127.0.0.1/", { headers: xff ? { "x-forwarded-for": xff } : {} });
+  assert.equal(clientAddress(request("1.2.3.4, 203.0.113.5"), "127.0.0.1"), "203.0.113.5");
+  assert.equal(clientAddress(request("[2001:DB8::1]:443"), "::1"), "2001:db8::1");
+  assert.equal(clientAddress(request("203.0.113.5"), "198.51.100.1"), "198.51.100.1");
+  assert.equal(clientAddress(request("1.2.3.4\t<b>\x85forged"), "127.0.0.1"), "unknown");
+  assert.equal(clientAddress(request("9".repeat(65536)), "127.0.0.1"), "unknown");
+  assert.equal(clientAddress(request(), "127.0.0.1"), "127.0.0.1");
 });
