@@ -84,7 +84,12 @@ export async function serveCommand(args: string[]): Promise<number> {
   if (endpoint.source === "ngrok") server.usePublicUrl(endpoint.url);
   log.info(`listening on ${server.url} (Twilio reaches it as ${endpoint.url})`);
   const loginLink = server.loginLink();
-  if (loginLink) {
+  if (!loginLink) {
+    log.info(
+      `the dashboard (${server.url}) is open without a token: it listens on loopback only, with ` +
+        "no tunnel and no PUBLIC_URL (set DASHBOARD_TOKEN to require one anyway)",
+    );
+  } else {
     // A ticket, not the token: it opens one browser session at its first use, then nothing.
     log.info(
       `dashboard login link (one use, within an hour): ${loginLink}` +

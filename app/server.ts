@@ -115,13 +115,8 @@ async function dashboardTokenFor(
     );
     return settings.dashboardToken;
   }
-  if (!reason) {
-    log.info(
-      "the dashboard is open without a token: it listens on loopback only, with no tunnel and no " +
-        "PUBLIC_URL (set DASHBOARD_TOKEN to require one anyway)",
-    );
-    return undefined;
-  }
+  // Loopback only: open to this machine, as `deno task serve` says once it listens.
+  if (!reason) return undefined;
   let token;
   try {
     token = await loadDashboardToken(config.dataDir);

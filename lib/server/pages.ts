@@ -186,6 +186,8 @@ export interface CallView {
   audio?: CallAudio;
   /** This response's CSP nonce, for the player's `<style>` (wavesurfer's shadow DOM). */
   styleNonce?: string;
+  /** The page offers to log out. */
+  loggedIn?: boolean;
 }
 
 /** The player: two waveform lanes (left inbound, right outbound), segments as regions. */
@@ -259,6 +261,7 @@ ${levels}${recording ? playerCard(recording.url, recording.durationMs, view.styl
     },
     // The player after the page's script (module scripts run in order).
     scripts: recording ? ["dashboard.js", "player.js"] : ["dashboard.js"],
+    loggedIn: view.loggedIn,
   });
 }
 

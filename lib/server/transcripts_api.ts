@@ -272,6 +272,7 @@ export function registerTranscriptRoutes(
     if (!call) return c.html(notFoundPage(c.req.param("sid")), 404);
     return c.html(callPage({
       styleNonce: c.get("styleNonce"),
+      loggedIn: Boolean(options.loginRequired),
       call,
       active: isActive(call.callSid),
       segments: mergeByTime(await store.segments(call.callSid)),
