@@ -530,3 +530,23 @@ Deno.test("the client address logged is short and clean: the tunnel's last hop, 
   assert.equal(clientAddress(request("9".repeat(65536)), "127.0.0.1"), "unknown");
   assert.equal(clientAddress(request(), "127.0.0.1"), "127.0.0.1");
 });
+
+Deno.test("behind a proxy that rewrites Host, the public URL's pages are same-origin", async () => {
+  const server = await testServer({
+    dashboardToken: STRONG_TOKEN,
+    env: { PUBLIC_URL: "https://calls.example.com" },
+  });
+  try {
+    const login = (origin: string) =>
+      statusOf(`${server.url}/login`, {
+        method: "POST",
+        headers: { origin, "sec-fetch-site": "same-origin" },
+        body: new URLSearchParams({ token: STRONG_TOKEN }),
+      });
+    assert.equal(await login("https://calls.example.com"), 303);
+    assert.equal(await login("http://calls.example.com"), 403, "another scheme is another site");
+    assert.equal(await login("https://calls.example.com.attacker.example"), 403);
+  } finally {
+    await server.shutdown();
+  }
+});

@@ -148,10 +148,13 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     await next();
   };
 
-  const publicRoutes = new RouteGroup("public", [securityHeaders, sameOrigin]);
+  const ownOrigin = sameOrigin(() =>
+    [options.publicBase(), streams.base()].map((url) => new URL(url).origin)
+  );
+  const publicRoutes = new RouteGroup("public", [securityHeaders, ownOrigin]);
   const twilio = new RouteGroup("twilio", [twilioForm]);
   const streamRoutes = new RouteGroup("streams", [signedUpgrade]);
-  const dashboard = new RouteGroup("dashboard", [securityHeaders, sameOrigin, auth.guard]);
+  const dashboard = new RouteGroup("dashboard", [securityHeaders, ownOrigin, auth.guard]);
 
   publicRoutes.get("/healthz", (c) => {
     const state = { engine: registry.engine.name, activeCalls: registry.activeCalls };

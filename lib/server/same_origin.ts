@@ -15,23 +15,29 @@ import type { Context, MiddlewareHandler } from "hono";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-/** Refuses (403) a state-changing request a browser sent from another site. */
-export const sameOrigin: MiddlewareHandler = async (c, next) => {
-  if (SAFE_METHODS.has(c.req.method)) return await next();
-  const problem = crossSiteProblem(c);
-  if (problem) {
-    const message = `cross-site ${c.req.method} refused: ${problem}; ` +
-      "use this dashboard's own page (or a client that sends no Origin, such as curl)";
-    throw new HTTPException(403, {
-      res: c.req.path.startsWith("/api/")
-        ? Response.json({ error: message })
-        : new Response(message, { headers: { "content-type": "text/plain; charset=utf-8" } }),
-    });
-  }
-  await next();
-};
+/**
+ * Refuses (403) a state-changing request a browser sent from another site. This server's pages
+ * are on the request's own Host, or on `publicOrigins` (the public URL, when a proxy rewrites
+ * Host).
+ */
+export function sameOrigin(publicOrigins: () => string[]): MiddlewareHandler {
+  return async (c, next) => {
+    if (SAFE_METHODS.has(c.req.method)) return await next();
+    const problem = crossSiteProblem(c, publicOrigins());
+    if (problem) {
+      const message = `cross-site ${c.req.method} refused: ${problem}; ` +
+        "use this dashboard's own page (or a client that sends no Origin, such as curl)";
+      throw new HTTPException(403, {
+        res: c.req.path.startsWith("/api/")
+          ? Response.json({ error: message })
+          : new Response(message, { headers: { "content-type": "text/plain; charset=utf-8" } }),
+      });
+    }
+    await next();
+  };
+}
 
-function crossSiteProblem(c: Context): string | null {
+function crossSiteProblem(c: Context, publicOrigins: string[]): string | null {
   const site = c.req.header("sec-fetch-site");
   if (site !== undefined && site !== "same-origin" && site !== "none") {
     return `Sec-Fetch-Site is ${site.slice(0, 20)}`;
@@ -42,6 +48,7 @@ function crossSiteProblem(c: Context): string | null {
   if (!from || (from.protocol !== "http:" && from.protocol !== "https:")) {
     return "the Origin is not a web page's";
   }
+  if (publicOrigins.includes(from.origin)) return null;
   const host = c.req.header("host") ?? new URL(c.req.url).host;
   const to = URL.canParse(`${from.protocol}//${host}`)
     ? new URL(`${from.protocol}//${host}`)
