@@ -26,6 +26,7 @@ import {
 } from "./helpers.ts";
 import { makeCall } from "./call_command.ts";
 import { NullEngine } from "../lib/transcribe/null_engine.ts";
+import { freePort } from "./reliability/fixtures.ts";
 
 const TO = "+15551234567";
 const FROM = "+15005550006";
@@ -339,6 +340,45 @@ Deno.test("deno task call through a tunnel to a token-guarded server: it sends t
       DASHBOARD_TOKEN: token,
     }).output();
     assert.equal(withEnv.code, 0, new TextDecoder().decode(withEnv.stderr));
+  } finally {
+    await sim.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("deno task call with PUBLIC_URL to a token-guarded server: the call's webhooks and streams need no dashboard token", async () => {
+  const { accountSid, authToken } = account();
+  const port = String(freePort());
+  const publicUrl = `http://localhost:${port}`;
+  const server = await testServer({
+    token: authToken,
+    engine: new NullEngine(),
+    dashboardToken: "dash-test-0f1e2d3c4b5a69788796",
+    env: { PORT: port, PUBLIC_URL: publicUrl },
+  });
+  const sim = await startTwilioRestSim({
+    accountSid,
+    authToken,
+    calleeAudio: toMulaw(new Float32Array(8000)),
+    fast: true,
+    tailMs: 3000,
+    ringMs: 100,
+  });
+  try {
+    const output = await makeCall([TO], {
+      TWILIO_ACCOUNT_SID: accountSid,
+      TWILIO_AUTH_TOKEN: authToken,
+      TWILIO_PHONE_NUMBER: FROM,
+      TWILIO_API_URL: sim.url,
+      PUBLIC_URL: publicUrl,
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    const callSid = new TextDecoder().decode(output.stdout).match(/Call SID: (CA[0-9a-f]{32})/)
+      ?.[1];
+    assert.ok(callSid);
+    await server.registry.whenEnded(callSid);
+    assert.ok(server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid));
   } finally {
     await sim.close();
     await server.shutdown();
