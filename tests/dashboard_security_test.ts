@@ -369,6 +369,7 @@ Deno.test("Host check: a rebinding page's Host is refused on every route, Twilio
         const response = await rawRequest(server.url, { path, host });
         assert.equal(response.status, 421, `${host} ${path}`);
         assert.match(response.body, /Host .* is refused/);
+        assert.ok(!response.body.includes("calls.example.com"), "a rebinding page learns no URL");
       }
       const twiml = await rawRequest(server.url, {
         method: "POST",

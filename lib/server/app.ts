@@ -37,7 +37,6 @@ import { securityHeaders } from "./security_headers.ts";
 import { UserError } from "../user_error.ts";
 import { STREAM_ROUTES, StreamAccess } from "./stream_access.ts";
 import { upgradeMediaStream } from "./deno_websocket.ts";
-import { localUrl } from "./local_url.ts";
 import {
   LaptopAudioStream,
   type MediaStreamHandler,
@@ -112,9 +111,9 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     if (!problem) return await next();
     const shown = host.replace(/[^\x21-\x7e]/g, "").slice(0, 100);
     return c.text(
-      `misdirected request: Host "${shown}" is refused (${problem}). This server answers to ` +
-        `${localUrl(bind.host, bind.port(), { reachable: true })} and its public URL ` +
-        `${options.publicBase()}; to use another name, add it to ALLOWED_HOSTS.`,
+      // Names only what the asker typed: a rebinding page reads this answer, so no URL of ours.
+      `misdirected request: Host "${shown}" is refused (${problem}). Open this server on ` +
+        "its local address (localhost and its port), its public URL, or a name in ALLOWED_HOSTS.",
       421,
     );
   };
