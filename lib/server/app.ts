@@ -137,8 +137,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     c.set("twilioParams", params);
     await next();
   };
-  /** The stream group's check: a WebSocket upgrade signed by Twilio for this exact URL. */
-  const signedUpgrade: MiddlewareHandler<AppEnv> = async (c, next) => {
+  /** The stream group's check: a WebSocket upgrade (the route then checks signature and capability). */
+  const websocketUpgrade: MiddlewareHandler<AppEnv> = async (c, next) => {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       throw new HTTPException(426, {
         message: "this route expects a WebSocket upgrade from Twilio Media Streams",
@@ -152,7 +152,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   );
   const publicRoutes = new RouteGroup("public", [securityHeaders, ownOrigin]);
   const twilio = new RouteGroup("twilio", [twilioForm]);
-  const streamRoutes = new RouteGroup("streams", [signedUpgrade]);
+  const streamRoutes = new RouteGroup("streams", [websocketUpgrade]);
   const dashboard = new RouteGroup("dashboard", [securityHeaders, ownOrigin, auth.guard]);
 
   publicRoutes.get("/healthz", (c) => {
