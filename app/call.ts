@@ -153,6 +153,9 @@ export async function callCommand(args: string[]): Promise<number> {
       HOST: "127.0.0.1",
       PORT: "0",
       PUBLIC_URL: "",
+      // No tunnel is opened for this in-process server: it is not reachable from outside.
+      NGROK_AUTHTOKEN: "",
+      INSTANCE_URL: "",
       TWILIO_AUTH_TOKEN: authToken,
       TWILIO_SKIP_SIGNATURE: "",
     },

@@ -67,8 +67,13 @@ export interface Config {
   readonly instanceTimeoutMs: number;
   /** Key of the per-call stream tokens (`STREAM_SECRET`); derived from TWILIO_AUTH_TOKEN when unset. */
   readonly streamSecret?: string;
-  /** Required by the dashboard and API when set (`DASHBOARD_TOKEN`); never by Twilio's routes. */
+  /**
+   * Required by the dashboard and API (`DASHBOARD_TOKEN`); never by Twilio's routes. Unset on a
+   * server reachable from outside, one is generated in DATA_DIR.
+   */
   readonly dashboardToken?: string;
+  /** More names the server answers to as Host (`ALLOWED_HOSTS`, comma-separated). */
+  readonly allowedHosts: readonly string[];
   /** The laptop's microphone (`AUDIO_INPUT`): a device (`default`, `pulse:NAME`, …), a file, or none. */
   readonly audioInput: AudioEndpoint;
   /** The laptop's speaker (`AUDIO_OUTPUT`): a device, a `.wav` file, or none. */
@@ -195,7 +200,10 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     streamSecret: env.STREAM_SECRET
       ? check(() => parseStreamSecret(env.STREAM_SECRET!))
       : undefined,
-    dashboardToken: set("DASHBOARD_TOKEN"),
+    dashboardToken: set("DASHBOARD_TOKEN")
+      ? check(() => parseDashboardToken(set("DASHBOARD_TOKEN")!))
+      : undefined,
+    allowedHosts: check(() => parseAllowedHosts(env.ALLOWED_HOSTS)) ?? [],
     audioInput: check(() =>
       flags.audioInput !== undefined
         ? parseAudioInput(flags.audioInput, "--caller-audio")
@@ -362,6 +370,34 @@ function parseStreamSecret(value: string): string {
     `STREAM_SECRET must be at least 16 characters (e.g. \`openssl rand -hex 32\`), got ${value.length}; ` +
       "unset it to derive the key from TWILIO_AUTH_TOKEN",
   );
+}
+
+/** DASHBOARD_TOKEN must be hard to guess; the message never repeats it. */
+function parseDashboardToken(value: string): string {
+  const distinct = new Set(value).size;
+  if (value.length >= 16 && distinct >= 8 && !/\s/.test(value)) return value;
+  throw new UserError(
+    `DASHBOARD_TOKEN is too weak (${value.length} characters, ${distinct} different${
+      /\s/.test(value) ? ", with spaces" : ""
+    }): use at least 16 characters, 8 of them different, no spaces, e.g. the output of ` +
+      "`openssl rand -base64 32` or " +
+      `\`deno eval "console.log(crypto.randomUUID() + crypto.randomUUID())"\`; ` +
+      "or unset it and the server generates one in DATA_DIR when it is reachable from outside",
+  );
+}
+
+/** ALLOWED_HOSTS: host names (no scheme, port or path) separated by commas. */
+function parseAllowedHosts(value: string | undefined): string[] {
+  const names = (value ?? "").split(",").map((n) => n.trim().toLowerCase()).filter(Boolean);
+  for (const name of names) {
+    if (!URL.canParse(`http://${name}/`) || new URL(`http://${name}/`).hostname !== name) {
+      throw new UserError(
+        `ALLOWED_HOSTS must be host names separated by commas, such as devbox.local,10.0.0.5 ` +
+          `(no scheme, port or path), got "${name.slice(0, 100)}"`,
+      );
+    }
+  }
+  return names;
 }
 
 /** DATABASE_URL must be a PostgreSQL URL; the message never repeats it (it holds a password). */

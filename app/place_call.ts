@@ -12,6 +12,7 @@ import { FINAL_CALL_STATUSES, statusWord } from "../lib/twilio/call_status.ts";
 import { loadConfig, twilioCredentials } from "./config.ts";
 import { E164 } from "../lib/parse.ts";
 import { localUrl } from "../lib/server/local_url.ts";
+import { readDashboardToken } from "../lib/server/dashboard_token.ts";
 import type { Logger } from "../lib/log.ts";
 import { STATUS_PATHS } from "../lib/twilio/twiml.ts";
 import { describeTwilioError, TWILIO_API, twilioClient } from "../lib/twilio/rest.ts";
@@ -79,9 +80,22 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
     const server = (options.server ?? localUrl(config.host, config.port, { reachable: true }))
       .replace(/\/$/, "");
     try {
+      // The server's API needs its dashboard token: ours from .env, or the one it generated in
+      // DATA_DIR (this command runs beside it). Only ever sent to the server asked.
+      const token = config.dashboardToken ?? await readDashboardToken(config.dataDir);
       const response = await fetch(`${server}/api/public-url`, {
         signal: AbortSignal.timeout(5000),
+        headers: token ? { authorization: `Bearer ${token}` } : {},
       });
+      if (response.status === 401) {
+        await response.body?.cancel();
+        log.error(
+          `the server at ${server} needs its dashboard token to tell its public URL: set ` +
+            "DASHBOARD_TOKEN in .env to the server's, or run this command with the server's DATA_DIR " +
+            "(where it keeps a generated token), or set PUBLIC_URL",
+        );
+        return 2;
+      }
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       publicUrl = String((await response.json()).publicUrl);
     } catch (error) {

@@ -96,10 +96,19 @@ export async function serveCommand(args: string[]): Promise<number> {
   } else {
     log.info(`listening on ${server.url} (Twilio reaches it as ${endpoint.url})`);
   }
-  log.info(
-    `dashboard: ${server.url}/` +
-      (config.dashboardToken ? " (sign in with DASHBOARD_TOKEN)" : ""),
-  );
+  const loginLink = server.loginLink();
+  if (!loginLink) {
+    log.info(
+      `dashboard: ${server.url}/ (open without a token: it listens on loopback only, with no ` +
+        "tunnel and no PUBLIC_URL; set DASHBOARD_TOKEN to require one anyway)",
+    );
+  } else {
+    // A ticket, not the token: it opens one browser session at its first use, then nothing.
+    log.info(
+      `dashboard: ${server.url}/ — login link (one use, within an hour): ${loginLink}` +
+        (endpoint.source === "local" ? "" : ` — from another machine, on ${endpoint.url}`),
+    );
+  }
 
   const stop = Promise.withResolvers<string>();
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -1,12 +1,14 @@
 /**
  * The server as the commands start it: the configuration mapped to
- * {@link ServerOptions}, the store chosen and opened, and the warnings about
- * settings that expose it.
+ * {@link ServerOptions}, the store chosen and opened, the dashboard token in
+ * force (given, or generated when the server is reachable from outside), and
+ * what is said about it at start.
  *
  * @module
  */
 import type { Logger } from "../lib/log.ts";
 import { isLoopback } from "../lib/server/auth.ts";
+import { loadDashboardToken } from "../lib/server/dashboard_token.ts";
 import { Recordings } from "../lib/recording/recordings.ts";
 import { listen, type RunningServer, type ServerOptions } from "../lib/server/serve.ts";
 import { dbPath, type TranscriptStore } from "../lib/store/db.ts";
@@ -37,6 +39,7 @@ export function serverSettings(config: Config): ServerSettings {
       ? null
       : config.twilioAuthToken ?? crypto.randomUUID() + crypto.randomUUID(),
     dashboardToken: config.dashboardToken,
+    allowedHosts: [...config.allowedHosts],
     bridge: {
       input: config.audioInput,
       output: config.audioOutput,
@@ -67,14 +70,9 @@ export async function startServer(
   }
   const instanceId = `i-${crypto.randomUUID().slice(0, 13)}`;
   const store = await openStore(config, log, instanceId);
-  if (!isLoopback(settings.host) && !settings.dashboardToken) {
-    log.warn(
-      `!!! listening on ${settings.host} without DASHBOARD_TOKEN: anyone who reaches this address ` +
-        "can read and delete every transcript. Set DASHBOARD_TOKEN in .env, or HOST=127.0.0.1. !!!",
-    );
-  }
   try {
-    return await listen({ ...settings, instanceId, store, engine, log });
+    const dashboardToken = await dashboardTokenFor(config, settings, log);
+    return await listen({ ...settings, dashboardToken, instanceId, store, engine, log });
   } catch (error) {
     await store.close();
     if (error instanceof Deno.errors.AddrInUse) throw portInUse(settings.host, settings.port);
@@ -115,6 +113,62 @@ function portInUse(host: string, port: number): UserError {
     `port ${port} on ${host} is in use (another callscribe server, or another program): ` +
       "stop it, or choose another port with PORT in .env or --port",
   );
+}
+
+/**
+ * Why the server can be reached from outside this machine (a tunnel, a
+ * public URL, a HOST that is not loopback), or null when it cannot. A tunnel
+ * delivers the internet from 127.0.0.1, so where requests come from proves
+ * nothing; the configuration does.
+ */
+export function exposure(config: Config): string | null {
+  const outside = (url: string | undefined) => url && !isLoopback(new URL(url).hostname);
+  if (outside(config.publicUrl)) return `PUBLIC_URL is ${config.publicUrl}`;
+  if (!config.publicUrl && config.ngrokAuthtoken) {
+    return "an ngrok tunnel is opened (NGROK_AUTHTOKEN)";
+  }
+  if (!isLoopback(config.host)) return `HOST is ${config.host}`;
+  if (outside(config.instanceUrl)) return `INSTANCE_URL is ${config.instanceUrl}`;
+  return null;
+}
+
+/**
+ * The dashboard token in force, said at start: DASHBOARD_TOKEN; else, when
+ * the server is reachable from outside, the one kept in DATA_DIR (made now
+ * if there is none); else none (the dashboard is open to this machine only).
+ */
+async function dashboardTokenFor(
+  config: Config,
+  settings: ServerSettings,
+  log: Logger,
+): Promise<string | undefined> {
+  const reason = exposure(config);
+  if (settings.dashboardToken) {
+    log.info(
+      `the dashboard and /api need DASHBOARD_TOKEN (a session from the login form or link, or ` +
+        `Authorization: Bearer)${reason ? `; reachable from outside: ${reason}` : ""}`,
+    );
+    return settings.dashboardToken;
+  }
+  // Loopback only: open to this machine, as `deno task serve` says once it listens.
+  if (!reason) return undefined;
+  let token;
+  try {
+    token = await loadDashboardToken(config.dataDir);
+  } catch (error) {
+    throw new UserError(
+      `this server is reachable from outside (${reason}), so the dashboard needs a token, and ` +
+        `none could be kept in DATA_DIR ${config.dataDir}: ${(error as Error).message}. ` +
+        "Set DASHBOARD_TOKEN in .env, or DATA_DIR to a folder this user can write.",
+    );
+  }
+  log.warn(
+    `reachable from outside (${reason}) and DASHBOARD_TOKEN is not set: the dashboard and /api ` +
+      `need the token ${token.created ? "generated now and kept" : "kept"} in ${token.path} ` +
+      "(readable by you only). Open the one-time login link printed below, or paste the file's " +
+      "token in the login form; API clients send Authorization: Bearer <token>.",
+  );
+  return token.token;
 }
 
 /** Opens the transcript store (DATABASE_URL or DATA_DIR). */

@@ -37,6 +37,10 @@ Deno.test("loadConfig: every value is checked at load, each message names its va
     [{ VAD_SILENCE_MS: "soon" }, /^VAD_SILENCE_MS must be milliseconds such as 200/],
     [{ VAD_THRESHOLD: "1.5" }, /^VAD_THRESHOLD must be a number between 0 and 1 such as 0.5/],
     [{ VAD: "webrtc" }, /^VAD must be energy or silero, got "webrtc" \(VAD_SILENCE_MS=0 turns/],
+    [{ DASHBOARD_TOKEN: "secret" }, /^DASHBOARD_TOKEN is too weak \(6 characters.*openssl rand/],
+    [{ DASHBOARD_TOKEN: "passwordpassword" }, /^DASHBOARD_TOKEN is too weak.*7 different/],
+    [{ DASHBOARD_TOKEN: "my dashboard token" }, /^DASHBOARD_TOKEN is too weak.*spaces/],
+    [{ ALLOWED_HOSTS: "https://devbox.local" }, /^ALLOWED_HOSTS must be host names/],
   ];
   for (const [env, message] of cases) {
     assert.throws(
@@ -44,6 +48,15 @@ Deno.test("loadConfig: every value is checked at load, each message names its va
       (e: Error) => e instanceof UserError && message.test(e.message),
     );
   }
+  // A weak token is never repeated in the message.
+  assert.throws(() => loadConfig({ DASHBOARD_TOKEN: "passwordpassword" }), (e: Error) => {
+    assert.ok(!e.message.includes("passwordpassword"));
+    return true;
+  });
+  assert.deepEqual(loadConfig({ ALLOWED_HOSTS: "DevBox.local, 10.0.0.5" }).allowedHosts, [
+    "devbox.local",
+    "10.0.0.5",
+  ]);
 });
 
 Deno.test("a tunnel's URL is the server's state: TwiML, /api/public-url and signatures follow it", async () => {

@@ -25,6 +25,8 @@ import {
   toMulaw,
 } from "./helpers.ts";
 import { makeCall } from "./call_command.ts";
+import { NullEngine } from "../lib/transcribe/null_engine.ts";
+import { freePort } from "./reliability/fixtures.ts";
 
 const TO = "+15551234567";
 const FROM = "+15005550006";
@@ -274,4 +276,111 @@ Deno.test("INBOUND_FORWARD_TO must be E.164", () => {
     () => loadConfig({ INBOUND_FORWARD_TO: "555-1234" }),
     /INBOUND_FORWARD_TO must be a phone number in E\.164 form/,
   );
+});
+
+Deno.test("deno task call through a tunnel to a token-guarded server: it sends the token it shares with the server", async () => {
+  const { accountSid, authToken } = account();
+  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-test-" });
+  // NGROK_AUTHTOKEN: reachable from outside, so the server generates its token in DATA_DIR.
+  const server = await testServer({
+    token: authToken,
+    dataDir,
+    engine: new NullEngine(),
+    env: { NGROK_AUTHTOKEN: "ngrok-SECRET-7e2a4c6b8d0f" },
+  });
+  const port = new URL(server.url).port;
+  // What `deno task serve` does once its tunnel is open (here a name the simulator reaches).
+  server.usePublicUrl(`http://localhost:${port}`);
+  const sim = await startTwilioRestSim({
+    accountSid,
+    authToken,
+    calleeAudio: toMulaw(new Float32Array(8000)),
+    fast: true,
+    tailMs: 3000,
+    ringMs: 100,
+  });
+  const env = {
+    TWILIO_ACCOUNT_SID: accountSid,
+    TWILIO_AUTH_TOKEN: authToken,
+    TWILIO_PHONE_NUMBER: FROM,
+    TWILIO_API_URL: sim.url,
+    PORT: port,
+  };
+  try {
+    const stranger = await fetch(`${server.url}/api/public-url`);
+    await stranger.body?.cancel();
+    assert.equal(stranger.status, 401, "the API needs the token");
+    // Same machine, same DATA_DIR: the generated token is read from its file.
+    const output = await makeCall([TO], { ...env, DATA_DIR: dataDir }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    const callSid = new TextDecoder().decode(output.stdout).match(/Call SID: (CA[0-9a-f]{32})/)
+      ?.[1];
+    assert.ok(callSid);
+    await server.registry.whenEnded(callSid);
+    assert.ok(server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid));
+    const token = (await Deno.readTextFile(`${dataDir}/dashboard-token`)).trim();
+    assert.ok(!stderr.includes(token), "the token is never printed");
+
+    // Without the token (another DATA_DIR, no DASHBOARD_TOKEN): a clear error, no call placed.
+    const calls = sim.calls.size;
+    const refused = await makeCall([TO], {
+      ...env,
+      DATA_DIR: await Deno.makeTempDir({ prefix: "callscribe-test-" }),
+    }).output();
+    const refusedErr = new TextDecoder().decode(refused.stderr);
+    assert.equal(refused.code, 2, refusedErr);
+    assert.match(refusedErr, /needs its dashboard token .*DASHBOARD_TOKEN/);
+    assert.equal(sim.calls.size, calls);
+
+    // DASHBOARD_TOKEN in .env (the same as the server's) works from anywhere.
+    const withEnv = await makeCall([TO], {
+      ...env,
+      DATA_DIR: await Deno.makeTempDir({ prefix: "callscribe-test-" }),
+      DASHBOARD_TOKEN: token,
+    }).output();
+    assert.equal(withEnv.code, 0, new TextDecoder().decode(withEnv.stderr));
+  } finally {
+    await sim.close();
+    await server.shutdown();
+  }
+});
+
+Deno.test("deno task call with PUBLIC_URL to a token-guarded server: the call's webhooks and streams need no dashboard token", async () => {
+  const { accountSid, authToken } = account();
+  const port = String(freePort());
+  const publicUrl = `http://localhost:${port}`;
+  const server = await testServer({
+    token: authToken,
+    engine: new NullEngine(),
+    dashboardToken: "dash-test-0f1e2d3c4b5a69788796",
+    env: { PORT: port, PUBLIC_URL: publicUrl },
+  });
+  const sim = await startTwilioRestSim({
+    accountSid,
+    authToken,
+    calleeAudio: toMulaw(new Float32Array(8000)),
+    fast: true,
+    tailMs: 3000,
+    ringMs: 100,
+  });
+  try {
+    const output = await makeCall([TO], {
+      TWILIO_ACCOUNT_SID: accountSid,
+      TWILIO_AUTH_TOKEN: authToken,
+      TWILIO_PHONE_NUMBER: FROM,
+      TWILIO_API_URL: sim.url,
+      PUBLIC_URL: publicUrl,
+    }).output();
+    const stderr = new TextDecoder().decode(output.stderr);
+    assert.equal(output.code, 0, stderr);
+    const callSid = new TextDecoder().decode(output.stdout).match(/Call SID: (CA[0-9a-f]{32})/)
+      ?.[1];
+    assert.ok(callSid);
+    await server.registry.whenEnded(callSid);
+    assert.ok(server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid));
+  } finally {
+    await sim.close();
+    await server.shutdown();
+  }
 });

@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
+import type { Page } from "playwright-core";
 import { browserTest } from "./browser.ts";
 import {
   audioSet,
@@ -30,6 +31,18 @@ interface PagePlayer {
 }
 const pagePlayer = () =>
   (globalThis as unknown as { callscribePlayer: PagePlayer }).callscribePlayer;
+
+/**
+ * Waits until `expression` is true in the page. Polled with page.evaluate, which the page's
+ * Content-Security-Policy (no eval) allows; page.waitForFunction evaluates a string with eval.
+ */
+async function waitInPage(page: Page, expression: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await page.evaluate(expression))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting in the page for ${expression}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
 
 const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
 
@@ -65,10 +78,10 @@ browserTest(
       }
       await page.goto(`${server.url}/calls/${callSid}`);
       const inboundLevel = page.locator('#levels [data-track="inbound"]');
-      await page.waitForFunction(
+      await waitInPage(
+        page,
         `document.querySelector('#levels [data-track="inbound"] meter').value > -50`,
-        null,
-        { timeout: 15_000 },
+        15_000,
       );
       assert.match(await inboundLevel.innerText(), /-\d+ dBFS/);
       await call;
@@ -109,9 +122,7 @@ browserTest(
       const firstStart = Number(await first.getAttribute("data-start")) / 1000;
       await page.locator("h1").click(); // the page, not a button, has the focus
       await page.keyboard.press("Space");
-      await page.waitForFunction(`(${pagePlayer})().getCurrentTime() > ${firstStart + 0.6}`, null, {
-        timeout: 15_000,
-      });
+      await waitInPage(page, `(${pagePlayer})().getCurrentTime() > ${firstStart + 0.6}`, 15_000);
       assert.equal(await player.playing(), true);
       const current = page.locator("#conversation .msg.current");
       await current.first().waitFor({ timeout: 5_000 });
@@ -124,7 +135,7 @@ browserTest(
       await Deno.mkdir(ARTIFACTS, { recursive: true });
       await page.screenshot({ path: `${ARTIFACTS}call-page.png`, fullPage: true });
       await page.keyboard.press("Space");
-      await page.waitForFunction(`!(${pagePlayer})().isPlaying()`);
+      await waitInPage(page, `!(${pagePlayer})().isPlaying()`, 30_000);
       assert.deepEqual(pageErrors, []);
     } finally {
       await server.shutdown();

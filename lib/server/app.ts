@@ -1,14 +1,27 @@
 /**
- * The HTTP routes, as a Hono app: TwiML webhooks, the two Media Stream
- * WebSockets and a health check. Every Twilio route checks
- * `X-Twilio-Signature` against the public URL (never the Host header, which
- * tunnels rewrite).
+ * The HTTP routes, as a Hono app made of route groups, each with its own
+ * middleware ({@link RouteGroup}); every request first passes the Host check
+ * (DNS rebinding) and the body limit:
+ *
+ * - `twilio`: TwiML webhooks and status callbacks: the form is parsed and its
+ *   `X-Twilio-Signature` checked against the public URL (never the Host
+ *   header, which tunnels rewrite) before any handler runs.
+ * - `streams`: the two Media Stream WebSockets: a signed upgrade, then the
+ *   per-call capability in the path.
+ * - `dashboard`: the dashboard, every `/api` route, live events, exports,
+ *   recordings and webhook admin: security headers, the cross-site check and
+ *   the dashboard credential ({@link DashboardAuth}).
+ * - `public`: `/healthz`, the login form and the static files, with the
+ *   security headers and cross-site check but no credential.
+ *
+ * A route outside every group is found by `routesInNoGroup` (and a test).
  *
  * @module
  */
 import { Hono } from "hono";
-import type { Context } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
 import type { BridgeManager } from "../laptop_audio/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { Logger } from "../log.ts";
@@ -16,6 +29,12 @@ import { signatureValid } from "../twilio/signature.ts";
 import { CallStatusBook } from "../twilio/call_status.ts";
 import { type CallStreams, callTwiml } from "../twilio/twiml.ts";
 import { refuseCall, registerWebhooks } from "./webhooks.ts";
+import { type AppEnv, mountGroups, RouteGroup } from "./route_group.ts";
+import { DashboardAuth } from "./dashboard_auth.ts";
+import { hostProblem } from "./host_check.ts";
+import { sameOrigin } from "./same_origin.ts";
+import { securityHeaders } from "./security_headers.ts";
+import { UserError } from "../user_error.ts";
 import { STREAM_ROUTES, StreamAccess } from "./stream_access.ts";
 import { upgradeMediaStream } from "./deno_websocket.ts";
 import {
@@ -25,7 +44,7 @@ import {
   type StreamSocket,
   TranscriptionStream,
 } from "./media_stream.ts";
-import { transcriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
+import { registerTranscriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
 
 /** What the routes need. */
 export interface AppOptions {
@@ -37,8 +56,14 @@ export interface AppOptions {
   authToken?: string;
   /** The laptop audio bridge, given to one call's `/audio` stream at a time. */
   bridges?: BridgeManager;
-  /** The transcript store, live events and dashboard token: mounts the dashboard and `/api`. */
-  transcripts?: TranscriptRoutesOptions;
+  /** The transcript store and live events: mounts the dashboard and `/api`. */
+  transcripts?: Omit<TranscriptRoutesOptions, "loginRequired">;
+  /** Who may use the dashboard and the API (open when omitted: tests of Twilio's routes). */
+  dashboardAuth?: DashboardAuth;
+  /** Where the server listens: requests must name it (or a public name) as Host. */
+  bind?: { host: string; port: () => number };
+  /** More names this server answers to as Host (`ALLOWED_HOSTS`). */
+  allowedHosts?: string[];
   /** Call and stream status callbacks land here (a new book when omitted). */
   statuses?: CallStatusBook;
   /** Inbound calls (`/twiml/inbound`): greeting and forwarding number. */
@@ -59,36 +84,86 @@ export interface AppOptions {
 export const MAX_BODY_BYTES = 64 * 1024;
 
 /** Builds the app. */
-export function createApp(options: AppOptions): Hono {
+export function createApp(options: AppOptions): Hono<AppEnv> {
   const { registry, log } = options;
-  const app = new Hono();
+  const app = new Hono<AppEnv>();
   const draining = options.draining ?? (() => false);
   const access = options.streamAccess ?? StreamAccess.fromSecrets({ authToken: options.authToken });
   const streams: CallStreams = {
     base: options.streamBase ?? options.publicBase,
     path: (callSid, kind) => access.path(callSid, kind),
   };
+  const auth = options.dashboardAuth ??
+    new DashboardAuth({ log, publicBase: options.publicBase });
 
+  /** Before anything else: a request that names another host is a rebinding page's (or lost). */
+  const hostCheck: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const bind = options.bind;
+    if (!bind) return await next();
+    const host = c.req.header("host") ?? new URL(c.req.url).host;
+    const problem = hostProblem(host, {
+      bind: bind.host,
+      port: bind.port,
+      names: () =>
+        [options.publicBase(), streams.base()].map((url) => new URL(url).hostname)
+          .concat(options.allowedHosts ?? []),
+    });
+    if (!problem) return await next();
+    const shown = host.replace(/[^\x21-\x7e]/g, "").slice(0, 100);
+    return c.text(
+      // Names only what the asker typed: a rebinding page reads this answer, so no URL of ours.
+      `misdirected request: Host "${shown}" is refused (${problem}). Open this server on ` +
+        "its local address (localhost and its port), its public URL, or a name in ALLOWED_HOSTS.",
+      421,
+    );
+  };
   // Before any route reads a body: bigger ones are refused unread (chunked ones once past the limit).
-  app.use(
-    "*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.text(`request body over ${MAX_BODY_BYTES} bytes`, 413),
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: (c) => c.text(`request body over ${MAX_BODY_BYTES} bytes`, 413),
+  });
 
-  app.get("/healthz", (c) => {
+  /** The Twilio group's check: a signed form, parsed once for the handler. */
+  const twilioForm: MiddlewareHandler<AppEnv> = async (c, next) => {
+    const params = await formParams(c);
+    if (params === null) {
+      throw new HTTPException(400, {
+        message: "expected an application/x-www-form-urlencoded body",
+      });
+    }
+    if (!verifySignature(c, params)) {
+      throw new HTTPException(403, { message: "invalid Twilio signature" });
+    }
+    c.set("twilioParams", params);
+    await next();
+  };
+  /** The stream group's check: a WebSocket upgrade (the route then checks signature and capability). */
+  const websocketUpgrade: MiddlewareHandler<AppEnv> = async (c, next) => {
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
+      throw new HTTPException(426, {
+        message: "this route expects a WebSocket upgrade from Twilio Media Streams",
+      });
+    }
+    await next();
+  };
+
+  const ownOrigin = sameOrigin(() =>
+    [options.publicBase(), streams.base()].map((url) => new URL(url).origin)
+  );
+  const publicRoutes = new RouteGroup("public", [securityHeaders, ownOrigin]);
+  const twilio = new RouteGroup("twilio", [twilioForm]);
+  const streamRoutes = new RouteGroup("streams", [websocketUpgrade]);
+  const dashboard = new RouteGroup("dashboard", [securityHeaders, ownOrigin, auth.guard]);
+
+  publicRoutes.get("/healthz", (c) => {
     const state = { engine: registry.engine.name, activeCalls: registry.activeCalls };
     // A load balancer moves new calls elsewhere; the live ones finish here.
     if (draining()) return c.json({ ok: false, draining: true, ...state }, 503);
     return c.json({ ok: true, ...state });
   });
 
-  app.post("/twiml/outbound", async (c) => {
-    const params = await formParams(c);
-    if (params === null) return c.text("expected an application/x-www-form-urlencoded body", 400);
-    if (!verifySignature(c, params)) return c.text("invalid Twilio signature", 403);
+  twilio.post("/twiml/outbound", (c) => {
+    const params = c.get("twilioParams");
     const refused = refuseCall(c, { draining }, params);
     if (refused) return refused;
     // The call's key terms, from the webhook's own URL (`deno task call --keyterms`); signed with it.
@@ -123,10 +198,7 @@ export function createApp(options: AppOptions): Hono {
    * open, and the call not ended. Refused before any audio reaches a
    * transcriber; logged with the reason, never with the token.
    */
-  const streamRoute = (kind: StreamKind) => async (c: Context) => {
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      return c.text("this route expects a WebSocket upgrade from Twilio Media Streams", 426);
-    }
+  const streamRoute = (kind: StreamKind) => async (c: Context<AppEnv>) => {
     const callSid = c.req.param("callSid") ?? "";
     const refuse = (status: 403 | 409, reason: string) => {
       log.warn(`refused the ${kind} stream of ${callSid.slice(0, 40)}: ${reason}`);
@@ -148,28 +220,32 @@ export function createApp(options: AppOptions): Hono {
     }
   };
   /** A stream URL without its call and token (or with more): not one we made. */
-  const unknownStream = (c: Context) => {
-    if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
-      return c.text("this route expects a WebSocket upgrade from Twilio Media Streams", 426);
-    }
+  const unknownStream = (c: Context<AppEnv>) => {
     log.warn(`refused ${c.req.method} ${loggablePath(c.req.path)}: not a per-call stream URL`);
     return c.text(
       "stream URLs are per call (/stream/<CallSid>/<token>): use the URL in the call's TwiML",
       404,
     );
   };
-
-  // Dashboard and API (guarded by the dashboard token, never by Twilio signatures).
-  if (options.transcripts) app.route("/", transcriptRoutes(options.transcripts));
-
   for (const [kind, route] of Object.entries(STREAM_ROUTES) as [StreamKind, string][]) {
-    app.get(`${route}/:callSid/:token`, streamRoute(kind));
-    app.get(route, unknownStream);
-    app.get(`${route}/*`, unknownStream);
+    streamRoutes.get(`${route}/:callSid/:token`, streamRoute(kind));
+    streamRoutes.get(route, unknownStream);
+    streamRoutes.get(`${route}/*`, unknownStream);
   }
 
+  // Dashboard and API (guarded by the dashboard credential, never by Twilio signatures).
+  auth.register(publicRoutes, dashboard);
+  if (options.transcripts) {
+    registerTranscriptRoutes({ guarded: dashboard, open: publicRoutes }, {
+      ...options.transcripts,
+      loginRequired: auth.required,
+    });
+  }
+  // Lets `deno task call` find the tunnel's URL; it sends the dashboard token.
+  dashboard.get("/api/public-url", (c) => c.json({ publicUrl: options.publicBase() }));
+
   /** Twilio signs the public URL it requested: https for webhooks, wss for streams. */
-  function verifySignature(c: Context, params: Record<string, string>): boolean {
+  function verifySignature(c: Context<AppEnv>, params: Record<string, string>): boolean {
     if (options.authToken === undefined) return true;
     const requestUrl = new URL(c.req.url);
     const isUpgrade = c.req.header("upgrade")?.toLowerCase() === "websocket";
@@ -190,16 +266,21 @@ export function createApp(options: AppOptions): Hono {
     return false;
   }
 
-  registerWebhooks(app, {
+  registerWebhooks(twilio, {
     publicBase: options.publicBase,
     streams,
     draining,
-    verify: verifySignature,
-    formParams,
     statuses: options.statuses ?? new CallStatusBook(log),
     inbound: options.inbound,
   });
 
+  mountGroups(app, [hostCheck, limitBody], [publicRoutes, twilio, streamRoutes, dashboard]);
+  app.onError((error, c) => {
+    if (error instanceof HTTPException) return error.getResponse();
+    if (error instanceof UserError) return c.json({ error: error.message }, 400);
+    log.error(`${c.req.method} ${loggablePath(c.req.path)} failed: ${error.message}`);
+    return c.json({ error: "internal error" }, 500);
+  });
   return app;
 }
 

@@ -1,7 +1,7 @@
 /**
  * The webhook deliveries API (our outgoing webhooks; Twilio's incoming ones
- * are in `webhooks.ts`), mounted by `transcriptRoutes` behind the dashboard
- * token:
+ * are in `webhooks.ts`), registered on the dashboard's route group (behind
+ * its credential and cross-site checks):
  *
  * - `GET /api/webhooks/deliveries` — newest first; `status` (`pending`, `delivered`, `failed`), `limit`, `offset`
  * - `POST /api/webhooks/deliveries/:id/retry` — a failed delivery is sent again, with a new retry window
@@ -10,14 +10,16 @@
  *
  * @module
  */
-import { Hono } from "hono";
 import { DELIVERY_STATUSES, type DeliveryStatus, type Outbox } from "../delivery/outbox.ts";
 import { endpointLabel } from "../delivery/settings.ts";
+import type { RouteGroup } from "./route_group.ts";
 
-/** Builds the routes; `wake` is told when failed deliveries are pending again. */
-export function deliveryRoutes(outbox: Outbox, wake: () => void = () => {}): Hono {
-  const app = new Hono();
-
+/** Adds the routes to `app`; `wake` is told when failed deliveries are pending again. */
+export function registerDeliveryRoutes(
+  app: RouteGroup,
+  outbox: Outbox,
+  wake: () => void = () => {},
+): void {
   app.get("/api/webhooks/deliveries", async (c) => {
     const status = c.req.query("status");
     if (status !== undefined && !DELIVERY_STATUSES.includes(status as DeliveryStatus)) {
@@ -78,8 +80,6 @@ export function deliveryRoutes(outbox: Outbox, wake: () => void = () => {}): Hon
     if (await outbox.retryFailed(Date.now())) wake();
     return c.redirect("/", 303);
   });
-
-  return app;
 }
 
 function bounded(value: string | undefined, fallback: number, min: number, max: number) {

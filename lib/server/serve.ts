@@ -12,7 +12,10 @@ import type { Logger } from "../log.ts";
 import { attachStore, type TranscriptStore } from "../store/db.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
 import { callKind, CallStatusBook } from "../twilio/call_status.ts";
+import type { Hono } from "hono";
 import { createApp } from "./app.ts";
+import { DashboardAuth } from "./dashboard_auth.ts";
+import type { AppEnv } from "./route_group.ts";
 import { LiveHub } from "./live.ts";
 import { localUrl } from "./local_url.ts";
 import type { PostgresStore } from "../store/postgres.ts";
@@ -37,8 +40,13 @@ export interface ServerOptions {
   publicUrl?: string;
   /** Checks `X-Twilio-Signature` with this token; null accepts unsigned requests (an explicit opt-out). */
   twilioAuthToken: string | null;
-  /** Required by the dashboard and the API when set; never by Twilio's routes. */
+  /**
+   * The dashboard token in force (DASHBOARD_TOKEN, or the generated one): the dashboard and the
+   * API need it (or a session) when set, and are open when not. Never used by Twilio's routes.
+   */
   dashboardToken?: string;
+  /** More names the server answers to as Host, beside loopback and its public URL (`ALLOWED_HOSTS`). */
+  allowedHosts?: string[];
   /** Where finals are stored; the server closes it on shutdown. */
   store: TranscriptStore;
   /** The laptop's microphone and speaker. */
@@ -93,6 +101,13 @@ export interface RunningServer {
   webhooks: Webhooks | null;
   /** Ends every call (flushing its finals) and every ffmpeg process, then stops listening. */
   shutdown(): Promise<void>;
+  /** The routes (for tests that enumerate them). */
+  app: Hono<AppEnv>;
+  /**
+   * A one-time login link on `base` (the local address by default): its ticket is exchanged
+   * for a session at its first use. Null when the dashboard needs no credential.
+   */
+  loginLink(base?: string): string | null;
 }
 
 /** Listens on `host:port` and serves Twilio's routes, the dashboard and the API. */
@@ -154,7 +169,11 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   });
 
   const statuses = new CallStatusBook(log);
+  const dashboardAuth = new DashboardAuth({ token: options.dashboardToken, log, publicBase });
   const app = createApp({
+    dashboardAuth,
+    bind: { host: options.host, port: () => boundPort },
+    allowedHosts: options.allowedHosts,
     statuses,
     inbound: options.inbound,
     registry,
@@ -166,7 +185,6 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       store,
       live,
       recordings,
-      dashboardToken: options.dashboardToken,
       webhooks: webhooks ?? undefined,
     },
     streamIdleMs: options.streamIdleMs,
@@ -196,8 +214,14 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     await cluster.start(live);
     log.info(`instance ${options.instanceId}: streams at ${streamBase()}`);
   }
+  const url = localUrl(options.host, boundPort);
   return {
-    url: localUrl(options.host, boundPort),
+    url,
+    app,
+    loginLink(base = localUrl(options.host, boundPort, { reachable: true })) {
+      if (!dashboardAuth.required) return null;
+      return `${base.replace(/\/$/, "")}/login?ticket=${dashboardAuth.issueTicket()}`;
+    },
     get publicUrl() {
       return publicBase();
     },

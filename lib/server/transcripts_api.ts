@@ -1,6 +1,6 @@
 /**
- * The transcript API and the dashboard pages, as a Hono app mounted by
- * `createApp`:
+ * The transcript API and the dashboard pages, registered on the route
+ * groups of `createApp`:
  *
  * - `GET /api/calls` — newest first; `limit`, `offset`, `q` (full-text), `number`, `since`, `until`
  * - `GET /api/calls/:sid`, `DELETE /api/calls/:sid`
@@ -8,15 +8,15 @@
  * - `GET /api/calls/:sid/recording.wav` — the stereo recording, with HTTP Range (seeking)
  * - `GET /api/events`, `GET /api/calls/:sid/events` — Server-Sent Events with `Last-Event-ID` resume
  * - `GET /api/calls/:sid/levels` — Server-Sent Events: each track's level once a second while live
- * - `GET /` (dashboard), `GET /calls/:sid` (call page), `GET|POST /login`, `POST /logout`
- * - `GET /assets/wavesurfer.esm.js`, `GET /assets/regions.esm.js` — the player (wavesurfer.js from node_modules)
+ * - `GET /` (dashboard), `GET /calls/:sid` (call page)
+ * - `GET /assets/…` — the dashboard's script and style (`static/`), the player (wavesurfer.js from node_modules)
  *
- * With a dashboard token all of these but the assets need it; Twilio's routes are not here.
+ * `createApp` puts all but the assets in its dashboard group (credential, cross-site check, security
+ * headers); Twilio's routes are not here.
  *
  * @module
  */
-import { Hono } from "hono";
-import type { Context, Next } from "hono";
+import type { Context } from "hono";
 import type { CallQuery, TranscriptStore } from "../store/db.ts";
 import {
   audioJson,
@@ -27,15 +27,15 @@ import {
   exportTranscript,
   mergeByTime,
 } from "../store/export.ts";
-import { requestAuthorized, secretsEqual, SESSION_COOKIE, sessionCookie } from "./auth.ts";
 import type { LiveHub } from "./live.ts";
 import { callAudio, type Recordings } from "../recording/recordings.ts";
 import { fileRangeResponse } from "./recording_response.ts";
-import { callPage, dashboardPage, loginPage, notFoundPage } from "./pages.ts";
+import { callPage, dashboardPage, notFoundPage } from "./pages.ts";
 import { parseWholeNumber } from "../parse.ts";
 import { UserError } from "../user_error.ts";
 import type { Webhooks } from "../delivery/start.ts";
-import { deliveryRoutes } from "./deliveries_api.ts";
+import { registerDeliveryRoutes } from "./deliveries_api.ts";
+import type { RouteGroup } from "./route_group.ts";
 
 /** What the transcript routes need. */
 export interface TranscriptRoutesOptions {
@@ -43,8 +43,8 @@ export interface TranscriptRoutesOptions {
   live: LiveHub;
   /** Call recordings; without them no call has one. */
   recordings?: Recordings;
-  /** When set, every route here requires it. */
-  dashboardToken?: string;
+  /** True when the dashboard needs a credential (its pages then offer to log out). */
+  loginRequired?: boolean;
   /** Webhook delivery: mounts the deliveries API and shows counts on the dashboard. */
   webhooks?: Pick<Webhooks, "outbox" | "worker">;
 }
@@ -98,60 +98,36 @@ function parseDate(name: string, value: string, endOfDay: boolean): number {
   return dateOnly && endOfDay ? ms + 24 * 3600 * 1000 : ms;
 }
 
-/** Builds the routes. */
-export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
-  const { store, live, recordings, dashboardToken: token } = options;
-  const app = new Hono();
+/**
+ * Adds the routes: the dashboard, its API and the webhook deliveries to
+ * `guarded` (the dashboard group: credential, cross-site check, security
+ * headers), the player's and the dashboard's static files to `open` (the
+ * public group).
+ */
+export function registerTranscriptRoutes(
+  groups: { guarded: RouteGroup; open: RouteGroup },
+  options: TranscriptRoutesOptions,
+): void {
+  const { store, live, recordings } = options;
+  const { guarded: app, open } = groups;
   const isActive = (sid: string) => live.activeCalls.some((c) => c.callSid === sid);
   const audioOf = (sid: string) => callAudio(store, recordings, sid);
 
-  // The player's library, as published on npm (pinned in deno.json); public code, no token.
-  for (const [name, file] of Object.entries(PLAYER_ASSETS)) {
-    app.get(`/assets/${name}`, async (c) => {
+  // The dashboard's own files and the player's library (from node_modules): public code.
+  for (const [name, file] of Object.entries(STATIC_FILES)) {
+    open.get(`/assets/${name}`, async (c) => {
       const body = await Deno.readFile(new URL(file, import.meta.url));
       return c.body(body, 200, {
-        "content-type": "text/javascript; charset=utf-8",
-        "cache-control": "public, max-age=3600",
+        "content-type": name.endsWith(".css")
+          ? "text/css; charset=utf-8"
+          : "text/javascript; charset=utf-8",
+        "cache-control": "no-cache",
       });
     });
   }
 
-  app.get("/login", (c) => {
-    if (!token || requestAuthorized(c.req.raw, token)) return c.redirect("/");
-    return c.html(loginPage(), 200);
-  });
-  app.post("/login", async (c) => {
-    if (!token) return c.redirect("/");
-    const body = await c.req.parseBody().catch(() => ({} as Record<string, unknown>));
-    const given = typeof body.token === "string" ? body.token : "";
-    if (!secretsEqual(given, token)) return c.html(loginPage("That token is not right."), 401);
-    const secure = new URL(c.req.url).protocol === "https:" ||
-      c.req.header("x-forwarded-proto") === "https";
-    c.header("set-cookie", sessionCookie(token, secure));
-    return c.redirect("/", 303);
-  });
-  app.post("/logout", (c) => {
-    c.header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
-    return c.redirect("/login", 303);
-  });
-
-  const guard = async (c: Context, next: Next) => {
-    if (!token || requestAuthorized(c.req.raw, token)) return await next();
-    if (c.req.path.startsWith("/api/")) {
-      c.header("www-authenticate", 'Bearer realm="callscribe"');
-      return c.json(
-        { error: "this API needs the dashboard token: Authorization: Bearer <DASHBOARD_TOKEN>" },
-        401,
-      );
-    }
-    return c.html(loginPage(), 401);
-  };
-  app.use("/", guard);
-  app.use("/calls/*", guard);
-  app.use("/api/*", guard);
-  app.use("/webhooks/*", guard);
   const webhooks = options.webhooks;
-  if (webhooks) app.route("/", deliveryRoutes(webhooks.outbox, () => webhooks.worker.wake()));
+  if (webhooks) registerDeliveryRoutes(app, webhooks.outbox, () => webhooks.worker.wake());
 
   app.get("/api/calls", async (c) => {
     const params = new URL(c.req.url).searchParams;
@@ -283,7 +259,7 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
       params,
       lastEventId: live.lastId,
       activeSegments,
-      loggedIn: Boolean(token),
+      loggedIn: Boolean(options.loginRequired),
       webhooks: webhooks && {
         failed: await webhooks.outbox.count("failed"),
         pending: await webhooks.outbox.count("pending"),
@@ -295,6 +271,8 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
     const call = await store.getCall(c.req.param("sid"));
     if (!call) return c.html(notFoundPage(c.req.param("sid")), 404);
     return c.html(callPage({
+      styleNonce: c.get("styleNonce"),
+      loggedIn: Boolean(options.loginRequired),
       call,
       active: isActive(call.callSid),
       segments: mergeByTime(await store.segments(call.callSid)),
@@ -302,18 +280,14 @@ export function transcriptRoutes(options: TranscriptRoutesOptions): Hono {
       audio: await audioOf(call.callSid),
     }));
   });
-
-  app.onError((error, c) => {
-    if (error instanceof UserError) return c.json({ error: error.message }, 400);
-    console.error(`callscribe: ${c.req.method} ${c.req.path} failed: ${error.message}`);
-    return c.json({ error: "internal error" }, 500);
-  });
-
-  return app;
 }
 
-/** The player's files in node_modules (wavesurfer.js and its regions plugin, ES modules). */
-const PLAYER_ASSETS = {
+/** Files served under `/assets/`: the dashboard's script and style, and the player (from node_modules). */
+const STATIC_FILES = {
+  "dashboard.js": "./static/dashboard.js",
+  "player.js": "./static/player.js",
+  "time_format.js": "./static/time_format.js",
+  "dashboard.css": "./static/dashboard.css",
   "wavesurfer.esm.js": "../../node_modules/wavesurfer.js/dist/wavesurfer.esm.js",
   "regions.esm.js": "../../node_modules/wavesurfer.js/dist/plugins/regions.esm.js",
 };

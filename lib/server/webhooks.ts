@@ -1,14 +1,16 @@
 /**
  * The Twilio webhooks beyond the outbound TwiML: the Voice webhook of a
- * Twilio number (`/twiml/inbound`), call and stream status callbacks, and
- * the public URL for `deno task call`. Every Twilio route is signature-checked
- * by the app's `verify` (against the public URL, never the Host header).
+ * Twilio number (`/twiml/inbound`) and the call and stream status callbacks,
+ * registered on the app's Twilio group, whose middleware parses the form and
+ * checks its signature (against the public URL, never the Host header)
+ * before any of these runs.
  *
  * @module
  */
-import type { Context, Hono } from "hono";
+import type { Context } from "hono";
 import type { CallStatusBook } from "../twilio/call_status.ts";
 import { type CallStreams, callTwiml, STATUS_PATHS } from "../twilio/twiml.ts";
+import type { AppEnv, RouteGroup } from "./route_group.ts";
 
 /** What the webhook routes need from the app. */
 export interface WebhookOptions {
@@ -18,29 +20,15 @@ export interface WebhookOptions {
   streams: CallStreams;
   /** True while the instance drains: new calls get 503 (Twilio then tries the fallback URL). */
   draining: () => boolean;
-  /** The app's signature check; false means it already logged the refusal. */
-  verify: (c: Context, params: Record<string, string>) => boolean;
-  /** The app's form parser; null when the body is not a form. */
-  formParams: (c: Context) => Promise<Record<string, string> | null>;
   statuses: CallStatusBook;
   /** Inbound calls: optional greeting, or a number to forward to instead of the laptop. */
   inbound?: { greeting?: string; forwardTo?: string };
 }
 
-/** Adds `/twiml/inbound`, `/twilio/status`, `/twilio/stream-status` and `/api/public-url`. */
-export function registerWebhooks(app: Hono, options: WebhookOptions): void {
-  const form = async (c: Context) => {
-    const params = await options.formParams(c);
-    if (params === null) {
-      return { error: c.text("expected an application/x-www-form-urlencoded body", 400) };
-    }
-    if (!options.verify(c, params)) return { error: c.text("invalid Twilio signature", 403) };
-    return { params };
-  };
-
-  app.post("/twiml/inbound", async (c) => {
-    const { params, error } = await form(c);
-    if (error) return error;
+/** Adds `/twiml/inbound`, `/twilio/status` and `/twilio/stream-status` to the Twilio group. */
+export function registerWebhooks(twilio: RouteGroup, options: WebhookOptions): void {
+  twilio.post("/twiml/inbound", (c) => {
+    const params = c.get("twilioParams");
     const refused = refuseCall(c, options, params);
     if (refused) return refused;
     // Key terms for every call to this number: `?keyterms=` on the webhook URL set in Twilio.
@@ -55,18 +43,17 @@ export function registerWebhooks(app: Hono, options: WebhookOptions): void {
   });
 
   const statusCallback =
-    (record: (params: Record<string, string>) => void) => async (c: Context) => {
-      const { params, error } = await form(c);
-      if (error) return error;
+    (record: (params: Record<string, string>) => void) => (c: Context<AppEnv>) => {
+      const params = c.get("twilioParams");
       if (!params.CallSid) return c.text("CallSid is missing", 400);
       record(params);
       return c.body(null, 204);
     };
-  app.post(STATUS_PATHS.call, statusCallback((params) => options.statuses.recordCall(params)));
-  app.post(STATUS_PATHS.stream, statusCallback((params) => options.statuses.recordStream(params)));
-
-  // Lets `deno task call` find the tunnel's URL; it is no secret to whoever can reach us.
-  app.get("/api/public-url", (c) => c.json({ publicUrl: options.publicBase() }));
+  twilio.post(STATUS_PATHS.call, statusCallback((params) => options.statuses.recordCall(params)));
+  twilio.post(
+    STATUS_PATHS.stream,
+    statusCallback((params) => options.statuses.recordStream(params)),
+  );
 }
 
 /**

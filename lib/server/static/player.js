@@ -1,0 +1,89 @@
+// @ts-check
+/// <reference lib="dom" />
+/**
+ * The call page's player (served as `/assets/player.js`): wavesurfer.js with
+ * regions, two lanes (left inbound, right outbound), each line a region;
+ * the current line follows playback. wavesurfer's shadow-DOM `<style>`
+ * carries the page's CSP nonce (`#player[data-style-nonce]`).
+ *
+ * @module
+ */
+// @ts-ignore: served beside this file from node_modules (wavesurfer.js, pinned in deno.json)
+import WaveSurfer from "/assets/wavesurfer.esm.js";
+// @ts-ignore: as above
+import RegionsPlugin from "/assets/regions.esm.js";
+import { clock } from "./time_format.js";
+
+const box = /** @type {HTMLElement} */ (document.getElementById("player"));
+const regions = RegionsPlugin.create();
+const player = WaveSurfer.create({
+  container: "#waveform",
+  url: box.dataset.src,
+  height: 64,
+  barWidth: 2,
+  barGap: 1,
+  cursorColor: "#111827",
+  normalize: true,
+  cspNonce: box.dataset.styleNonce,
+  splitChannels: [{ waveColor: "#93b4f5", progressColor: "#2563eb" }, {
+    waveColor: "#86d9a8",
+    progressColor: "#16a34a",
+  }],
+  plugins: [regions],
+});
+/** @type {any} */ (window).callscribePlayer = player;
+const lines = [...document.querySelectorAll("#conversation .msg.final")].map((node) => {
+  const el = /** @type {HTMLElement} */ (node);
+  const lane = /** @type {HTMLElement} */ (el.closest(".lane"));
+  return {
+    el,
+    start: Number(el.dataset.start) / 1000,
+    end: Number(el.dataset.end) / 1000,
+    channel: lane.dataset.track === "inbound" ? 0 : 1,
+  };
+});
+const play = /** @type {HTMLButtonElement} */ (document.getElementById("play"));
+const time = /** @type {HTMLElement} */ (document.getElementById("player-time"));
+player.on("decode", () => {
+  for (const l of lines) {
+    regions.addRegion({
+      start: l.start,
+      end: Math.max(l.end, l.start + 0.05),
+      channelIdx: l.channel,
+      drag: false,
+      resize: false,
+      color: l.channel === 0 ? "rgba(37,99,235,.16)" : "rgba(22,163,74,.16)",
+    });
+  }
+});
+player.on("ready", () => {
+  play.disabled = false;
+  box.dataset.ready = "1";
+});
+player.on("play", () => {
+  play.textContent = "Pause";
+});
+player.on("pause", () => {
+  play.textContent = "Play";
+});
+player.on("timeupdate", (/** @type {number} */ t) => {
+  time.textContent = clock(t * 1000);
+  for (const l of lines) {
+    const now = t >= l.start && t < l.end;
+    if (now === l.el.classList.contains("current")) continue;
+    l.el.classList.toggle("current", now);
+    if (now && player.isPlaying()) l.el.scrollIntoView({ block: "nearest" });
+  }
+});
+play.addEventListener("click", () => player.playPause());
+for (const l of lines) {
+  l.el.addEventListener("click", () => {
+    player.setTime(l.start);
+  });
+}
+document.addEventListener("keydown", (event) => {
+  const target = /** @type {Element | null} */ (event.target);
+  if (event.code !== "Space" || target?.closest?.("input, textarea, select, button, a")) return;
+  event.preventDefault();
+  player.playPause();
+});
