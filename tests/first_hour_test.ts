@@ -344,3 +344,25 @@ Deno.test({
     );
   },
 });
+
+Deno.test("mistakes: a stream URL the simulator cannot reach (the server's PUBLIC_URL) is one line", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const unreachable = `http://127.0.0.1:${(closed.addr as Deno.NetAddr).port}`;
+  closed.close();
+  const server = await spawnServer("main.ts", ["--port", "0"], {
+    DATA_DIR: await Deno.makeTempDir({ prefix: "callscribe-first-hour-" }),
+    TWILIO_SKIP_SIGNATURE: "1",
+    PUBLIC_URL: unreachable,
+  });
+  try {
+    const run = await call({}, "--simulate", "--server", server.url, "--callee-audio", LONG_WAV);
+    assertOneLineError(
+      run,
+      new RegExp(`simulated call to ${server.url} failed: could not open ws://127.0.0.1:\\d+/`),
+      /PUBLIC_URL/,
+    );
+  } finally {
+    server.kill();
+    await server.status;
+  }
+});
