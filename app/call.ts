@@ -14,7 +14,12 @@ import { createPrinter } from "../lib/console/printer.ts";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
 import { startServer } from "../app/server.ts";
-import { makeSid, simulateCall, WebhookRefusedError } from "../lib/sim/twilio_sim.ts";
+import {
+  makeSid,
+  simulateCall,
+  SimulatorError,
+  WebhookRefusedError,
+} from "../lib/sim/twilio_sim.ts";
 import { UserError } from "../lib/user_error.ts";
 import { onCtrlC } from "../lib/console/ctrl_c.ts";
 import { createEngine } from "./engine.ts";
@@ -126,8 +131,9 @@ export async function callCommand(args: string[]): Promise<number> {
       if (error instanceof WebhookRefusedError && error.status === 403) {
         throw new UserError(
           `the server at ${serverUrl} refused the simulator's signature (403): both sides need the ` +
-            "same TWILIO_AUTH_TOKEN. Set it in the .env both `deno task serve` and `deno task call` " +
-            (authToken ? "read" : "read (it is not set here)") + ", then restart the server",
+            "same TWILIO_AUTH_TOKEN (set it in the .env both `deno task serve` and `deno task call` " +
+            `read${authToken ? "" : "; it is not set here"}), and --server must be the URL the ` +
+            "server checks signatures against (its PUBLIC_URL or tunnel URL, when it has one)",
         );
       }
       if (error instanceof WebhookRefusedError) {
@@ -135,6 +141,14 @@ export async function callCommand(args: string[]): Promise<number> {
           `the server at ${serverUrl} did not take the call: ${
             error.message.replace(/^simulator: /, "")
           }`,
+        );
+      }
+      if (error instanceof SimulatorError) {
+        // E.g. the TwiML's stream URL is the server's PUBLIC_URL, which this machine cannot reach.
+        throw new UserError(
+          `the simulated call to ${serverUrl} failed: ${
+            error.message.replace(/^simulator: /, "")
+          }. Check that the server's PUBLIC_URL reaches it from here`,
         );
       }
       throw error;

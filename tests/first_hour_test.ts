@@ -21,9 +21,9 @@ interface Run {
   stderr: string;
 }
 
-/** Runs `deno <args>` in the project with only `env` (and PATH, HOME) set. */
-async function deno(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
+/** `deno <args>` in the project with only `env` set (and PATH, HOME, a fresh DATA_DIR). */
+function denoCommand(args: string[], env: Record<string, string> = {}): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
     args,
     cwd: ROOT,
     clearEnv: true,
@@ -36,7 +36,12 @@ async function deno(args: string[], env: Record<string, string> = {}): Promise<R
     },
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  });
+}
+
+/** Runs `deno <args>` (see {@link denoCommand}) to the end. */
+async function deno(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const output = await denoCommand(args, env).output();
   const decode = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
 }
@@ -204,21 +209,7 @@ function collectLines(child: Deno.ChildProcess) {
 
 /** Spawns `deno run make_call.ts …` and collects its stderr and stdout lines. */
 function spawnCall(args: string[], env: Record<string, string>) {
-  return collectLines(
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "make_call.ts", ...args],
-      cwd: ROOT,
-      clearEnv: true,
-      env: {
-        PATH: Deno.env.get("PATH") ?? "",
-        HOME: Deno.env.get("HOME") ?? "",
-        NO_COLOR: "1",
-        ...env,
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn(),
-  );
+  return collectLines(denoCommand(["run", "-A", "make_call.ts", ...args], env).spawn());
 }
 
 async function until(what: string, check: () => boolean, timeoutMs = 60_000) {
@@ -343,4 +334,26 @@ Deno.test({
       ),
     );
   },
+});
+
+Deno.test("mistakes: a stream URL the simulator cannot reach (the server's PUBLIC_URL) is one line", async () => {
+  const closed = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const unreachable = `http://127.0.0.1:${(closed.addr as Deno.NetAddr).port}`;
+  closed.close();
+  const server = await spawnServer("main.ts", ["--port", "0"], {
+    DATA_DIR: await Deno.makeTempDir({ prefix: "callscribe-first-hour-" }),
+    TWILIO_SKIP_SIGNATURE: "1",
+    PUBLIC_URL: unreachable,
+  });
+  try {
+    const run = await call({}, "--simulate", "--server", server.url, "--callee-audio", LONG_WAV);
+    assertOneLineError(
+      run,
+      new RegExp(`simulated call to ${server.url} failed: could not open ws://127.0.0.1:\\d+/`),
+      /PUBLIC_URL/,
+    );
+  } finally {
+    server.kill();
+    await server.status;
+  }
 });

@@ -86,14 +86,18 @@ export interface SimulatedCallResult {
   hungUp: boolean;
 }
 
+/** The simulated call could not go on: our server refused it or could not be reached as its TwiML says. */
+export class SimulatorError extends Error {
+  override name = "SimulatorError";
+}
+
 /** Our server answered the call's TwiML webhook with an error status (403: a signature it refused). */
-export class WebhookRefusedError extends Error {
+export class WebhookRefusedError extends SimulatorError {
   /** The HTTP status our server answered. */
   readonly status: number;
 
   constructor(url: string, status: number, body: string) {
     super(`simulator: ${url} answered ${status}: ${body.slice(0, 200)}`);
-    this.name = "WebhookRefusedError";
     this.status = status;
   }
 }
@@ -163,7 +167,9 @@ async function openStream(url: string, authToken?: string): Promise<WebSocket> {
     socket.onopen = () => resolve();
     socket.onerror = (e) =>
       reject(
-        new Error(`simulator: could not open ${url}: ${(e as ErrorEvent).message ?? "refused"}`),
+        new SimulatorError(
+          `simulator: could not open ${url}: ${(e as ErrorEvent).message ?? "refused"}`,
+        ),
       );
   });
   return socket;
@@ -194,7 +200,9 @@ export async function simulateCall(options: SimulatedCallOptions): Promise<Simul
     if (!response.ok) throw new WebhookRefusedError(webhookUrl, response.status, body);
   }
   const twiml = parseStreamTwiml(body);
-  if (!twiml.start) throw new Error("simulator: the TwiML has no <Start><Stream> to transcribe");
+  if (!twiml.start) {
+    throw new SimulatorError("simulator: the TwiML has no <Start><Stream> to transcribe");
+  }
 
   const result: SimulatedCallResult = {
     callSid,
