@@ -28,6 +28,7 @@ import {
 import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
+import { parseRedactPolicies, type RedactPolicy } from "../lib/redact/policies.ts";
 import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
 import { secretProblem } from "../lib/delivery/signer.ts";
 import {
@@ -75,6 +76,8 @@ export interface Config {
   readonly inboundGreeting?: string;
   /** Inbound calls: `<Dial>` this E.164 number instead of the laptop (`INBOUND_FORWARD_TO`). */
   readonly inboundForwardTo?: string;
+  /** `REDACT`: policies transcripts (and recordings) are redacted with; empty, none. */
+  readonly redact: readonly RedactPolicy[];
   /** Call recordings: `RECORD_CALLS` (default on) and `RECORDINGS_MAX_GB` (default 10) in bytes. */
   readonly recordings: Pick<RecordingsOptions, "enabled" | "maxBytes">;
   /** A media stream silent this long (no message at all) is closed and its call ended (`STREAM_IDLE_TIMEOUT`, s). */
@@ -168,6 +171,7 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     inboundForwardTo: env.INBOUND_FORWARD_TO
       ? parsePhoneNumber(env.INBOUND_FORWARD_TO, "INBOUND_FORWARD_TO")
       : undefined,
+    redact: parseRedact(env.REDACT),
     recordings: {
       enabled: parseRecordCalls(env.RECORD_CALLS),
       maxBytes: 1e9 * (optional(env, "RECORDINGS_MAX_GB", (v, name) =>
@@ -250,6 +254,15 @@ function parseDatabaseUrl(value: string): string {
     "DATABASE_URL must be a URL such as postgres://user:password@host:5432/callscribe " +
       "(its value is not shown: it may hold a password); unset it for the SQLite file under DATA_DIR",
   );
+}
+
+/** `REDACT`: a comma-separated list of policies (`card,cvv,ssn`, or `all`). */
+function parseRedact(value: string | undefined): RedactPolicy[] {
+  try {
+    return parseRedactPolicies(value);
+  } catch (error) {
+    throw new UserError(`REDACT has an ${(error as Error).message}`);
+  }
 }
 
 /** `RECORD_CALLS`: `1` (the default) records calls, `0` does not. */

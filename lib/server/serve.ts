@@ -8,6 +8,7 @@
  */
 import { BridgeManager, type BridgeManagerOptions } from "../laptop_audio/bridge.ts";
 import { CallRegistry } from "../call/registry.ts";
+import type { RedactPolicy } from "../redact/policies.ts";
 import type { Logger } from "../log.ts";
 import { attachStore, type TranscriptStore } from "../store/db.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
@@ -59,6 +60,8 @@ export interface ServerOptions {
   webhooks?: WebhookSettings;
   /** Call recordings: the folder, whether calls are recorded, the disk they may use. */
   recordings: Pick<RecordingsOptions, "dir" | "enabled" | "maxBytes">;
+  /** `REDACT`: policies every transcript is redacted with before anyone sees it. */
+  redact?: readonly RedactPolicy[];
   engine: TranscriberEngine;
   log: Logger;
 }
@@ -106,7 +109,10 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     log,
     (callSid, levels) => live.publishLevels(callSid, levels),
   );
-  const registry = new CallRegistry(engine, { audio: (call) => recordings.open(call.callSid) });
+  const registry = new CallRegistry(engine, {
+    audio: (call) => recordings.open(call.callSid),
+    redact: options.redact,
+  });
   let boundPort = options.port;
   let publicUrl = options.publicUrl;
   const publicBase = () => publicUrl ?? localUrl(options.host, boundPort, { reachable: true });
