@@ -78,6 +78,8 @@ export interface Config {
   readonly inboundForwardTo?: string;
   /** `REDACT`: policies transcripts (and recordings) are redacted with; empty, none. */
   readonly redact: readonly RedactPolicy[];
+  /** `RETENTION_DAYS`: calls (and their recordings, delivered webhooks) older than this are deleted. */
+  readonly retentionDays?: number;
   /** Call recordings: `RECORD_CALLS` (default on) and `RECORDINGS_MAX_GB` (default 10) in bytes. */
   readonly recordings: Pick<RecordingsOptions, "enabled" | "maxBytes">;
   /** A media stream silent this long (no message at all) is closed and its call ended (`STREAM_IDLE_TIMEOUT`, s). */
@@ -172,6 +174,11 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
       ? parsePhoneNumber(env.INBOUND_FORWARD_TO, "INBOUND_FORWARD_TO")
       : undefined,
     redact: parseRedact(env.REDACT),
+    retentionDays: optional(env, "RETENTION_DAYS", (v, name) =>
+      parseNumber(v, name, {
+        positive: true,
+        expected: "a positive number of days such as 30",
+      })),
     recordings: {
       enabled: parseRecordCalls(env.RECORD_CALLS),
       maxBytes: 1e9 * (optional(env, "RECORDINGS_MAX_GB", (v, name) =>

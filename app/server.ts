@@ -52,6 +52,7 @@ export function serverSettings(config: Config): ServerSettings {
     webhooks: config.webhooks ?? undefined,
     recordings: { dir: Recordings.folder(config.dataDir), ...config.recordings },
     redact: config.redact,
+    retentionDays: config.retentionDays,
   };
 }
 

@@ -4,6 +4,7 @@
  *   list [--search words] [--number digits] [--since date] [--until date] [--limit n] [--json]
  *   show <sid>
  *   export <sid> --format json|txt|srt|vtt [--output file]
+ *   purge --before <date>
  *
  * Reads the database in DATA_DIR (default ./data), or the PostgreSQL database
  * of DATABASE_URL, also while the server runs.
@@ -25,12 +26,15 @@ import {
 } from "../lib/store/export.ts";
 import { parseCallQuery } from "../lib/server/transcripts_api.ts";
 import { UserError } from "../lib/user_error.ts";
+import { purgeBefore } from "../lib/store/retention.ts";
 
 const USAGE = `Usage:
   deno task transcripts list [--search words] [--number digits] [--since 2024-05-01]
                              [--until 2024-05-31] [--limit 20] [--offset 0] [--json]
   deno task transcripts show <call-sid>
   deno task transcripts export <call-sid> --format json|txt|srt|vtt [--output file]
+  deno task transcripts purge --before 2024-05-01   (deletes older calls, their recordings
+                                                      and delivered webhook rows)
 
 Reads the transcripts the server stored in DATA_DIR (default ./data),
 or in the PostgreSQL database of DATABASE_URL when it is set.`;
@@ -57,6 +61,7 @@ export async function transcriptsCommand(
         format: { type: "string" },
         output: { type: "string", short: "o" },
         help: { type: "boolean", short: "h" },
+        before: { type: "string" },
       },
     });
   } catch (error) {
@@ -69,19 +74,31 @@ export async function transcriptsCommand(
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  if (!["list", "show", "export"].includes(command)) {
+  if (!["list", "show", "export", "purge"].includes(command)) {
     log.error(`unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
-  if (command !== "list" && !sid) {
+  const needsSid = command !== "list" && command !== "purge";
+  if (needsSid && !sid) {
     log.error(`${command} needs a Call SID (see: deno task transcripts list)\n\n${USAGE}`);
     return 2;
   }
-  if (extra.length || (command === "list" && sid)) {
+  if (extra.length || (!needsSid && sid)) {
     log.error(`unexpected argument "${extra[0] ?? sid}"\n\n${USAGE}`);
     return 2;
   }
 
+  let before = NaN;
+  if (command === "purge") {
+    before = purgeCutoff(values.before);
+    if (Number.isNaN(before)) {
+      log.error(
+        `purge needs --before DATE, a date (2024-05-01) or an ISO date-time ` +
+          `(2024-05-01T12:00:00Z)${values.before ? `, got "${values.before}"` : ""}`,
+      );
+      return 2;
+    }
+  }
   const config = loadConfig(env);
   if (!config.databaseUrl && !existsSync(dbPath(config.dataDir))) {
     log.error(
@@ -100,6 +117,19 @@ export async function transcriptsCommand(
   }
   const path = store.location;
   try {
+    if (command === "purge") {
+      const recordings = new Recordings({
+        dir: Recordings.folder(config.dataDir),
+        ...config.recordings,
+        log,
+      });
+      const done = await purgeBefore(store, before, recordings);
+      console.log(
+        `Deleted ${done.calls} call(s), ${done.recordings} recording(s) and ${done.webhooks} ` +
+          `webhook row(s) from before ${new Date(before).toISOString()}.`,
+      );
+      return 0;
+    }
     if (command === "list") {
       const params = new URLSearchParams();
       for (const key of ["number", "since", "until", "limit", "offset"] as const) {
@@ -178,4 +208,11 @@ export async function transcriptsCommand(
   } finally {
     await store.close();
   }
+}
+
+/** `--before`: a date (midnight UTC) or an ISO date-time, as epoch ms; NaN when not one. */
+function purgeCutoff(value: string | undefined): number {
+  if (!value) return NaN;
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return Date.parse(`${value}T00:00:00Z`);
+  return /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : NaN;
 }

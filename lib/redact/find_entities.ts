@@ -73,7 +73,7 @@ const TENS: Record<string, string> = {
 };
 const REPEAT: Record<string, number> = { double: 2, triple: 3 };
 /** Words that may sit inside a number run without ending it. */
-const RUN_FILLERS = new Set(["dash", "hyphen", "uh", "um", "er", "ah", "-", "and"]);
+const RUN_FILLERS = new Set(["dash", "hyphen", "uh", "um", "er", "ah", "-"]);
 /** "oh" and "o" (and "for") are digits only beside other digits; alone they are words. */
 const WEAK_DIGITS = new Set(["oh", "o", "for"]);
 
@@ -417,15 +417,22 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
   const afterCard = (at: number) =>
     cardEnds.some((end) => at >= end && at - end <= AFTER_CARD_WORDS);
 
+  // "plus four four …": an international number, before anything else claims its digits.
   for (const run of runs) {
+    const n = run.digits.length;
+    const plus = run.start > 0 &&
+      (tokens[run.start - 1] === "plus" || tokens[run.start - 1] === "+");
+    if ((plus || tokens[run.start].startsWith("+")) && n >= 8 && n <= 15) {
+      add(plus ? run.start - 1 : run.start, run.end, "phone");
+    }
+  }
+  // Cards: a Luhn-valid part (with the digits before it: a card misheard at its start).
+  for (const run of runs) {
+    if (taken[run.start]) continue;
     const part = luhnPart(run);
     if (part) {
-      if (add(part.start, part.end, "card") || !policies.has("card")) cardEnds.push(part.end);
-    } else if (
-      run.digits.length >= MIN_CARD_CONTEXT_DIGITS && hasContext(tokens, run.start, "card")
-    ) {
-      add(run.start, run.end, "card");
-      cardEnds.push(run.end);
+      add(run.start, part.end, "card");
+      cardEnds.push(part.end);
     }
   }
   // Written SSNs need no keyword; their shape says it.
@@ -437,19 +444,24 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
     const n = run.digits.length;
     if (n >= 7 && n <= 11 && hasContext(tokens, run.start, "ssn")) {
       add(run.start, run.end, "ssn");
-      continue;
-    }
-    const plus = run.start > 0 &&
-      (tokens[run.start - 1] === "plus" || tokens[run.start - 1] === "+");
-    const writtenPlus = tokens[run.start].startsWith("+");
-    if ((plus || writtenPlus) && n >= 8 && n <= 15) {
-      add(plus ? run.start - 1 : run.start, run.end, "phone");
-      continue;
-    }
-    const nanp = (d: string) => d.length === 10 && d[0] >= "2" && d[3] >= "2";
-    if (nanp(run.digits) || (n === 11 && run.digits[0] === "1" && nanp(run.digits.slice(1)))) {
-      add(run.start, run.end, "phone");
-      continue;
+    } else if (n >= MIN_CARD_CONTEXT_DIGITS && hasContext(tokens, run.start, "card")) {
+      add(run.start, run.end, "card");
+      cardEnds.push(run.end);
+    } else if (
+      n >= 7 && !hasContext(tokens, run.start, "dob") &&
+      !tokens.slice(run.start, run.end).some((t) => /\d[/.]\d/.test(t))
+    ) {
+      // No keyword: a long run read out is an identifier; its length says which is likeliest
+      // (the engine may have dropped a digit or two). Runs of years ("nineteen eighty
+      // nineteen ninety") are not read digit by digit, so they need 12 digits.
+      const byDigit = run.pieces.some((p) => writtenDigits(tokens[p.start]) !== null) ||
+        run.pieces.filter((p) => p.digits.length === 1).length >= run.pieces.length * 0.6;
+      const nanp = (d: string) => d.length === 10 && d[0] >= "2" && d[3] >= "2";
+      if (n >= 12) {
+        if (add(run.start, run.end, "card")) cardEnds.push(run.end);
+      } else if (nanp(run.digits) || (n === 11 && nanp(run.digits.slice(1)))) {
+        add(run.start, run.end, "phone");
+      } else if (byDigit) add(run.start, run.end, n === 9 ? "ssn" : "phone");
     }
   }
   // CVV and expiry: after their keyword, or right after a card.

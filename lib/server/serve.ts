@@ -9,6 +9,7 @@
 import { BridgeManager, type BridgeManagerOptions } from "../laptop_audio/bridge.ts";
 import { CallRegistry } from "../call/registry.ts";
 import type { RedactPolicy } from "../redact/policies.ts";
+import { startRetention } from "../store/retention.ts";
 import type { Logger } from "../log.ts";
 import { attachStore, type TranscriptStore } from "../store/db.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
@@ -62,6 +63,8 @@ export interface ServerOptions {
   recordings: Pick<RecordingsOptions, "dir" | "enabled" | "maxBytes">;
   /** `REDACT`: policies every transcript is redacted with before anyone sees it. */
   redact?: readonly RedactPolicy[];
+  /** `RETENTION_DAYS`: calls older than this are deleted, at start and hourly; unset keeps all. */
+  retentionDays?: number;
   engine: TranscriberEngine;
   log: Logger;
 }
@@ -159,6 +162,9 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     }
   });
 
+  const stopRetention = options.retentionDays
+    ? startRetention({ store, recordings, days: options.retentionDays, log })
+    : null;
   const statuses = new CallStatusBook(log);
   const app = createApp({
     statuses,
@@ -239,6 +245,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();
       await cluster?.stop();
+      await stopRetention?.();
       await store.close();
     },
   };
