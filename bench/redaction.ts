@@ -25,7 +25,12 @@ import { startServer } from "../app/server.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import type { TranscriberEngine, Transcript, Word } from "../lib/transcribe/engine.ts";
-import { findEntities, normalizeToken, numberRunMask } from "../lib/redact/find_entities.ts";
+import {
+  findEntities,
+  isNumberToken,
+  normalizeToken,
+  numberRunMask,
+} from "../lib/redact/find_entities.ts";
 import { REDACT_POLICIES, REDACT_TAGS } from "../lib/redact/policies.ts";
 import { TrackRedactor } from "../lib/redact/track_redactor.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
@@ -150,8 +155,9 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
         );
         if (!carrier) continue;
         const norms = r.transcript.words.map((w) => normalizeToken(w.text));
-        const digits = numberRunMask(norms).some(Boolean);
         const last = norms.at(-1) ?? "";
+        // As the redactor judges: digits, or a last word that may be one ("oh", "for").
+        const digits = numberRunMask(norms).some(Boolean) || isNumberToken(last);
         const spelled = last === "at" || last === "dot" || /^[a-z]$/.test(last);
         (digits ? held : spelled ? spelling : ordinary).push(carrier.at - r.at);
         if (!digits && !spelled) {

@@ -27,8 +27,12 @@ export interface CallAudioSink {
   silence?(track: Track, startMs: number, endMs: number): void;
 }
 
-/** Audio kept around each redacted word when its recording is silenced, in ms. */
-export const REDACT_MARGIN_MS = 150;
+/**
+ * Audio silenced around redacted words in the recording, in ms: before the
+ * first (an engine dates a word from its token, up to a quarter second after
+ * the word's onset: measured 230 ms on the test calls), and after the last.
+ */
+export const REDACT_MARGIN_MS = { before: 400, after: 200 };
 
 /** Options of a session. */
 export interface CallSessionOptions {
@@ -112,8 +116,8 @@ export class CallSession {
         onRedacted: ({ startMs, endMs }) =>
           this.#audio?.silence?.(
             track,
-            Math.max(0, startMs - REDACT_MARGIN_MS),
-            endMs + REDACT_MARGIN_MS,
+            Math.max(0, startMs - REDACT_MARGIN_MS.before),
+            endMs + REDACT_MARGIN_MS.after,
           ),
       })
       : null;
