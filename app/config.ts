@@ -29,6 +29,7 @@ import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
 import { parseRedactPolicies, type RedactPolicy } from "../lib/redact/policies.ts";
+import { ASSEMBLYAI_PII_POLICIES } from "../lib/redact/assemblyai_policies.ts";
 import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
 import { secretProblem } from "../lib/delivery/signer.ts";
 import {
@@ -434,6 +435,10 @@ function loadTranscriber(
     ),
     vadThreshold: optional(env, "ASSEMBLYAI_VAD_THRESHOLD", fraction),
     prompt: env.ASSEMBLYAI_PROMPT || undefined,
+    // REDACT: AssemblyAI redacts too (our redactor still runs on what it sends).
+    redactPiiPolicies: env.REDACT?.trim()
+      ? parseRedact(env.REDACT).map((p) => ASSEMBLYAI_PII_POLICIES[p])
+      : undefined,
     inactivityTimeoutSeconds: optional(
       env,
       "ASSEMBLYAI_INACTIVITY_TIMEOUT",

@@ -444,7 +444,10 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
     const n = run.digits.length;
     if (n >= 7 && n <= 11 && hasContext(tokens, run.start, "ssn")) {
       add(run.start, run.end, "ssn");
-    } else if (n >= MIN_CARD_CONTEXT_DIGITS && hasContext(tokens, run.start, "card")) {
+    } else if (
+      n >= MIN_CARD_CONTEXT_DIGITS && hasContext(tokens, run.start, "card") &&
+      !afterCard(run.start) // the keyword was the card's before it, not this run's
+    ) {
       add(run.start, run.end, "card");
       cardEnds.push(run.end);
     } else if (

@@ -29,6 +29,7 @@ import {
   numberRunMask,
 } from "./find_entities.ts";
 import { REDACT_TAGS, type RedactPolicy } from "./policies.ts";
+import { policyOfAssemblyAI } from "./assemblyai_policies.ts";
 
 /** How long a held run of digits waits for its next digit (wall clock, ms). */
 export const HOLD_MS = 3000;
@@ -172,10 +173,25 @@ export class TrackRedactor implements TranscriptSink {
   /** Replaces each entity in `tokens` by its tag; a final's also become context. */
   #redact(tokens: Token[], final: boolean): Token[] {
     const context = this.#context;
-    const spans = findEntities([...context, ...tokens.map((t) => t.norm)], this.#policies)
+    // An engine that redacts itself (AssemblyAI's `[CREDIT_CARD_NUMBER]`): its tags become ours.
+    const theirs = tokens.flatMap((t, i) => {
+      const name = /^\[([A-Z_]+)\][.,!?;:]*$/.exec(t.display)?.[1];
+      const policy = name && policyOfAssemblyAI(name);
+      return policy ? [{ start: i, end: i + 1, policy }] : [];
+    });
+    // Matched as ours would be: a card already tagged ends the card keyword's reach.
+    const norms = tokens.map((t, i) => {
+      const tag = theirs.find((s) => s.start === i);
+      return tag
+        ? (tag.policy === "card" ? CARD_MARK : REDACT_TAGS[tag.policy].toLowerCase())
+        : t.norm;
+    });
+    const ours = findEntities([...context, ...norms], this.#policies)
       .map((s) => ({ ...s, start: s.start - context.length, end: s.end - context.length }))
       .filter((s) => s.end > 0)
-      .map((s) => ({ ...s, start: Math.max(0, s.start) }));
+      .map((s) => ({ ...s, start: Math.max(0, s.start) }))
+      .filter((s) => !theirs.some((t) => t.start < s.end && s.start < t.end));
+    const spans = [...ours, ...theirs].sort((a, b) => a.start - b.start);
     const out = applySpans(tokens, spans);
     if (final) {
       for (const s of spans) {

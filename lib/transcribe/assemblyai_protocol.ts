@@ -77,6 +77,12 @@ export interface SessionSettings {
   inactivityTimeoutSeconds?: number;
   /** `language_detection` (multilingual models). */
   languageDetection?: boolean;
+  /**
+   * `redact_pii` with these `redact_pii_policies` and `entity_name`
+   * substitution (docs, Streaming PII Redaction): final turns come redacted,
+   * and partial turns are not sent (`include_partial_turns` defaults to false).
+   */
+  redactPiiPolicies?: readonly string[];
 }
 
 /** Why settings cannot be used; the message names the setting and the fix. */
@@ -173,6 +179,12 @@ export function sessionUrl(settings: SessionSettings, token?: string): string {
     if (value !== undefined) params.set(name, String(value));
   }
   if (settings.languageDetection) params.set("language_detection", "true");
+  if (settings.redactPiiPolicies?.length) {
+    // SDK: redact_pii_policies is JSON.stringify(list); entity_name gives `[CREDIT_CARD_NUMBER]`.
+    params.set("redact_pii", "true");
+    params.set("redact_pii_policies", JSON.stringify(settings.redactPiiPolicies));
+    params.set("redact_pii_sub", "entity_name");
+  }
   return url.href;
 }
 
