@@ -85,6 +85,11 @@ export interface RedactionBench {
   falsePositiveWordsEngine: number;
   /** Engine final → its redacted final, ms: finals with digits (held until judged)... */
   holdDelayMs: { digitFinals: number; p50: number; p95: number; max: number };
+  /**
+   * The run's last engine final with digits → the redacted final that carries it, ms: what
+   * holding adds after the number was said (the rest is the number's own length).
+   */
+  afterRunMs: { runs: number; p50: number; max: number };
   /** ...finals ending in a spelled letter, "at" or "dot" (an address may go on)... */
   spellingDelayMs: { finals: number; p50: number; max: number };
   /** ...and every other final (the slowest few shown with their words). */
@@ -126,6 +131,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
   const spelling: number[] = [];
   const ordinary: number[] = [];
   const ordinaryFinals: Array<{ text: string; ms: number }> = [];
+  const afterRun: number[] = [];
   try {
     for (const call of calls) {
       progress(`redaction: call ${call.name} (${(call.mulaw.length / 8000).toFixed(0)} s)`);
@@ -149,6 +155,16 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
         throw new Error(`call ${call.name}: ${out.length} finals emitted, ${stored.length} stored`);
       }
       scored.push({ call, words: out.flatMap((f) => f.transcript.words) });
+      const inbound = raw.filter((f) => f.transcript.track === "inbound");
+      for (const o of out) {
+        const carried = inbound.filter((r) =>
+          o.transcript.startMs <= r.transcript.startMs && r.transcript.endMs <= o.transcript.endMs
+        );
+        const lastDigits = carried.findLast((r) =>
+          numberRunMask(r.transcript.words.map((w) => normalizeToken(w.text))).some(Boolean)
+        );
+        if (carried.length > 1 && lastDigits) afterRun.push(o.at - lastDigits.at);
+      }
       for (const r of raw.filter((f) => f.transcript.track === "inbound")) {
         const carrier = out.find((o) =>
           o.transcript.startMs <= r.transcript.startMs && r.transcript.endMs <= o.transcript.endMs
@@ -202,6 +218,11 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
       p50: Math.round(quantile(held, 0.5)),
       p95: Math.round(quantile(held, 0.95)),
       max: Math.round(Math.max(0, ...held)),
+    },
+    afterRunMs: {
+      runs: afterRun.length,
+      p50: Math.round(quantile(afterRun, 0.5)),
+      max: Math.round(Math.max(0, ...afterRun)),
     },
     spellingDelayMs: {
       finals: spelling.length,

@@ -13,6 +13,9 @@
  * 6. Fan-out: two instances on one PostgreSQL, a final stored on B to its
  *    SSE event on A, p50/p99 (`./fanout.ts`).
  * 6. Webhooks: final committed → received by a receiver, p50/p99, many calls at once.
+ * 7. Redaction: recall and precision per policy on test calls through the
+ *    whole pipeline, the hold delay, false positives on the shared sets
+ *    (`./redaction.ts`; its calls run in real time, `--quick` fast).
  *
  * Every server and the load generator run as separate processes, so the
  * load's CPU is never counted as ours. Progress goes to stderr; the table to
@@ -40,6 +43,7 @@ import { liveLatency } from "./live_latency.ts";
 import { measuredCapacity, parallelRaw } from "./engine_limits.ts";
 import { fanoutPhase, type FanoutResults } from "./fanout.ts";
 import { webhookPhase } from "./webhooks.ts";
+import type { RedactionBench } from "./redaction.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -684,6 +688,7 @@ let relay: Awaited<ReturnType<typeof relayPhase>>;
 let enginePart: Awaited<ReturnType<typeof enginePhase>>;
 let fanout: FanoutResults;
 let webhooks: Awaited<ReturnType<typeof webhookPhase>>;
+let redaction: RedactionBench;
 try {
   relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
@@ -695,6 +700,10 @@ try {
     everyMs: 1000,
     dir: workDir,
   });
+  progress("redaction: test calls through the pipeline, and the shared sets");
+  const redactionRun = spawn("redaction.ts", ["--json", ...(quick ? ["--fast"] : [])]);
+  redaction = await nextJson<RedactionBench>(redactionRun, "redaction.ts");
+  await redactionRun.child.status;
 } finally {
   await Deno.remove(workDir, { recursive: true });
 }
@@ -717,6 +726,7 @@ const results = {
   baseline: JSON.parse(await Deno.readTextFile(`${ROOT}bench/baseline.json`)),
   fanout,
   webhooks,
+  redaction,
   seconds: (performance.now() - started) / 1000,
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
@@ -824,6 +834,21 @@ const rows: Array<[string, string, string]> = [
   [
     `webhook after final stored p50 / p99 (${webhooks.calls} calls)`,
     `${f(webhooks.latencyP50Ms)} / ${f(webhooks.latencyP99Ms)} ms`,
+    "",
+  ],
+  [
+    "redaction recall card / ssn (test calls)",
+    `${f(redaction.recall.card, 2)} / ${f(redaction.recall.ssn, 2)}`,
+    "1 / 1",
+  ],
+  [
+    "redaction false positive words (shared sets)",
+    String(redaction.falsePositiveWords),
+    "0",
+  ],
+  [
+    "redaction hold after a number's last digit p50 / max",
+    `${f(redaction.afterRunMs.p50, 0)} / ${f(redaction.afterRunMs.max, 0)} ms`,
     "",
   ],
   ...Object.entries(wer).map(([set, w]): [string, string, string] => [

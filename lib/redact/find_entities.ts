@@ -372,16 +372,19 @@ function contextDistance(tokens: string[], at: number, kind: keyof typeof CONTEX
   return best;
 }
 
-/** The longest part of a run (whole pieces) of 13–19 digits passing Luhn. */
+/** The part of a run (whole pieces) of 13–19 digits passing Luhn, if any. */
 function luhnPart(run: NumberRun): { start: number; end: number } | null {
-  let best: { start: number; end: number; length: number } | null = null;
+  // The usual lengths first (16, then 15 for Amex), then the longest: a longer part that
+  // passes by chance would take the expiry read after the card.
+  const rank = (length: number) => (length === 16 ? 30 : length === 15 ? 20 : length);
+  let best: { start: number; end: number; rank: number } | null = null;
   for (let a = 0; a < run.pieces.length; a++) {
     let digits = "";
     for (let b = a; b < run.pieces.length; b++) {
       digits += run.pieces[b].digits;
       if (digits.length > 19) break;
-      if (digits.length >= 13 && luhnValid(digits) && (!best || digits.length > best.length)) {
-        best = { start: run.pieces[a].start, end: run.pieces[b].end, length: digits.length };
+      if (digits.length >= 13 && luhnValid(digits) && (!best || rank(digits.length) > best.rank)) {
+        best = { start: run.pieces[a].start, end: run.pieces[b].end, rank: rank(digits.length) };
       }
     }
   }
@@ -468,20 +471,47 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
     }
   }
   // CVV and expiry: after their keyword, or right after a card.
+  const classify = (digits: string, start: number): RedactPolicy | null => {
+    const expiry = contextDistance(tokens, start, "expiry");
+    const cvv = contextDistance(tokens, start, "cvv");
+    const short = digits.length === 3 || digits.length === 4;
+    // The nearer keyword decides ("expires … security code one two three" is a CVV).
+    if (expiry < cvv && looksLikeExpiry(digits)) return "expiry";
+    if (cvv < expiry && short) return "cvv";
+    if (afterCard(start) && short) {
+      return digits.length === 4 && looksLikeExpiry(digits) ? "expiry" : "cvv";
+    }
+    return null;
+  };
   for (const run of runs) {
-    for (const piece of leftover(run, taken)) {
-      const { digits, start, end } = piece;
-      const expiry = contextDistance(tokens, start, "expiry");
-      const cvv = contextDistance(tokens, start, "cvv");
-      const short = digits.length === 3 || digits.length === 4;
-      // The nearer keyword decides ("expires … security code one two three" is a CVV).
-      let policy: RedactPolicy | null = null;
-      if (expiry < cvv && looksLikeExpiry(digits)) policy = "expiry";
-      else if (cvv < expiry && short) policy = "cvv";
-      else if (afterCard(start) && short) {
-        policy = digits.length === 4 && looksLikeExpiry(digits) ? "expiry" : "cvv";
+    const withCard = cardEnds.some((end) => end > run.start && end <= run.end);
+    for (const group of leftover(run, taken)) {
+      const digits = group.map((p) => p.digits).join("");
+      const start = group[0].start;
+      const end = group.at(-1)!.end;
+      const policy = classify(digits, start);
+      if (policy) {
+        add(start, end, policy);
+        continue;
       }
-      if (policy) add(start, end, policy);
+      // Expiry and CVV read on after the card without a pause: "… oh four two eight seven two four".
+      let head = "";
+      let split = -1;
+      for (let k = 0; k < group.length - 1 && head.length < 4; k++) {
+        head += group[k].digits;
+        if (head.length === 4) split = k;
+      }
+      const tail = digits.slice(4);
+      if (
+        afterCard(start) && split >= 0 && looksLikeExpiry(head) &&
+        (tail.length === 3 || tail.length === 4)
+      ) {
+        add(start, group[split].end, "expiry");
+        add(group[split + 1].start, end, "cvv");
+        continue;
+      }
+      // Anything else read in the same breath as a card is the card's.
+      if (withCard) add(start, end, "card");
     }
   }
   // Dates: an expiry in words ("april twenty twenty eight") and dates of birth.
@@ -510,19 +540,14 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
   return spans.sort((a, b) => a.start - b.start);
 }
 
-/** The pieces of a run no entity has taken, merged where adjacent. */
-function leftover(run: NumberRun, taken: Uint8Array): Piece[] {
-  const out: Piece[] = [];
+/** The pieces of a run no entity has taken, in groups of adjacent ones. */
+function leftover(run: NumberRun, taken: Uint8Array): Piece[][] {
+  const out: Piece[][] = [];
   for (const piece of run.pieces) {
     if (taken[piece.start]) continue;
     const last = out.at(-1);
-    if (last && last.end >= piece.start - 1) {
-      out[out.length - 1] = {
-        digits: last.digits + piece.digits,
-        start: last.start,
-        end: piece.end,
-      };
-    } else out.push({ ...piece });
+    if (last && last.at(-1)!.end >= piece.start - 1) last.push(piece);
+    else out.push([piece]);
   }
   return out;
 }
