@@ -37,7 +37,6 @@ import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { progress, quantile, report } from "./common.ts";
 import { readSet, SPEECH_SETS } from "./audio.ts";
 import {
-  loadClips,
   type RedactionCall,
   redactionCalls,
   REPEATED_DIGITS_CALL,
@@ -124,7 +123,6 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
     list.push({ at: performance.now(), transcript: event.transcript });
     emitted.set(event.call.callSid, list);
   });
-  await loadClips();
   const calls = await redactionCalls();
   const scored: Array<{ call: RedactionCall; words: Word[] }> = [];
   const held: number[] = [];

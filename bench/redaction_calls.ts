@@ -13,8 +13,7 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
-import { readWavFile, resample } from "../lib/audio/wav.ts";
-import { mulawEncode } from "../lib/audio/mulaw.ts";
+import { readWavFile, resample, toCallAudio } from "../lib/audio/wav.ts";
 import type { Word } from "../lib/transcribe/engine.ts";
 import { REDACT_POLICIES, REDACT_TAGS, type RedactPolicy } from "../lib/redact/policies.ts";
 import { normalizeToken, numberRunMask } from "../lib/redact/find_entities.ts";
@@ -134,6 +133,7 @@ function groupClips(group: string, pairs: boolean): string[] {
 
 /** Builds the test calls. */
 export async function redactionCalls(): Promise<RedactionCall[]> {
+  await loadClips();
   const calls: RedactionCall[] = [];
   for (const call of CALLS) {
     const parts: Float32Array[] = [];
@@ -162,21 +162,23 @@ export async function redactionCalls(): Promise<RedactionCall[]> {
       entities.push({ policy: part.policy, value: part.groups.join(" "), startMs, endMs: at / 8 });
       pause(PHRASE_PAUSE_MS);
     }
-    // Every clip is loaded before it is placed (groupClips reads the cache).
-    if (parts.some((p) => p === undefined)) throw new Error("a clip was not loaded");
     const samples = new Float32Array(at);
     let offset = 0;
     for (const p of parts) {
       samples.set(p, offset);
       offset += p.length;
     }
-    calls.push({ name: call.name, mulaw: toMulaw(samples), entities });
+    calls.push({
+      name: call.name,
+      mulaw: toCallAudio({ sampleRate: 8000, channels: 1, samples }),
+      entities,
+    });
   }
   return calls;
 }
 
-/** Loads every clip the calls use (before {@link redactionCalls} places them). */
-export async function loadClips(): Promise<void> {
+/** Loads every clip the calls use, so that placing them needs no await. */
+async function loadClips(): Promise<void> {
   for (const call of CALLS) {
     for (const part of call.parts) {
       if (typeof part === "string") continue;
@@ -185,14 +187,6 @@ export async function loadClips(): Promise<void> {
       }
     }
   }
-}
-
-function toMulaw(samples: Float32Array): Uint8Array {
-  const pcm = new Int16Array(samples.length);
-  for (let i = 0; i < samples.length; i++) {
-    pcm[i] = Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32768)));
-  }
-  return mulawEncode(pcm);
 }
 
 /** How the emitted words of a call scored against its entities. */

@@ -10,7 +10,6 @@
 import assert from "node:assert/strict";
 import { callTestServer, testServer } from "./helpers.ts";
 import { redactionCalls, scoreRedaction } from "../bench/redaction_calls.ts";
-import { loadClips } from "../bench/redaction_calls.ts";
 import { normalizeToken, numberRunMask } from "../lib/redact/find_entities.ts";
 import { REDACT_TAGS } from "../lib/redact/policies.ts";
 import { REDACT_MARGIN_MS } from "../lib/call/session.ts";
@@ -22,7 +21,6 @@ import { makeSid } from "../lib/sim/twilio_sim.ts";
 const TAGS = new Set(Object.values(REDACT_TAGS));
 
 Deno.test("a card read aloud reaches no listener, store, search, export or recording", async () => {
-  await loadClips();
   const call = (await redactionCalls()).find((c) => c.name === "card-expiry-cvv")!;
   const dataDir = await Deno.makeTempDir({ prefix: "callscribe-redact-" });
   const server = await testServer({ dataDir, env: { REDACT: "all" }, recordCalls: "1" });
