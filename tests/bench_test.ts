@@ -44,6 +44,10 @@ const REQUIRED = [
   "fanout.p99Ms",
   "webhooks.latencyP50Ms",
   "webhooks.latencyP99Ms",
+  "redaction.recall.card",
+  "redaction.recall.ssn",
+  "redaction.falsePositiveWords",
+  "redaction.afterRunMs.p50",
 ];
 
 Deno.test({

@@ -28,11 +28,12 @@ export interface CallAudioSink {
 }
 
 /**
- * Audio silenced around redacted words in the recording, in ms: before the
- * first (an engine dates a word from its token, up to a quarter second after
- * the word's onset: measured 230 ms on the test calls), and after the last.
+ * Audio silenced around redacted words in the recording, in ms: an engine
+ * dates words from their tokens, which may fall a quarter second inside the
+ * word at either end (measured on the test calls: 230 ms after the onset of
+ * the first, about 200 ms before the end of the last).
  */
-export const REDACT_MARGIN_MS = { before: 400, after: 200 };
+export const REDACT_MARGIN_MS = { before: 400, after: 400 };
 
 /** Options of a session. */
 export interface CallSessionOptions {
