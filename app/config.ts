@@ -30,6 +30,8 @@ import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
 import { isLoopback } from "../lib/server/auth.ts";
 import { parseKeytermList } from "../lib/transcribe/keyterms.ts";
+import { parseRedactPolicies, type RedactPolicy } from "../lib/redact/policies.ts";
+import { ASSEMBLYAI_PII_POLICIES } from "../lib/redact/assemblyai_policies.ts";
 import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
 import { secretProblem } from "../lib/delivery/signer.ts";
 import {
@@ -88,6 +90,10 @@ export interface Config {
   readonly inboundGreeting?: string;
   /** Inbound calls: `<Dial>` this E.164 number instead of the laptop (`INBOUND_FORWARD_TO`). */
   readonly inboundForwardTo?: string;
+  /** `REDACT`: policies transcripts (and recordings) are redacted with; empty, none. */
+  readonly redact: readonly RedactPolicy[];
+  /** `RETENTION_DAYS`: calls (and their recordings, delivered webhooks) older than this are deleted. */
+  readonly retentionDays?: number;
   /** Call recordings: `RECORD_CALLS` (default on) and `RECORDINGS_MAX_GB` (default 10) in bytes. */
   readonly recordings: Pick<RecordingsOptions, "enabled" | "maxBytes">;
   /** A media stream silent this long (no message at all) is closed and its call ended (`STREAM_IDLE_TIMEOUT`, s). */
@@ -226,6 +232,12 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     inboundForwardTo: env.INBOUND_FORWARD_TO
       ? check(() => parsePhoneNumber(env.INBOUND_FORWARD_TO!, "INBOUND_FORWARD_TO"))
       : undefined,
+    redact: parseRedact(env.REDACT),
+    retentionDays: optional(env, "RETENTION_DAYS", (v, name) =>
+      parseNumber(v, name, {
+        positive: true,
+        expected: "a positive number of days such as 30",
+      })),
     recordings: {
       enabled: check(() => parseRecordCalls(env.RECORD_CALLS)),
       maxBytes: 1e9 *
@@ -410,6 +422,15 @@ function parseDatabaseUrl(value: string): string {
   );
 }
 
+/** `REDACT`: a comma-separated list of policies (`card,cvv,ssn`, or `all`). */
+function parseRedact(value: string | undefined): RedactPolicy[] {
+  try {
+    return parseRedactPolicies(value);
+  } catch (error) {
+    throw new UserError(`REDACT has an ${(error as Error).message}`);
+  }
+}
+
 /** `RECORD_CALLS`: `1` (the default) records calls, `0` does not. */
 function parseRecordCalls(value: string | undefined): boolean {
   const choice = value?.trim() || "1";
@@ -584,6 +605,10 @@ function loadTranscriber(
     ),
     vadThreshold: optional(env, "ASSEMBLYAI_VAD_THRESHOLD", fraction),
     prompt: env.ASSEMBLYAI_PROMPT || undefined,
+    // REDACT: AssemblyAI redacts too (our redactor still runs on what it sends).
+    redactPiiPolicies: env.REDACT?.trim()
+      ? parseRedact(env.REDACT).map((p) => ASSEMBLYAI_PII_POLICIES[p])
+      : undefined,
     inactivityTimeoutSeconds: optional(
       env,
       "ASSEMBLYAI_INACTIVITY_TIMEOUT",

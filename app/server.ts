@@ -53,6 +53,8 @@ export function serverSettings(config: Config): ServerSettings {
     streamSecret: config.streamSecret,
     webhooks: config.webhooks ?? undefined,
     recordings: { dir: Recordings.folder(config.dataDir), ...config.recordings },
+    redact: config.redact,
+    retentionDays: config.retentionDays,
   };
 }
 

@@ -5,6 +5,7 @@
  *   show <sid>
  *   export <sid> --format json|txt|srt|vtt [--output file]
  *   delete <sid>
+ *   purge --before <date>
  *
  * A `<sid>` is a Call SID, any unique start of one, or `last` (the newest call).
  *
@@ -28,6 +29,7 @@ import {
 } from "../lib/store/export.ts";
 import { parseCallQuery } from "../lib/server/transcripts_api.ts";
 import { UserError } from "../lib/user_error.ts";
+import { purgeBefore } from "../lib/store/retention.ts";
 
 const USAGE = `Usage:
   deno task transcripts list [--search words] [--number digits] [--since 2024-05-01]
@@ -35,6 +37,8 @@ const USAGE = `Usage:
   deno task transcripts show <call-sid>
   deno task transcripts export <call-sid> --format json|txt|srt|vtt [--output file]
   deno task transcripts delete <call-sid>
+  deno task transcripts purge --before 2024-05-01   (deletes older calls, their recordings
+                                                      and delivered webhook rows)
 
 <call-sid> is a Call SID, any unique start of one (CA3f9e), or last (the newest call).
 
@@ -63,6 +67,7 @@ export async function transcriptsCommand(
         format: { type: "string" },
         output: { type: "string", short: "o" },
         help: { type: "boolean", short: "h" },
+        before: { type: "string" },
       },
     });
   } catch (error) {
@@ -75,19 +80,31 @@ export async function transcriptsCommand(
     console.log(USAGE);
     return values.help ? 0 : 2;
   }
-  if (!["list", "show", "export", "delete"].includes(command)) {
+  if (!["list", "show", "export", "delete", "purge"].includes(command)) {
     log.error(`unknown command "${command}"\n\n${USAGE}`);
     return 2;
   }
-  if (command !== "list" && !sid) {
+  const needsSid = command !== "list" && command !== "purge";
+  if (needsSid && !sid) {
     log.error(`${command} needs a Call SID (see: deno task transcripts list)\n\n${USAGE}`);
     return 2;
   }
-  if (extra.length || (command === "list" && sid)) {
+  if (extra.length || (!needsSid && sid)) {
     log.error(`unexpected argument "${extra[0] ?? sid}"\n\n${USAGE}`);
     return 2;
   }
 
+  let before = NaN;
+  if (command === "purge") {
+    before = purgeCutoff(values.before);
+    if (Number.isNaN(before)) {
+      log.error(
+        `purge needs --before DATE, a date (2024-05-01) or an ISO date-time ` +
+          `(2024-05-01T12:00:00Z)${values.before ? `, got "${values.before}"` : ""}`,
+      );
+      return 2;
+    }
+  }
   const config = loadConfig(env);
   if (!config.databaseUrl && !existsSync(dbPath(config.dataDir))) {
     log.error(
@@ -106,6 +123,19 @@ export async function transcriptsCommand(
   }
   const path = store.location;
   try {
+    if (command === "purge") {
+      const recordings = new Recordings({
+        dir: Recordings.folder(config.dataDir),
+        ...config.recordings,
+        log,
+      });
+      const done = await purgeBefore(store, before, recordings);
+      console.log(
+        `Deleted ${done.calls} call(s), ${done.recordings} recording(s) and ${done.webhooks} ` +
+          `webhook row(s) from before ${new Date(before).toISOString()}.`,
+      );
+      return 0;
+    }
     if (command === "list") {
       const params = new URLSearchParams();
       for (const key of ["number", "since", "until", "limit", "offset"] as const) {
@@ -223,4 +253,11 @@ async function findCall(store: TranscriptStore, given: string): Promise<StoredCa
       matches[1].callSid
     }, …): give more of it`
     : `no call with SID ${given}`;
+}
+
+/** `--before`: a date (midnight UTC) or an ISO date-time, as epoch ms; NaN when not one. */
+function purgeCutoff(value: string | undefined): number {
+  if (!value) return NaN;
+  if (/^\d{4}-\d{2}-\d{2}$/.test(value)) return Date.parse(`${value}T00:00:00Z`);
+  return /^\d{4}-\d{2}-\d{2}T/.test(value) ? Date.parse(value) : NaN;
 }

@@ -13,6 +13,9 @@
  * 6. Fan-out: two instances on one PostgreSQL, a final stored on B to its
  *    SSE event on A, p50/p99 (`./fanout.ts`).
  * 6. Webhooks: final committed → received by a receiver, p50/p99, many calls at once.
+ * 7. Redaction: recall and precision per policy on test calls through the
+ *    whole pipeline, the hold delay, false positives on the shared sets
+ *    (`./redaction.ts`; its calls run in real time, `--quick` fast).
  *
  * Every server and the load generator run as separate processes, so the
  * load's CPU is never counted as ours. Progress goes to stderr; the table to
@@ -40,6 +43,7 @@ import { liveLatency } from "./live_latency.ts";
 import { measuredCapacity, parallelRaw } from "./engine_limits.ts";
 import { fanoutPhase, type FanoutResults } from "./fanout.ts";
 import { webhookPhase } from "./webhooks.ts";
+import type { RedactionBench } from "./redaction.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -685,6 +689,7 @@ let enginePart: Awaited<ReturnType<typeof enginePhase>>;
 let fanout: FanoutResults;
 let webhooks: Awaited<ReturnType<typeof webhookPhase>>;
 let keyterms: Record<string, unknown>;
+let redaction: RedactionBench;
 try {
   relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
@@ -698,6 +703,10 @@ try {
   });
   // Key terms on the local engine: rare words recognised without and with them, and the cost.
   keyterms = await nextJson(spawn("keyterms.ts", ["--report"]), "keyterms.ts");
+  progress("redaction: test calls through the pipeline, and the shared sets");
+  const redactionRun = spawn("redaction.ts", ["--json", ...(quick ? ["--fast"] : [])]);
+  redaction = await nextJson<RedactionBench>(redactionRun, "redaction.ts");
+  await redactionRun.child.status;
 } finally {
   await Deno.remove(workDir, { recursive: true });
 }
@@ -721,6 +730,7 @@ const results = {
   fanout,
   webhooks,
   keyterms,
+  redaction,
   seconds: (performance.now() - started) / 1000,
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
@@ -839,6 +849,21 @@ const rows: Array<[string, string, string]> = [
     "key terms: other words' WER change; decoding CPU vs greedy",
     `${f(keyterms.werDeltaPoints as number)} pts; ×${f(keyterms.costRatioToGreedy as number)}`,
     "≤ +0.5 points",
+  ],
+  [
+    "redaction recall card / ssn (test calls)",
+    `${f(redaction.recall.card, 2)} / ${f(redaction.recall.ssn, 2)}`,
+    "1 / 1",
+  ],
+  [
+    "redaction false positive words (shared sets)",
+    String(redaction.falsePositiveWords),
+    "0",
+  ],
+  [
+    "redaction hold after a number's last digit p50 / max",
+    `${f(redaction.afterRunMs.p50, 0)} / ${f(redaction.afterRunMs.max, 0)} ms`,
+    "",
   ],
   ...Object.entries(wer).map(([set, w]): [string, string, string] => [
     `WER ${set} (before issue 16)`,

@@ -49,6 +49,10 @@ const REQUIRED = [
   "keyterms.total",
   "keyterms.werDeltaPoints",
   "keyterms.costRatioToGreedy",
+  "redaction.recall.card",
+  "redaction.recall.ssn",
+  "redaction.falsePositiveWords",
+  "redaction.afterRunMs.p50",
 ];
 
 Deno.test({

@@ -99,6 +99,10 @@ export class CallRecorder {
   #failed = false;
   /** The locked lock file, held while the recording is written. */
   #lock: Deno.FsFile | null = null;
+  /** Frames (per channel) handed to the file so far. */
+  #takenFrames = 0;
+  /** Spans to silence not yet taken from the queue, in frames of the call. */
+  #silences: Array<{ channel: 0 | 1; start: number; end: number }> = [];
 
   constructor(options: CallRecorderOptions) {
     this.#options = options;
@@ -147,6 +151,54 @@ export class CallRecorder {
     channel.block.set(payload, channel.blockFill);
     channel.blockFill += payload.length;
     channel.queued += payload.length;
+  }
+
+  /**
+   * Silences `[startMs, endMs)` of a track (redacted words): audio still
+   * queued is zeroed as it is written, audio already written is overwritten
+   * in the file. Every other sample stays as it was.
+   */
+  silence(track: Track, startMs: number, endMs: number): void {
+    if (this.#ended) {
+      this.#options.log.error(
+        `call ${this.#options.callSid}: redacted words came after its recording was closed; ` +
+          `${track} ${startMs}-${endMs} ms is not silenced`,
+      );
+      return;
+    }
+    const channel = track === "inbound" ? 0 : 1;
+    const start = Math.max(0, Math.floor(startMs * 8));
+    const end = Math.ceil(endMs * 8);
+    if (end <= start) return;
+    if (start < this.#takenFrames) {
+      const upTo = Math.min(end, this.#takenFrames);
+      this.#writing = this.#writing.then(() => this.#zero(channel, start, upTo)).catch((error) =>
+        this.#fail(error)
+      );
+    }
+    if (end > this.#takenFrames) {
+      this.#silences.push({ channel, start: Math.max(start, this.#takenFrames), end });
+    }
+  }
+
+  /** Zeroes one channel's frames `[start, end)` already in the file (within what it holds). */
+  async #zero(channel: 0 | 1, start: number, end: number): Promise<void> {
+    const file = await this.#file;
+    if (!file || this.#failed) return;
+    const frames = Math.min(end, this.#writtenBytes / 4) - start;
+    if (frames <= 0) return;
+    const at = HEADER_BYTES + this.#existingBytes + start * 4;
+    const data = new Uint8Array(frames * 4);
+    file.seekSync(at, Deno.SeekMode.Start);
+    for (let done = 0; done < data.length;) {
+      const n = await file.read(data.subarray(done));
+      if (n === null) break;
+      done += n;
+    }
+    const pcm = new Int16Array(data.buffer);
+    for (let i = channel; i < pcm.length; i += 2) pcm[i] = 0;
+    file.seekSync(at, Deno.SeekMode.Start);
+    await writeAll(file, data);
   }
 
   /** Writes what is queued, closes the file and releases its lock; the call's audio summary. */
@@ -229,6 +281,8 @@ export class CallRecorder {
         outbound: outbound.quality.takeLevel(),
       });
     }
+    const first = this.#takenFrames;
+    this.#takenFrames += bytes;
     if (bytes === 0 || !this.#options.target || this.#failed) return bytes;
     // Interleaved 16-bit little-endian (every platform Deno runs on is little-endian).
     const pcm = new Int16Array(bytes * 2);
@@ -236,11 +290,22 @@ export class CallRecorder {
       pcm[j] = mulawDecodeSample(left[i]);
       pcm[j + 1] = mulawDecodeSample(right[i]);
     }
+    if (this.#silences.length) this.#silenceBatch(pcm, first, first + bytes);
     const data = new Uint8Array(pcm.buffer);
     this.#writing = this.#writing.then(() => this.#append(data)).catch((error) =>
       this.#fail(error)
     );
     return bytes;
+  }
+
+  /** Zeroes the pending silences within frames `[first, last)` of a batch; drops those done. */
+  #silenceBatch(pcm: Int16Array, first: number, last: number): void {
+    for (const span of this.#silences) {
+      for (let f = Math.max(span.start, first); f < Math.min(span.end, last); f++) {
+        pcm[(f - first) * 2 + span.channel] = 0;
+      }
+    }
+    this.#silences = this.#silences.filter((span) => span.end > last);
   }
 
   /** `bytes` of a channel's timeline (silence where it has none yet, owed as skip). */

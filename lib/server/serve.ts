@@ -8,6 +8,8 @@
  */
 import { BridgeManager, type BridgeManagerOptions } from "../laptop_audio/bridge.ts";
 import { CallRegistry } from "../call/registry.ts";
+import type { RedactPolicy } from "../redact/policies.ts";
+import { startRetention } from "../store/retention.ts";
 import type { Logger } from "../log.ts";
 import { attachStore, type TranscriptStore } from "../store/db.ts";
 import type { TranscriberEngine } from "../transcribe/engine.ts";
@@ -67,6 +69,10 @@ export interface ServerOptions {
   webhooks?: WebhookSettings;
   /** Call recordings: the folder, whether calls are recorded, the disk they may use. */
   recordings: Pick<RecordingsOptions, "dir" | "enabled" | "maxBytes">;
+  /** `REDACT`: policies every transcript is redacted with before anyone sees it. */
+  redact?: readonly RedactPolicy[];
+  /** `RETENTION_DAYS`: calls older than this are deleted, at start and hourly; unset keeps all. */
+  retentionDays?: number;
   engine: TranscriberEngine;
   log: Logger;
 }
@@ -121,7 +127,10 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     log,
     (callSid, levels) => live.publishLevels(callSid, levels),
   );
-  const registry = new CallRegistry(engine, { audio: (call) => recordings.open(call.callSid) });
+  const registry = new CallRegistry(engine, {
+    audio: (call) => recordings.open(call.callSid),
+    redact: options.redact,
+  });
   let boundPort = options.port;
   let publicUrl = options.publicUrl;
   const publicBase = () => publicUrl ?? localUrl(options.host, boundPort, { reachable: true });
@@ -168,6 +177,9 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     }
   });
 
+  const stopRetention = options.retentionDays
+    ? startRetention({ store, recordings, days: options.retentionDays, log })
+    : null;
   const statuses = new CallStatusBook(log);
   const dashboardAuth = new DashboardAuth({ token: options.dashboardToken, log, publicBase });
   const app = createApp({
@@ -257,6 +269,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();
       await cluster?.stop();
+      await stopRetention?.();
       await store.close();
     },
   };

@@ -37,6 +37,9 @@
  * @module
  */
 import { mulawEncode } from "../audio/mulaw.ts";
+import { findEntities, normalizeToken } from "../redact/find_entities.ts";
+import type { RedactPolicy } from "../redact/policies.ts";
+import { ASSEMBLYAI_PII_POLICIES, policyOfAssemblyAI } from "../redact/assemblyai_policies.ts";
 import type { TrackTranscriber, TranscriberEngine, Transcript } from "../transcribe/engine.ts";
 import {
   type AssemblyAIWord,
@@ -145,6 +148,10 @@ const KNOWN_PARAMS = new Set([
   "filter_profanity",
   "prompt",
   "token",
+  "redact_pii",
+  "redact_pii_policies",
+  "redact_pii_sub",
+  "include_partial_turns",
 ]);
 const CLIENT_TYPES = new Set(["Terminate", "ForceEndpoint", "UpdateConfiguration", "KeepAlive"]);
 /** Sessions last at most 3 hours (`expires_at`). */
@@ -237,6 +244,9 @@ function runSession(
   let bytesPerSample = 1;
   let sampleRate = 8000;
   let formatTurns = false;
+  /** `redact_pii`: our policies of its `redact_pii_policies`, and the substitution. */
+  let redaction: { policies: Set<RedactPolicy>; sub: string } | null = null;
+  let partialTurns = true;
   // Turn state: the local engine's partials become growing Turns.
   let turnOrder = 0;
   let wordsShown = 0;
@@ -316,7 +326,7 @@ function runSession(
   };
   /** U3 Pro partials: an early one after 750 ms of speech, then one per pause (docs, U3 Pro partials). */
   const u3Partials = () => {
-    if (!latest || silenced) return;
+    if (!latest || silenced || !partialTurns) return;
     const words = latest.words;
     const heardMs = record.audioMs - localOffsetMs;
     const early = !earlySent && heardMs - words[0].startMs >= U3_EARLY_PARTIAL_MS;
@@ -359,7 +369,7 @@ function runSession(
         return;
       }
       // One end of turn, formatted ("turn_is_formatted" is always true at end of turn for U3 Pro).
-      const words = toWords(t, t.words.length, true, offsetMs);
+      const words = redactWords(toWords(t, t.words.length, true, offsetMs), redaction);
       const formatted = words.map((w, i) => ({
         ...w,
         text: formatWord(w.text, i === 0, i === words.length - 1),
@@ -373,6 +383,7 @@ function runSession(
       return;
     }
     if (t.type === "partial") {
+      if (!partialTurns) return;
       // Partials grow word by word, as the real service sends them.
       // A revised partial (no new word) is sent once, whole.
       const from = t.words.length <= wordsShown ? t.words.length : wordsShown + 1;
@@ -382,7 +393,7 @@ function runSession(
       wordsShown = t.words.length;
       return;
     }
-    const words = toWords(t, t.words.length, true, offsetMs);
+    const words = redactWords(toWords(t, t.words.length, true, offsetMs), redaction);
     send(turn(words, true, false));
     if (formatTurns) {
       const formatted = words.map((w, i) => ({
@@ -422,6 +433,17 @@ function runSession(
     sampleRate = Number(record.query.sample_rate);
     bytesPerSample = ENCODINGS[record.query.encoding ?? "pcm_s16le"];
     formatTurns = record.query.format_turns === "true";
+    if (record.query.redact_pii === "true") {
+      // Docs: policies default to all; "include_partial_turns defaults to false automatically".
+      const names: string[] = record.query.redact_pii_policies
+        ? JSON.parse(record.query.redact_pii_policies)
+        : Object.values(ASSEMBLYAI_PII_POLICIES);
+      redaction = {
+        policies: new Set(names.flatMap((n) => policyOfAssemblyAI(n) ?? [])),
+        sub: record.query.redact_pii_sub ?? "hash",
+      };
+      partialTurns = record.query.include_partial_turns === "true";
+    }
     u3 = SPEECH_MODELS[record.query.speech_model].family === "u3-pro";
     const inactivity = Number(record.query.inactivity_timeout ?? 0);
     if (inactivity > 0) {
@@ -566,6 +588,32 @@ function checkQuery(query: Record<string, string>): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * A final turn's words as `redact_pii` sends them (docs, Streaming PII
+ * Redaction: "Hi, my name is ####!" with `hash`, "[PERSON_NAME]" with
+ * `entity_name`). The docs do not say how the service finds entities; the
+ * fake finds them with our redactor, within the one turn.
+ */
+function redactWords(
+  words: AssemblyAIWord[],
+  redaction: { policies: Set<RedactPolicy>; sub: string } | null,
+): AssemblyAIWord[] {
+  if (!redaction) return words;
+  const spans = findEntities(words.map((w) => normalizeToken(w.text)), redaction.policies);
+  const out: AssemblyAIWord[] = [];
+  let i = 0;
+  for (const span of spans) {
+    out.push(...words.slice(i, span.start));
+    const inside = words.slice(span.start, span.end);
+    if (redaction.sub === "entity_name") {
+      const tag = `[${ASSEMBLYAI_PII_POLICIES[span.policy].toUpperCase()}]`;
+      out.push({ ...inside[0], end: inside.at(-1)!.end, text: tag });
+    } else out.push(...inside.map((w) => ({ ...w, text: "#".repeat(w.text.length) })));
+    i = span.end;
+  }
+  return [...out, ...words.slice(i)];
 }
 
 /** Formatting as `format_turns` does it, roughly: sentence case, `I`, a closing period. */

@@ -102,6 +102,12 @@ export interface SessionSettings {
   speakerLabels?: boolean;
   /** `max_speakers`: at most this many speakers per session (a hard limit, docs). */
   maxSpeakers?: number;
+  /**
+   * `redact_pii` with these `redact_pii_policies` and `entity_name`
+   * substitution (docs, Streaming PII Redaction): final turns come redacted,
+   * and partial turns are not sent (`include_partial_turns` defaults to false).
+   */
+  redactPiiPolicies?: readonly string[];
 }
 
 /** Why settings cannot be used; the message names the setting and the fix. */
@@ -221,6 +227,12 @@ export function sessionUrl(settings: SessionSettings, token?: string): string {
   if (settings.languageDetection) params.set("language_detection", "true");
   if (settings.speakerLabels) params.set("speaker_labels", "true");
   if (settings.maxSpeakers !== undefined) params.set("max_speakers", String(settings.maxSpeakers));
+  if (settings.redactPiiPolicies?.length) {
+    // SDK: redact_pii_policies is JSON.stringify(list); entity_name gives `[CREDIT_CARD_NUMBER]`.
+    params.set("redact_pii", "true");
+    params.set("redact_pii_policies", JSON.stringify(settings.redactPiiPolicies));
+    params.set("redact_pii_sub", "entity_name");
+  }
   return url.href;
 }
 
