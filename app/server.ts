@@ -13,6 +13,7 @@ import { dbPath, type TranscriptStore } from "../lib/store/db.ts";
 import { openTranscriptStore } from "../lib/store/open.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { UserError } from "../lib/user_error.ts";
+import { defaultConnectionLimits } from "../lib/server/connection_front.ts";
 import type { Config } from "./config.ts";
 
 export type { RunningServer };
@@ -51,6 +52,10 @@ export function serverSettings(config: Config): ServerSettings {
     streamSecret: config.streamSecret,
     webhooks: config.webhooks ?? undefined,
     recordings: { dir: Recordings.folder(config.dataDir), ...config.recordings },
+    http: {
+      ...config.http,
+      maxConnections: config.http.maxConnections ?? defaultConnectionLimits().maxConnections,
+    },
   };
 }
 

@@ -8,7 +8,7 @@
  */
 import { Hono } from "hono";
 import type { Context } from "hono";
-import { bodyLimit } from "hono/body-limit";
+import { boundedBody } from "./bounded_body.ts";
 import type { BridgeManager } from "../laptop_audio/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { Logger } from "../log.ts";
@@ -53,6 +53,8 @@ export interface AppOptions {
   callEnded?: (callSid: string) => Promise<boolean>;
   /** True while the instance drains: /healthz answers 503 and no new call is taken. */
   draining?: () => boolean;
+  /** A request body must arrive within this long of its head (default 10 s), else 408. */
+  bodyTimeoutMs?: number;
 }
 
 /** Largest request body accepted; Twilio's webhooks are a few KiB of form. */
@@ -69,13 +71,11 @@ export function createApp(options: AppOptions): Hono {
     path: (callSid, kind) => access.path(callSid, kind),
   };
 
-  // Before any route reads a body: bigger ones are refused unread (chunked ones once past the limit).
+  // Before any route reads a body: bigger ones are refused unread (chunked ones once past the
+  // limit), slow ones once their time is up.
   app.use(
     "*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => c.text(`request body over ${MAX_BODY_BYTES} bytes`, 413),
-    }),
+    boundedBody({ maxBytes: MAX_BODY_BYTES, timeoutMs: options.bodyTimeoutMs ?? 10_000 }),
   );
 
   app.get("/healthz", (c) => {

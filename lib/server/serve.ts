@@ -21,6 +21,12 @@ import { StreamAccess } from "./stream_access.ts";
 import { sleep } from "../async/sleep.ts";
 import { Recordings, type RecordingsOptions } from "../recording/recordings.ts";
 import { UserError } from "../user_error.ts";
+import {
+  ConnectionFront,
+  type ConnectionLimits,
+  defaultConnectionLimits,
+} from "./connection_front.ts";
+import { printable } from "../text/printable.ts";
 
 import { startWebhooks, type Webhooks } from "../delivery/start.ts";
 import type { WebhookSettings } from "../delivery/settings.ts";
@@ -59,8 +65,16 @@ export interface ServerOptions {
   webhooks?: WebhookSettings;
   /** Call recordings: the folder, whether calls are recorded, the disk they may use. */
   recordings: Pick<RecordingsOptions, "dir" | "enabled" | "maxBytes">;
+  /** Time limits on requests and the connection cap (defaults: {@link defaultConnectionLimits}). */
+  http?: HttpLimits;
   engine: TranscriberEngine;
   log: Logger;
+}
+
+/** The connection limits of the front and the time a request body may take. */
+export interface HttpLimits extends ConnectionLimits {
+  /** A request body must have arrived this long after its head, else `408`. */
+  bodyTimeoutMs: number;
 }
 
 /** A running server. */
@@ -144,7 +158,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   registry.listen((event) => {
     if (event.type === "call-started") {
       const { from, to } = event.call;
-      const parties = from && to ? `, ${from} → ${to}` : "";
+      const parties = from && to ? `, ${printable(from, 64)} → ${printable(to, 64)}` : "";
       log.info(`call ${event.call.callSid} started (${callKind(event.call.direction)}${parties})`);
     } else if (event.type === "call-ended") {
       log.info(`call ${event.call.callSid} ended (${event.reason})`);
@@ -153,6 +167,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     }
   });
 
+  const http = options.http ?? defaultConnectionLimits();
   const statuses = new CallStatusBook(log);
   const app = createApp({
     statuses,
@@ -177,21 +192,35 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     }),
     callEnded: async (callSid) => ((await store.getCall(callSid))?.endedAt ?? null) !== null,
     draining: () => draining,
+    bodyTimeoutMs: http.bodyTimeoutMs,
   });
-  const ready = Promise.withResolvers<void>();
+  const ready = Promise.withResolvers<number>();
+  // Deno.serve on a loopback port of its own; the public port is the front's (its limits).
   const server = Deno.serve({
-    hostname: options.host,
-    port: options.port,
-    onListen: ({ port }) => {
-      boundPort = port;
-      ready.resolve();
-    },
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: ({ port }) => ready.resolve(port),
     onError: (error) => {
       log.error(`request failed: ${(error as Error).message}`);
       return new Response("internal error", { status: 500 });
     },
   }, app.fetch);
-  await ready.promise;
+  server.finished.catch((error) => log.error(`the HTTP server stopped: ${error.message}`));
+  const target = { hostname: "127.0.0.1", port: await ready.promise };
+  let front: ConnectionFront;
+  try {
+    front = ConnectionFront.start({
+      hostname: options.host,
+      port: options.port,
+      target,
+      ...http,
+      log,
+    });
+  } catch (error) {
+    await server.shutdown();
+    throw error;
+  }
+  boundPort = front.port;
   if (cluster) {
     await cluster.start(live);
     log.info(`instance ${options.instanceId}: streams at ${streamBase()}`);
@@ -228,7 +257,9 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       await recordings.settled();
       // Open event streams would keep the server from shutting down.
       live.close();
+      await front.stop();
       await server.shutdown();
+      front.closeAll();
       // A few seconds to send the last events (call-ended); what is left waits for the next start.
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();

@@ -1,0 +1,406 @@
+/**
+ * The TCP front of the HTTP server: `Deno.serve` never times out a
+ * connection (idle, a trickled request head, a stalled client all stay open)
+ * and an accept error such as `Too many open files` ends its accept loop and
+ * with it the process. So the public port is ours: each connection is
+ * accepted here, counted, given {@link ConnectionLimits.headerTimeoutMs} to
+ * send its request head, then joined to `Deno.serve` on a loopback port and
+ * closed after {@link ConnectionLimits.idleTimeoutMs} without a byte either
+ * way (WebSocket streams excepted: their idle limit is the stream's own).
+ *
+ * Plain HTTP requests are made `Connection: close` on the way in, so every
+ * request head passes through the header timeout (no idle keep-alive).
+ * At the connection cap a new connection replaces the oldest one still
+ * sending its head (a slow one: real clients send theirs at once); with none
+ * to replace it gets a `503` and is closed. Accept errors are logged (at
+ * most one line per reason per {@link REFUSAL_SUMMARY_MS}) and accepting
+ * goes on.
+ *
+ * @module
+ */
+import type { Logger } from "../log.ts";
+import { RefusalLog } from "./refusal_log.ts";
+
+/** How long a connection may take, and how many may be open. */
+export interface ConnectionLimits {
+  /** A request head must be complete this long after the connection opened. */
+  headerTimeoutMs: number;
+  /** A connection (not a WebSocket stream) with no byte either way this long is closed. */
+  idleTimeoutMs: number;
+  /** Open connections at most, WebSocket streams included. */
+  maxConnections: number;
+}
+
+/**
+ * The defaults: 10 s for a request head, 10 s for its body, 60 s idle (the
+ * dashboard's event streams send a keep-alive every 15 s), and 1,000
+ * connections, fewer when the open-file limit is low: each connection takes
+ * three descriptors (the client's, and both ends of the loopback one), and
+ * calls need more for their recordings and audio.
+ */
+export function defaultConnectionLimits(): ConnectionLimits & { bodyTimeoutMs: number } {
+  return {
+    headerTimeoutMs: 10_000,
+    bodyTimeoutMs: 10_000,
+    idleTimeoutMs: 60_000,
+    maxConnections: connectionsWithin(openFileLimit()),
+  };
+}
+
+/** The connections that fit in `fileLimit` descriptors: a quarter of them (1,000 at most). */
+function connectionsWithin(fileLimit: number | null): number {
+  return fileLimit === null ? 1000 : Math.max(8, Math.min(1000, Math.floor(fileLimit / 4)));
+}
+
+/** This process's open-file limit (Linux: /proc/self/limits), or null when unknown. */
+function openFileLimit(): number | null {
+  try {
+    const limits = Deno.readTextFileSync("/proc/self/limits");
+    const soft = /^Max open files\s+(\d+)/m.exec(limits)?.[1];
+    return soft === undefined ? null : Number(soft);
+  } catch {
+    return null;
+  }
+}
+
+/** Largest request head read (request line and headers). */
+export const MAX_HEAD_BYTES = 64 * 1024;
+
+/** How often deadlines are checked. */
+const SWEEP_MS = 250;
+
+/** One accepted connection. */
+interface Connection {
+  client: Deno.Conn;
+  server?: Deno.Conn;
+  /** `head` until the request head is complete, then `piped`; `stream` after a `101`. */
+  phase: "head" | "piped" | "stream";
+  /** Closed at this time (performance.now()) unless moved on. */
+  deadline: number;
+  closed: boolean;
+}
+
+/** Options of {@link ConnectionFront.start}. */
+export interface ConnectionFrontOptions extends ConnectionLimits {
+  hostname: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** Where `Deno.serve` listens (loopback). */
+  target: { hostname: string; port: number };
+  log: Logger;
+}
+
+/** The public listener in front of `Deno.serve`. */
+export class ConnectionFront {
+  #listener: Deno.Listener;
+  #options: ConnectionFrontOptions;
+  #open = new Set<Connection>();
+  /** Connections still sending their request head, oldest first. */
+  #heads = new Set<Connection>();
+  #sweeper: ReturnType<typeof setInterval>;
+  #refusals: RefusalLog;
+  #accepting: Promise<void>;
+  #stopped = false;
+
+  private constructor(listener: Deno.Listener, options: ConnectionFrontOptions) {
+    this.#listener = listener;
+    this.#options = options;
+    this.#refusals = new RefusalLog(options.log);
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_MS);
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /** Listens on `hostname:port` and starts accepting. */
+  static start(options: ConnectionFrontOptions): ConnectionFront {
+    const listener = Deno.listen({ hostname: options.hostname, port: options.port });
+    return new ConnectionFront(listener, options);
+  }
+
+  /** The port the front listens on. */
+  get port(): number {
+    return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  /** Connections open now. */
+  get openConnections(): number {
+    return this.#open.size;
+  }
+
+  /** Stops accepting; open connections go on until {@link closeAll}. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
+    await this.#accepting;
+  }
+
+  /** Closes every open connection and stops the deadline checks. */
+  closeAll(): void {
+    clearInterval(this.#sweeper);
+    for (const connection of [...this.#open]) this.#close(connection);
+    this.#refusals.flush();
+  }
+
+  async #acceptLoop(): Promise<void> {
+    let backoffMs = 10;
+    while (!this.#stopped) {
+      let client: Deno.Conn;
+      try {
+        client = await this.#listener.accept();
+        backoffMs = 10;
+      } catch (error) {
+        if (this.#stopped || error instanceof Deno.errors.BadResource) return;
+        // Out of file descriptors, most likely: wait for some to close, never end the process.
+        this.#refusals.note(`cannot accept connections: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, backoffMs));
+        backoffMs = Math.min(1000, backoffMs * 2);
+        continue;
+      }
+      this.#admit(client);
+    }
+  }
+
+  #admit(client: Deno.Conn): void {
+    const { maxConnections, headerTimeoutMs } = this.#options;
+    if (this.#open.size >= maxConnections) {
+      const slowest = this.#heads.values().next().value;
+      if (slowest) {
+        this.#refusals.note(
+          `closed connections still sending their request head at the cap (MAX_CONNECTIONS=${maxConnections})`,
+        );
+        this.#close(slowest);
+      } else {
+        this.#refusals.note(
+          `refused connections: ${maxConnections} open (MAX_CONNECTIONS)`,
+        );
+        refuse(client, 503, "server busy: too many open connections; try again shortly");
+        return;
+      }
+    }
+    const connection: Connection = {
+      client,
+      phase: "head",
+      deadline: performance.now() + headerTimeoutMs,
+      closed: false,
+    };
+    this.#open.add(connection);
+    this.#heads.add(connection);
+    this.#serve(connection).catch(() => this.#close(connection));
+  }
+
+  async #serve(connection: Connection): Promise<void> {
+    const head = await readHead(connection);
+    if (connection.closed) return;
+    this.#heads.delete(connection);
+    if (head === "too large") {
+      this.#refusals.note(`refused request heads over ${MAX_HEAD_BYTES} bytes`);
+      return this.#refuse(connection, 431, "request head too large");
+    }
+    if (head === null) return this.#close(connection);
+    const { hostname, port } = this.#options.target;
+    try {
+      connection.server = await Deno.connect({ hostname, port });
+    } catch (error) {
+      this.#refusals.note(`cannot reach the HTTP server: ${(error as Error).message}`);
+      return this.#refuse(connection, 503, "server busy; try again shortly");
+    }
+    if (connection.closed) return this.#close(connection);
+    connection.phase = "piped";
+    this.#touch(connection);
+    await writeAll(connection.server, head.bytes);
+    const upgrade = head.upgrade;
+    await Promise.all([
+      this.#pump(connection, connection.client, connection.server, false),
+      this.#pump(connection, connection.server, connection.client, upgrade),
+    ]);
+    this.#close(connection);
+  }
+
+  /** Copies `from` to `to` until either ends; a `101` answer makes the connection a stream. */
+  async #pump(
+    connection: Connection,
+    from: Deno.Conn,
+    to: Deno.Conn,
+    watchUpgrade: boolean,
+  ): Promise<void> {
+    const buffer = new Uint8Array(16 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buffer);
+        if (n === null) break;
+        if (watchUpgrade) {
+          watchUpgrade = false;
+          if (startsWith101(buffer, n)) connection.phase = "stream";
+        }
+        if (connection.phase !== "stream") this.#touch(connection);
+        await writeAll(to, buffer.subarray(0, n));
+      }
+      // The other side may still answer (a client that half-closed after its request).
+      if (from === connection.client) await connection.server?.closeWrite();
+      else this.#close(connection);
+    } catch {
+      this.#close(connection);
+    }
+  }
+
+  #touch(connection: Connection): void {
+    connection.deadline = performance.now() + this.#options.idleTimeoutMs;
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const connection of this.#open) {
+      if (connection.phase === "stream" || now < connection.deadline) continue;
+      if (connection.phase === "head") {
+        this.#refusals.note(
+          `closed connections that sent no complete request head within ${this.#options.headerTimeoutMs} ms (HTTP_HEADER_TIMEOUT)`,
+        );
+        this.#refuse(connection, 408, "request head not received in time");
+      } else {
+        this.#refusals.note(
+          `closed connections idle for ${this.#options.idleTimeoutMs} ms (HTTP_IDLE_TIMEOUT)`,
+        );
+        this.#close(connection);
+      }
+    }
+  }
+
+  #refuse(connection: Connection, status: number, message: string): void {
+    this.#forget(connection);
+    refuse(connection.client, status, message);
+    try {
+      connection.server?.close();
+    } catch {
+      // already closed
+    }
+  }
+
+  #close(connection: Connection): void {
+    this.#forget(connection);
+    for (const conn of [connection.client, connection.server]) {
+      try {
+        conn?.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  #forget(connection: Connection): void {
+    connection.closed = true;
+    this.#open.delete(connection);
+    this.#heads.delete(connection);
+  }
+}
+
+/** A complete request head: its bytes as forwarded, and whether it asks for a WebSocket. */
+interface Head {
+  bytes: Uint8Array;
+  upgrade: boolean;
+}
+
+const CRLFCRLF = [13, 10, 13, 10];
+
+/**
+ * Reads until the end of the request head. Returns it (with whatever body
+ * bytes came along), `"too large"`, or null when the client went away.
+ */
+async function readHead(connection: Connection): Promise<Head | "too large" | null> {
+  let buffer = new Uint8Array(4096);
+  let length = 0;
+  for (;;) {
+    if (length === buffer.length) {
+      if (buffer.length >= MAX_HEAD_BYTES) return "too large";
+      const grown = new Uint8Array(Math.min(MAX_HEAD_BYTES, buffer.length * 2));
+      grown.set(buffer);
+      buffer = grown;
+    }
+    let n: number | null;
+    try {
+      n = await connection.client.read(buffer.subarray(length));
+    } catch {
+      return null;
+    }
+    if (n === null || connection.closed) return null;
+    const searchFrom = Math.max(0, length - 3);
+    length += n;
+    const end = indexOf(buffer, CRLFCRLF, searchFrom, length);
+    if (end >= 0) return rewriteHead(buffer.subarray(0, end + 4), buffer.subarray(end + 4, length));
+  }
+}
+
+function indexOf(buffer: Uint8Array, needle: number[], from: number, to: number): number {
+  outer: for (let i = from; i + needle.length <= to; i++) {
+    for (let j = 0; j < needle.length; j++) if (buffer[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/**
+ * An HTTP/1.x request that is not a WebSocket upgrade gets `Connection:
+ * close`: the next request comes on a new connection, through the header
+ * timeout again. Anything else is forwarded as it came.
+ */
+function rewriteHead(head: Uint8Array, rest: Uint8Array): Head {
+  const text = new TextDecoder("latin1").decode(head);
+  const lines = text.slice(0, -4).split("\r\n");
+  const upgrade = lines.some((line) => /^upgrade\s*:\s*websocket\s*$/i.test(line));
+  if (upgrade || !/ HTTP\/1\.[01]$/.test(lines[0])) return { bytes: concat(head, rest), upgrade };
+  const kept = lines.filter((line) => !/^(connection|keep-alive)\s*:/i.test(line));
+  const rewritten = latin1(`${kept.join("\r\n")}\r\nconnection: close\r\n\r\n`);
+  return { bytes: concat(rewritten, rest), upgrade };
+}
+
+function latin1(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+const HTTP_101 = latin1("HTTP/1.1 101");
+
+function startsWith101(buffer: Uint8Array, n: number): boolean {
+  if (n < HTTP_101.length) return false;
+  for (let i = 0; i < HTTP_101.length; i++) if (buffer[i] !== HTTP_101[i]) return false;
+  return true;
+}
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+const REASONS: Record<number, string> = {
+  408: "Request Timeout",
+  431: "Request Header Fields Too Large",
+  503: "Service Unavailable",
+};
+
+/** Answers `status` with a one-line text body, then closes (without waiting on the client). */
+function refuse(client: Deno.Conn, status: number, message: string): void {
+  const body = `${message}\n`;
+  const response = latin1(
+    `HTTP/1.1 ${status} ${REASONS[status]}\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      `content-length: ${body.length}\r\nconnection: close\r\n` +
+      (status === 503 ? "retry-after: 5\r\n" : "") + `\r\n${body}`,
+  );
+  writeAll(client, response).catch(() => {}).finally(() => {
+    try {
+      client.close();
+    } catch {
+      // already closed
+    }
+  });
+}
