@@ -47,9 +47,14 @@ export function defaultConnectionLimits(): ConnectionLimits & { bodyTimeoutMs: n
   };
 }
 
-/** The connections that fit in `fileLimit` descriptors: a quarter of them (1,000 at most). */
+/**
+ * The connections that fit in `fileLimit` descriptors: after 64 for the
+ * process itself (database, recordings, ffmpeg pipes), three per connection
+ * and one to spare (1,000 at most).
+ */
 function connectionsWithin(fileLimit: number | null): number {
-  return fileLimit === null ? 1000 : Math.max(8, Math.min(1000, Math.floor(fileLimit / 4)));
+  if (fileLimit === null) return 1000;
+  return Math.max(8, Math.min(1000, Math.floor((fileLimit - 64) / 4)));
 }
 
 /** This process's open-file limit (Linux: /proc/self/limits), or null when unknown. */

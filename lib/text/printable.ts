@@ -8,15 +8,21 @@
  */
 
 /** ANSI escape sequences: CSI (`ESC [` or U+009B … final byte), OSC (`ESC ]` … BEL or ST), and two-byte ones. */
-const ESCAPES =
-  /(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[@-_]?/g;
-/** Line and paragraph breaks of every kind, and tabs: each becomes a space. */
+const ESCAPES = new RegExp(
+  String
+    .raw`(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?|\x1b[@-_]?`,
+  "g",
+);
+/** Line and paragraph breaks of every kind, and tabs: each run becomes a space. */
 const BREAKS = /[\t\n\v\f\r\x85\u2028\u2029]+/g;
 /**
  * Other control characters: C0, DEL, C1, and the invisible direction
  * overrides that reorder what a line appears to say.
  */
-const CONTROLS = /[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const CONTROLS = new RegExp(
+  String.raw`[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]`,
+  "g",
+);
 
 /**
  * `value` with every control character gone (C0, DEL, C1, U+2028/U+2029,
