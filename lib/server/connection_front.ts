@@ -5,8 +5,8 @@
  * with it the process. So the public port is ours: each connection is
  * accepted here, counted, given {@link ConnectionLimits.headerTimeoutMs} to
  * send its request head, then joined to `Deno.serve` on a loopback port and
- * closed after {@link ConnectionLimits.idleTimeoutMs} without a byte either
- * way (WebSocket streams excepted: their idle limit is the stream's own).
+ * closed after {@link ConnectionLimits.idleTimeoutMs} without a byte from the
+ * server (WebSocket streams excepted: their idle limit is the stream's own).
  *
  * Plain HTTP requests are made `Connection: close` on the way in, so every
  * request head passes through the header timeout (no idle keep-alive).
@@ -25,7 +25,7 @@ import { RefusalLog } from "./refusal_log.ts";
 export interface ConnectionLimits {
   /** A request head must be complete this long after the connection opened. */
   headerTimeoutMs: number;
-  /** A connection (not a WebSocket stream) with no byte either way this long is closed. */
+  /** A connection (not a WebSocket stream) the server sent nothing on for this long is closed. */
   idleTimeoutMs: number;
   /** Open connections at most, WebSocket streams included. */
   maxConnections: number;
@@ -83,6 +83,8 @@ interface Connection {
   /** Closed at this time (performance.now()) unless moved on. */
   deadline: number;
   closed: boolean;
+  /** The server's final answer has begun: what the client still sends is not forwarded. */
+  answered: boolean;
 }
 
 /** Options of {@link ConnectionFront.start}. */
@@ -191,6 +193,7 @@ export class ConnectionFront {
       phase: "head",
       deadline: performance.now() + headerTimeoutMs,
       closed: false,
+      answered: false,
     };
     this.#open.add(connection);
     this.#heads.add(connection);
@@ -237,16 +240,29 @@ export class ConnectionFront {
       for (;;) {
         const n = await from.read(buffer);
         if (n === null) break;
-        if (watchUpgrade) {
-          watchUpgrade = false;
-          if (startsWith101(buffer, n)) connection.phase = "stream";
+        if (from === connection.server) {
+          if (watchUpgrade) {
+            watchUpgrade = false;
+            if (startsWith(buffer, n, HTTP_101)) connection.phase = "stream";
+          }
+          if (connection.phase !== "stream") {
+            // Idle means no answer: a client trickling its body after its 408 has had its answer.
+            this.#touch(connection);
+            if (!connection.answered && !startsWith(buffer, n, HTTP_1XX)) {
+              connection.answered = true;
+              // The request was answered early (408, 413): the server reads no more of it.
+              await connection.server?.closeWrite().catch(() => {});
+            }
+          }
+        } else if (connection.answered) {
+          continue;
         }
-        if (connection.phase !== "stream") this.#touch(connection);
         await writeAll(to, buffer.subarray(0, n));
       }
       // The other side may still answer (a client that half-closed after its request).
-      if (from === connection.client) await connection.server?.closeWrite();
-      else this.#close(connection);
+      if (from === connection.client) {
+        if (!connection.answered) await connection.server?.closeWrite();
+      } else this.#close(connection);
     } catch {
       this.#close(connection);
     }
@@ -375,10 +391,11 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 }
 
 const HTTP_101 = latin1("HTTP/1.1 101");
+const HTTP_1XX = latin1("HTTP/1.1 1");
 
-function startsWith101(buffer: Uint8Array, n: number): boolean {
-  if (n < HTTP_101.length) return false;
-  for (let i = 0; i < HTTP_101.length; i++) if (buffer[i] !== HTTP_101[i]) return false;
+function startsWith(buffer: Uint8Array, n: number, prefix: Uint8Array): boolean {
+  if (n < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (buffer[i] !== prefix[i]) return false;
   return true;
 }
 

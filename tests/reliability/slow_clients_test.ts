@@ -1,7 +1,8 @@
 /**
  * Slow and idle clients against the server as a child process under a low
  * open-file limit (`ulimit -n 256`): more connections than the limit allows,
- * idle or trickling their request head a line at a time. The server closes each after its time limit, keeps answering
+ * idle, trickling their request head a line at a time, or their body a byte
+ * at a time. The server closes each after its time limit, keeps answering
  * /healthz, a call that was live goes on to its end with every frame, and the
  * process never exits (before the limits it died of `Too many open files`).
  */
@@ -16,7 +17,12 @@ const TOKEN = "slow-clients-token-0123456789";
 /** A raw connection that sends `chunks` one at a time, `everyMs` apart, until the server closes it. */
 async function slowClient(port: number, first: string, next: string, everyMs: number) {
   const opened = performance.now();
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  } catch (error) {
+    return { text: `cannot connect: ${(error as Error).message}`, afterMs: 0 };
+  }
   const encoder = new TextEncoder();
   let open = true;
   const answer = (async () => {
@@ -46,13 +52,7 @@ async function slowClient(port: number, first: string, next: string, everyMs: nu
   return result;
 }
 
-// Unfinished (see the branch's report): on the last runs the live call's stream closed other than
-// with "1000 call ended", and slow request bodies were not answered 408 in the child server.
-Deno.test({
-  name:
-    "slow and idle connections beyond the file limit are closed in time; /healthz and a live call go on",
-  ignore: true,
-}, async () => {
+Deno.test("slow and idle connections beyond the file limit are closed in time; /healthz and a live call go on", async () => {
   const port = freePort();
   const dataDir = await Deno.makeTempDir({ prefix: "callscribe-slow-" });
   const server = await spawnServer("tests/reliability/child_server.ts", ["--engine", "null"], {
@@ -84,16 +84,27 @@ Deno.test({
     for (let i = 0; i < 150; i++) {
       clients.push(slowClient(port, "GET /healthz HTTP/1.1\r\nHost: x\r\n", "X-Slow: 1\r\n", 300));
     }
-    for (let i = 0; i < 100; i++) clients.push(slowClient(port, "", "", 0));
+    for (let i = 0; i < 100; i++) {
+      const head = "POST /twiml/outbound HTTP/1.1\r\nHost: x\r\n" +
+        "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 65536\r\n\r\n";
+      clients.push(slowClient(port, head, "a", 300));
+    }
 
-    // While they are open: /healthz answers.
-    await sleep(500);
+    // While they are open: /healthz answers, at once or as soon as a slow body's time is up
+    // (at the cap, slow heads make room at once; slow bodies only after their 408).
     const health: number[] = [];
     for (let i = 0; i < 5; i++) {
       const started = performance.now();
-      const response = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(8000) });
-      await response.body?.cancel();
-      assert.equal(response.status, 200, "healthz during the flood");
+      for (;;) {
+        const response = await fetch(`${server.url}/healthz`, {
+          signal: AbortSignal.timeout(8000),
+        });
+        await response.body?.cancel();
+        if (response.status === 200) break;
+        assert.equal(response.status, 503, "healthz during the flood: 200, or 503 at the cap");
+        assert.ok(performance.now() - started < 2000 + 1000, "healthz answered 200 in time");
+        await sleep(100);
+      }
       health.push(performance.now() - started);
       await sleep(300);
     }
