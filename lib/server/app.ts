@@ -26,6 +26,9 @@ import {
   TranscriptionStream,
 } from "./media_stream.ts";
 import { transcriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
+import { RefusalLog } from "./refusal_log.ts";
+import { clientAddress } from "./client_address.ts";
+import { printable } from "../text/printable.ts";
 
 /** What the routes need. */
 export interface AppOptions {
@@ -64,6 +67,8 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export function createApp(options: AppOptions): Hono {
   const { registry, log } = options;
   const app = new Hono();
+  // A flood of refused requests writes a line per kind per period, not a line each.
+  const refusals = new RefusalLog(log);
   const draining = options.draining ?? (() => false);
   const access = options.streamAccess ?? StreamAccess.fromSecrets({ authToken: options.authToken });
   const streams: CallStreams = {
@@ -126,7 +131,7 @@ export function createApp(options: AppOptions): Hono {
     }
     const callSid = c.req.param("callSid") ?? "";
     const refuse = (status: 403 | 409, reason: string) => {
-      log.warn(`refused the ${kind} stream of ${callSid.slice(0, 40)}: ${reason}`);
+      log.warn(`refused the ${kind} stream of ${printable(callSid, 40)}: ${reason}`);
       return c.text(`stream refused: ${reason}`, status);
     };
     if (!verifySignature(c, {})) return c.text("invalid Twilio signature", 403);
@@ -149,7 +154,12 @@ export function createApp(options: AppOptions): Hono {
     if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
       return c.text("this route expects a WebSocket upgrade from Twilio Media Streams", 426);
     }
-    log.warn(`refused ${c.req.method} ${loggablePath(c.req.path)}: not a per-call stream URL`);
+    refusals.note(
+      "refused requests for a stream URL that is not a per-call one",
+      `${c.req.method} ${loggablePath(c.req.path)} from ${
+        clientAddress(c.req.header("x-forwarded-for"))
+      }`,
+    );
     return c.text(
       "stream URLs are per call (/stream/<CallSid>/<token>): use the URL in the call's TwiML",
       404,
@@ -178,11 +188,11 @@ export function createApp(options: AppOptions): Hono {
     }${requestUrl.pathname}${requestUrl.search}`;
     const signature = c.req.header("x-twilio-signature") ?? "";
     if (signature && signatureValid(options.authToken, signature, url, params)) return true;
-    const remote = c.req.header("x-forwarded-for") ?? "direct";
-    log.warn(
-      `refused ${c.req.method} ${loggablePath(requestUrl.pathname)} from ${remote}: ${
-        signature ? "invalid" : "missing"
-      } X-Twilio-Signature`,
+    refusals.note(
+      `refused requests with ${signature ? "an invalid" : "no"} X-Twilio-Signature`,
+      `${c.req.method} ${loggablePath(requestUrl.pathname)} from ${
+        clientAddress(c.req.header("x-forwarded-for"))
+      }`,
     );
     return false;
   }
@@ -200,9 +210,9 @@ export function createApp(options: AppOptions): Hono {
   return app;
 }
 
-/** A path as it may be logged: a stream URL's token is cut off. */
+/** A path as it may be logged: a stream URL's token is cut off, the whole at most 200 characters. */
 export function loggablePath(path: string): string {
-  return path.replace(/^(\/(?:stream|audio)\/[^/]{0,40})[^/]*\/.*$/, "$1/…");
+  return printable(path.replace(/^(\/(?:stream|audio)\/[^/]{0,40})[^/]*\/.*$/, "$1/…"), 200);
 }
 
 /** Parses a Twilio webhook body; null when it is not a form. */

@@ -159,11 +159,15 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     if (event.type === "call-started") {
       const { from, to } = event.call;
       const parties = from && to ? `, ${printable(from, 64)} → ${printable(to, 64)}` : "";
-      log.info(`call ${event.call.callSid} started (${callKind(event.call.direction)}${parties})`);
+      log.info(
+        `call ${printable(event.call.callSid, 64)} started (${
+          callKind(event.call.direction)
+        }${parties})`,
+      );
     } else if (event.type === "call-ended") {
       log.info(`call ${event.call.callSid} ended (${event.reason})`);
     } else if (event.type === "call-error") {
-      log.error(`call ${event.call.callSid}: ${event.message}`);
+      log.error(`call ${printable(event.call.callSid, 64)}: ${printable(event.message, 300)}`);
     }
   });
 

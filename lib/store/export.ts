@@ -13,6 +13,7 @@ import { TRACK_LABELS } from "../transcribe/engine.ts";
 import type { CallQuality } from "../recording/track_quality.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
 import type { Segment, StoredCall } from "./db.ts";
+import { printable } from "../text/printable.ts";
 
 /** A call's audio as exports show it: its recording (null: none) and quality (null: not measured). */
 export interface CallAudio {
@@ -125,9 +126,10 @@ export function audioJson(audio: CallAudio) {
 
 function toTxt(call: StoredCall, segments: Segment[], audio: CallAudio): string {
   const lines = [
-    `Call ${call.callSid} (${call.direction})`,
-    `From: ${call.from ?? "unknown"}`,
-    `To: ${call.to ?? "unknown"}`,
+    // From, To (a SIP caller sets any string) and the rest stay on their own line each.
+    `Call ${printable(call.callSid)} (${printable(call.direction)})`,
+    `From: ${printable(call.from ?? "unknown", 200)}`,
+    `To: ${printable(call.to ?? "unknown", 200)}`,
     `Started: ${new Date(call.startedAt).toISOString()}`,
     `Duration: ${call.durationMs === null ? call.status : formatDuration(call.durationMs)}`,
     `Recording: ${audio.recording ? formatDuration(audio.recording.durationMs) : "none"}`,
@@ -140,7 +142,7 @@ function toTxt(call: StoredCall, segments: Segment[], audio: CallAudio): string 
   }
   lines.push("");
   for (const s of segments) {
-    lines.push(`[${clock(s.startMs)}] ${TRACK_LABELS[s.track]}: ${s.text}`);
+    lines.push(`[${clock(s.startMs)}] ${TRACK_LABELS[s.track]}: ${printable(s.text)}`);
   }
   if (segments.length === 0) lines.push("(nothing was transcribed)");
   return lines.join("\n") + "\n";
@@ -188,7 +190,7 @@ function cueTimes(s: Segment): [number, number] {
 }
 
 function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").replaceAll("-->", "->").trim();
+  return printable(text).replace(/\s+/g, " ").replaceAll("-->", "->").trim();
 }
 
 /** `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT). */
