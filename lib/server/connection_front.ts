@@ -83,8 +83,8 @@ interface Connection {
   /** Closed at this time (performance.now()) unless moved on. */
   deadline: number;
   closed: boolean;
-  /** The server's final answer has begun: what the client still sends is not forwarded. */
-  answered: boolean;
+  /** The server's final answer has begun (`refused`: a 4xx or 5xx): what the client still sends is not forwarded. */
+  answered: false | "answered" | "refused";
 }
 
 /** Options of {@link ConnectionFront.start}. */
@@ -248,21 +248,27 @@ export class ConnectionFront {
           if (connection.phase !== "stream") {
             // Idle means no answer: a client trickling its body after its 408 has had its answer.
             this.#touch(connection);
+            // What the client sends after the answer began is not forwarded; after a refusal
+            // (the rest of a body answered 408 or 413) it ends the connection.
             if (!connection.answered && !startsWith(buffer, n, HTTP_1XX)) {
-              connection.answered = true;
-              // The request was answered early (408, 413): the server reads no more of it.
-              await connection.server?.closeWrite().catch(() => {});
+              connection.answered = startsWith(buffer, n, HTTP_4XX) ||
+                  startsWith(buffer, n, HTTP_5XX)
+                ? "refused"
+                : "answered";
             }
           }
+        } else if (connection.answered === "refused") {
+          // A body still coming after its refusal: the client has had its answer (a moment to
+          // finish writing it, which is one small chunk).
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          break;
         } else if (connection.answered) {
           continue;
         }
         await writeAll(to, buffer.subarray(0, n));
       }
-      // The other side may still answer (a client that half-closed after its request).
-      if (from === connection.client) {
-        if (!connection.answered) await connection.server?.closeWrite();
-      } else this.#close(connection);
+      // Either side gone ends both (Deno.serve, too, takes a client's half-close for gone).
+      this.#close(connection);
     } catch {
       this.#close(connection);
     }
@@ -392,6 +398,8 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 const HTTP_101 = latin1("HTTP/1.1 101");
 const HTTP_1XX = latin1("HTTP/1.1 1");
+const HTTP_4XX = latin1("HTTP/1.1 4");
+const HTTP_5XX = latin1("HTTP/1.1 5");
 
 function startsWith(buffer: Uint8Array, n: number, prefix: Uint8Array): boolean {
   if (n < prefix.length) return false;
