@@ -76,8 +76,8 @@ const SWEEP_MS = 250;
 
 /** One accepted connection. */
 interface Connection {
-  client: Deno.Conn;
-  server?: Deno.Conn;
+  client: Deno.TcpConn;
+  server?: Deno.TcpConn;
   /** `head` until the request head is complete, then `piped`; `stream` after a `101`. */
   phase: "head" | "piped" | "stream";
   /** Closed at this time (performance.now()) unless moved on. */
@@ -99,7 +99,7 @@ export interface ConnectionFrontOptions extends ConnectionLimits {
 
 /** The public listener in front of `Deno.serve`. */
 export class ConnectionFront {
-  #listener: Deno.Listener;
+  #listener: Deno.TcpListener;
   #options: ConnectionFrontOptions;
   #open = new Set<Connection>();
   /** Connections still sending their request head, oldest first. */
@@ -109,7 +109,7 @@ export class ConnectionFront {
   #accepting: Promise<void>;
   #stopped = false;
 
-  private constructor(listener: Deno.Listener, options: ConnectionFrontOptions) {
+  private constructor(listener: Deno.TcpListener, options: ConnectionFrontOptions) {
     this.#listener = listener;
     this.#options = options;
     this.#refusals = new RefusalLog(options.log);
@@ -155,7 +155,7 @@ export class ConnectionFront {
   async #acceptLoop(): Promise<void> {
     let backoffMs = 10;
     while (!this.#stopped) {
-      let client: Deno.Conn;
+      let client: Deno.TcpConn;
       try {
         client = await this.#listener.accept();
         backoffMs = 10;
@@ -171,7 +171,7 @@ export class ConnectionFront {
     }
   }
 
-  #admit(client: Deno.Conn): void {
+  #admit(client: Deno.TcpConn): void {
     const { maxConnections, headerTimeoutMs } = this.#options;
     if (this.#open.size >= maxConnections) {
       const slowest = this.#heads.values().next().value;
@@ -217,6 +217,9 @@ export class ConnectionFront {
       return this.#refuse(connection, 503, "server busy; try again shortly");
     }
     if (connection.closed) return this.#close(connection);
+    // Frames go on at once, as they would without the front.
+    connection.server.setNoDelay(true);
+    connection.client.setNoDelay(true);
     connection.phase = "piped";
     this.#touch(connection);
     await writeAll(connection.server, head.bytes);
