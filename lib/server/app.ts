@@ -188,11 +188,11 @@ export function createApp(options: AppOptions): Hono {
     }${requestUrl.pathname}${requestUrl.search}`;
     const signature = c.req.header("x-twilio-signature") ?? "";
     if (signature && signatureValid(options.authToken, signature, url, params)) return true;
+    // One line per route and kind, then a count (a stream's route without its call and token).
+    const route = loggablePath(requestUrl.pathname).replace(/^(\/(?:stream|audio))\/.*$/, "$1/…");
     refusals.note(
-      `refused requests with ${signature ? "an invalid" : "no"} X-Twilio-Signature`,
-      `${c.req.method} ${loggablePath(requestUrl.pathname)} from ${
-        clientAddress(c.req.header("x-forwarded-for"))
-      }`,
+      `refused ${c.req.method} ${route} with ${signature ? "an invalid" : "no"} X-Twilio-Signature`,
+      `${loggablePath(requestUrl.pathname)} from ${clientAddress(c.req.header("x-forwarded-for"))}`,
     );
     return false;
   }

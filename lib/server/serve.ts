@@ -21,11 +21,8 @@ import { StreamAccess } from "./stream_access.ts";
 import { sleep } from "../async/sleep.ts";
 import { Recordings, type RecordingsOptions } from "../recording/recordings.ts";
 import { UserError } from "../user_error.ts";
-import {
-  ConnectionFront,
-  type ConnectionLimits,
-  defaultConnectionLimits,
-} from "./connection_front.ts";
+import { type ConnectionLimits, defaultConnectionLimits } from "./connection_front.ts";
+import { FrontThread } from "./front_thread.ts";
 import { printable } from "../text/printable.ts";
 
 import { startWebhooks, type Webhooks } from "../delivery/start.ts";
@@ -211,9 +208,9 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   }, app.fetch);
   server.finished.catch((error) => log.error(`the HTTP server stopped: ${error.message}`));
   const target = { hostname: "127.0.0.1", port: await ready.promise };
-  let front: ConnectionFront;
+  let front: FrontThread;
   try {
-    front = ConnectionFront.start({
+    front = await FrontThread.start({
       hostname: options.host,
       port: options.port,
       target,
@@ -263,7 +260,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       live.close();
       await front.stop();
       await server.shutdown();
-      front.closeAll();
+      await front.close();
       // A few seconds to send the last events (call-ended); what is left waits for the next start.
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();
