@@ -21,8 +21,11 @@ import { StreamAccess } from "./stream_access.ts";
 import { sleep } from "../async/sleep.ts";
 import { Recordings, type RecordingsOptions } from "../recording/recordings.ts";
 import { UserError } from "../user_error.ts";
-import { type ConnectionLimits, defaultConnectionLimits } from "./connection_front.ts";
-import { FrontThread } from "./front_thread.ts";
+import {
+  ConnectionFront,
+  type ConnectionLimits,
+  defaultConnectionLimits,
+} from "./connection_front.ts";
 import { printable } from "../text/printable.ts";
 
 import { startWebhooks, type Webhooks } from "../delivery/start.ts";
@@ -208,9 +211,9 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   }, app.fetch);
   server.finished.catch((error) => log.error(`the HTTP server stopped: ${error.message}`));
   const target = { hostname: "127.0.0.1", port: await ready.promise };
-  let front: FrontThread;
+  let front: ConnectionFront;
   try {
-    front = await FrontThread.start({
+    front = ConnectionFront.start({
       hostname: options.host,
       port: options.port,
       target,
@@ -260,7 +263,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       live.close();
       await front.stop();
       await server.shutdown();
-      await front.close();
+      front.closeAll();
       // A few seconds to send the last events (call-ended); what is left waits for the next start.
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();
