@@ -52,9 +52,9 @@ export function defaultConnectionLimits(): ConnectionLimits & { bodyTimeoutMs: n
  * process itself (database, recordings, ffmpeg pipes), three per connection
  * and one to spare (1,000 at most).
  */
-function connectionsWithin(fileLimit: number | null): number {
-  if (fileLimit === null) return 1000;
-  return Math.max(8, Math.min(1000, Math.floor((fileLimit - 64) / 4)));
+function connectionsWithin(fileLimit: number | null, most = 1000): number {
+  if (fileLimit === null) return most;
+  return Math.max(8, Math.min(most, Math.floor((fileLimit - 64) / 4)));
 }
 
 /** This process's open-file limit (Linux: /proc/self/limits), or null when unknown. */
@@ -117,8 +117,22 @@ export class ConnectionFront {
     this.#accepting = this.#acceptLoop();
   }
 
-  /** Listens on `hostname:port` and starts accepting. */
+  /**
+   * Listens on `hostname:port` and starts accepting. A cap above what the
+   * open-file limit allows is lowered (with a warning): past it, the server
+   * behind the front could not accept and would stop.
+   */
   static start(options: ConnectionFrontOptions): ConnectionFront {
+    const fileLimit = openFileLimit();
+    const ceiling = connectionsWithin(fileLimit, Infinity);
+    if (options.maxConnections > ceiling) {
+      options.log.warn(
+        `MAX_CONNECTIONS=${options.maxConnections} needs about ${
+          options.maxConnections * 4 + 64
+        } open files, and this process may open ${fileLimit} (ulimit -n): using ${ceiling}`,
+      );
+      options = { ...options, maxConnections: ceiling };
+    }
     const listener = Deno.listen({ hostname: options.hostname, port: options.port });
     return new ConnectionFront(listener, options);
   }
@@ -126,6 +140,11 @@ export class ConnectionFront {
   /** The port the front listens on. */
   get port(): number {
     return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  /** Joins the connections accepted from now on to `target` (the server behind was started again). */
+  retarget(target: ConnectionFrontOptions["target"]): void {
+    this.#options = { ...this.#options, target };
   }
 
   /** Connections open now. */

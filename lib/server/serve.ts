@@ -198,33 +198,57 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     draining: () => draining,
     bodyTimeoutMs: http.bodyTimeoutMs,
   });
-  const ready = Promise.withResolvers<number>();
   // Deno.serve on a loopback port of its own; the public port is the front's (its limits).
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: 0,
-    onListen: ({ port }) => ready.resolve(port),
-    onError: (error) => {
-      log.error(`request failed: ${(error as Error).message}`);
-      return new Response("internal error", { status: 500 });
-    },
-  }, app.fetch);
-  server.finished.catch((error) => log.error(`the HTTP server stopped: ${error.message}`));
-  const target = { hostname: "127.0.0.1", port: await ready.promise };
-  let front: ConnectionFront;
+  // Should it stop all the same (its accept loop ends on any accept error, e.g. out of file
+  // descriptors), it is started again on a new port and the front sent there.
+  let stopping = false;
+  let front: ConnectionFront | undefined;
+  const serveHttp = async (): Promise<{ server: Deno.HttpServer; port: number }> => {
+    const ready = Promise.withResolvers<number>();
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: ({ port }) => ready.resolve(port),
+      onError: (error) => {
+        log.error(`request failed: ${(error as Error).message}`);
+        return new Response("internal error", { status: 500 });
+      },
+    }, app.fetch);
+    server.finished.catch(async (error) => {
+      if (stopping) return;
+      log.error(`the HTTP server stopped (${error.message}); starting it again`);
+      for (let attempt = 1; !stopping; attempt++) {
+        await sleep(Math.min(5000, 100 * attempt));
+        try {
+          httpServer = await serveHttp();
+          return;
+        } catch (error) {
+          log.error(`cannot start the HTTP server again: ${(error as Error).message}`);
+        }
+      }
+    });
+    const port = await ready.promise;
+    front?.retarget({ hostname: "127.0.0.1", port });
+    return { server, port };
+  };
+  let httpServer = await serveHttp();
   try {
     front = ConnectionFront.start({
       hostname: options.host,
       port: options.port,
-      target,
+      target: {
+        hostname: "127.0.0.1",
+        port: httpServer.port,
+      },
       ...http,
       log,
     });
   } catch (error) {
-    await server.shutdown();
+    await httpServer.server.shutdown();
     throw error;
   }
-  boundPort = front.port;
+  const publicFront = front;
+  boundPort = publicFront.port;
   if (cluster) {
     await cluster.start(live);
     log.info(`instance ${options.instanceId}: streams at ${streamBase()}`);
@@ -261,9 +285,10 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       await recordings.settled();
       // Open event streams would keep the server from shutting down.
       live.close();
-      await front.stop();
-      await server.shutdown();
-      front.closeAll();
+      stopping = true;
+      await publicFront.stop();
+      await httpServer.server.shutdown();
+      publicFront.closeAll();
       // A few seconds to send the last events (call-ended); what is left waits for the next start.
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();
