@@ -150,3 +150,62 @@ Deno.test("slow and idle connections beyond the file limit are closed in time; /
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("MAX_CONNECTIONS above what the file limit allows is lowered: the server keeps answering", async () => {
+  const port = freePort();
+  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-slow-" });
+  const server = await spawnServer("tests/reliability/child_server.ts", ["--engine", "null"], {
+    TWILIO_AUTH_TOKEN: TOKEN,
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    DATA_DIR: dataDir,
+    AUDIO_INPUT: "none",
+    AUDIO_OUTPUT: "none",
+    HTTP_HEADER_TIMEOUT: "2",
+    MAX_CONNECTIONS: "1000",
+  }, { fileLimit: FILE_LIMIT });
+  const conns: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 400; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port }));
+    }
+    // Complete request heads (their bodies never come): each reaches Deno.serve behind the front.
+    const head = new TextEncoder().encode(
+      "POST /twiml/outbound HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n",
+    );
+    for (const conn of conns.slice(0, 150)) conn.write(head).catch(() => {});
+    await sleep(1000);
+    const statuses: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const response = await fetch(`${server.url}/healthz`, { signal: AbortSignal.timeout(5000) });
+      statuses.push(response.status);
+      await response.body?.cancel();
+      await sleep(300);
+    }
+    // Before the cap was lowered, Deno.serve ran out of descriptors and stopped: 503 from then on.
+    assert.equal(
+      statuses.filter((status) => status === 200).length,
+      statuses.length,
+      `${statuses}`,
+    );
+    assert.ok(
+      server.stderr.some((line) => /MAX_CONNECTIONS=1000 needs about .* using \d+/.test(line)),
+      server.stderr.join("\n"),
+    );
+    assert.ok(
+      !server.stderr.some((line) => /HTTP server stopped/.test(line)),
+      server.stderr.join("\n"),
+    );
+  } finally {
+    for (const conn of conns) {
+      try {
+        conn.close();
+      } catch {
+        // closed by the server
+      }
+    }
+    server.kill();
+    await server.status;
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
