@@ -98,6 +98,17 @@ export interface Config {
   readonly recordings: Pick<RecordingsOptions, "enabled" | "maxBytes">;
   /** A media stream silent this long (no message at all) is closed and its call ended (`STREAM_IDLE_TIMEOUT`, s). */
   readonly streamIdleSeconds: number;
+  /**
+   * Limits on HTTP connections: `HTTP_HEADER_TIMEOUT`, `HTTP_BODY_TIMEOUT` (s, default 10),
+   * `HTTP_IDLE_TIMEOUT` (s, default 60), `MAX_CONNECTIONS` (unset: 1000, fewer under a low
+   * open-file limit).
+   */
+  readonly http: {
+    readonly headerTimeoutMs: number;
+    readonly bodyTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly maxConnections?: number;
+  };
   readonly model: {
     readonly dir?: string;
     readonly name: string;
@@ -229,6 +240,17 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
         })
       )
       : 30,
+    http: {
+      headerTimeoutMs: seconds(env, "HTTP_HEADER_TIMEOUT", 10, true),
+      bodyTimeoutMs: seconds(env, "HTTP_BODY_TIMEOUT", 10, true),
+      idleTimeoutMs: seconds(env, "HTTP_IDLE_TIMEOUT", 60, true),
+      maxConnections: optional(
+        env,
+        "MAX_CONNECTIONS",
+        (v, name) =>
+          parseWholeNumber(v, name, { min: 1, expected: "a whole number of connections above 0" }),
+      ),
+    },
     inboundForwardTo: env.INBOUND_FORWARD_TO
       ? check(() => parsePhoneNumber(env.INBOUND_FORWARD_TO!, "INBOUND_FORWARD_TO"))
       : undefined,

@@ -15,6 +15,7 @@ import { dbPath, type TranscriptStore } from "../lib/store/db.ts";
 import { openTranscriptStore } from "../lib/store/open.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { UserError } from "../lib/user_error.ts";
+import { defaultConnectionLimits } from "../lib/server/connection_front.ts";
 import { type Config, signatureProblem } from "./config.ts";
 
 export type { RunningServer };
@@ -55,6 +56,10 @@ export function serverSettings(config: Config): ServerSettings {
     recordings: { dir: Recordings.folder(config.dataDir), ...config.recordings },
     redact: config.redact,
     retentionDays: config.retentionDays,
+    http: {
+      ...config.http,
+      maxConnections: config.http.maxConnections ?? defaultConnectionLimits().maxConnections,
+    },
   };
 }
 

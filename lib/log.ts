@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { printable } from "./text/printable.ts";
 
 /** Where diagnostics go; tests pass their own to capture lines. */
 export interface Logger {
@@ -15,7 +16,12 @@ export interface Logger {
 /** Logger writing `callscribe: …` lines to stderr. `quiet` drops info lines. */
 export function stderrLogger(options: { quiet?: boolean } = {}): Logger {
   const encoder = new TextEncoder();
-  const write = (line: string) => Deno.stderr.writeSync(encoder.encode(line + "\n"));
+  // No control character reaches the terminal (an escape sequence in a logged value would
+  // rewrite it); the message's own line breaks stay.
+  const write = (message: string) =>
+    Deno.stderr.writeSync(
+      encoder.encode(message.split("\n").map((line) => printable(line)).join("\n") + "\n"),
+    );
   return {
     info: (message) => {
       if (!options.quiet) write(`callscribe: ${message}`);

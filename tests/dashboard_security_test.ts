@@ -23,7 +23,7 @@ import {
 } from "../lib/server/sessions.ts";
 import { MAX_FAILURES } from "../lib/server/login_limiter.ts";
 import { dashboardTokenPath } from "../lib/server/dashboard_token.ts";
-import { clientAddress } from "../lib/server/client_address.ts";
+import { clientAddress, PEER_HEADER } from "../lib/server/client_address.ts";
 import { sharedEngine, testServer } from "./helpers.ts";
 import { sleep, spawnServer } from "./reliability/fixtures.ts";
 
@@ -530,6 +530,13 @@ Deno.test("the client address logged is short and clean: the tunnel's last hop, 
   assert.equal(clientAddress(request("1.2.3.4\t<b>\x85forged"), "127.0.0.1"), "unknown");
   assert.equal(clientAddress(request("9".repeat(65536)), "127.0.0.1"), "unknown");
   assert.equal(clientAddress(request(), "127.0.0.1"), "127.0.0.1");
+  // Through the connection front, the peer it names stands for the socket's address.
+  const fronted = (peer: string, xff: string) =>
+    new Request("http://127.0.0.1/", {
+      headers: { [PEER_HEADER]: peer, "x-forwarded-for": xff },
+    });
+  assert.equal(clientAddress(fronted("198.51.100.1", "203.0.113.5"), "127.0.0.1"), "198.51.100.1");
+  assert.equal(clientAddress(fronted("127.0.0.1", "203.0.113.5"), "127.0.0.1"), "203.0.113.5");
 });
 
 Deno.test("behind a proxy that rewrites Host, the public URL's pages are same-origin", async () => {

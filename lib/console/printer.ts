@@ -12,6 +12,7 @@
  */
 import { speakerName, TRACK_LABELS, type Transcript } from "../transcribe/engine.ts";
 import type { CallEvent, CallListener } from "../call/events.ts";
+import { printable } from "../text/printable.ts";
 
 /** Output options. */
 export interface PrinterOptions {
@@ -24,11 +25,11 @@ export interface PrinterOptions {
   isTerminal?: boolean;
 }
 
-/** `Inbound: Hello there. [0 - 1500]` (`Inbound (B): …` when the engine labels speakers) */
+/** `Inbound: Hello there. [0 - 1500]` (`Inbound (B): …` when the engine labels speakers; the text on one line, without control characters). */
 export function formatFinal(transcript: Transcript): string {
-  return `${
-    speakerName(transcript)
-  }: ${transcript.text} [${transcript.startMs} - ${transcript.endMs}]`;
+  return `${speakerName(transcript)}: ${
+    printable(transcript.text)
+  } [${transcript.startMs} - ${transcript.endMs}]`;
 }
 
 /** Returns a listener that prints events as configured. */
@@ -60,7 +61,7 @@ export function createPrinter(options: PrinterOptions): CallListener {
   }
 
   return (event: CallEvent) => {
-    const prefix = active.size > 1 ? `[${event.call.label}] ` : "";
+    const prefix = active.size > 1 ? `[${printable(event.call.label, 16)}] ` : "";
     switch (event.type) {
       case "call-started":
         active.add(event.call.callSid);
@@ -82,7 +83,10 @@ export function createPrinter(options: PrinterOptions): CallListener {
         const key = `${event.call.callSid}:${transcript.track}`;
         if (transcript.type === "partial") {
           if (!terminal) return;
-          partials.set(key, `${prefix}${TRACK_LABELS[transcript.track]}: ${transcript.text}`);
+          partials.set(
+            key,
+            `${prefix}${TRACK_LABELS[transcript.track]}: ${printable(transcript.text)}`,
+          );
         } else {
           partials.delete(key);
         }

@@ -20,8 +20,8 @@
  */
 import { Hono } from "hono";
 import type { Context, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import { boundedBody } from "./bounded_body.ts";
 import type { BridgeManager } from "../laptop_audio/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { Logger } from "../log.ts";
@@ -45,6 +45,9 @@ import {
   TranscriptionStream,
 } from "./media_stream.ts";
 import { registerTranscriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
+import { RefusalLog } from "./refusal_log.ts";
+import { clientOf } from "./client_address.ts";
+import { printable } from "../text/printable.ts";
 
 /** What the routes need. */
 export interface AppOptions {
@@ -78,6 +81,8 @@ export interface AppOptions {
   callEnded?: (callSid: string) => Promise<boolean>;
   /** True while the instance drains: /healthz answers 503 and no new call is taken. */
   draining?: () => boolean;
+  /** A request body must arrive within this long of its head (default 10 s), else 408. */
+  bodyTimeoutMs?: number;
 }
 
 /** Largest request body accepted; Twilio's webhooks are a few KiB of form. */
@@ -87,6 +92,8 @@ export const MAX_BODY_BYTES = 64 * 1024;
 export function createApp(options: AppOptions): Hono<AppEnv> {
   const { registry, log } = options;
   const app = new Hono<AppEnv>();
+  // A flood of refused requests writes a line per kind per period, not a line each.
+  const refusals = new RefusalLog(log);
   const draining = options.draining ?? (() => false);
   const access = options.streamAccess ?? StreamAccess.fromSecrets({ authToken: options.authToken });
   const streams: CallStreams = {
@@ -117,10 +124,11 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
       421,
     );
   };
-  // Before any route reads a body: bigger ones are refused unread (chunked ones once past the limit).
-  const limitBody = bodyLimit({
-    maxSize: MAX_BODY_BYTES,
-    onError: (c) => c.text(`request body over ${MAX_BODY_BYTES} bytes`, 413),
+  // Before any route reads a body: bigger ones are refused unread (chunked ones once past the
+  // limit), slow ones once their time is up.
+  const limitBody = boundedBody({
+    maxBytes: MAX_BODY_BYTES,
+    timeoutMs: options.bodyTimeoutMs ?? 10_000,
   });
 
   /** The Twilio group's check: a signed form, parsed once for the handler. */
@@ -201,7 +209,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   const streamRoute = (kind: StreamKind) => async (c: Context<AppEnv>) => {
     const callSid = c.req.param("callSid") ?? "";
     const refuse = (status: 403 | 409, reason: string) => {
-      log.warn(`refused the ${kind} stream of ${callSid.slice(0, 40)}: ${reason}`);
+      log.warn(`refused the ${kind} stream of ${printable(callSid, 40)}: ${reason}`);
       return c.text(`stream refused: ${reason}`, status);
     };
     if (!verifySignature(c, {})) return c.text("invalid Twilio signature", 403);
@@ -221,7 +229,10 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   };
   /** A stream URL without its call and token (or with more): not one we made. */
   const unknownStream = (c: Context<AppEnv>) => {
-    log.warn(`refused ${c.req.method} ${loggablePath(c.req.path)}: not a per-call stream URL`);
+    refusals.note(
+      "refused requests for a stream URL that is not a per-call one",
+      `${c.req.method} ${loggablePath(c.req.path)} from ${clientOf(c)}`,
+    );
     return c.text(
       "stream URLs are per call (/stream/<CallSid>/<token>): use the URL in the call's TwiML",
       404,
@@ -257,11 +268,11 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     }${requestUrl.pathname}${requestUrl.search}`;
     const signature = c.req.header("x-twilio-signature") ?? "";
     if (signature && signatureValid(options.authToken, signature, url, params)) return true;
-    const remote = c.req.header("x-forwarded-for") ?? "direct";
-    log.warn(
-      `refused ${c.req.method} ${loggablePath(requestUrl.pathname)} from ${remote}: ${
-        signature ? "invalid" : "missing"
-      } X-Twilio-Signature`,
+    // One line per route and kind, then a count (a stream's route without its call and token).
+    const route = loggablePath(requestUrl.pathname).replace(/^(\/(?:stream|audio))\/.*$/, "$1/…");
+    refusals.note(
+      `refused ${c.req.method} ${route} with ${signature ? "an invalid" : "no"} X-Twilio-Signature`,
+      `${loggablePath(requestUrl.pathname)} from ${clientOf(c)}`,
     );
     return false;
   }
@@ -284,9 +295,9 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   return app;
 }
 
-/** A path as it may be logged: a stream URL's token is cut off. */
+/** A path as it may be logged: a stream URL's token is cut off, the whole at most 200 characters. */
 export function loggablePath(path: string): string {
-  return path.replace(/^(\/(?:stream|audio)\/[^/]{0,40})[^/]*\/.*$/, "$1/…");
+  return printable(path.replace(/^(\/(?:stream|audio)\/[^/]{0,40})[^/]*\/.*$/, "$1/…"), 200);
 }
 
 /** Parses a Twilio webhook body; null when it is not a form. */

@@ -13,10 +13,9 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { getConnInfo } from "hono/deno";
 import type { Logger } from "../log.ts";
 import { secretsEqual, SESSION_COOKIE } from "./auth.ts";
-import { clientAddress } from "./client_address.ts";
+import { clientOf } from "./client_address.ts";
 import { LoginLimiter, MAX_FAILURES } from "./login_limiter.ts";
 import { loginPage } from "./pages.ts";
 import type { AppEnv, RouteGroup } from "./route_group.ts";
@@ -152,14 +151,7 @@ export class DashboardAuth {
   }
 
   #client(c: Context): string {
-    let remote: string | undefined;
-    try {
-      const address = getConnInfo(c).remote.address;
-      remote = address === undefined ? undefined : String(address);
-    } catch {
-      // In-process requests (tests) have no socket.
-    }
-    return clientAddress(c.req.raw, remote);
+    return clientOf(c);
   }
 
   #refuseIfLimited(c: Context, client: string): void {

@@ -38,6 +38,8 @@ export interface LiveBus {
 
 const DEFAULT_RING = 2000;
 const HEARTBEAT_MS = 15_000;
+/** Event streams open at once, at most (each holds a connection); more get `503`. */
+export const MAX_EVENT_STREAMS = 200;
 
 /** The live event hub of one server. */
 export class LiveHub {
@@ -52,11 +54,16 @@ export class LiveHub {
   #store?: TranscriptStore;
   #bus?: LiveBus;
   #lastId: string;
+  #maxStreams: number;
 
-  constructor(options: { store?: TranscriptStore; ringSize?: number; bus?: LiveBus } = {}) {
+  constructor(
+    options: { store?: TranscriptStore; ringSize?: number; bus?: LiveBus; maxStreams?: number } =
+      {},
+  ) {
     this.#store = options.store;
     this.#bus = options.bus;
     this.#ringSize = options.ringSize ?? DEFAULT_RING;
+    this.#maxStreams = options.maxStreams ?? MAX_EVENT_STREAMS;
     this.#lastId = this.#bus ? "0" : `${this.epoch}-0`;
   }
 
@@ -118,10 +125,6 @@ export class LiveHub {
             endedAt: new Date(event.at).toISOString(),
             durationMs: Math.max(0, event.at - startedAt),
           });
-          // Level streams end with the call, too.
-          for (const subscriber of this.#levelSubscribers) {
-            subscriber({ id: "", type: "call-ended", callSid, data: { callSid } });
-          }
           return;
         }
         case "call-error":
@@ -169,7 +172,14 @@ export class LiveHub {
   /** Hands an event to the dashboards (the bus calls this for every instance's events). */
   deliver(event: LiveEvent): void {
     if (event.type === "call-started") this.#active.set(event.callSid, event.data);
-    if (event.type === "call-ended") this.#active.delete(event.callSid);
+    if (event.type === "call-ended") {
+      this.#active.delete(event.callSid);
+      // Level streams end with the call (on whichever instance it ran).
+      const { callSid } = event;
+      for (const subscriber of [...this.#levelSubscribers]) {
+        subscriber({ id: "", type: "call-ended", callSid, data: { callSid } });
+      }
+    }
     // Bus events of different instances may arrive slightly out of order: keep the newest id.
     if (!this.#bus || Number(event.id) > Number(this.#lastId)) this.#lastId = event.id;
     this.#ring.push(event);
@@ -247,16 +257,38 @@ export class LiveHub {
     return this.#stream(() => this.missed(lastId, callSid), this.#subscribers, callSid);
   }
 
-  /** An SSE response of one call's `level` events (see {@link publishLevels}), then `call-ended`. */
+  /**
+   * An SSE response of one call's `level` events (see {@link publishLevels}),
+   * ended by `call-ended`: at once for a call that is not in progress.
+   */
   levelsSse(callSid: string): Response {
-    return this.#stream(() => Promise.resolve([]), this.#levelSubscribers, callSid);
+    const ended = this.#active.has(callSid)
+      ? []
+      : [{ id: "", type: "call-ended", callSid, data: { callSid } }];
+    return this.#stream(() => Promise.resolve(ended), this.#levelSubscribers, callSid, true);
+  }
+
+  /** Event streams open now. */
+  get openStreams(): number {
+    return this.#closers.size;
   }
 
   #stream(
     catchUp: () => Promise<LiveEvent[]>,
     subscribers: Set<(event: LiveEvent) => void>,
     callSid?: string,
+    endsWithCall = false,
   ): Response {
+    if (this.#closers.size >= this.#maxStreams) {
+      return new Response(
+        `too many live event streams open (${this.#maxStreams}); close some dashboard tabs or ` +
+          "try again shortly\n",
+        {
+          status: 503,
+          headers: { "content-type": "text/plain; charset=utf-8", "retry-after": "5" },
+        },
+      );
+    }
     const encoder = new TextEncoder();
     let cleanup = () => {};
     const body = new ReadableStream<Uint8Array>({
@@ -274,6 +306,7 @@ export class LiveHub {
           if (callSid && event.callSid !== callSid) return;
           if (pending) pending.push(event);
           else send(format(event));
+          if (endsWithCall && !pending && event.type === "call-ended") close();
         };
         const heartbeat = setInterval(() => send(": keep-alive\n\n"), HEARTBEAT_MS);
         const close = () => {
@@ -298,7 +331,9 @@ export class LiveHub {
         // What the catch-up already had (a replay reads the store after subscribing).
         const sent = new Set(missed.map(eventKey));
         for (const event of pending) if (!sent.has(eventKey(event))) send(format(event));
+        const ended = [...missed, ...pending].some((event) => event.type === "call-ended");
         pending = null;
+        if (endsWithCall && ended) close();
       },
       cancel: () => cleanup(),
     });

@@ -2,8 +2,9 @@
  * Serves a recording with HTTP Range support (RFC 9110 §14), so a browser's
  * audio element can seek: `206 Partial Content` with `Content-Range` for one
  * satisfiable range, `416` with `Content-Range: bytes *\/size` for none, and
- * the whole file (`200`) without a Range header or with several ranges
- * (a server may ignore Range; multipart answers are not worth it here).
+ * the whole file (`200`) without a Range header, with a unit other than
+ * `bytes` (RFC 9110 §14.2: ignored), or with several ranges (a server may
+ * ignore Range; multipart answers are not worth it here).
  *
  * @module
  */
@@ -16,15 +17,16 @@ export interface ByteRange {
 
 /**
  * The range a `Range` header asks of a `size`-byte file: null when it asks
- * for the whole file (absent, not `bytes=`, several ranges), `"unsatisfiable"`
+ * for the whole file (absent, another unit, several ranges), `"unsatisfiable"`
  * when it cannot be served.
  */
 export function parseRange(
   header: string | null,
   size: number,
 ): ByteRange | null | "unsatisfiable" {
-  if (header === null) return null;
-  const match = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/.exec(header.trim());
+  // RFC 9110 §14.2: a range unit the server does not know is ignored (the whole file, 200).
+  if (header === null || !/^bytes=/i.test(header.trim())) return null;
+  const match = /^bytes=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header.trim());
   if (!match) {
     return header.trim().startsWith("bytes=") && header.includes(",") ? null : "unsatisfiable";
   }

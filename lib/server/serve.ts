@@ -26,6 +26,12 @@ import { StreamAccess } from "./stream_access.ts";
 import { sleep } from "../async/sleep.ts";
 import { Recordings, type RecordingsOptions } from "../recording/recordings.ts";
 import { UserError } from "../user_error.ts";
+import {
+  ConnectionFront,
+  type ConnectionLimits,
+  defaultConnectionLimits,
+} from "./connection_front.ts";
+import { printable } from "../text/printable.ts";
 
 import { startWebhooks, type Webhooks } from "../delivery/start.ts";
 import type { WebhookSettings } from "../delivery/settings.ts";
@@ -73,8 +79,16 @@ export interface ServerOptions {
   redact?: readonly RedactPolicy[];
   /** `RETENTION_DAYS`: calls older than this are deleted, at start and hourly; unset keeps all. */
   retentionDays?: number;
+  /** Time limits on requests and the connection cap (defaults: {@link defaultConnectionLimits}). */
+  http?: HttpLimits;
   engine: TranscriberEngine;
   log: Logger;
+}
+
+/** The connection limits of the front and the time a request body may take. */
+export interface HttpLimits extends ConnectionLimits {
+  /** A request body must have arrived this long after its head, else `408`. */
+  bodyTimeoutMs: number;
 }
 
 /** A running server. */
@@ -168,18 +182,23 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   registry.listen((event) => {
     if (event.type === "call-started") {
       const { from, to } = event.call;
-      const parties = from && to ? `, ${from} → ${to}` : "";
-      log.info(`call ${event.call.callSid} started (${callKind(event.call.direction)}${parties})`);
+      const parties = from && to ? `, ${printable(from, 64)} → ${printable(to, 64)}` : "";
+      log.info(
+        `call ${printable(event.call.callSid, 64)} started (${
+          callKind(event.call.direction)
+        }${parties})`,
+      );
     } else if (event.type === "call-ended") {
       log.info(`call ${event.call.callSid} ended (${event.reason})`);
     } else if (event.type === "call-error") {
-      log.error(`call ${event.call.callSid}: ${event.message}`);
+      log.error(`call ${printable(event.call.callSid, 64)}: ${printable(event.message, 300)}`);
     }
   });
 
   const stopRetention = options.retentionDays
     ? startRetention({ store, recordings, days: options.retentionDays, log })
     : null;
+  const http = options.http ?? defaultConnectionLimits();
   const statuses = new CallStatusBook(log);
   const dashboardAuth = new DashboardAuth({ token: options.dashboardToken, log, publicBase });
   const app = createApp({
@@ -207,21 +226,59 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
     }),
     callEnded: async (callSid) => ((await store.getCall(callSid))?.endedAt ?? null) !== null,
     draining: () => draining,
+    bodyTimeoutMs: http.bodyTimeoutMs,
   });
-  const ready = Promise.withResolvers<void>();
-  const server = Deno.serve({
-    hostname: options.host,
-    port: options.port,
-    onListen: ({ port }) => {
-      boundPort = port;
-      ready.resolve();
-    },
-    onError: (error) => {
-      log.error(`request failed: ${(error as Error).message}`);
-      return new Response("internal error", { status: 500 });
-    },
-  }, app.fetch);
-  await ready.promise;
+  // Deno.serve on a loopback port of its own; the public port is the front's (its limits).
+  // Should it stop all the same (its accept loop ends on any accept error, e.g. out of file
+  // descriptors), it is started again on a new port and the front sent there.
+  let stopping = false;
+  let front: ConnectionFront | undefined;
+  const serveHttp = async (): Promise<{ server: Deno.HttpServer; port: number }> => {
+    const ready = Promise.withResolvers<number>();
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: ({ port }) => ready.resolve(port),
+      onError: (error) => {
+        log.error(`request failed: ${(error as Error).message}`);
+        return new Response("internal error", { status: 500 });
+      },
+    }, app.fetch);
+    server.finished.catch(async (error) => {
+      if (stopping) return;
+      log.error(`the HTTP server stopped (${error.message}); starting it again`);
+      for (let attempt = 1; !stopping; attempt++) {
+        await sleep(Math.min(5000, 100 * attempt));
+        try {
+          httpServer = await serveHttp();
+          return;
+        } catch (error) {
+          log.error(`cannot start the HTTP server again: ${(error as Error).message}`);
+        }
+      }
+    });
+    const port = await ready.promise;
+    front?.retarget({ hostname: "127.0.0.1", port });
+    return { server, port };
+  };
+  let httpServer = await serveHttp();
+  try {
+    front = ConnectionFront.start({
+      hostname: options.host,
+      port: options.port,
+      target: {
+        hostname: "127.0.0.1",
+        port: httpServer.port,
+      },
+      ...http,
+      log,
+    });
+  } catch (error) {
+    await httpServer.server.shutdown();
+    throw error;
+  }
+  const publicFront = front;
+  boundPort = publicFront.port;
   if (cluster) {
     await cluster.start(live);
     log.info(`instance ${options.instanceId}: streams at ${streamBase()}`);
@@ -264,7 +321,10 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       await recordings.settled();
       // Open event streams would keep the server from shutting down.
       live.close();
-      await server.shutdown();
+      stopping = true;
+      await publicFront.stop();
+      await httpServer.server.shutdown();
+      publicFront.closeAll();
       // A few seconds to send the last events (call-ended); what is left waits for the next start.
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();

@@ -18,6 +18,7 @@ import { clock, formatDuration, timestamp } from "../server/static/time_format.j
 
 // The time formats are shared with the dashboard's script, which the browser loads as they are.
 export { clock, formatDuration, timestamp };
+import { printable } from "../text/printable.ts";
 
 /** A call's audio as exports show it: its recording (null: none) and quality (null: not measured). */
 export interface CallAudio {
@@ -133,9 +134,10 @@ export function audioJson(audio: CallAudio) {
 
 function toTxt(call: StoredCall, segments: Segment[], audio: CallAudio): string {
   const lines = [
-    `Call ${call.callSid} (${call.direction})`,
-    `From: ${call.from ?? "unknown"}`,
-    `To: ${call.to ?? "unknown"}`,
+    // From, To (a SIP caller sets any string) and the rest stay on their own line each.
+    `Call ${printable(call.callSid)} (${printable(call.direction)})`,
+    `From: ${printable(call.from ?? "unknown", 200)}`,
+    `To: ${printable(call.to ?? "unknown", 200)}`,
     `Started: ${new Date(call.startedAt).toISOString()}`,
     `Duration: ${call.durationMs === null ? call.status : formatDuration(call.durationMs)}`,
     `Recording: ${audio.recording ? formatDuration(audio.recording.durationMs) : "none"}`,
@@ -148,7 +150,7 @@ function toTxt(call: StoredCall, segments: Segment[], audio: CallAudio): string 
   }
   lines.push("");
   for (const s of segments) {
-    lines.push(`[${clock(s.startMs)}] ${speakerName(s)}: ${s.text}`);
+    lines.push(`[${clock(s.startMs)}] ${speakerName(s)}: ${printable(s.text)}`);
   }
   if (segments.length === 0) lines.push("(nothing was transcribed)");
   return lines.join("\n") + "\n";
@@ -197,5 +199,5 @@ function cueTimes(s: Segment): [number, number] {
 }
 
 function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").replaceAll("-->", "->").trim();
+  return printable(text).replace(/\s+/g, " ").replaceAll("-->", "->").trim();
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Logger } from "../log.ts";
+import { printable } from "../text/printable.ts";
 
 /** One call's progress as reported by Twilio. */
 export interface CallProgress {
@@ -65,12 +66,14 @@ export class CallStatusBook {
     call.events.push(event);
     if (params.CallDuration !== undefined) call.durationSeconds = Number(params.CallDuration);
     const who = call.from && call.to
-      ? ` (${callKind(call.direction)} ${call.from} → ${call.to})`
+      ? ` (${callKind(call.direction)} ${printable(call.from, 64)} → ${printable(call.to, 64)})`
       : "";
     const duration = call.durationSeconds !== undefined && FINAL_CALL_STATUSES.has(status)
       ? ` after ${call.durationSeconds} s`
       : "";
-    const line = `call ${call.callSid} ${event}${duration}${event === "initiated" ? who : ""}`;
+    const line = `call ${printable(call.callSid, 64)} ${printable(event, 40)}${duration}${
+      event === "initiated" ? who : ""
+    }`;
     if (status === "failed" || status === "busy" || status === "no-answer") this.#log.warn(line);
     else this.#log.info(line);
     return call;
@@ -82,11 +85,12 @@ export class CallStatusBook {
     const event = params.StreamEvent ?? "unknown";
     const error = params.StreamError || undefined;
     call.streamEvents.push({ streamSid: params.StreamSid ?? "", event, error });
-    const name = params.StreamName ? ` "${params.StreamName}"` : "";
+    const name = params.StreamName ? ` "${printable(params.StreamName, 64)}"` : "";
+    const sid = printable(call.callSid, 64);
     if (event === "stream-error") {
-      this.#log.error(`call ${call.callSid} stream${name}: ${error ?? "error"}`);
+      this.#log.error(`call ${sid} stream${name}: ${printable(error ?? "error", 300)}`);
     } else {
-      this.#log.info(`call ${call.callSid} stream${name} ${event.replace(/^stream-/, "")}`);
+      this.#log.info(`call ${sid} stream${name} ${printable(event.replace(/^stream-/, ""), 40)}`);
     }
     return call;
   }

@@ -85,11 +85,20 @@ export async function spawnServer(
   script: string,
   args: string[],
   env: Record<string, string>,
-  options: { v8Flags?: string } = {},
+  options: { v8Flags?: string; fileLimit?: number } = {},
 ): Promise<ChildServer> {
   const flags = options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : [];
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...flags, script, ...args],
+  const command = [Deno.execPath(), "run", "-A", ...flags, script, ...args];
+  // With a file limit, through bash's `ulimit -n` (the limit then holds for the server alone).
+  const [program, ...programArgs] = options.fileLimit === undefined ? command : [
+    "bash",
+    "-c",
+    `ulimit -n ${options.fileLimit} && exec "$@"`,
+    "bash",
+    ...command,
+  ];
+  const process = new Deno.Command(program, {
+    args: programArgs,
     cwd: ROOT,
     clearEnv: true,
     env: {
