@@ -37,6 +37,7 @@ Deno.test("loadConfig: every value is checked at load, each message names its va
     [{ VAD_SILENCE_MS: "soon" }, /^VAD_SILENCE_MS must be milliseconds such as 200/],
     [{ VAD_THRESHOLD: "1.5" }, /^VAD_THRESHOLD must be a number between 0 and 1 such as 0.5/],
     [{ VAD: "webrtc" }, /^VAD must be energy or silero, got "webrtc" \(VAD_SILENCE_MS=0 turns/],
+    [{ AEC: "maybe" }, /^AEC must be on \(cancel the speaker's echo, the default\) or off/],
   ];
   for (const [env, message] of cases) {
     assert.throws(
@@ -76,4 +77,10 @@ Deno.test("a tunnel's URL is the server's state: TwiML, /api/public-url and sign
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("loadConfig: AEC is on by default, off with AEC=off", () => {
+  assert.equal(loadConfig({}).echoCancellation, true);
+  assert.equal(loadConfig({ AEC: "off" }).echoCancellation, false);
+  assert.equal(loadConfig({ AEC: "ON" }).echoCancellation, true);
 });

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { EchoCanceller } from "../lib/laptop_audio/echo_canceller.ts";
-import { instantiateSpeexDsp, SPEEXDSP_WASM_SHA256 } from "../lib/laptop_audio/speexdsp.ts";
+import {
+  instantiateSpeexDsp,
+  loadSpeexDsp,
+  SPEEXDSP_WASM_SHA256,
+} from "../lib/laptop_audio/speexdsp.ts";
 import { parseRoomSettings, SimulatedRoom } from "../lib/laptop_audio/room.ts";
 
 const FRAME = 160;
@@ -61,7 +65,7 @@ Deno.test("the committed speexdsp.wasm matches its SHA-256 pin and imports nothi
   const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
   assert.equal(hex, SPEEXDSP_WASM_SHA256);
   assert.deepEqual(WebAssembly.Module.imports(new WebAssembly.Module(bytes)), []);
-  const dsp = await instantiateSpeexDsp();
+  const dsp = instantiateSpeexDsp(await loadSpeexDsp());
   assert.equal(typeof dsp.speex_echo_cancellation, "function");
   assert.equal(typeof dsp.speex_preprocess_run, "function");
 });

@@ -70,7 +70,7 @@ Deno.test("room settings: parsed from key=value, refused with the range when out
     driftPpm: -100,
     seed: 3,
   });
-  assert.throws(() => parseRoomSettings("delay=2000"), /delay must be a number from 0 to 1000/);
+  assert.throws(() => parseRoomSettings("delay=2000"), /delay must be a number from 50 to 1000/);
   assert.throws(() => parseRoomSettings("gain=loud"), /gain must be a number/);
   assert.throws(() => parseRoomSettings("echo=1"), /unknown setting "echo"/);
 });

@@ -6,10 +6,12 @@
  *
  * @module
  */
-import { instantiateSpeexDsp, type SpeexDspExports } from "./speexdsp.ts";
+import { instantiateSpeexDsp, loadSpeexDsp, type SpeexDspExports } from "./speexdsp.ts";
 
 // Request numbers from speex_echo.h and speex_preprocess.h.
 const SPEEX_ECHO_SET_SAMPLING_RATE = 24;
+const SPEEX_ECHO_GET_IMPULSE_RESPONSE_SIZE = 27;
+const SPEEX_ECHO_GET_IMPULSE_RESPONSE = 29;
 const SPEEX_PREPROCESS_SET_DENOISE = 0;
 const SPEEX_PREPROCESS_SET_AGC = 2;
 const SPEEX_PREPROCESS_SET_DEREVERB = 8;
@@ -57,10 +59,12 @@ export class EchoCanceller {
   #out: number;
   #closed = false;
 
-  private constructor(dsp: SpeexDspExports, options: Required<EchoCancellerOptions>) {
-    this.options = options;
+  /** A canceller on its own instance of `speexdsp` (compiled by {@link loadSpeexDsp}). */
+  constructor(speexdsp: WebAssembly.Module, options: EchoCancellerOptions = {}) {
+    this.options = checkOptions(options);
+    const dsp = instantiateSpeexDsp(speexdsp);
     this.#dsp = dsp;
-    const { frameSize, filterLength, sampleRate } = options;
+    const { frameSize, filterLength, sampleRate } = this.options;
     this.#echo = dsp.speex_echo_state_init_mc(frameSize, filterLength, 1, 1);
     this.#pre = dsp.speex_preprocess_state_init(frameSize, sampleRate);
     const bytes = frameSize * 2;
@@ -84,28 +88,23 @@ export class EchoCanceller {
     // before the transcriber and the phone party hear it. The denoiser must be on, as it applies
     // the residual echo suppression too; its own noise attenuation is kept small.
     set(preCtl, this.#pre, SPEEX_PREPROCESS_SET_DENOISE, 1);
-    set(preCtl, this.#pre, SPEEX_PREPROCESS_SET_NOISE_SUPPRESS, options.noiseSuppressDb);
+    set(preCtl, this.#pre, SPEEX_PREPROCESS_SET_NOISE_SUPPRESS, this.options.noiseSuppressDb);
     set(preCtl, this.#pre, SPEEX_PREPROCESS_SET_AGC, 0);
     set(preCtl, this.#pre, SPEEX_PREPROCESS_SET_DEREVERB, 0);
-    set(preCtl, this.#pre, SPEEX_PREPROCESS_SET_ECHO_SUPPRESS, options.echoSuppressDb);
-    set(preCtl, this.#pre, SPEEX_PREPROCESS_SET_ECHO_SUPPRESS_ACTIVE, options.echoSuppressActiveDb);
+    set(preCtl, this.#pre, SPEEX_PREPROCESS_SET_ECHO_SUPPRESS, this.options.echoSuppressDb);
+    set(
+      preCtl,
+      this.#pre,
+      SPEEX_PREPROCESS_SET_ECHO_SUPPRESS_ACTIVE,
+      this.options.echoSuppressActiveDb,
+    );
     dsp.free(int);
     dsp.speex_preprocess_ctl(this.#pre, SPEEX_PREPROCESS_SET_ECHO_STATE, this.#echo);
   }
 
-  /** A canceller with its own speexdsp instance. */
+  /** Loads speexdsp (once per process) and makes a canceller. */
   static async create(options: EchoCancellerOptions = {}): Promise<EchoCanceller> {
-    const settings = { ...ECHO_CANCELLER_DEFAULTS, ...options };
-    const { frameSize, filterLength } = settings;
-    if (!Number.isInteger(frameSize) || frameSize < 64 || frameSize > 1024) {
-      throw new RangeError(`Cannot create echo canceller: frameSize ${frameSize} is not 64-1024`);
-    }
-    if (!Number.isInteger(filterLength) || filterLength < frameSize || filterLength > 65536) {
-      throw new RangeError(
-        `Cannot create echo canceller: filterLength ${filterLength} is not ${frameSize}-65536`,
-      );
-    }
-    return new EchoCanceller(await instantiateSpeexDsp(), settings);
+    return new EchoCanceller(await loadSpeexDsp(), options);
   }
 
   /**
@@ -132,6 +131,20 @@ export class EchoCanceller {
     return result;
   }
 
+  /** The adaptive filter's current estimate of the echo path (one tap per sample of lag). */
+  impulseResponse(): Int32Array {
+    const dsp = this.#dsp;
+    const size = dsp.malloc(4);
+    dsp.speex_echo_ctl(this.#echo, SPEEX_ECHO_GET_IMPULSE_RESPONSE_SIZE, size);
+    const length = new Int32Array(dsp.memory.buffer, size, 1)[0];
+    dsp.free(size);
+    const taps = dsp.malloc(length * 4);
+    dsp.speex_echo_ctl(this.#echo, SPEEX_ECHO_GET_IMPULSE_RESPONSE, taps);
+    const result = new Int32Array(dsp.memory.buffer, taps, length).slice();
+    dsp.free(taps);
+    return result;
+  }
+
   /** Frees the native state; the canceller cannot be used after. */
   close(): void {
     if (this.#closed) return;
@@ -139,4 +152,18 @@ export class EchoCanceller {
     this.#dsp.speex_preprocess_state_destroy(this.#pre);
     this.#dsp.speex_echo_state_destroy(this.#echo);
   }
+}
+
+function checkOptions(options: EchoCancellerOptions): Required<EchoCancellerOptions> {
+  const settings = { ...ECHO_CANCELLER_DEFAULTS, ...options };
+  const { frameSize, filterLength } = settings;
+  if (!Number.isInteger(frameSize) || frameSize < 64 || frameSize > 1024) {
+    throw new RangeError(`Cannot create echo canceller: frameSize ${frameSize} is not 64-1024`);
+  }
+  if (!Number.isInteger(filterLength) || filterLength < frameSize || filterLength > 65536) {
+    throw new RangeError(
+      `Cannot create echo canceller: filterLength ${filterLength} is not ${frameSize}-65536`,
+    );
+  }
+  return settings;
 }

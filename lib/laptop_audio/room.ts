@@ -35,7 +35,7 @@ export const DEFAULT_ROOM: RoomSettings = {
 };
 
 const LIMITS: Record<keyof RoomSettings, [number, number, string]> = {
-  delayMs: [0, 1000, "delay"],
+  delayMs: [50, 1000, "delay"],
   rt60S: [0.05, 2, "rt60"],
   gainDb: [-40, 6, "gain"],
   noiseDb: [-120, -10, "noise"],

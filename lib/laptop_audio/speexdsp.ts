@@ -36,7 +36,7 @@ const WASM_URL = new URL("./speexdsp.wasm", import.meta.url);
 let compiled: Promise<WebAssembly.Module> | null = null;
 
 /** Reads speexdsp.wasm, checks its SHA-256 against the pin, compiles it once. */
-function loadSpeexDsp(): Promise<WebAssembly.Module> {
+export function loadSpeexDsp(): Promise<WebAssembly.Module> {
   compiled ??= (async () => {
     const bytes = await Deno.readFile(WASM_URL);
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
@@ -54,8 +54,7 @@ function loadSpeexDsp(): Promise<WebAssembly.Module> {
   return compiled;
 }
 
-/** A fresh instance of speexdsp (its own memory). */
-export async function instantiateSpeexDsp(): Promise<SpeexDspExports> {
-  const instance = await WebAssembly.instantiate(await loadSpeexDsp(), {});
-  return instance.exports as unknown as SpeexDspExports;
+/** A fresh instance of the compiled speexdsp (its own memory). */
+export function instantiateSpeexDsp(module: WebAssembly.Module): SpeexDspExports {
+  return new WebAssembly.Instance(module, {}).exports as unknown as SpeexDspExports;
 }
