@@ -13,6 +13,8 @@
  * 6. Fan-out: two instances on one PostgreSQL, a final stored on B to its
  *    SSE event on A, p50/p99 (`./fanout.ts`).
  * 6. Webhooks: final committed → received by a receiver, p50/p99, many calls at once.
+ * 7. Echo: the laptop leg's echo canceller, ERLE, CPU, double-talk WER and
+ *    duplicated words (`./echo.ts`, which also runs alone).
  *
  * Every server and the load generator run as separate processes, so the
  * load's CPU is never counted as ours. Progress goes to stderr; the table to
@@ -40,6 +42,7 @@ import { liveLatency } from "./live_latency.ts";
 import { measuredCapacity, parallelRaw } from "./engine_limits.ts";
 import { fanoutPhase, type FanoutResults } from "./fanout.ts";
 import { webhookPhase } from "./webhooks.ts";
+import { type EchoBench, echoPhase } from "./echo.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -684,6 +687,7 @@ let relay: Awaited<ReturnType<typeof relayPhase>>;
 let enginePart: Awaited<ReturnType<typeof enginePhase>>;
 let fanout: FanoutResults;
 let webhooks: Awaited<ReturnType<typeof webhookPhase>>;
+let echo: EchoBench;
 try {
   relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
@@ -695,6 +699,7 @@ try {
     everyMs: 1000,
     dir: workDir,
   });
+  echo = await echoPhase();
 } finally {
   await Deno.remove(workDir, { recursive: true });
 }
@@ -717,6 +722,7 @@ const results = {
   baseline: JSON.parse(await Deno.readTextFile(`${ROOT}bench/baseline.json`)),
   fanout,
   webhooks,
+  echo,
   seconds: (performance.now() - started) / 1000,
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
@@ -831,6 +837,14 @@ const rows: Array<[string, string, string]> = [
     `${f(w * 100)} % (${f((results.baseline.wer[set] ?? NaN) * 100)} %)`,
     "≤ +0.5 points",
   ]),
+  ["echo ERLE median (far end alone)", `${f(echo.erleDbP50)} dB`, "≥ 25 dB"],
+  [
+    "echo: Outbound WER, double talk vs no echo",
+    `${f(echo.doubleTalkWerDeltaPoints)} points`,
+    "≤ 2",
+  ],
+  ["echo: duplicated phone-party words cut", `${f(echo.duplicateWordsCutPct)} %`, "≥ 95 %"],
+  ["echo canceller CPU per call", `${f(echo.cpuPctOfCorePerCall, 2)} % of a core`, "≤ 5 %"],
 ];
 const width = Math.max(...rows.map((r) => r[0].length));
 console.log(`\n${"metric".padEnd(width)}  ${"value".padStart(16)}  target`);

@@ -20,6 +20,7 @@ import type { Track, TranscriberEngine, Transcript } from "../lib/transcribe/eng
 import { createEngine } from "../app/engine.ts";
 import { StreamAccess } from "../lib/server/stream_access.ts";
 import type { StreamKind } from "../lib/server/media_stream.ts";
+import type { RoomSettings } from "../lib/laptop_audio/room.ts";
 
 /** `../shared/audio/` beside the project. */
 export const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -125,6 +126,8 @@ export async function testServer(
     /** `RECORD_CALLS` and `RECORDINGS_MAX_GB` (defaults 1 and 10). */
     recordCalls?: "0" | "1";
     recordingsMaxGb?: string;
+    /** `--room`: a simulated room between the laptop's speaker and microphone. */
+    room?: RoomSettings;
   } = {},
 ): Promise<
   RunningServer & { events: CallEvent[]; token: string; log: ReturnType<typeof memoryLogger> }
@@ -145,7 +148,7 @@ export async function testServer(
       RECORD_CALLS: options.recordCalls,
       RECORDINGS_MAX_GB: options.recordingsMaxGb,
     },
-    { audioInput: options.audioInput, audioInputUnpaced: !options.pacedInput },
+    { audioInput: options.audioInput, audioInputUnpaced: !options.pacedInput, room: options.room },
   );
   const log = memoryLogger();
   const engine = options.engine ?? await sharedEngine();
