@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { phoneBandBursts } from "./helpers.ts";
 import { EchoCanceller } from "../lib/laptop_audio/echo_canceller.ts";
 import {
   instantiateSpeexDsp,
@@ -8,18 +9,6 @@ import {
 import { parseRoomSettings, SimulatedRoom } from "../lib/laptop_audio/room.ts";
 
 const FRAME = 160;
-
-/** Seeded noise bursts shaped like speech: 400 ms on, 200 ms off, amplitude `level`. */
-function bursts(seconds: number, seed: number, level: number): Float32Array {
-  const out = new Float32Array(seconds * 8000);
-  let a = seed;
-  for (let i = 0; i < out.length; i++) {
-    a = (Math.imul(a, 1103515245) + 12345) >>> 0;
-    const on = (i % 4800) < 3200;
-    out[i] = on ? ((a / 2 ** 32) * 2 - 1) * level : 0;
-  }
-  return out;
-}
 
 function toPcm(x: Float32Array): Int16Array {
   return Int16Array.from(x, (v) => Math.max(-32768, Math.min(32767, Math.round(v * 32768))));
@@ -79,22 +68,22 @@ function medianErleDb(frames: Awaited<ReturnType<typeof run>>): number {
 }
 
 Deno.test("far-end-only: the canceller's median echo return loss enhancement is at least 25 dB", async () => {
-  const far = bursts(12, 7, 0.2);
+  const far = phoneBandBursts(12, 7, 0.2);
   const erleDb = medianErleDb(await run(far, new Float32Array(far.length), true));
   assert.ok(erleDb >= 25, `ERLE ${erleDb.toFixed(1)} dB`);
 });
 
 Deno.test("without cancelling, the echo reaches the output (the ERLE check can fail)", async () => {
-  const far = bursts(4, 7, 0.2);
+  const far = phoneBandBursts(4, 7, 0.2);
   const erleDb = medianErleDb(await run(far, new Float32Array(far.length), false));
   assert.ok(erleDb < 1, `ERLE ${erleDb.toFixed(1)} dB`);
 });
 
 Deno.test("near-end-only: the laptop user's speech passes within 3 dB", async () => {
-  const far = bursts(8, 7, 0.2);
+  const far = phoneBandBursts(8, 7, 0.2);
   // The far end talks for 4 s (the filter converges), then only the user talks.
   far.fill(0, 4 * 8000);
-  const near = bursts(8, 99, 0.1);
+  const near = phoneBandBursts(8, 99, 0.1);
   near.fill(0, 0, 4 * 8000);
   const frames = await run(far, near, true);
   const talking = frames.slice(250).filter((f) => f.near > 1e4);

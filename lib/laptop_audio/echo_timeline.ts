@@ -14,6 +14,7 @@
  */
 import { mulawDecode, mulawEncode } from "../audio/mulaw.ts";
 import type { EchoCanceller } from "./echo_canceller.ts";
+import { FRACTIONAL_HALF_WIDTH, fractionalWeights } from "../audio/fractional.ts";
 
 /** Speaker audio kept: 2 s, more than the filter spans (older audio cannot echo any more). */
 const RING_SAMPLES = 16384;
@@ -43,6 +44,7 @@ export class EchoTimeline {
   #mic: Int16Array;
   #reference: Int16Array;
   #out: Int16Array;
+  #weights = new Float64Array(2 * FRACTIONAL_HALF_WIDTH);
   /** Samples the reference is read later than the microphone's place says (drift so far). */
   #shift = 0;
   /** Samples added to #shift per frame: the drift rate. */
@@ -91,10 +93,20 @@ export class EchoTimeline {
   cancel(mulaw: Uint8Array, end: number): Uint8Array {
     const n = this.#frameSize;
     this.#shift += this.#rate;
+    // The whole frame is read at one fraction of a sample: one set of weights.
     const start = end - n - this.#shift;
+    const first = Math.floor(start);
+    const fraction = start - first;
+    const weights = fractionalWeights(fraction, this.#weights);
     let energy = 0;
     for (let i = 0; i < n; i++) {
-      const x = Math.round(this.#speakerAt(start + i));
+      let x = 0;
+      if (fraction === 0) x = this.#sample(first + i);
+      else {
+        const from = first + i - FRACTIONAL_HALF_WIDTH + 1;
+        for (let k = 0; k < weights.length; k++) x += this.#sample(from + k) * weights[k];
+      }
+      x = Math.max(-32768, Math.min(32767, Math.round(x)));
       this.#reference[i] = x;
       energy += x * x;
     }
@@ -150,19 +162,6 @@ export class EchoTimeline {
     const slope = slopes[slopes.length >> 1];
     const limit = MAX_DRIFT_PPM * 1e-6 * this.#frameSize;
     this.#rate = Math.max(-limit, Math.min(limit, this.#rate + FIT_GAIN * slope));
-  }
-
-  /** The speaker's signal at a fractional timeline position (cubic interpolation; silence outside). */
-  #speakerAt(t: number): number {
-    const i = Math.floor(t);
-    const f = t - i;
-    const p0 = this.#sample(i - 1);
-    const p1 = this.#sample(i);
-    const p2 = this.#sample(i + 1);
-    const p3 = this.#sample(i + 2);
-    // Catmull-Rom.
-    return p1 +
-      0.5 * f * (p2 - p0 + f * (2 * p0 - 5 * p1 + 4 * p2 - p3 + f * (3 * (p1 - p2) + p3 - p0)));
   }
 
   #sample(i: number): number {

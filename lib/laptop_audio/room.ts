@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { fractionalSample } from "../audio/fractional.ts";
 
 /** The room's acoustics and devices. */
 export interface RoomSettings {
@@ -190,12 +191,12 @@ export class SimulatedRoom {
     return n * this.#step - this.#delay;
   }
 
-  /** The speaker's signal at a fractional sample position, linearly interpolated. */
+  /** The speaker's signal at a fractional sample position. */
   #speakerAt(t: number): number {
-    const i = Math.floor(t);
-    const f = t - i;
-    return (1 - f) * this.#sample(i) + f * this.#sample(i + 1);
+    return fractionalSample(this.#read, t);
   }
+
+  #read = (i: number): number => this.#sample(i);
 
   #sample(i: number): number {
     return i >= this.#base && i < this.#played ? this.#speaker[i - this.#base] : 0;
