@@ -16,7 +16,7 @@
  *    transcript (an inbound final's words in an outbound final within 1 s),
  *    cut by the canceller against off (target ≥ 95 %).
  *
- * `deno run -P=app bench/echo.ts [--out bench/results.json]` runs it alone and
+ * `deno run -P=app bench/echo.ts [--quick] [--out bench/results.json]` runs it alone and
  * writes its `echo` entry into the results; `bench/run.ts` runs it too.
  *
  * @module
@@ -89,11 +89,11 @@ async function load(utterances: Utterance[]): Promise<{ samples: Float32Array; t
  * The conversation: the phone party's utterances one after another (1.5 s apart); the laptop
  * user answers each, alternately after it (1 s later) and over it (from 1 s into it).
  */
-export async function conversation() {
+export async function conversation(utterances = 11) {
   const inbound = await load([
     ...await readSet(`${SHARED_AUDIO}librispeech-samples`),
     ...await readSet(`${SHARED_AUDIO}librivox-sense-and-sensibility`),
-  ]);
+  ].slice(0, utterances));
   const prompts = await load(await readSet(`${SHARED_AUDIO}asterisk-allison-8k`));
   const outbound = prompts.filter((p) => p.samples.length <= 5 * 8000).slice(0, inbound.length);
   const inTrack: number[] = [];
@@ -222,10 +222,10 @@ async function call(
   return finals;
 }
 
-/** Runs the echo bench. */
-export async function echoPhase(): Promise<EchoBench> {
+/** Runs the echo bench; `quick`: a conversation of 4 utterances a side instead of 11. */
+export async function echoPhase(options: { quick?: boolean } = {}): Promise<EchoBench> {
   const started = performance.now();
-  const talk = await conversation();
+  const talk = await conversation(options.quick ? 4 : 11);
   progress(
     `echo: ERLE in ${ROOMS.length} rooms, ${
       (talk.inbound.length / 8000).toFixed(0)
@@ -294,9 +294,11 @@ export async function echoPhase(): Promise<EchoBench> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { out: { type: "string" } } });
+  const { values } = parseArgs({
+    options: { out: { type: "string" }, quick: { type: "boolean", default: false } },
+  });
   const outPath = values.out ?? `${ROOT}bench/results.json`;
-  const echo = await echoPhase();
+  const echo = await echoPhase({ quick: values.quick });
   const f = (n: number, digits = 1) => n.toFixed(digits);
   console.log(
     [

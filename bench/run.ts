@@ -699,7 +699,7 @@ try {
     everyMs: 1000,
     dir: workDir,
   });
-  echo = await echoPhase();
+  echo = await echoPhase({ quick });
 } finally {
   await Deno.remove(workDir, { recursive: true });
 }

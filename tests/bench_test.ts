@@ -44,6 +44,10 @@ const REQUIRED = [
   "fanout.p99Ms",
   "webhooks.latencyP50Ms",
   "webhooks.latencyP99Ms",
+  "echo.erleDbP50",
+  "echo.doubleTalkWerDeltaPoints",
+  "echo.duplicateWordsCutPct",
+  "echo.cpuPctOfCorePerCall",
 ];
 
 Deno.test({

@@ -21,15 +21,25 @@ export function fractionalWeights(f: number, out = new Float64Array(2 * FRACTION
   return out;
 }
 
+/** Fractions are looked up in steps of 1/1024 sample (a phase error under −55 dB at 3.4 kHz). */
+const STEPS = 1024;
+let table: Float64Array | null = null;
+
 /** The value at fractional position `t` of the signal whose sample `i` is `sample(i)`. */
 export function fractionalSample(sample: (i: number) => number, t: number): number {
-  const i = Math.floor(t);
-  const f = t - i;
-  if (f === 0) return sample(i);
-  const weights = fractionalWeights(f);
-  let sum = 0;
-  for (let k = 0; k < weights.length; k++) {
-    sum += sample(i + k - FRACTIONAL_HALF_WIDTH + 1) * weights[k];
+  const taps = 2 * FRACTIONAL_HALF_WIDTH;
+  if (!table) {
+    table = new Float64Array(STEPS * taps);
+    for (let step = 0; step < STEPS; step++) {
+      table.set(fractionalWeights(step / STEPS), step * taps);
+    }
   }
+  let i = Math.floor(t);
+  let step = Math.round((t - i) * STEPS);
+  if (step === STEPS) [i, step] = [i + 1, 0];
+  if (step === 0) return sample(i);
+  let sum = 0;
+  const from = i - FRACTIONAL_HALF_WIDTH + 1;
+  for (let k = 0, w = step * taps; k < taps; k++, w++) sum += sample(from + k) * table[w];
   return sum;
 }
