@@ -33,7 +33,8 @@ import {
   type RoomSettings,
   SimulatedRoom,
 } from "../lib/laptop_audio/room.ts";
-import { normalizeWords, wordErrorRate } from "../lib/metrics/wer.ts";
+import { wordErrorRate } from "../lib/metrics/wer.ts";
+import { duplicatedWords } from "../lib/metrics/duplicated_words.ts";
 import { loadConfig } from "../app/config.ts";
 import { createEngine } from "../app/engine.ts";
 import { startServer } from "../app/server.ts";
@@ -157,25 +158,6 @@ export async function erleInRoom(
   return { erle, cpuMs, audioMs: far.length / 8 };
 }
 
-/** Inbound words found again in outbound finals overlapping it (±1 s). */
-function duplicateWords(finals: Transcript[]): number {
-  const inbound = finals.filter((t) => t.track === "inbound");
-  const outbound = finals.filter((t) => t.track === "outbound");
-  let count = 0;
-  for (const i of inbound) {
-    const near = outbound.filter((o) => o.startMs <= i.endMs + 1000 && o.endMs >= i.startMs - 1000);
-    const pool = near.flatMap((o) => normalizeWords(o.text));
-    for (const word of normalizeWords(i.text)) {
-      const at = pool.indexOf(word);
-      if (at >= 0) {
-        count++;
-        pool.splice(at, 1);
-      }
-    }
-  }
-  return count;
-}
-
 /** One simulated call of the conversation through an in-process server; its finals. */
 async function call(
   engine: TranscriberEngine,
@@ -254,6 +236,9 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
   await Deno.writeFile(outboundPath, writeWav(talk.outbound, 8000));
   const audio = { inbound: floatToMulaw(talk.inbound), outboundPath };
   const engine = await createEngine(loadConfig({}), memoryLogger());
+  const track = (finals: Transcript[], name: string) => finals.filter((t) => t.track === name);
+  const duplicated = (finals: Transcript[]) =>
+    duplicatedWords(track(finals, "inbound"), track(finals, "outbound")).length;
   const outboundWer = (finals: Transcript[]) =>
     wordErrorRate(
       talk.outboundText,
@@ -267,9 +252,9 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
     progress("echo: call with echo, canceller on");
     const on = await call(engine, audio, { AEC: "on" }, DEFAULT_ROOM);
     const duplicates = {
-      noEcho: duplicateWords(noEcho),
-      echoCancelled: duplicateWords(on),
-      echoNotCancelled: duplicateWords(off),
+      noEcho: duplicated(noEcho),
+      echoCancelled: duplicated(on),
+      echoNotCancelled: duplicated(off),
     };
     const wer = {
       noEcho: outboundWer(noEcho),

@@ -8,6 +8,7 @@ import { floatToMulaw } from "../lib/audio/mulaw.ts";
 import { readWavFile, resample } from "../lib/audio/wav.ts";
 import { DEFAULT_ROOM } from "../lib/laptop_audio/room.ts";
 import { normalizeWords } from "../lib/metrics/wer.ts";
+import { duplicatedWords } from "../lib/metrics/duplicated_words.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 import { audioSet, callTestServer, finals, tempWav, testServer } from "./helpers.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
@@ -45,21 +46,6 @@ async function conversation() {
     outboundPath: await tempWav(track(parts.outbound)),
     outboundText: outbound.map((u) => u.text).join(" "),
   };
-}
-
-/** Words of each inbound final found again in outbound finals overlapping it (±1 s). */
-function duplicated(calls: Transcript[][]): string[] {
-  const [inbound, outbound] = calls;
-  const found: string[] = [];
-  for (const i of inbound) {
-    const pool = outbound.filter((o) => o.startMs <= i.endMs + 1000 && o.endMs >= i.startMs - 1000)
-      .flatMap((o) => normalizeWords(o.text));
-    for (const word of normalizeWords(i.text)) {
-      const at = pool.indexOf(word);
-      if (at >= 0) found.push(word), pool.splice(at, 1);
-    }
-  }
-  return found;
 }
 
 /** The share of the reference's words the hypothesis has, in order (longest common subsequence). */
@@ -108,8 +94,8 @@ Deno.test("echo in the room: off, the phone party's words are transcribed again 
   const on = await callInRoom("on", talk);
   const noEcho = await callInRoom("no room", talk);
   const outboundText = (r: { tracks: Transcript[][] }) => r.tracks[1].map((t) => t.text).join(" ");
-  const offDuplicates = duplicated(off.tracks);
-  const onDuplicates = duplicated(on.tracks);
+  const offDuplicates = duplicatedWords(off.tracks[0], off.tracks[1]);
+  const onDuplicates = duplicatedWords(on.tracks[0], on.tracks[1]);
   const detail = `off: ${offDuplicates.join(" ")}\non: ${onDuplicates.join(" ")}\n` +
     `outbound off: ${outboundText(off)}\noutbound on: ${outboundText(on)}`;
   assert.match(off.said, /echo cancellation: off \(AEC=off\)/);

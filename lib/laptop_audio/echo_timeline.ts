@@ -7,8 +7,8 @@
  * The speaker's and the microphone's clocks drift apart (tens of ppm), so the
  * echo slides along the adaptive filter, which speexdsp follows poorly (with
  * 50 ppm, ERLE fell from 30 to 20 dB). The timeline keeps the echo in place:
- * it watches the filter's main tap and reads the reference that much earlier
- * or later, by fractions of a sample, at the rate the tap moves.
+ * it watches the filter's impulse response slide and reads the reference
+ * earlier or later, by fractions of a sample, at the rate it slides.
  *
  * @module
  */
@@ -18,7 +18,7 @@ import { FRACTIONAL_HALF_WIDTH, fractionalWeights } from "../audio/fractional.ts
 
 /** Speaker audio kept: 2 s, more than the filter spans (older audio cannot echo any more). */
 const RING_SAMPLES = 16384;
-/** The filter's main tap is looked at every this many frames (0.5 s). */
+/** The filter's impulse response is looked at every this many frames (0.5 s). */
 const TRACK_FRAMES = 25;
 /** A response that slides further than this in one look is a new echo path, not drift. */
 const JUMP_SAMPLES = 4;
@@ -45,7 +45,7 @@ export class EchoTimeline {
   #reference: Int16Array;
   #out: Int16Array;
   #weights = new Float64Array(2 * FRACTIONAL_HALF_WIDTH);
-  /** Samples the reference is read later than the microphone's place says (drift so far). */
+  /** Samples the reference is read earlier than the microphone's place says (drift so far). */
   #shift = 0;
   /** Samples added to #shift per frame: the drift rate. */
   #rate = 0;
@@ -55,7 +55,7 @@ export class EchoTimeline {
   #tap = 0;
   /** Where the response was (#tap), at which frame, since the last fit. */
   #taps: { frame: number; tap: number }[] = [];
-  /** Frames since the last look at the tap with the speaker playing. */
+  /** Frames since the last look with the speaker playing. */
   #loudFrames = 0;
   /** Microphone frames cancelled. */
   frames = 0;

@@ -8,6 +8,7 @@
  * @module
  */
 import { fractionalSample } from "../audio/fractional.ts";
+import { seededRandom } from "../seeded_random.ts";
 
 /** The room's acoustics and devices. */
 export interface RoomSettings {
@@ -75,18 +76,6 @@ export function parseRoomSettings(spec: string): RoomSettings {
   return settings;
 }
 
-/** A seeded pseudo-random generator (mulberry32), uniform in [0, 1). */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Roughly Gaussian noise (sum of four uniforms), unit variance. */
 function gaussian(next: () => number): number {
   return (next() + next() + next() + next() - 2) * Math.sqrt(3);
@@ -118,7 +107,7 @@ export class SimulatedRoom {
 
   constructor(settings: RoomSettings, sampleRate = 8000) {
     this.settings = settings;
-    const next = random(settings.seed);
+    const next = seededRandom(settings.seed);
     const length = Math.max(1, Math.round(settings.rt60S * sampleRate));
     const h = new Float32Array(length);
     // Exponentially decaying noise (60 dB over rt60), with a direct path at its start.
@@ -131,7 +120,7 @@ export class SimulatedRoom {
     const scale = 10 ** (settings.gainDb / 20) / Math.sqrt(energy);
     for (let i = 0; i < length; i++) h[i] *= scale;
     this.impulseResponse = h;
-    this.#noise = random(settings.seed ^ 0x9e3779b9);
+    this.#noise = seededRandom(settings.seed ^ 0x9e3779b9);
     this.#noiseRms = 10 ** (settings.noiseDb / 20);
     this.#step = 1 + settings.driftPpm * 1e-6;
     this.#delay = (settings.delayMs * sampleRate) / 1000;
