@@ -7,6 +7,7 @@
  * @module
  */
 import { floatToMulaw, mulawToFloat32 } from "../audio/mulaw.ts";
+import { silenceFrame } from "../audio/framing.ts";
 import type { Logger } from "../log.ts";
 import { clearMessage, markMessage, mediaMessage } from "../twilio/protocol.ts";
 import { type AudioEndpoint, describeEndpoint } from "./devices.ts";
@@ -174,12 +175,12 @@ export class AudioBridge {
   /** Plays one inbound frame (what the other party says) on the speaker. */
   play(mulaw: Uint8Array): void {
     this.#speaker?.play(mulaw);
-    if (!this.#room) return;
+    if (!this.#room || this.#closed) return;
     this.#room.play(mulawToFloat32(mulaw));
     this.#echo?.played(mulaw, this.#speakerFrames * mulaw.length);
     this.#speakerFrames++;
     // With no microphone input, the room's microphone still hears the speaker.
-    if (!this.#mic) this.#speech.push(new Uint8Array(mulaw.length).fill(0xff));
+    if (!this.#mic) this.#speech.push(silenceFrame());
     this.#drainRoom();
   }
 
@@ -254,6 +255,7 @@ export class AudioBridge {
 
   /** Room: the laptop user says `frame`; it is heard once the speaker audio it overlaps is in. */
   #hear(frame: Uint8Array): void {
+    if (this.#closed) return;
     this.#speech.push(frame);
     this.#drainRoom();
   }
@@ -264,6 +266,7 @@ export class AudioBridge {
    * those: the speaker's timeline is its frame count, the microphone's its own.
    */
   #drainRoom(): void {
+    if (this.#closed) return;
     const room = this.#room!;
     while (this.#speech.length && this.#roomFrames <= this.#speakerFrames + 1) {
       const speech = this.#speech.shift()!;
