@@ -26,7 +26,7 @@ import { fileURLToPath } from "node:url";
 import { floatToMulaw, mulawDecode, mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { readWavFile, resample, writeWav } from "../lib/audio/wav.ts";
 import { EchoCanceller, type EchoCancellerOptions } from "../lib/laptop_audio/echo_canceller.ts";
-import { EchoTimeline } from "../lib/laptop_audio/echo_timeline.ts";
+import { EchoTimeline, WARMUP_FILTER_LENGTH } from "../lib/laptop_audio/echo_timeline.ts";
 import {
   DEFAULT_ROOM,
   parseRoomSettings,
@@ -136,7 +136,11 @@ export async function erleInRoom(
   options: EchoCancellerOptions = {},
 ) {
   const simulated = new SimulatedRoom(room);
-  const timeline = new EchoTimeline(await EchoCanceller.create(options));
+  // As the bridge makes it: the long filter and the short one for the first seconds.
+  const timeline = new EchoTimeline(
+    await EchoCanceller.create(options),
+    await EchoCanceller.create({ ...options, filterLength: WARMUP_FILTER_LENGTH }),
+  );
   const erle: number[] = [];
   let cpuMs = 0;
   let farFrames = 0;

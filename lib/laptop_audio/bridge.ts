@@ -16,7 +16,7 @@ import { describeFfmpeg, findFfmpeg } from "./find_ffmpeg.ts";
 import { Microphone } from "./microphone.ts";
 import { Speaker } from "./speaker.ts";
 import { ECHO_CANCELLER_DEFAULTS, EchoCanceller } from "./echo_canceller.ts";
-import { EchoTimeline } from "./echo_timeline.ts";
+import { EchoTimeline, WARMUP_FILTER_LENGTH } from "./echo_timeline.ts";
 import { type RoomSettings, SimulatedRoom } from "./room.ts";
 import { loadSpeexDsp } from "./speexdsp.ts";
 
@@ -138,7 +138,10 @@ export class AudioBridge {
     this.stream = stream;
     this.#log = options.log;
     if (options.speexdsp) {
-      this.#echo = new EchoTimeline(new EchoCanceller(options.speexdsp));
+      this.#echo = new EchoTimeline(
+        new EchoCanceller(options.speexdsp),
+        new EchoCanceller(options.speexdsp, { filterLength: WARMUP_FILTER_LENGTH }),
+      );
     }
     if (options.room) this.#room = new SimulatedRoom(options.room);
     const cancelDevice = this.#echo && !this.#room && options.input.kind === "device" &&

@@ -10,12 +10,22 @@
  * it watches the filter's impulse response slide and reads the reference
  * earlier or later, by fractions of a sample, at the rate it slides.
  *
+ * While the long filter converges (its first seconds), a short one runs beside
+ * it, and whichever leaves less echo is heard; once the long one has done as
+ * well for 2 s of the speaker playing, or after 10 s, the short one is dropped.
+ *
  * @module
  */
 import { mulawDecode, mulawEncode } from "../audio/mulaw.ts";
 import type { EchoCanceller } from "./echo_canceller.ts";
 import { FRACTIONAL_HALF_WIDTH, fractionalWeights } from "../audio/fractional.ts";
 
+/**
+ * The warm-up filter's length (256 ms): speexdsp's filter needs about four times its length of
+ * the speaker playing before it adapts at full speed, so a short one is useful sooner (in the
+ * bench, Outbound WER 17 % instead of 21 % in the call's first seconds, one duplicated word less).
+ */
+export const WARMUP_FILTER_LENGTH = 2048;
 /** Speaker audio kept: 2 s, more than the filter spans (older audio cannot echo any more). */
 const RING_SAMPLES = 16384;
 /** The filter's impulse response is looked at every this many frames (0.5 s). */
@@ -60,8 +70,21 @@ export class EchoTimeline {
   /** Microphone frames cancelled. */
   frames = 0;
 
-  constructor(canceller: EchoCanceller) {
+  /** A short filter that converges twice as fast, used while the long one is still converging. */
+  #warmup: EchoCanceller | null;
+  #warmOut: Int16Array;
+  /** Smoothed output power of the long and the short filter. */
+  #power = { main: 0, warm: 0 };
+  #useWarm = false;
+  /** Loud frames since the long filter last did worse than the short one. */
+  #mainBetter = 0;
+  /** Loud frames while the short filter ran. */
+  #warmFrames = 0;
+
+  constructor(canceller: EchoCanceller, warmup: EchoCanceller | null = null) {
     this.#canceller = canceller;
+    this.#warmup = warmup;
+    this.#warmOut = new Int16Array(canceller.options.frameSize);
     this.#frameSize = canceller.options.frameSize;
     this.#mic = new Int16Array(this.#frameSize);
     this.#reference = new Int16Array(this.#frameSize);
@@ -113,14 +136,35 @@ export class EchoTimeline {
     if (energy > LOUD_ENERGY * n) this.#loudFrames++;
     mulawDecode(mulaw, this.#mic);
     this.#canceller.process(this.#mic, this.#reference, this.#out);
+    let out = this.#out;
+    if (this.#warmup) {
+      this.#warmup.process(this.#mic, this.#reference, this.#warmOut);
+      const p = (x: Int16Array) => x.reduce((s, v) => s + v * v, 0) / n;
+      this.#power.main = 0.9 * this.#power.main + 0.1 * p(this.#out);
+      this.#power.warm = 0.9 * this.#power.warm + 0.1 * p(this.#warmOut);
+      if (this.#power.warm < 0.5 * this.#power.main) this.#useWarm = true;
+      else if (this.#power.main < this.#power.warm) this.#useWarm = false;
+      if (energy > LOUD_ENERGY * n) {
+        this.#warmFrames++;
+        this.#mainBetter = this.#power.main <= this.#power.warm ? this.#mainBetter + 1 : 0;
+      }
+      if (this.#useWarm) out = this.#warmOut;
+      // The long filter has caught up for 2 s of the speaker playing, or has had 10 s (it has
+      // converged by then): the short one is done.
+      if (this.#mainBetter >= 100 || this.#warmFrames >= 500) {
+        this.#warmup.close();
+        this.#warmup = null;
+      }
+    }
     this.frames++;
     if (this.frames % TRACK_FRAMES === 0) this.#track();
-    return mulawEncode(this.#out);
+    return mulawEncode(out);
   }
 
   /** Frees the canceller. */
   close(): void {
     this.#canceller.close();
+    this.#warmup?.close();
   }
 
   /**
