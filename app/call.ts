@@ -24,12 +24,13 @@ import { UserError } from "../lib/user_error.ts";
 import { onCtrlC } from "../lib/console/ctrl_c.ts";
 import { createEngine } from "./engine.ts";
 import { placeCall } from "./place_call.ts";
+import { parseRoomSettings, type RoomSettings } from "../lib/laptop_audio/room.ts";
 
 const USAGE = `Usage:
   deno task call <+15551234567> [--from <+1…>] [--server <url>] [--keyterms "a,b"]
   deno task call --simulate --callee-audio <wav> [--caller-audio <wav>]
                  [--format text|jsonl] [--partials] [--fast] [--server <url>]
-                 [--transcriber local|assemblyai|hybrid] [--keyterms "a,b"]
+                 [--transcriber local|assemblyai|hybrid] [--keyterms "a,b"] [--room [settings]]
 
   <number>          call it through Twilio (credentials in .env; \`deno task serve\` must be
                     running and reachable by Twilio: PUBLIC_URL or NGROK_AUTHTOKEN); the
@@ -46,7 +47,12 @@ const USAGE = `Usage:
   --server <url>    use a running server (deno task serve) instead of starting one;
                     its console prints the transcript
   --transcriber     in-process server's engine: local (default without a key),
-                    assemblyai (default when ASSEMBLYAI_API_KEY is set) or hybrid`;
+                    assemblyai (default when ASSEMBLYAI_API_KEY is set) or hybrid
+  --room [settings] put the laptop leg in a simulated room: its microphone hears the caller
+                    audio plus the speaker's (the callee's) echo; the echo canceller removes
+                    it (AEC=off to hear it in the Outbound transcript). Settings, any of
+                    delay=150 (ms), rt60=0.3 (s), gain=-3 (dB), noise=-60 (dBFS),
+                    drift=50 (ppm), seed=1; e.g. --room delay=300,gain=0`;
 
 /** Runs `deno task call` with `args`; returns the exit code. */
 export async function callCommand(args: string[]): Promise<number> {
@@ -55,7 +61,10 @@ export async function callCommand(args: string[]): Promise<number> {
   let positionals;
   try {
     ({ values, positionals } = parseArgs({
-      args,
+      // A bare --room (no settings after it) is the default room.
+      args: args.map((a, i) =>
+        a === "--room" && (args[i + 1] ?? "--").startsWith("--") ? "--room=default" : a
+      ),
       options: {
         simulate: { type: "boolean", default: false },
         "callee-audio": { type: "string" },
@@ -67,6 +76,7 @@ export async function callCommand(args: string[]): Promise<number> {
         from: { type: "string" },
         transcriber: { type: "string" },
         keyterms: { type: "string" },
+        room: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
       allowPositionals: true,
@@ -103,6 +113,19 @@ export async function callCommand(args: string[]): Promise<number> {
       "--caller-audio only works with the in-process server; set AUDIO_INPUT=<wav> on the running server instead",
     );
     return 2;
+  }
+  let room: RoomSettings | undefined;
+  if (values.room !== undefined) {
+    if (values.server) {
+      log.error("--room only works with the in-process server (without --server)");
+      return 2;
+    }
+    try {
+      room = parseRoomSettings(values.room);
+    } catch (error) {
+      log.error(`--room: ${(error as Error).message}`);
+      return 2;
+    }
   }
   const calleeAudio = toCallAudio(await readWavFile(calleePath));
   // The call's key terms ride on its TwiML request, as a real call's do (see placeCall).
@@ -178,6 +201,7 @@ export async function callCommand(args: string[]): Promise<number> {
       transcriber: values.transcriber,
       // Faster than real time, a clock-paced caller file would fall behind the call: send it ahead.
       audioInputUnpaced: values.fast,
+      room,
     },
   );
   const quietLog = stderrLogger({ quiet: values.format === "jsonl" });

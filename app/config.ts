@@ -32,6 +32,7 @@ import { isLoopback } from "../lib/server/auth.ts";
 import { parseKeytermList } from "../lib/transcribe/keyterms.ts";
 import { parseRedactPolicies, type RedactPolicy } from "../lib/redact/policies.ts";
 import { ASSEMBLYAI_PII_POLICIES } from "../lib/redact/assemblyai_policies.ts";
+import type { RoomSettings } from "../lib/laptop_audio/room.ts";
 import { type WebhookSettings, webhookSettings } from "../lib/delivery/settings.ts";
 import { secretProblem } from "../lib/delivery/signer.ts";
 import {
@@ -84,6 +85,10 @@ export interface Config {
   readonly ffmpegPath?: string;
   /** File input is sent as fast as decoded instead of paced (simulated calls with `--fast`). */
   readonly audioInputUnpaced: boolean;
+  /** Echo cancellation on the laptop leg (`AEC`, default on): used with a microphone and a speaker device, or a room. */
+  readonly echoCancellation: boolean;
+  /** `--room`: a simulated room between the laptop's speaker and microphone (simulated calls). */
+  readonly room?: RoomSettings;
   /** Opens an ngrok tunnel at startup when set and PUBLIC_URL is not (`NGROK_AUTHTOKEN`). */
   readonly ngrokAuthtoken?: string;
   /** Inbound calls: spoken with `<Say>` before the call is bridged (`INBOUND_GREETING`). */
@@ -150,6 +155,8 @@ export interface ConfigFlags {
   audioInputUnpaced?: boolean;
   /** The configuration of `deno task serve`: TWILIO_ACCOUNT_SID and the signature rule are checked too. */
   server?: boolean;
+  /** `--room`: the room the laptop leg's speaker and microphone are in. */
+  room?: RoomSettings;
 }
 
 /**
@@ -229,6 +236,8 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     audioOutput: check(() => parseAudioOutput(env.AUDIO_OUTPUT)),
     ffmpegPath: set("FFMPEG_PATH"),
     audioInputUnpaced: flags.audioInputUnpaced ?? false,
+    echoCancellation: parseAec(env.AEC),
+    room: flags.room,
     ngrokAuthtoken: set("NGROK_AUTHTOKEN"),
     inboundGreeting: set("INBOUND_GREETING"),
     streamIdleSeconds: env.STREAM_IDLE_TIMEOUT
@@ -460,6 +469,17 @@ function parseRecordCalls(value: string | undefined): boolean {
     throw new UserError(`RECORD_CALLS must be 1 (record calls) or 0 (do not), got "${value}"`);
   }
   return choice === "1";
+}
+
+/** `AEC`: `on` (the default) cancels the speaker's echo from the microphone, `off` does not. */
+function parseAec(value: string | undefined): boolean {
+  const choice = value?.trim().toLowerCase() || "on";
+  if (choice !== "on" && choice !== "off") {
+    throw new UserError(
+      `AEC must be on (cancel the speaker's echo, the default) or off (e.g. with a headset), got "${value}"`,
+    );
+  }
+  return choice === "on";
 }
 
 function parseModelName(value: string): string {

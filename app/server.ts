@@ -46,6 +46,8 @@ export function serverSettings(config: Config): ServerSettings {
       output: config.audioOutput,
       ffmpeg: config.ffmpegPath,
       unpacedFileInput: config.audioInputUnpaced,
+      echoCancellation: config.echoCancellation,
+      room: config.room,
     },
     inbound: { greeting: config.inboundGreeting, forwardTo: config.inboundForwardTo },
     streamIdleMs: config.streamIdleSeconds * 1000,

@@ -16,6 +16,8 @@
  * 7. Redaction: recall and precision per policy on test calls through the
  *    whole pipeline, the hold delay, false positives on the shared sets
  *    (`./redaction.ts`; its calls run in real time, `--quick` fast).
+ * 8. Echo: the laptop leg's echo canceller, ERLE, CPU, double-talk WER and
+ *    duplicated words (`./echo.ts`, which also runs alone).
  *
  * Every server and the load generator run as separate processes, so the
  * load's CPU is never counted as ours. Progress goes to stderr; the table to
@@ -44,6 +46,7 @@ import { measuredCapacity, parallelRaw } from "./engine_limits.ts";
 import { fanoutPhase, type FanoutResults } from "./fanout.ts";
 import { webhookPhase } from "./webhooks.ts";
 import type { RedactionBench } from "./redaction.ts";
+import { type EchoBench, echoPhase } from "./echo.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -690,6 +693,7 @@ let fanout: FanoutResults;
 let webhooks: Awaited<ReturnType<typeof webhookPhase>>;
 let keyterms: Record<string, unknown>;
 let redaction: RedactionBench;
+let echo: EchoBench;
 try {
   relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
@@ -707,6 +711,7 @@ try {
   const redactionRun = spawn("redaction.ts", ["--json", ...(quick ? ["--fast"] : [])]);
   redaction = await nextJson<RedactionBench>(redactionRun, "redaction.ts");
   await redactionRun.child.status;
+  echo = await echoPhase({ quick });
 } finally {
   await Deno.remove(workDir, { recursive: true });
 }
@@ -731,6 +736,7 @@ const results = {
   webhooks,
   keyterms,
   redaction,
+  echo,
   seconds: (performance.now() - started) / 1000,
 };
 await Deno.writeTextFile(outPath, JSON.stringify(results, null, 2) + "\n");
@@ -870,6 +876,14 @@ const rows: Array<[string, string, string]> = [
     `${f(w * 100)} % (${f((results.baseline.wer[set] ?? NaN) * 100)} %)`,
     "≤ +0.5 points",
   ]),
+  ["echo ERLE median (far end alone)", `${f(echo.erleDbP50)} dB`, "≥ 25 dB"],
+  [
+    "echo: Outbound WER, double talk vs no echo",
+    `${f(echo.doubleTalkWerDeltaPoints)} points`,
+    "≤ 2",
+  ],
+  ["echo: duplicated phone-party words cut", `${f(echo.duplicateWordsCutPct)} %`, "≥ 95 %"],
+  ["echo canceller CPU per call", `${f(echo.cpuPctOfCorePerCall, 2)} % of a core`, "≤ 5 %"],
 ];
 const width = Math.max(...rows.map((r) => r[0].length));
 console.log(`\n${"metric".padEnd(width)}  ${"value".padStart(16)}  target`);

@@ -53,6 +53,10 @@ const REQUIRED = [
   "redaction.recall.ssn",
   "redaction.falsePositiveWords",
   "redaction.afterRunMs.p50",
+  "echo.erleDbP50",
+  "echo.doubleTalkWerDeltaPoints",
+  "echo.duplicateWordsCutPct",
+  "echo.cpuPctOfCorePerCall",
 ];
 
 Deno.test({

@@ -121,6 +121,22 @@ Deno.test("a WAV that cannot be read is a clear error naming the file", async ()
   assert.match(noArgs.stderr, /--callee-audio/);
 });
 
+Deno.test("--room with a setting out of range, or with --server, is one clear line and exit 2", async () => {
+  const far = await call("--callee-audio", "demo/inbound.wav", "--room", "delay=10");
+  assert.equal(far.code, 2);
+  assert.match(far.stderr, /--room: Cannot parse room "delay=10": delay must be a number from 50/);
+  assert.doesNotMatch(far.stderr, /\n\s+at /);
+  const remote = await call(
+    "--callee-audio",
+    "demo/inbound.wav",
+    "--room",
+    "--server",
+    "http://127.0.0.1:1",
+  );
+  assert.equal(remote.code, 2);
+  assert.match(remote.stderr, /--room only works with the in-process server/);
+});
+
 Deno.test("a model folder sherpa-onnx refuses is a user error: exit 2, its reason, no stack", async () => {
   // Every file is where findModelFiles looks, but tokens.txt points nowhere: sherpa-onnx's
   // own check refuses the model ("Please check your config!"), with and without workers.

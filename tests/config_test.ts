@@ -41,6 +41,7 @@ Deno.test("loadConfig: every value is checked at load, each message names its va
     [{ DASHBOARD_TOKEN: "passwordpassword" }, /^DASHBOARD_TOKEN is too weak.*7 different/],
     [{ DASHBOARD_TOKEN: "my dashboard token" }, /^DASHBOARD_TOKEN is too weak.*spaces/],
     [{ ALLOWED_HOSTS: "https://devbox.local" }, /^ALLOWED_HOSTS must be host names/],
+    [{ AEC: "maybe" }, /^AEC must be on \(cancel the speaker's echo, the default\) or off/],
   ];
   for (const [env, message] of cases) {
     assert.throws(
@@ -89,4 +90,10 @@ Deno.test("a tunnel's URL is the server's state: TwiML, /api/public-url and sign
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("loadConfig: AEC is on by default, off with AEC=off", () => {
+  assert.equal(loadConfig({}).echoCancellation, true);
+  assert.equal(loadConfig({ AEC: "off" }).echoCancellation, false);
+  assert.equal(loadConfig({ AEC: "ON" }).echoCancellation, true);
 });

@@ -20,6 +20,7 @@ import type { Track, TranscriberEngine, Transcript } from "../lib/transcribe/eng
 import { createEngine } from "../app/engine.ts";
 import { StreamAccess } from "../lib/server/stream_access.ts";
 import type { StreamKind } from "../lib/server/media_stream.ts";
+import type { RoomSettings } from "../lib/laptop_audio/room.ts";
 
 /** `../shared/audio/` beside the project. */
 export const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -79,6 +80,31 @@ export async function conversation(
   };
 }
 
+/**
+ * Seeded noise bursts shaped like speech on a phone line: 400 ms on, 200 ms off, low-passed
+ * at 3.4 kHz (31-tap Hamming-windowed sinc), peak amplitude about `level`; 8 kHz.
+ */
+export function phoneBandBursts(seconds: number, seed: number, level: number): Float32Array {
+  const noise = new Float32Array(seconds * 8000);
+  let a = seed;
+  for (let i = 0; i < noise.length; i++) {
+    a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+    noise[i] = (i % 4800) < 3200 ? ((a / 2 ** 32) * 2 - 1) * level : 0;
+  }
+  const taps = Array.from({ length: 31 }, (_, k) => {
+    const x = k - 15;
+    const window = 0.54 - 0.46 * Math.cos((2 * Math.PI * k) / 30);
+    return window * (x === 0 ? 0.85 : Math.sin(0.85 * Math.PI * x) / (Math.PI * x));
+  });
+  const out = new Float32Array(noise.length);
+  for (let i = 0; i < noise.length; i++) {
+    let sum = 0;
+    for (let k = 0; k < 31 && k <= i; k++) sum += taps[k] * noise[i - k];
+    out[i] = sum;
+  }
+  return out;
+}
+
 /** Float samples as µ-law bytes. */
 export function toMulaw(samples: Float32Array): Uint8Array {
   const pcm = new Int16Array(samples.length);
@@ -125,6 +151,8 @@ export async function testServer(
     /** `RECORD_CALLS` and `RECORDINGS_MAX_GB` (defaults 1 and 10). */
     recordCalls?: "0" | "1";
     recordingsMaxGb?: string;
+    /** `--room`: a simulated room between the laptop's speaker and microphone. */
+    room?: RoomSettings;
   } = {},
 ): Promise<
   RunningServer & { events: CallEvent[]; token: string; log: ReturnType<typeof memoryLogger> }
@@ -145,7 +173,7 @@ export async function testServer(
       RECORD_CALLS: options.recordCalls,
       RECORDINGS_MAX_GB: options.recordingsMaxGb,
     },
-    { audioInput: options.audioInput, audioInputUnpaced: !options.pacedInput },
+    { audioInput: options.audioInput, audioInputUnpaced: !options.pacedInput, room: options.room },
   );
   const log = memoryLogger();
   const engine = options.engine ?? await sharedEngine();

@@ -6,6 +6,7 @@
  * 429 with `Retry-After`, and goes down (connection refused) for a stretch.
  */
 import { Webhook } from "standardwebhooks";
+import { seededRandom } from "../lib/seeded_random.ts";
 
 /** One request that passed the signature check. */
 export interface Received {
@@ -41,16 +42,7 @@ export function misbehaving(seed: number, slowMs = 700): Chaos {
 }
 
 /** A small seeded generator (mulberry32). */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seeded = seededRandom;
 
 /** A running receiver. */
 export class WebhookReceiver {

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { mulawToFloat32 } from "../audio/mulaw.ts";
+import { floatToMulaw, mulawToFloat32 } from "../audio/mulaw.ts";
+import { silenceFrame } from "../audio/framing.ts";
 import type { Logger } from "../log.ts";
 import { clearMessage, markMessage, mediaMessage } from "../twilio/protocol.ts";
 import { type AudioEndpoint, describeEndpoint, probeDevice } from "./devices.ts";
@@ -14,6 +15,10 @@ import { readWavFile, toCallAudio } from "../audio/wav.ts";
 import { describeFfmpeg, findFfmpeg } from "./find_ffmpeg.ts";
 import { Microphone } from "./microphone.ts";
 import { Speaker } from "./speaker.ts";
+import { ECHO_CANCELLER_DEFAULTS, EchoCanceller } from "./echo_canceller.ts";
+import { EchoTimeline, WARMUP_FILTER_LENGTH } from "./echo_timeline.ts";
+import { type RoomSettings, SimulatedRoom } from "./room.ts";
+import { loadSpeexDsp } from "./speexdsp.ts";
 
 /** RMS (full scale 1.0) above which a 20 ms frame counts as speech (about −40 dBFS). */
 export const SPEECH_RMS = 0.01;
@@ -70,6 +75,8 @@ export interface BridgeStats {
   outstandingMarks: number;
   clears: number;
   restarts: { microphone: number; speaker: number };
+  /** Microphone frames the echo canceller processed (0 when it is off). */
+  echoCancelledFrames: number;
 }
 
 /** What a bridge needs from the call's bidirectional stream. */
@@ -90,7 +97,17 @@ export interface AudioBridgeOptions {
   unpacedFileInput?: boolean;
   /** The input file decoded in-process (a WAV, when ffmpeg is missing). */
   decodedInput?: Uint8Array;
+  /** Cancel the speaker's echo from the microphone with this compiled speexdsp. */
+  speexdsp?: WebAssembly.Module;
+  /** Simulate a room: the microphone hears the speaker's output through it. */
+  room?: RoomSettings;
 }
+
+/**
+ * A microphone frame captured more than this far from where its sample count puts it (a device
+ * that dropped audio, a restart) moves the microphone's place on the echo timeline.
+ */
+const REALIGN_SAMPLES = 1200;
 
 /** One call's bridge: microphone → call, call → speaker, marks and clear. */
 export class AudioBridge {
@@ -104,10 +121,31 @@ export class AudioBridge {
   #marksEchoed = 0;
   #clears = 0;
   #closed: Promise<void> | null = null;
+  #echo: EchoTimeline | null = null;
+  /** The echo timeline's origin (`performance.now()` ms); its unit is one 8 kHz sample. */
+  #origin = performance.now();
+  /** Where the microphone's first sample sits on the echo timeline (devices). */
+  #micOrigin: number | null = null;
+  #micSamples = 0;
+  #room: SimulatedRoom | null = null;
+  /** Room: the laptop user's speech waiting for the speaker audio it overlaps. */
+  #speech: Uint8Array[] = [];
+  #speechEnded = false;
+  #roomFrames = 0;
+  #speakerFrames = 0;
 
   constructor(stream: BridgeStream, options: AudioBridgeOptions) {
     this.stream = stream;
     this.#log = options.log;
+    if (options.speexdsp) {
+      this.#echo = new EchoTimeline(
+        new EchoCanceller(options.speexdsp),
+        new EchoCanceller(options.speexdsp, { filterLength: WARMUP_FILTER_LENGTH }),
+      );
+    }
+    if (options.room) this.#room = new SimulatedRoom(options.room);
+    const cancelDevice = this.#echo && !this.#room && options.input.kind === "device" &&
+      options.output.kind === "device";
     if (options.input.kind !== "none") {
       this.#mic = new Microphone({
         endpoint: options.input,
@@ -115,9 +153,13 @@ export class AudioBridge {
         log: options.log,
         unpaced: options.unpacedFileInput,
         decoded: options.decodedInput,
-        send: (frame) => this.#sendFrame(frame),
+        send: (frame) => this.#room ? this.#hear(frame) : this.#sendFrame(frame),
+        process: cancelDevice ? (frame, endMs) => this.#cancelCaptured(frame, endMs) : undefined,
         onFileEnd: () => {
-          if (this.#burst.speaking) this.#mark();
+          if (this.#room) {
+            this.#speechEnded = true;
+            this.#drainRoom();
+          } else if (this.#burst.speaking) this.#mark();
         },
       });
     }
@@ -126,6 +168,9 @@ export class AudioBridge {
         endpoint: options.output,
         ffmpeg: options.ffmpeg,
         log: options.log,
+        onWrite: cancelDevice
+          ? (frame, dueMs) => this.#echo?.played(frame, Math.round((dueMs - this.#origin) * 8))
+          : undefined,
       });
     }
   }
@@ -133,6 +178,13 @@ export class AudioBridge {
   /** Plays one inbound frame (what the other party says) on the speaker. */
   play(mulaw: Uint8Array): void {
     this.#speaker?.play(mulaw);
+    if (!this.#room || this.#closed) return;
+    this.#room.play(mulawToFloat32(mulaw));
+    this.#echo?.played(mulaw, this.#speakerFrames * mulaw.length);
+    this.#speakerFrames++;
+    // With no microphone input, the room's microphone still hears the speaker.
+    if (!this.#mic) this.#speech.push(silenceFrame());
+    this.#drainRoom();
   }
 
   /** Twilio played the audio up to a mark we sent. */
@@ -161,6 +213,7 @@ export class AudioBridge {
       outstandingMarks: this.#outstanding.size,
       clears: this.#clears,
       restarts: { microphone: this.#mic?.restarts ?? 0, speaker: this.#speaker?.restarts ?? 0 },
+      echoCancelledFrames: this.#echo?.frames ?? 0,
     };
   }
 
@@ -178,6 +231,7 @@ export class AudioBridge {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await Promise.all([this.#mic?.close(), this.#speaker?.close()]);
+      this.#echo?.close();
       const s = this.stats();
       this.#log.info(
         `call ${this.stream.callSid}: audio bridge closed (${s.framesSent} frames sent, ` +
@@ -186,6 +240,48 @@ export class AudioBridge {
       );
     })();
     return this.#closed;
+  }
+
+  /**
+   * A device frame against the speaker's timeline. The microphone's place on it follows its
+   * sample count (steady, unlike arrival times), moved only when the two disagree by far.
+   */
+  #cancelCaptured(frame: Uint8Array, endMs: number): Uint8Array {
+    const arrivedAt = (endMs - this.#origin) * 8;
+    this.#micSamples += frame.length;
+    if (
+      this.#micOrigin === null ||
+      Math.abs(this.#micOrigin + this.#micSamples - arrivedAt) > REALIGN_SAMPLES
+    ) this.#micOrigin = Math.round(arrivedAt) - this.#micSamples;
+    return this.#echo!.cancel(frame, this.#micOrigin + this.#micSamples);
+  }
+
+  /** Room: the laptop user says `frame`; it is heard once the speaker audio it overlaps is in. */
+  #hear(frame: Uint8Array): void {
+    if (this.#closed) return;
+    this.#speech.push(frame);
+    this.#drainRoom();
+  }
+
+  /**
+   * Room: microphone frame k is made once speaker frames up to k − 2 have played (the room's
+   * echo comes at least 50 ms late, so nothing it needs is missing), and is cancelled against
+   * those: the speaker's timeline is its frame count, the microphone's its own.
+   */
+  #drainRoom(): void {
+    if (this.#closed) return;
+    const room = this.#room!;
+    while (this.#speech.length && this.#roomFrames <= this.#speakerFrames + 1) {
+      const speech = this.#speech.shift()!;
+      const heard = floatToMulaw(room.capture(mulawToFloat32(speech)));
+      const end = (this.#roomFrames - 1) * speech.length;
+      this.#roomFrames++;
+      this.#sendFrame(this.#echo ? this.#echo.cancel(heard, end) : heard);
+    }
+    if (this.#speechEnded && !this.#speech.length && this.#burst.speaking) {
+      this.#speechEnded = false;
+      this.#mark();
+    }
   }
 
   #sendFrame(frame: Uint8Array): void {
@@ -208,17 +304,29 @@ export interface BridgeManagerOptions {
   /** The ffmpeg program (`FFMPEG_PATH`); by default found by {@link findFfmpeg}. */
   ffmpeg?: string;
   unpacedFileInput?: boolean;
+  /** `AEC`: cancel the speaker's echo when there are a microphone and a speaker device (default true). */
+  echoCancellation?: boolean;
+  /** `--room`: simulate a room between the speaker and the microphone (simulated calls). */
+  room?: RoomSettings;
 }
 
 /** Hands the one laptop bridge to one call at a time, and ends every process on shutdown. */
 export class BridgeManager {
-  #o: BridgeManagerOptions & { ffmpeg: string; decodedInput?: Uint8Array };
+  #o: BridgeManagerOptions & {
+    ffmpeg: string;
+    decodedInput?: Uint8Array;
+    speexdsp?: WebAssembly.Module;
+  };
   #available: boolean;
   #active: AudioBridge | null = null;
   #closing = new Set<Promise<void>>();
 
   private constructor(
-    options: BridgeManagerOptions & { ffmpeg: string; decodedInput?: Uint8Array },
+    options: BridgeManagerOptions & {
+      ffmpeg: string;
+      decodedInput?: Uint8Array;
+      speexdsp?: WebAssembly.Module;
+    },
     available: boolean,
   ) {
     this.#o = options;
@@ -229,11 +337,24 @@ export class BridgeManager {
    * Finds ffmpeg once (when any device or file is configured) and names the
    * one it uses. Without ffmpeg a WAV file input is still read in-process
    * (a note, not a problem: the demo needs no ffmpeg); devices are off.
+   * Echo cancellation is set up (and said) when there are a microphone and a speaker device,
+   * or a simulated room.
    */
   static async create(options: BridgeManagerOptions): Promise<BridgeManager> {
-    const wanted = options.input.kind !== "none" || options.output.kind !== "none";
+    const wanted = options.input.kind !== "none" || options.output.kind !== "none" ||
+      options.room !== undefined;
     if (!wanted) return new BridgeManager({ ...options, ffmpeg: "ffmpeg" }, false);
     const found = await findFfmpeg(options.ffmpeg);
+    const devices = options.input.kind === "device" && options.output.kind === "device" &&
+      found.path !== undefined;
+    const speexdsp = await BridgeManager.#echoCanceller(options, devices || Boolean(options.room));
+    if (options.room) {
+      options.log.info(
+        `audio bridge: simulated room (delay ${options.room.delayMs} ms, RT60 ${options.room.rt60S} s, ` +
+          `gain ${options.room.gainDb} dB, noise ${options.room.noiseDb} dBFS, drift ` +
+          `${options.room.driftPpm} ppm, seed ${options.room.seed}) between the speaker and the microphone`,
+      );
+    }
     if (found.path !== undefined) {
       // A device that cannot be opened is said now, once, not found out mid-call.
       const [input, output] = await Promise.all([
@@ -264,15 +385,16 @@ export class BridgeManager {
           describeEndpoint(options.output)
         }, ${describeFfmpeg(found)}`,
       );
-      return new BridgeManager({ ...options, ffmpeg: found.path }, true);
+      return new BridgeManager({ ...options, ffmpeg: found.path, speexdsp }, true);
     }
     const decodedInput = options.input.kind === "file"
       ? await readWavFile(options.input.path).then(toCallAudio, () => undefined)
       : undefined;
     const output = options.output.kind === "file" ? options.output : { kind: "none" as const };
-    const usable = decodedInput !== undefined || output.kind === "file";
-    const devices = options.input.kind === "device" || options.output.kind === "device";
-    const says = devices ? options.log.warn : options.log.info;
+    const usable = decodedInput !== undefined || output.kind === "file" ||
+      options.room !== undefined;
+    const anyDevice = options.input.kind === "device" || options.output.kind === "device";
+    const says = anyDevice ? options.log.warn : options.log.info;
     says(
       (usable
         ? `the audio bridge reads and writes WAV files in-process (no ffmpeg)`
@@ -285,7 +407,35 @@ export class BridgeManager {
       decodedInput,
       input: decodedInput ? options.input : { kind: "none" },
       output,
+      speexdsp,
     }, usable);
+  }
+
+  /** speexdsp compiled when the echo canceller is wanted and on, with the one line saying so. */
+  static async #echoCanceller(
+    options: BridgeManagerOptions,
+    wanted: boolean,
+  ): Promise<WebAssembly.Module | undefined> {
+    if (!wanted) return undefined;
+    if (options.echoCancellation === false) {
+      options.log.info(
+        "echo cancellation: off (AEC=off); without headphones the other party hears " +
+          "themselves and their words show up on the Outbound track",
+      );
+      return undefined;
+    }
+    try {
+      const module = await loadSpeexDsp();
+      const { filterLength, sampleRate } = ECHO_CANCELLER_DEFAULTS;
+      options.log.info(
+        `echo cancellation: on (speexdsp 1.2.1, ${(filterLength / sampleRate) * 1000} ms ` +
+          `filter, residual echo suppression); AEC=off turns it off`,
+      );
+      return module;
+    } catch (error) {
+      options.log.warn(`echo cancellation: off: ${(error as Error).message}`);
+      return undefined;
+    }
   }
 
   /** True when calls get a bridge (something configured and ffmpeg found). */

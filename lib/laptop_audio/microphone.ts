@@ -39,6 +39,12 @@ export interface MicrophoneOptions {
   /** Sends one 160-byte frame into the call. */
   send(frame: Uint8Array): void;
   /**
+   * Transforms each captured frame before it is queued (echo cancellation), in capture order;
+   * `endMs` estimates when its last sample was captured (`performance.now()` ms, from the
+   * arrival of ffmpeg's output).
+   */
+  process?(frame: Uint8Array, endMs: number): Uint8Array;
+  /**
    * File input only: send frames as soon as ffmpeg decodes them and let
    * Twilio buffer them (simulated calls faster than real time). Otherwise
    * frames are paced by the clock.
@@ -176,9 +182,14 @@ export class Microphone {
       bytes.set(this.#partial);
       bytes.set(chunk, this.#partial.length);
     }
+    const arrived = performance.now();
     let at = 0;
     for (; at + FRAME_BYTES <= bytes.length; at += FRAME_BYTES) {
-      const frame = bytes.slice(at, at + FRAME_BYTES);
+      let frame: Uint8Array = bytes.slice(at, at + FRAME_BYTES);
+      // The chunk's last byte was captured about when it arrived; earlier bytes 1/8 ms each before.
+      if (this.#o.process) {
+        frame = this.#o.process(frame, arrived - (bytes.length - at - FRAME_BYTES) / 8);
+      }
       if (this.#unpaced) this.#emit(frame);
       else this.#queue.push(frame);
     }

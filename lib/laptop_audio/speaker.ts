@@ -23,6 +23,9 @@ export interface SpeakerOptions {
   endpoint: AudioEndpoint;
   ffmpeg: string;
   log: Logger;
+  /** Called with each frame written to the device and its due time (`performance.now()` ms):
+   * the echo canceller's reference. */
+  onWrite?(frame: Uint8Array, dueMs: number): void;
 }
 
 /** Plays the call's audio on the laptop (or writes it to a WAV file). */
@@ -35,6 +38,7 @@ export class Speaker {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #tick: (() => void) | null = null;
   #loop: Promise<void> = Promise.resolve();
+  #onWrite?: (frame: Uint8Array, dueMs: number) => void;
   /** Frames received from the call. */
   framesReceived = 0;
   #fileFrames = 0;
@@ -43,6 +47,7 @@ export class Speaker {
 
   constructor(options: SpeakerOptions) {
     const { endpoint } = options;
+    this.#onWrite = options.onWrite;
     if (endpoint.kind === "file") {
       this.#file = new MulawWavFile(endpoint.path);
     } else if (endpoint.kind === "device") {
@@ -123,7 +128,9 @@ export class Speaker {
           idle++;
           this.underruns++;
         }
-        this.#supervisor?.write(frame ?? silenceFrame(), frame !== undefined);
+        const played = frame ?? silenceFrame();
+        this.#supervisor?.write(played, frame !== undefined);
+        this.#onWrite?.(played, start + written * FRAME_MS);
         written++;
       }
       if (idle >= IDLE_FRAMES) break;

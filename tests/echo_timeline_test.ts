@@ -1,0 +1,76 @@
+import assert from "node:assert/strict";
+import { phoneBandBursts } from "./helpers.ts";
+import { floatToMulaw, mulawDecode, mulawToFloat32 } from "../lib/audio/mulaw.ts";
+import { EchoCanceller } from "../lib/laptop_audio/echo_canceller.ts";
+import { EchoTimeline, WARMUP_FILTER_LENGTH } from "../lib/laptop_audio/echo_timeline.ts";
+import { parseRoomSettings, SimulatedRoom } from "../lib/laptop_audio/room.ts";
+
+/** Plays `far` in a drifting room; returns the timeline and the ERLE of the last 10 s, in dB. */
+async function drifting(driftPpm: number, seconds: number) {
+  const room = new SimulatedRoom(
+    parseRoomSettings(`delay=150,rt60=0.2,gain=-3,noise=-120,drift=${driftPpm}`),
+  );
+  const timeline = new EchoTimeline(await EchoCanceller.create());
+  const far = phoneBandBursts(seconds, 3, 0.2);
+  let mic = 0;
+  let out = 0;
+  for (let k = 0; (k + 1) * 160 <= far.length; k++) {
+    const speaker = floatToMulaw(far.subarray(k * 160, (k + 1) * 160));
+    timeline.played(speaker, k * 160);
+    room.play(mulawToFloat32(speaker));
+    const heard = floatToMulaw(room.capture(new Float32Array(160)));
+    const cancelled = timeline.cancel(heard, (k - 1) * 160);
+    if (k * 160 >= far.length - 10 * 8000) {
+      mic += mulawDecode(heard).reduce((s, x) => s + x * x, 0);
+      out += mulawDecode(cancelled).reduce((s, x) => s + x * x, 0);
+    }
+  }
+  timeline.close();
+  return { timeline, erleDb: 10 * Math.log10(mic / out) };
+}
+
+Deno.test("the timeline measures the clock drift between speaker and microphone and follows it", async () => {
+  const { timeline, erleDb } = await drifting(100, 50);
+  assert.ok(Math.abs(timeline.driftPpm - 100) < 25, `drift ${timeline.driftPpm} ppm`);
+  assert.ok(erleDb >= 25, `ERLE ${erleDb} dB`);
+});
+
+Deno.test("without drift the timeline reads the reference in place", async () => {
+  const { timeline, erleDb } = await drifting(0, 30);
+  assert.ok(Math.abs(timeline.driftPpm) < 5, `drift ${timeline.driftPpm} ppm`);
+  assert.ok(erleDb >= 25, `ERLE ${erleDb} dB`);
+});
+
+Deno.test("while the long filter converges, the short warm-up filter beside it cancels sooner", async () => {
+  const early = async (warmup: boolean) => {
+    const room = new SimulatedRoom(
+      parseRoomSettings("delay=100,rt60=0.15,gain=-3,noise=-120,drift=0"),
+    );
+    const timeline = new EchoTimeline(
+      await EchoCanceller.create(),
+      warmup ? await EchoCanceller.create({ filterLength: WARMUP_FILTER_LENGTH }) : null,
+    );
+    const far = phoneBandBursts(4, 5, 0.2);
+    let mic = 0;
+    let out = 0;
+    for (let k = 0; (k + 1) * 160 <= far.length; k++) {
+      const speaker = floatToMulaw(far.subarray(k * 160, (k + 1) * 160));
+      timeline.played(speaker, k * 160);
+      room.play(mulawToFloat32(speaker));
+      const heard = floatToMulaw(room.capture(new Float32Array(160)));
+      const cancelled = timeline.cancel(heard, (k - 1) * 160);
+      // Seconds 2-3: the long filter (512 ms) is still converging, the short one (256 ms) has.
+      if (k >= 100 && k < 150) {
+        mic += mulawDecode(heard).reduce((s, x) => s + x * x, 0);
+        out += mulawDecode(cancelled).reduce((s, x) => s + x * x, 0);
+      }
+    }
+    timeline.close();
+    return 10 * Math.log10(mic / out);
+  };
+  const [alone, withWarmup] = [await early(false), await early(true)];
+  assert.ok(
+    withWarmup >= alone + 10,
+    `ERLE in seconds 2-3: ${withWarmup} dB with, ${alone} dB without`,
+  );
+});
