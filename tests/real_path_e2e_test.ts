@@ -14,11 +14,12 @@
  * gets nothing, and the call is still stored afterwards.
  */
 import assert from "node:assert/strict";
-import { freePort, ROOT } from "./reliability/fixtures.ts";
+import { type ChildServer, freePort, spawnServer } from "./reliability/fixtures.ts";
 import { audioSet, conversation, tempWav, toMulaw } from "./helpers.ts";
 import type { Browser } from "playwright-core";
 import { CHROMIUM, launchChromium } from "./browser.ts";
 import { startTlsTunnel } from "./tls_tunnel.ts";
+import { makeCall } from "./call_command.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { dashboardTokenPath } from "../lib/server/dashboard_token.ts";
@@ -26,86 +27,23 @@ import { dashboardTokenPath } from "../lib/server/dashboard_token.ts";
 const TO = "+15551234567";
 const FROM = "+15005550006";
 
-/** A child process whose output lines are collected as they come. */
-interface Child {
-  process: Deno.ChildProcess;
-  stdout: string[];
-  stderr: string[];
-  /** Resolves with the first line (stdout or stderr) matching `pattern`. */
-  line(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  /** Waits for the process to end by itself. */
-  done(): Promise<Deno.CommandStatus>;
-  /** Ends the process (SIGTERM) and waits for it. */
-  stop(): Promise<Deno.CommandStatus>;
+/** The first line of `lines` matching `pattern`, waited for (up to a minute). */
+async function lineOf(lines: string[], pattern: RegExp): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    for (const line of lines) {
+      const match = line.match(pattern);
+      if (match) return match;
+    }
+    if (Date.now() > deadline) throw new Error(`no line matched ${pattern}:\n${lines.join("\n")}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
-/** Runs `deno <args>` in the project with only `env` (and PATH, HOME) set. */
-function spawn(args: string[], env: Record<string, string>): Child {
-  const process = new Deno.Command(Deno.execPath(), {
-    args,
-    cwd: ROOT,
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "",
-      NO_COLOR: "1",
-      DENO_NO_UPDATE_CHECK: "1",
-      ...env,
-    },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  const collect = async (stream: ReadableStream<Uint8Array>, into: string[]) => {
-    let buffer = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let end;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        into.push(buffer.slice(0, end));
-        buffer = buffer.slice(end + 1);
-      }
-    }
-    if (buffer) into.push(buffer);
-  };
-  const collected = Promise.all([
-    collect(process.stdout, stdout),
-    collect(process.stderr, stderr),
-  ]);
-  let exited = false;
-  process.status.then(() => exited = true);
-  return {
-    process,
-    stdout,
-    stderr,
-    async line(pattern, timeoutMs = 60_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        for (const line of [...stdout, ...stderr]) {
-          const match = line.match(pattern);
-          if (match) return match;
-        }
-        if (exited || Date.now() > deadline) {
-          throw new Error(
-            `no line matched ${pattern}${exited ? " (the process exited)" : ""}:\n` +
-              [...stdout, ...stderr].join("\n"),
-          );
-        }
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    },
-    async done() {
-      const status = await process.status;
-      await collected;
-      return status;
-    },
-    stop() {
-      if (!exited) process.kill("SIGTERM");
-      return this.done();
-    },
-  };
+/** Ends a child (SIGTERM) and waits for it. */
+function stop(child: ChildServer): Promise<Deno.CommandStatus> {
+  child.kill("SIGTERM");
+  return child.status;
 }
 
 Deno.test({
@@ -131,14 +69,16 @@ Deno.test({
 
     const port = freePort();
     const tunnel = await startTlsTunnel(`http://127.0.0.1:${port}`);
-    const server = spawn(["task", "serve", "--port", String(port)], {
+    // deno task serve, as a user runs it (its stderr and stdout kept line by line).
+    const server = await spawnServer("serve", ["--port", String(port)], {
       ...twilio,
       PUBLIC_URL: tunnel.publicUrl,
       DATA_DIR: dataDir,
       TRANSCRIBER: "local",
       AUDIO_INPUT: await tempWav(caller.samples),
-    });
-    let sim: Child | undefined;
+      DENO_NO_UPDATE_CHECK: "1",
+    }, { task: true });
+    let sim: ChildServer | undefined;
     let browser: Browser | undefined;
     // This test process reaches the public URL as everyone else does: through the tunnel.
     const client = Deno.createHttpClient({
@@ -153,35 +93,40 @@ Deno.test({
       return response.status;
     };
     try {
-      await server.line(/listening on http:\/\/127\.0\.0\.1:\d+ \(Twilio reaches it as https:/);
-      const [, loginLink] = await server.line(/login link .*: (http:\/\/\S+\/login\?ticket=\S+)/);
+      await lineOf(
+        server.stderr,
+        /listening on http:\/\/127\.0\.0\.1:\d+ \(Twilio reaches it as https:/,
+      );
+      const [, loginLink] = await lineOf(
+        server.stderr,
+        /login link .*: (http:\/\/\S+\/login\?ticket=\S+)/,
+      );
       const token = (await Deno.readTextFile(dashboardTokenPath(dataDir))).trim();
 
       const tailMs = String(caller.durationMs + 1500);
-      sim = spawn(["run", "-A", "tests/twilio_rest_process.ts", accountSid, calleeAudio, tailMs], {
+      sim = await spawnServer("tests/twilio_rest_process.ts", [accountSid, calleeAudio, tailMs], {
         ...tunnel.clientEnv,
         TWILIO_AUTH_TOKEN: authToken,
       });
-      const [, simLine] = await sim.line(/^(\{"url".*)$/);
-      const simUrl = JSON.parse(simLine).url as string;
 
       // deno task call: the public URL from the server (through the tunnel, with the token the
       // server kept in DATA_DIR), the call through the REST API.
-      const call = spawn(["task", "call", TO, "--server", tunnel.publicUrl], {
+      const call = await makeCall(["--server", tunnel.publicUrl, TO], {
         ...twilio,
         ...tunnel.clientEnv,
+        NO_COLOR: "1",
         DATA_DIR: dataDir,
-        TWILIO_API_URL: simUrl,
-      });
-      const callStatus = await call.done();
-      const callOutput = [...call.stdout, ...call.stderr].join("\n");
-      assert.equal(callStatus.code, 0, callOutput);
+        TWILIO_API_URL: sim.url,
+      }, { task: true }).output();
+      const callOutput = new TextDecoder().decode(call.stdout) +
+        new TextDecoder().decode(call.stderr);
+      assert.equal(call.code, 0, callOutput);
       const callSid = callOutput.match(/Call SID: (CA[0-9a-f]{32})/)?.[1];
       assert.ok(callSid, callOutput);
       assert.match(callOutput, /completed after \d+ s/);
 
       // Twilio's side went through the tunnel, signed, and was accepted every time.
-      const [, doneLine] = await sim.line(new RegExp(`^(\\{"sid":"${callSid}".*)$`));
+      const [, doneLine] = await lineOf(sim.stdout, new RegExp(`^(\\{"sid":"${callSid}".*)$`));
       const done = JSON.parse(doneLine);
       assert.equal(done.error, undefined);
       assert.deepEqual(
@@ -192,7 +137,7 @@ Deno.test({
       assert.ok(tunnel.connections >= 8, `${tunnel.connections} connections through the tunnel`);
 
       // The transcript on the server's console, both sides.
-      await server.line(new RegExp(`${callSid}.*ended|ended.*${callSid}`));
+      await lineOf(server.stderr, new RegExp(`${callSid}.*ended|ended.*${callSid}`));
       const console = server.stdout.join("\n");
       const said = (track: string) =>
         [...console.matchAll(new RegExp(`^.*${track}: (.*) \\[\\d+ - \\d+\\]$`, "gm"))]
@@ -277,16 +222,16 @@ Deno.test({
       assert.ok(stored.segments.length > 0, "its transcript");
 
       // The token was never printed by any process.
-      for (const line of [...server.stdout, ...server.stderr, ...call.stdout, ...call.stderr]) {
+      for (const line of [...server.stdout, ...server.stderr, ...callOutput.split("\n")]) {
         assert.ok(!line.includes(token) && !line.includes(authToken), `printed: ${line}`);
       }
       // Ctrl-C's sibling: deno task passes SIGTERM on, and the server ends cleanly.
-      const status = await server.stop();
+      const status = await stop(server);
       assert.equal(status.code, 0, server.stderr.join("\n"));
     } finally {
       await browser?.close();
-      await sim?.stop();
-      await server.stop();
+      if (sim) await stop(sim);
+      await stop(server);
       client.close();
       await tunnel.close();
     }

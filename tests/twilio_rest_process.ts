@@ -2,8 +2,8 @@
  * Twilio's side as a process of its own, for end-to-end tests: the simulated
  * REST API (`lib/sim/twilio_rest.ts`), which reaches our server over the
  * network the way Twilio does (here through `HTTPS_PROXY` and `DENO_CERT`,
- * set by the test). Prints `{"url": …}` once it listens, then one JSON line
- * per call when it is over; ends on SIGTERM.
+ * set by the test). Prints `listening on <url>` once it listens, then one
+ * JSON line per call when it is over; ends on SIGTERM.
  *
  * Usage: `deno run -A tests/twilio_rest_process.ts <account-sid> <callee-audio.ulaw> <tail-ms>`,
  * with the auth token in `TWILIO_AUTH_TOKEN` (never on a command line).
@@ -22,7 +22,7 @@ const sim = await startTwilioRestSim({
   tailMs: Number(tailMs),
   log: stderrLogger(),
 });
-console.log(JSON.stringify({ url: sim.url }));
+console.log(`listening on ${sim.url}`);
 const reported = new Set<string>();
 const report = setInterval(() => {
   for (const call of sim.calls.values()) {

@@ -79,17 +79,18 @@ export interface ChildServer {
 
 /**
  * Runs `main.ts` (or `tests/reliability/child_server.ts`) with `env`, waits
- * for "listening on", and collects stdout and stderr line by line.
+ * for "listening on", and collects stdout and stderr line by line. With
+ * `task`, `script` names a deno.json task (`deno task serve`, as users run it).
  */
 export async function spawnServer(
   script: string,
   args: string[],
   env: Record<string, string>,
-  options: { v8Flags?: string } = {},
+  options: { v8Flags?: string; task?: boolean } = {},
 ): Promise<ChildServer> {
   const flags = options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : [];
   const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...flags, script, ...args],
+    args: options.task ? ["task", script, ...args] : ["run", "-A", ...flags, script, ...args],
     cwd: ROOT,
     clearEnv: true,
     env: {
