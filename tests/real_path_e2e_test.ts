@@ -103,7 +103,8 @@ Deno.test({
       );
       const token = (await Deno.readTextFile(dashboardTokenPath(dataDir))).trim();
 
-      const tailMs = String(caller.durationMs + 1500);
+      // The laptop side speaks in real time, after ffmpeg has started (seconds on a loaded machine).
+      const tailMs = String(caller.durationMs + 4000);
       sim = await spawnServer("tests/twilio_rest_process.ts", [accountSid, calleeAudio, tailMs], {
         ...tunnel.clientEnv,
         TWILIO_AUTH_TOKEN: authToken,
@@ -132,6 +133,10 @@ Deno.test({
       assert.deepEqual(
         done.statusCallbacks.map((c: { event: string; status: number }) => [c.event, c.status]),
         [["initiated", 204], ["ringing", 204], ["answered", 204], ["completed", 204]],
+      );
+      assert.deepEqual(
+        done.streamCallbacks.map((c: { event: string; status: number }) => [c.event, c.status]),
+        [["stream-started", 204], ["stream-stopped", 204]],
       );
       assert.ok(done.framesSent > 0);
       assert.ok(tunnel.connections >= 8, `${tunnel.connections} connections through the tunnel`);
