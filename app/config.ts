@@ -236,7 +236,7 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
     audioOutput: check(() => parseAudioOutput(env.AUDIO_OUTPUT)),
     ffmpegPath: set("FFMPEG_PATH"),
     audioInputUnpaced: flags.audioInputUnpaced ?? false,
-    echoCancellation: parseAec(env.AEC),
+    echoCancellation: check(() => parseAec(env.AEC)) ?? true,
     room: flags.room,
     ngrokAuthtoken: set("NGROK_AUTHTOKEN"),
     inboundGreeting: set("INBOUND_GREETING"),

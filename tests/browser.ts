@@ -115,10 +115,16 @@ export async function findChromium(): Promise<ChromiumLocation> {
 /** The browser the tests of this process use, found once. */
 export const CHROMIUM: ChromiumLocation = await findChromium();
 
-/** Launches the found Chromium headless with {@link CHROMIUM_ARGS}; throws when there is none. */
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Launches the found Chromium headless with {@link CHROMIUM_ARGS} and `args` (e.g. a host
+ * mapping); throws when there is none.
+ */
+export async function launchChromium(args: string[] = []): Promise<Browser> {
   if (CHROMIUM.path === undefined) throw new Error(`Cannot launch a browser: ${CHROMIUM.why}`);
-  return await chromium.launch({ executablePath: CHROMIUM.path, args: [...CHROMIUM_ARGS] });
+  return await chromium.launch({
+    executablePath: CHROMIUM.path,
+    args: [...CHROMIUM_ARGS, ...args],
+  });
 }
 
 /**

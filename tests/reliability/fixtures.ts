@@ -79,16 +79,19 @@ export interface ChildServer {
 
 /**
  * Runs `main.ts` (or `tests/reliability/child_server.ts`) with `env`, waits
- * for "listening on", and collects stdout and stderr line by line.
+ * for "listening on", and collects stdout and stderr line by line. With
+ * `task`, `script` names a deno.json task (`deno task serve`, as users run it).
  */
 export async function spawnServer(
   script: string,
   args: string[],
   env: Record<string, string>,
-  options: { v8Flags?: string; fileLimit?: number } = {},
+  options: { v8Flags?: string; fileLimit?: number; task?: boolean } = {},
 ): Promise<ChildServer> {
   const flags = options.v8Flags ? [`--v8-flags=${options.v8Flags}`] : [];
-  const command = [Deno.execPath(), "run", "-A", ...flags, script, ...args];
+  const command = options.task
+    ? [Deno.execPath(), "task", script, ...args]
+    : [Deno.execPath(), "run", "-A", ...flags, script, ...args];
   // With a file limit, through bash's `ulimit -n` (the limit then holds for the server alone).
   const [program, ...programArgs] = options.fileLimit === undefined ? command : [
     "bash",
