@@ -13,7 +13,7 @@ import type {
   TrackTranscriber,
   TranscriberEngine,
 } from "../transcribe/engine.ts";
-import type { CallAudioSummary, CallInfo, CallListener } from "./events.ts";
+import type { CallAudioSummary, CallInfo, CallListener, LaptopInput } from "./events.ts";
 
 /** Hears a call's audio as placed on its timeline (the recording and its quality figures). */
 export interface CallAudioSink {
@@ -61,6 +61,8 @@ export class CallSession {
   readonly streams = new Set<string>();
   /** What the call asks of its tracks (its stream's `keyterms`), set before they open. */
   trackOptions: TrackOptions = {};
+  /** What its laptop leg sent, set when that leg's stream starts (null: no laptop leg). */
+  laptopInput: LaptopInput | null = null;
 
   #flushTimeoutMs: number;
   #audio: CallAudioSink | null;
@@ -150,7 +152,14 @@ export class CallSession {
         }
       }
       const at = Date.now();
-      this.#emit({ type: "call-ended", call: this.info, at, reason, audio: await audio });
+      const summary = await audio;
+      this.#emit({
+        type: "call-ended",
+        call: this.info,
+        at,
+        reason,
+        audio: summary && { ...summary, laptopInput: this.laptopInput },
+      });
     })();
     return this.#ended;
   }

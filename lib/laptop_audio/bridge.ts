@@ -95,6 +95,8 @@ export interface AudioBridgeOptions {
 /** One call's bridge: microphone → call, call → speaker, marks and clear. */
 export class AudioBridge {
   readonly stream: BridgeStream;
+  /** What this bridge sends into the call: a device, a file, or nothing (`none`). */
+  readonly input: AudioEndpoint["kind"];
   #log: Logger;
   #mic: Microphone | null = null;
   #speaker: Speaker | null = null;
@@ -107,6 +109,7 @@ export class AudioBridge {
 
   constructor(stream: BridgeStream, options: AudioBridgeOptions) {
     this.stream = stream;
+    this.input = options.input.kind;
     this.#log = options.log;
     if (options.input.kind !== "none") {
       this.#mic = new Microphone({
