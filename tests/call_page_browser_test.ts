@@ -18,6 +18,12 @@ import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { NullEngine } from "../lib/transcribe/null_engine.ts";
 import type { CallEvent } from "../lib/call/events.ts";
+import type {
+  Track,
+  TrackTranscriber,
+  TranscriberEngine,
+  TranscriptSink,
+} from "../lib/transcribe/engine.ts";
 import { browserTest } from "./browser.ts";
 import { audioSet, callTestServer, conversation, finals, testServer, toMulaw } from "./helpers.ts";
 
@@ -223,6 +229,78 @@ browserTest(
       // And so the page says once loaded anew.
       await page.reload();
       assert.match(await quality.innerText(), /the laptop leg was off/);
+    } finally {
+      await server.shutdown();
+    }
+  },
+);
+
+/**
+ * An engine that labels speakers and languages as AssemblyAI does (speaker_labels, language
+ * detection): at each track's first audio a final, inbound by speaker A in English at 0 ms,
+ * outbound by B in Spanish at 300 ms. It stands for those labels; recognition is not tested here.
+ */
+class LabellingEngine implements TranscriberEngine {
+  readonly name = "labelling";
+  open(track: Track, sink: TranscriptSink): TrackTranscriber {
+    let said = false;
+    const [speaker, language, startMs] = track === "inbound" ? ["A", "en", 0] : ["B", "es", 300];
+    return {
+      write() {
+        if (said) return;
+        said = true;
+        sink.onTranscript({
+          type: "final",
+          track,
+          text: `${track} words`,
+          startMs,
+          endMs: startMs + 500,
+          words: [],
+          speaker,
+          language,
+        });
+      },
+      close: () => Promise.resolve(),
+    };
+  }
+  whenCaughtUp(): Promise<void> {
+    return Promise.resolve();
+  }
+  dispose(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+browserTest(
+  "call page: live finals show their speaker and language, as the server renders them",
+  async (browser) => {
+    const server = await testServer({ engine: new LabellingEngine() });
+    try {
+      const callSid = makeSid("CA");
+      const call = callTestServer(server, {
+        calleeAudio: toMulaw(new Float32Array(8000 * 4)),
+        callSid,
+        tailMs: 500,
+      });
+      call.catch(() => {});
+      while (!server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid)) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      const page = await browser.newPage({ viewport: VIEWPORT });
+      await page.goto(`${server.url}/calls/${callSid}`);
+      const labelled = async () =>
+        await page.locator("#conversation .msg.final").evaluateAll((els) =>
+          els.map((
+            el,
+          ) => [el.getAttribute("data-track"), el.querySelector(".speaker")?.textContent])
+        );
+      await page.locator("#conversation .msg.final").nth(1).waitFor({ timeout: 15_000 });
+      assert.equal(await page.locator("#levels").count(), 1, "still live");
+      const expected = [["inbound", "A, en"], ["outbound", "B, es"]];
+      assert.deepEqual(await labelled(), expected);
+      await call;
+      await page.reload();
+      assert.deepEqual(await labelled(), expected);
     } finally {
       await server.shutdown();
     }

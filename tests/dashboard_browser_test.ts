@@ -62,6 +62,11 @@ browserTest(
           /\d\d:\d\d\.\d{3}/,
         );
       }
+      // The card interleaves both tracks by time, as the call page does.
+      const starts = await card.locator(".msg.final").evaluateAll((els) =>
+        els.map((el) => Number(el.getAttribute("data-start")))
+      );
+      assert.deepEqual(starts, [...starts].sort((a, b) => a - b), "the card's lines in time order");
       await page.screenshot({ path: `${ARTIFACTS}dashboard-live.png` });
       await call;
       await ended;
