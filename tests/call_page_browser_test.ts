@@ -13,7 +13,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import type { Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { NullEngine } from "../lib/transcribe/null_engine.ts";
@@ -58,6 +58,29 @@ function heardInOrder(events: CallEvent[], callSid: string): ShownLine[] {
     .map((t) => ({ track: t.track, start: t.startMs, text: t.text }));
 }
 
+/**
+ * Places a simulated call on the server and opens its page (1280×900) once it has started;
+ * `beforeOpen` sees the page first (listeners). The call resolves when it has ended.
+ */
+async function openLiveCall(
+  browser: Browser,
+  server: Awaited<ReturnType<typeof testServer>>,
+  options: Omit<Parameters<typeof callTestServer>[1], "callSid">,
+  beforeOpen: (page: Page) => void = () => {},
+): Promise<{ callSid: string; call: Promise<unknown>; page: Page }> {
+  const callSid = makeSid("CA");
+  const call = callTestServer(server, { ...options, callSid });
+  // A failed assertion shuts the server down mid-call: the call's error is then no news.
+  call.catch(() => {});
+  while (!server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid)) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const page = await browser.newPage({ viewport: VIEWPORT });
+  beforeOpen(page);
+  await page.goto(`${server.url}/calls/${callSid}`);
+  return { callSid, call, page };
+}
+
 /** Polls `expression` in the page (page.waitForFunction uses eval, which the CSP forbids). */
 async function waitInPage(page: Page, expression: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -90,26 +113,18 @@ browserTest(
     const phone = toCallAudio(await readWavFile("demo/inbound.wav"));
     const server = await testServer({ audioInput: "demo/outbound.wav", pacedInput: true });
     try {
-      const callSid = makeSid("CA");
-      const call = callTestServer(server, {
+      const pageErrors: string[] = [];
+      let navigations = 0;
+      const { callSid, call, page } = await openLiveCall(browser, server, {
         calleeAudio: phone,
-        callSid,
         from: "+15005550006",
         to: "+15557654321",
+      }, (page) => {
+        page.on("pageerror", (error) => pageErrors.push(error.message));
+        page.on("framenavigated", (frame) => {
+          if (frame === page.mainFrame()) navigations++;
+        });
       });
-      const page = await browser.newPage({ viewport: VIEWPORT });
-      const pageErrors: string[] = [];
-      page.on("pageerror", (error) => pageErrors.push(error.message));
-      let navigations = 0;
-      page.on("framenavigated", (frame) => {
-        if (frame === page.mainFrame()) navigations++;
-      });
-      // A failed assertion shuts the server down mid-call: the call's error is then no news.
-      call.catch(() => {});
-      while (!server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid)) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      await page.goto(`${server.url}/calls/${callSid}`);
       const ended = () =>
         server.events.some((e) => e.type === "call-ended" && e.call.callSid === callSid);
 
@@ -206,19 +221,10 @@ browserTest(
     const server = await testServer({ engine: new NullEngine() });
     try {
       const callee = await conversation((await audioSet("asterisk-allison-8k")).slice(31, 33), 200);
-      const callSid = makeSid("CA");
-      const call = callTestServer(server, {
+      const { call, page } = await openLiveCall(browser, server, {
         calleeAudio: toMulaw(callee.samples),
-        callSid,
         tailMs: 500,
       });
-      // A failed assertion shuts the server down mid-call: the call's error is then no news.
-      call.catch(() => {});
-      while (!server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid)) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      const page = await browser.newPage({ viewport: VIEWPORT });
-      await page.goto(`${server.url}/calls/${callSid}`);
       await call;
       // Shown when the call ends, without a reload.
       const quality = page.locator("#quality");
@@ -276,18 +282,10 @@ browserTest(
   async (browser) => {
     const server = await testServer({ engine: new LabellingEngine() });
     try {
-      const callSid = makeSid("CA");
-      const call = callTestServer(server, {
+      const { call, page } = await openLiveCall(browser, server, {
         calleeAudio: toMulaw(new Float32Array(8000 * 4)),
-        callSid,
         tailMs: 500,
       });
-      call.catch(() => {});
-      while (!server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid)) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      const page = await browser.newPage({ viewport: VIEWPORT });
-      await page.goto(`${server.url}/calls/${callSid}`);
       const labelled = async () =>
         await page.locator("#conversation .msg.final").evaluateAll((els) =>
           els.map((

@@ -19,6 +19,7 @@ import {
 } from "../store/export.ts";
 import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
+import { SIDE_LABELS } from "./static/side_labels.js";
 
 /** Escapes text for HTML content and attribute values. */
 export function escapeHtml(value: unknown): string {
@@ -54,9 +55,6 @@ function layout(title: string, body: string, options: PageOptions = {}): string 
 <main>${body}</main></body></html>`;
 }
 
-/** Who each track is, as the conversation marks its lines. */
-const SIDES = { inbound: "phone", outbound: "laptop" } as const;
-
 /**
  * The conversation: both tracks' lines in one list ordered by start time,
  * like a chat (the phone party on the left, the laptop on the right), each
@@ -67,8 +65,8 @@ function conversation(segments: Segment[]): string {
   return `<ol class="lines" aria-label="Conversation">${
     mergeByTime(segments).map((s) =>
       `<li class="msg final" data-track="${s.track}" data-seg="${s.id}" data-start="${s.startMs}" data-end="${s.endMs}"><div class="meta"><span class="who">${
-        TRACK_LABELS[s.track]
-      } · ${SIDES[s.track]}</span>${
+        SIDE_LABELS[s.track]
+      }</span>${
         // Who spoke within the track and the language, when the engine gave them: "B, es".
         s.speaker || s.language
           ? `<span class="speaker">${

@@ -13,6 +13,7 @@
  * @module
  */
 import { clock, formatDuration } from "./time_format.js";
+import { SIDE_LABELS } from "./side_labels.js";
 
 /**
  * @typedef {{ callSid: string, track: string, text: string, id?: number,
@@ -51,12 +52,6 @@ function localTimes(root) {
   }
 }
 
-/** How a line names its side (as pages.ts does). */
-const SIDES = /** @type {Record<string, string>} */ ({
-  inbound: "Inbound · phone",
-  outbound: "Outbound · laptop",
-});
-
 /**
  * The element that scrolls a conversation: its own list in a dashboard card
  * (a compact view), the page on the call page.
@@ -89,7 +84,8 @@ function fillLine(line, d) {
   line.dataset.start = String(d.startMs);
   line.dataset.end = String(d.endMs);
   const meta = element("div", "meta");
-  meta.append(element("span", "who", SIDES[d.track] ?? d.track));
+  const sides = /** @type {Record<string, string>} */ (SIDE_LABELS);
+  meta.append(element("span", "who", sides[d.track] ?? d.track));
   const speaker = [d.speakerLabel, d.language].filter(Boolean).join(", ");
   if (speaker) meta.append(element("span", "speaker", speaker));
   meta.append(element("time", "", `${clock(d.startMs)} – ${clock(d.endMs)}`));
