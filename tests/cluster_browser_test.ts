@@ -35,10 +35,10 @@ browserTest(
       }).catch((error) => error);
       const card = page.locator(`section.card[data-call="${callSid}"]`);
       await card.waitFor({ timeout: 30_000 });
-      const lane = card.locator('.lane[data-track="inbound"]');
-      await lane.locator(".msg.final").nth(1).waitFor({ timeout: 60_000 });
+      const inbound = card.locator('.msg.final[data-track="inbound"]');
+      await inbound.nth(1).waitFor({ timeout: 60_000 });
       // What A's page shows is what B printed.
-      const shown = await lane.locator(".msg.final").evaluateAll((els) =>
+      const shown = await inbound.evaluateAll((els) =>
         els.map((el) => el.lastChild?.textContent ?? "")
       );
       const printed = printedFinals(b, callSid).filter((p) => p.track === "inbound").map((p) =>

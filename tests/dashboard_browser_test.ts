@@ -1,7 +1,7 @@
 /**
  * The dashboard in a real browser (Chromium from ./browser.ts, driven by
  * playwright-core): a real-time simulated call shows up live, partials and
- * finals on both lanes without a reload; after it ends the call page
+ * finals of both tracks without a reload; after it ends the call page
  * offers the SRT, which downloads and parses.
  */
 import assert from "node:assert/strict";
@@ -14,7 +14,7 @@ import { audioSet, conversation, finals, tempWav, testServer, toMulaw } from "./
 const ARTIFACTS = fileURLToPath(new URL("./artifacts/", import.meta.url));
 
 browserTest(
-  "dashboard: a live call shows partials and finals on both lanes; the SRT downloads",
+  "dashboard: a live call shows partials and finals of both tracks; the SRT downloads",
   async (browser) => {
     await Deno.mkdir(ARTIFACTS, { recursive: true });
     const said = await audioSet("librispeech-samples");
@@ -51,14 +51,22 @@ browserTest(
       const card = page.locator(`section.card[data-call="${callSid}"]`);
       await card.waitFor({ timeout: 15_000 });
       for (const track of ["inbound", "outbound"]) {
-        const lane = card.locator(`.lane[data-track="${track}"]`);
+        const side = `[data-track="${track}"]`;
         // A greyed partial appears, then a final with its times replaces it.
-        await lane.locator(".msg.partial").filter({ hasText: /\w/ }).first().waitFor({
+        await card.locator(`.msg.partial${side}`).filter({ hasText: /\w/ }).first().waitFor({
           timeout: 60_000,
         });
-        await lane.locator(".msg.final").first().waitFor({ timeout: 60_000 });
-        assert.match(await lane.locator(".msg.final time").first().innerText(), /\d\d:\d\d\.\d{3}/);
+        await card.locator(`.msg.final${side}`).first().waitFor({ timeout: 60_000 });
+        assert.match(
+          await card.locator(`.msg.final${side} time`).first().innerText(),
+          /\d\d:\d\d\.\d{3}/,
+        );
       }
+      // The card interleaves both tracks by time, as the call page does.
+      const starts = await card.locator(".msg.final").evaluateAll((els) =>
+        els.map((el) => Number(el.getAttribute("data-start")))
+      );
+      assert.deepEqual(starts, [...starts].sort((a, b) => a - b), "the card's lines in time order");
       await page.screenshot({ path: `${ARTIFACTS}dashboard-live.png` });
       await call;
       await ended;
@@ -76,7 +84,7 @@ browserTest(
       await row.getByRole("link", { name: "view" }).click();
       await page.waitForURL(`**/calls/${callSid}`);
       for (const [track, heard] of [["inbound", inbound], ["outbound", outbound]] as const) {
-        const texts = await page.locator(`.lane[data-track="${track}"] .msg.final`).evaluateAll(
+        const texts = await page.locator(`.msg.final[data-track="${track}"]`).evaluateAll(
           (els) => els.map((el) => el.lastChild?.textContent ?? ""),
         );
         assert.deepEqual(texts, heard.map((t) => t.text));

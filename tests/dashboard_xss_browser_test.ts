@@ -126,7 +126,11 @@ browserTest(
         `${PAYLOADS.from} → ${PAYLOADS.to}`,
       );
       await card.locator(".msg.partial").first().waitFor({ timeout: 15_000 });
-      assert.equal(await card.locator(".msg.partial").first().innerText(), PAYLOADS.partial);
+      // The line's text, after its side and times.
+      assert.equal(
+        await card.locator(".msg.partial").first().evaluate((el) => el.lastChild?.textContent),
+        PAYLOADS.partial,
+      );
       await call;
       await assertNothingRan(page, dialogs, errors, "live dashboard");
 

@@ -5,7 +5,8 @@
  * recording loads into wavesurfer.js with both lanes and a region per line;
  * space plays (the player's time advances) and the line being spoken is
  * highlighted; a click on a line sets the player's time to its start.
- * Its screenshot (tests/artifacts/call-page.png) is the README's docs/call-page.png.
+ * Its screenshot is tests/artifacts/call-player.png (docs/call-page.png comes from
+ * call_page_browser_test.ts).
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -133,7 +134,7 @@ browserTest(
       ];
       assert.ok(span[0] <= now + 300 && now - 300 < span[1], `${now} ms within ${span}`);
       await Deno.mkdir(ARTIFACTS, { recursive: true });
-      await page.screenshot({ path: `${ARTIFACTS}call-page.png`, fullPage: true });
+      await page.screenshot({ path: `${ARTIFACTS}call-player.png`, fullPage: true });
       await page.keyboard.press("Space");
       await waitInPage(page, `!(${pagePlayer})().isPlaying()`, 30_000);
       assert.deepEqual(pageErrors, []);

@@ -4,7 +4,8 @@
  * outbound), with gaps filled with silence where the timeline fills them;
  * the WAV is served with HTTP Range; the JSON export says it exists and how
  * long it is; quality per track is measured and a muted track is warned
- * about; RECORD_CALLS=0 writes nothing; deleting a call deletes its
+ * about (a silent laptop side without a microphone is said to be the laptop
+ * leg off instead); RECORD_CALLS=0 writes nothing; deleting a call deletes its
  * recording; RECORDINGS_MAX_GB removes the oldest first.
  */
 import assert from "node:assert/strict";
@@ -24,7 +25,7 @@ import { makeSid } from "../lib/sim/twilio_sim.ts";
 import type { Track } from "../lib/transcribe/engine.ts";
 import { NullEngine } from "../lib/transcribe/null_engine.ts";
 import { stopMessage, twilioMediaMessage } from "../lib/twilio/protocol.ts";
-import { audioSet, callTestServer, conversation, testServer, toMulaw } from "./helpers.ts";
+import { audioSet, callTestServer, conversation, tempWav, testServer, toMulaw } from "./helpers.ts";
 import { closed, openSigned, sleep, start } from "./reliability/fixtures.ts";
 
 /** The two channels of a stereo 16-bit WAV, checked to be that format. */
@@ -205,7 +206,7 @@ Deno.test("recording: each channel is what its track sent, sample for sample, ga
   }
 });
 
-Deno.test("recording: a muted outbound track gets the warning; levels are live; RECORD_CALLS=0 writes nothing", async () => {
+Deno.test("recording: a silent outbound track without a laptop input is the laptop leg off; levels are live; RECORD_CALLS=0 writes nothing", async () => {
   const server = await testServer({ engine: new NullEngine(), recordCalls: "0" });
   try {
     // Two short prompts, about 4 s.
@@ -239,17 +240,20 @@ Deno.test("recording: a muted outbound track gets the warning; levels are live; 
     assert.ok(levels.every((l) => l.outbound === -96), JSON.stringify(levels));
     assert.ok(levels.some((l) => (l.inbound ?? -96) > -50), JSON.stringify(levels));
 
+    // No AUDIO_INPUT: nothing was muted, the laptop side had nothing to send.
     const page = await (await fetch(`${server.url}/calls/${callSid}`)).text();
-    assert.match(page, /outbound track silent for 100% of the call: microphone muted\?/);
+    assert.match(page, /outbound track silent: the laptop leg was off \(no microphone/);
+    assert.doesNotMatch(page, /microphone muted/);
     assert.doesNotMatch(page, /inbound track silent/);
     assert.doesNotMatch(page, /id="player"/, "no player without a recording");
     const json = await (await fetch(`${server.url}/api/calls/${callSid}`)).json();
     assert.deepEqual(json.recording, { exists: false, durationMs: null, url: null });
     assert.equal(json.quality.outbound.silentShare, 1);
+    assert.equal(json.laptopInput, "off");
     assert.ok(json.quality.inbound.silentShare < 0.95);
     const txt = await (await fetch(`${server.url}/api/calls/${callSid}/transcript.txt`)).text();
     assert.match(txt, /^Recording: none$/m);
-    assert.match(txt, /^Warning: outbound track silent for 100% of the call/m);
+    assert.match(txt, /^Warning: outbound track silent: the laptop leg was off/m);
     const wav = await fetch(`${server.url}/api/calls/${callSid}/recording.wav`);
     assert.equal(wav.status, 404);
     assert.match((await wav.json()).error, /RECORD_CALLS=0/);
@@ -257,6 +261,28 @@ Deno.test("recording: a muted outbound track gets the warning; levels are live; 
     await assert.rejects(Deno.stat(server.recordings.dir), Deno.errors.NotFound);
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("recording: a laptop input that sends only silence gets the muted-microphone warning", async () => {
+  const silence = await tempWav(new Float32Array(8000 * 3));
+  const server = await testServer({
+    engine: new NullEngine(),
+    recordCalls: "0",
+    audioInput: silence,
+  });
+  try {
+    const callee = await conversation((await audioSet("asterisk-allison-8k")).slice(31, 33), 200);
+    const callSid = makeSid("CA");
+    await callTestServer(server, { calleeAudio: toMulaw(callee.samples), callSid, tailMs: 500 });
+    const json = await (await fetch(`${server.url}/api/calls/${callSid}`)).json();
+    assert.equal(json.laptopInput, "file");
+    assert.deepEqual(json.qualityWarnings, [
+      "outbound track silent for 100% of the call: microphone muted?",
+    ]);
+  } finally {
+    await server.shutdown();
+    await Deno.remove(silence);
   }
 });
 
@@ -305,11 +331,13 @@ Deno.test("store: a call's audio summary is kept with the call and goes when the
     const audio = {
       quality: { inbound: stats, outbound: { ...stats, silentShare: 0.5 } },
       recordedMs: 1040,
+      laptopInput: "microphone" as const,
     };
     await saveCallAudio(store, callSid, audio);
     assert.deepEqual(await loadCallAudio(store, callSid), audio);
-    await saveCallAudio(store, callSid, { ...audio, recordedMs: null });
+    await saveCallAudio(store, callSid, { ...audio, recordedMs: null, laptopInput: null });
     assert.equal((await loadCallAudio(store, callSid))?.recordedMs, null);
+    assert.equal((await loadCallAudio(store, callSid))?.laptopInput, null, "no laptop leg");
     await store.deleteCall(callSid);
     assert.equal(await loadCallAudio(store, callSid), null);
   } finally {

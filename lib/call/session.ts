@@ -14,7 +14,7 @@ import type {
   TranscriberEngine,
   Transcript,
 } from "../transcribe/engine.ts";
-import type { CallAudioSummary, CallInfo, CallListener } from "./events.ts";
+import type { CallAudioSummary, CallInfo, CallListener, LaptopInput } from "./events.ts";
 import type { RedactPolicy } from "../redact/policies.ts";
 import { TrackRedactor } from "../redact/track_redactor.ts";
 
@@ -78,6 +78,8 @@ export class CallSession {
   readonly streams = new Set<string>();
   /** What the call asks of its tracks (its stream's `keyterms`), set before they open. */
   trackOptions: TrackOptions = {};
+  /** What its laptop leg sent, set when that leg's stream starts (null: no laptop leg). */
+  laptopInput: LaptopInput | null = null;
 
   #flushTimeoutMs: number;
   #audio: CallAudioSink | null;
@@ -191,7 +193,14 @@ export class CallSession {
         }
       }
       const at = Date.now();
-      this.#emit({ type: "call-ended", call: this.info, at, reason, audio: await audio });
+      const summary = await audio;
+      this.#emit({
+        type: "call-ended",
+        call: this.info,
+        at,
+        reason,
+        audio: summary && { ...summary, laptopInput: this.laptopInput },
+      });
     })();
     return this.#ended;
   }

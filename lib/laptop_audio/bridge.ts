@@ -112,6 +112,8 @@ const REALIGN_SAMPLES = 1200;
 /** One call's bridge: microphone → call, call → speaker, marks and clear. */
 export class AudioBridge {
   readonly stream: BridgeStream;
+  /** What this bridge sends into the call: a device, a file, or nothing (`none`). */
+  readonly input: AudioEndpoint["kind"];
   #log: Logger;
   #mic: Microphone | null = null;
   #speaker: Speaker | null = null;
@@ -136,6 +138,7 @@ export class AudioBridge {
 
   constructor(stream: BridgeStream, options: AudioBridgeOptions) {
     this.stream = stream;
+    this.input = options.input.kind;
     this.#log = options.log;
     if (options.speexdsp) {
       this.#echo = new EchoTimeline(

@@ -221,6 +221,7 @@ export async function callAudio(
   callSid: string,
 ): Promise<CallAudio> {
   const recording = await recordings?.info(callSid);
+  const stored = await loadCallAudio(store, callSid);
   return {
     recording: recording
       ? {
@@ -228,7 +229,8 @@ export async function callAudio(
         url: `/api/calls/${encodeURIComponent(callSid)}/recording.wav`,
       }
       : null,
-    quality: (await loadCallAudio(store, callSid))?.quality ?? null,
+    quality: stored?.quality ?? null,
+    laptopInput: stored?.laptopInput ?? null,
   };
 }
 

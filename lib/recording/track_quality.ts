@@ -7,6 +7,7 @@
  */
 import { mulawDecodeSample } from "../audio/mulaw.ts";
 import type { Track } from "../transcribe/engine.ts";
+import type { LaptopInput } from "../call/events.ts";
 
 /** One track's quality, as stored with the call and exported. */
 export interface TrackQualityStats {
@@ -113,14 +114,28 @@ const CLIPPED_SHARE = 0.01;
 /** A track whose gaps fill this share of its time lost packets. */
 const GAP_SHARE = 0.05;
 
-/** Plain warnings for tracks that look broken (empty when all looks fine). */
-export function qualityWarnings(quality: Partial<CallQuality>): string[] {
+/**
+ * Plain warnings for tracks that look broken (empty when all looks fine).
+ * `laptopInput` is what the laptop leg sent (the outbound track): when it sent
+ * nothing, a silent outbound track is said to be that, not a muted microphone.
+ */
+export function qualityWarnings(
+  quality: Partial<CallQuality>,
+  laptopInput?: LaptopInput | null,
+): string[] {
   const warnings: string[] = [];
   const percent = (share: number) => `${Math.floor(share * 100)}%`;
   for (const track of ["inbound", "outbound"] as const) {
     const q = quality[track];
     if (!q || q.receivedMs + q.gapMs === 0) continue;
-    if (q.silentShare >= MUTED_SHARE) {
+    if (track === "outbound" && laptopInput === "off") {
+      if (q.silentShare >= MUTED_SHARE) {
+        warnings.push(
+          "outbound track silent: the laptop leg was off (no microphone: AUDIO_INPUT unset, " +
+            "not usable, or busy with another call), so only the phone side was heard",
+        );
+      }
+    } else if (q.silentShare >= MUTED_SHARE) {
       warnings.push(
         `${track} track silent for ${percent(q.silentShare)} of the call: microphone muted?`,
       );

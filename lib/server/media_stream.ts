@@ -268,7 +268,7 @@ export class LaptopAudioStream extends MediaStreamHandler {
     this.#bridges = options.bridges;
   }
 
-  protected started(_session: CallSession, message: StartMessage): void {
+  protected started(session: CallSession, message: StartMessage): void {
     const { socket } = this.options;
     this.#bridge = this.#bridges?.open({
       callSid: message.start.callSid,
@@ -277,6 +277,9 @@ export class LaptopAudioStream extends MediaStreamHandler {
         if (!this.closed) socket.send(text);
       },
     }) ?? null;
+    // Kept with the call, so its page can tell a silent laptop side from a muted microphone.
+    const input = this.#bridge?.input ?? "none";
+    session.laptopInput = input === "device" ? "microphone" : input === "file" ? "file" : "off";
   }
 
   protected media(_session: CallSession, { media }: MediaMessage): void {

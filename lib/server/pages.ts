@@ -15,9 +15,11 @@ import {
   describeQuality,
   EXPORT_FORMATS,
   formatDuration,
+  mergeByTime,
 } from "../store/export.ts";
 import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
+import { SIDE_LABELS } from "./static/side_labels.js";
 
 /** Escapes text for HTML content and attribute values. */
 export function escapeHtml(value: unknown): string {
@@ -53,22 +55,26 @@ function layout(title: string, body: string, options: PageOptions = {}): string 
 <main>${body}</main></body></html>`;
 }
 
-function lanes(segments: Segment[]): string {
-  const lane = (track: "inbound" | "outbound") =>
-    `<div class="lane" data-track="${track}"><h3>${TRACK_LABELS[track]}${
-      track === "inbound" ? " (phone)" : " (laptop)"
-    }</h3>${
-      segments.filter((s) => s.track === track).map((s) =>
-        `<div class="msg final" data-seg="${s.id}" data-start="${s.startMs}" data-end="${s.endMs}"><time>${
-          clock(s.startMs)
-        } – ${clock(s.endMs)}</time>${
-          // Who spoke within the track and the language, when the engine gave them: "(B, es) ".
-          s.speaker || s.language
-            ? e(speakerName(s).slice(TRACK_LABELS[track].length + 1)) + " "
-            : ""}${e(s.text)}</div>`
-      ).join("")
-    }</div>`;
-  return `<div class="lanes">${lane("inbound")}${lane("outbound")}</div>`;
+/**
+ * The conversation: both tracks' lines in one list ordered by start time,
+ * like a chat (the phone party on the left, the laptop on the right), each
+ * line marked with its side, its speaker and language when the engine gave
+ * them, and its times. `dashboard.js` inserts live lines in the same order.
+ */
+function conversation(segments: Segment[]): string {
+  return `<ol class="lines" aria-label="Conversation">${
+    mergeByTime(segments).map((s) =>
+      `<li class="msg final" data-track="${s.track}" data-seg="${s.id}" data-start="${s.startMs}" data-end="${s.endMs}"><div class="meta"><span class="who">${
+        SIDE_LABELS[s.track]
+      }</span>${
+        // Who spoke within the track and the language, when the engine gave them: "B, es".
+        s.speaker || s.language
+          ? `<span class="speaker">${
+            e(speakerName(s).slice(TRACK_LABELS[s.track].length + 2, -1))
+          }</span>`
+          : ""}<time>${clock(s.startMs)} – ${clock(s.endMs)}</time></div>${e(s.text)}</li>`
+    ).join("")
+  }</ol>`;
 }
 
 const parties = (call: { from: string | null; to: string | null }) =>
@@ -81,7 +87,7 @@ function activeCard(call: StoredCall, segments: Segment[]): string {
   }</span><span class="num" data-live-since="${
     new Date(call.startedAt).toISOString()
   }"></span><a href="/calls/${encodeURIComponent(call.callSid)}">open call</a></div>${
-    lanes(segments)
+    conversation(segments)
   }</section>`;
 }
 
@@ -215,7 +221,9 @@ function qualityCard(audio: CallAudio): string {
       e(describeQuality(quality[track]))
     }</td></tr>`
   ).join("");
-  const warnings = qualityWarnings(quality).map((w) => `<p class="warning">⚠ ${e(w)}</p>`)
+  const warnings = qualityWarnings(quality, audio.laptopInput).map((w) =>
+    `<p class="warning">⚠ ${e(w)}</p>`
+  )
     .join("");
   return `<div id="quality" class="card"><h2 class="flush">Audio quality</h2>${warnings}
 <table><tbody>${rows}</tbody></table></div>`;
@@ -255,13 +263,13 @@ export function callPage(view: CallView): string {
 ${levels}${recording ? playerCard(recording.url, recording.durationMs, view.styleNonce) : ""}${
     view.active || !view.audio ? "" : qualityCard(view.audio)
   }
-<div id="conversation" class="card">${lanes(view.segments)}</div>`;
+<div id="conversation" class="card">${conversation(view.segments)}</div>`;
   return layout(`callscribe — ${call.from ?? call.callSid}`, body, {
     data: {
       page: "call",
       lastEventId: view.lastEventId,
-      ...(view.active ? { callSid: call.callSid } : {}),
-      ...(view.audio?.recording ? { recorded: "1" } : {}),
+      // A live page loads its player when the call ends: with this response's style nonce.
+      ...(view.active ? { callSid: call.callSid, styleNonce: view.styleNonce ?? "" } : {}),
     },
     // The player after the page's script (module scripts run in order).
     scripts: recording ? ["dashboard.js", "player.js"] : ["dashboard.js"],

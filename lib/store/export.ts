@@ -12,6 +12,7 @@
  */
 import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import type { CallQuality } from "../recording/track_quality.ts";
+import type { LaptopInput } from "../call/events.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
 import type { Segment, StoredCall } from "./db.ts";
 import { clock, formatDuration, timestamp } from "../server/static/time_format.js";
@@ -20,10 +21,14 @@ import { clock, formatDuration, timestamp } from "../server/static/time_format.j
 export { clock, formatDuration, timestamp };
 import { printable } from "../text/printable.ts";
 
-/** A call's audio as exports show it: its recording (null: none) and quality (null: not measured). */
+/**
+ * A call's audio as exports show it: its recording (null: none), quality (null: not measured)
+ * and what its laptop leg sent (null or absent: unknown).
+ */
 export interface CallAudio {
   recording: { durationMs: number; url: string } | null;
   quality: CallQuality | null;
+  laptopInput?: LaptopInput | null;
 }
 
 /** The export formats. */
@@ -128,7 +133,8 @@ export function audioJson(audio: CallAudio) {
       }
       : { exists: false, durationMs: null, url: null },
     quality: audio.quality,
-    qualityWarnings: audio.quality ? qualityWarnings(audio.quality) : [],
+    laptopInput: audio.laptopInput ?? null,
+    qualityWarnings: audio.quality ? qualityWarnings(audio.quality, audio.laptopInput) : [],
   };
 }
 
@@ -146,7 +152,9 @@ function toTxt(call: StoredCall, segments: Segment[], audio: CallAudio): string 
     for (const track of ["inbound", "outbound"] as const) {
       lines.push(`Audio ${TRACK_LABELS[track]}: ${describeQuality(audio.quality[track])}`);
     }
-    for (const warning of qualityWarnings(audio.quality)) lines.push(`Warning: ${warning}`);
+    for (const warning of qualityWarnings(audio.quality, audio.laptopInput)) {
+      lines.push(`Warning: ${warning}`);
+    }
   }
   lines.push("");
   for (const s of segments) {

@@ -160,6 +160,12 @@ export const MIGRATIONS: readonly Migration[] = [
     postgres: `ALTER TABLE segments ADD COLUMN speaker TEXT;
      ALTER TABLE segments ADD COLUMN language TEXT;`,
   },
+  {
+    // A silent outbound track means a muted microphone only when the laptop leg had one.
+    name: "what the laptop leg sent into each call",
+    sqlite: `ALTER TABLE call_audio ADD COLUMN laptop_input TEXT;`,
+    postgres: `ALTER TABLE call_audio ADD COLUMN laptop_input TEXT;`,
+  },
 ];
 
 /**

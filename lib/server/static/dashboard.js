@@ -2,19 +2,23 @@
 /// <reference lib="dom" />
 /**
  * The dashboard's script (served as `/assets/dashboard.js`; the CSP allows no
- * inline script). Both pages: live events applied to the lanes, local times,
- * live durations. What a page needs from the server is in `<body data-…>`:
- * `page` (`dashboard` or `call`), `lastEventId`, and on a live call page
- * `callSid` and `recorded`. Text from outside (numbers, transcripts) only
- * ever goes in as text (`textContent`), never as HTML.
+ * inline script). Both pages: live events applied to the conversation (both
+ * tracks in one list in time order, as pages.ts renders it), local times,
+ * live durations; a live call page loads its player when the call ends.
+ * What a page needs from the server is in `<body data-…>`: `page`
+ * (`dashboard` or `call`), `lastEventId`, and on a live call page `callSid`
+ * and `styleNonce` (the player's). Text from outside (numbers, transcripts)
+ * only ever goes in as text (`textContent`), never as HTML.
  *
  * @module
  */
 import { clock, formatDuration } from "./time_format.js";
+import { SIDE_LABELS } from "./side_labels.js";
 
 /**
  * @typedef {{ callSid: string, track: string, text: string, id?: number,
- *   startMs: number, endMs: number }} SegmentEvent
+ *   startMs: number, endMs: number, speakerLabel?: string | null,
+ *   language?: string | null }} SegmentEvent
  * @typedef {{ callSid: string, from?: string | null, to?: string | null, direction: string,
  *   startedAt: string, status?: string, durationMs?: number | null,
  *   segmentCount?: number }} CallEvent
@@ -49,15 +53,19 @@ function localTimes(root) {
 }
 
 /**
- * @param {ParentNode} root
- * @param {string} track
- * @returns {HTMLElement | null}
+ * The element that scrolls a conversation: its own list in a dashboard card
+ * (a compact view), the page on the call page.
+ * @param {HTMLElement} list
+ * @returns {Element}
  */
-const lane = (root, track) => root.querySelector(`.lane[data-track="${CSS.escape(track)}"]`);
+const scroller = (list) =>
+  getComputedStyle(list).overflowY === "visible"
+    ? document.scrollingElement ?? document.documentElement
+    : list;
 
 /**
- * Keeps a lane scrolled to its end if it was there.
- * @param {HTMLElement} el
+ * Keeps a conversation scrolled to its end if it was there.
+ * @param {Element} el
  */
 function stick(el) {
   const near = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
@@ -67,19 +75,52 @@ function stick(el) {
 }
 
 /**
+ * Fills a line: its side, speaker and language when given, times, then its text.
+ * @param {HTMLElement} line
+ * @param {SegmentEvent} d
+ */
+function fillLine(line, d) {
+  line.dataset.track = d.track;
+  line.dataset.start = String(d.startMs);
+  line.dataset.end = String(d.endMs);
+  const meta = element("div", "meta");
+  const sides = /** @type {Record<string, string>} */ (SIDE_LABELS);
+  meta.append(element("span", "who", sides[d.track] ?? d.track));
+  const speaker = [d.speakerLabel, d.language].filter(Boolean).join(", ");
+  if (speaker) meta.append(element("span", "speaker", speaker));
+  meta.append(element("time", "", `${clock(d.startMs)} – ${clock(d.endMs)}`));
+  line.replaceChildren(meta, d.text);
+}
+
+/**
+ * Puts a line where its start time belongs (after lines that start at the same time).
+ * @param {HTMLElement} list
+ * @param {HTMLElement} line
+ */
+function place(list, line) {
+  const start = Number(line.dataset.start);
+  const later = [...list.children].find((x) =>
+    x !== line && Number(/** @type {HTMLElement} */ (x).dataset.start) > start
+  );
+  if (later) {
+    if (later.previousElementSibling !== line) list.insertBefore(line, later);
+  } else if (list.lastElementChild !== line) list.append(line);
+}
+
+/**
  * @param {ParentNode} root
  * @param {SegmentEvent} d
  */
 function showPartial(root, d) {
-  const l = lane(root, d.track);
-  if (!l) return;
-  const keep = stick(l);
-  let p = l.querySelector(".msg.partial");
-  if (!p) {
-    p = element("div", "msg partial");
-    l.append(p);
-  }
-  p.textContent = d.text;
+  const list = /** @type {HTMLElement | null} */ (root.querySelector(".lines"));
+  if (!list) return;
+  const keep = stick(scroller(list));
+  let p = /** @type {HTMLElement | null} */ (
+    list.querySelector(`.msg.partial[data-track="${CSS.escape(d.track)}"]`)
+  );
+  p ??= element("li", "msg partial");
+  fillLine(p, d);
+  place(list, p);
   keep();
 }
 
@@ -88,20 +129,15 @@ function showPartial(root, d) {
  * @param {SegmentEvent} d
  */
 function showFinal(root, d) {
-  const l = lane(root, d.track);
-  if (!l) return;
-  const keep = stick(l);
-  l.querySelector(".msg.partial")?.remove();
-  if (d.id !== undefined && l.querySelector(`[data-seg="${d.id}"]`)) return;
-  const m = element("div", "msg final");
+  const list = /** @type {HTMLElement | null} */ (root.querySelector(".lines"));
+  if (!list) return;
+  const keep = stick(scroller(list));
+  list.querySelector(`.msg.partial[data-track="${CSS.escape(d.track)}"]`)?.remove();
+  if (d.id !== undefined && list.querySelector(`[data-seg="${d.id}"]`)) return;
+  const m = element("li", "msg final");
   m.dataset.seg = String(d.id);
-  m.dataset.start = String(d.startMs);
-  m.dataset.end = String(d.endMs);
-  m.append(element("time", "", `${clock(d.startMs)} – ${clock(d.endMs)}`), d.text);
-  const later = [...l.querySelectorAll(".msg.final")].find((x) =>
-    Number(/** @type {HTMLElement} */ (x).dataset.start) > d.startMs
-  );
-  l.insertBefore(m, later ?? null);
+  fillLine(m, d);
+  place(list, m);
   keep();
 }
 
@@ -141,16 +177,9 @@ function dashboard() {
       since,
       open,
     );
-    const lanes = element("div", "lanes");
-    for (
-      const [track, title] of [["inbound", "Inbound (phone)"], ["outbound", "Outbound (laptop)"]]
-    ) {
-      const l = element("div", "lane");
-      l.dataset.track = track;
-      l.append(element("h3", "", title));
-      lanes.append(l);
-    }
-    s.append(head, lanes);
+    const lines = element("ol", "lines");
+    lines.setAttribute("aria-label", "Conversation");
+    s.append(head, lines);
     active.prepend(s);
     byId("no-active").hidden = true;
     return s;
@@ -209,7 +238,35 @@ function dashboard() {
   source.addEventListener("call-ended", (m) => ended(data(m)));
 }
 
-/** A live call's page: its lanes, levels and status follow the call. */
+/**
+ * The ended call's player and audio quality, from its page as the server now
+ * renders it (one rendering, in pages.ts): they replace the levels, its stored
+ * lines replace the live ones, and the player starts with this page's style
+ * nonce. False when the server still shows the call live.
+ * @param {string} sid
+ * @param {HTMLElement} levels
+ * @returns {Promise<boolean>}
+ */
+async function showRecording(sid, levels) {
+  const r = await fetch(`/calls/${sid}`);
+  if (!r.ok) return false;
+  const ended = new DOMParser().parseFromString(await r.text(), "text/html");
+  if (ended.getElementById("levels")) return false;
+  const player = ended.getElementById("player");
+  const quality = ended.getElementById("quality");
+  const lines = ended.querySelector("#conversation .lines");
+  if (lines) document.querySelector("#conversation .lines")?.replaceWith(document.adoptNode(lines));
+  const shown = [player, quality].flatMap((el) => el ? [document.adoptNode(el)] : []);
+  if (!player) shown.unshift(element("p", "muted", "The call ended (not recorded)."));
+  levels.replaceWith(...shown);
+  if (player) {
+    player.dataset.styleNonce = document.body.dataset.styleNonce ?? "";
+    await import("./player.js");
+  }
+  return true;
+}
+
+/** A live call's page: its lines, levels and status follow the call; at its end, the player. */
 function liveCall() {
   const sid = encodeURIComponent(document.body.dataset.callSid ?? "");
   const since = encodeURIComponent(document.body.dataset.lastEventId ?? "");
@@ -244,23 +301,29 @@ function liveCall() {
     s.textContent = st;
     s.className = `badge ${st}`;
     for (const p of conversation.querySelectorAll(".msg.partial")) p.remove();
-    const levels = document.getElementById("levels");
-    if (levels) {
-      if (document.body.dataset.recorded) {
-        const reload = /** @type {HTMLAnchorElement} */ (element(
-          "a",
-          "",
-          "The call ended: reload to play its recording",
-        ));
-        reload.href = "";
-        levels.replaceChildren(reload);
-      } else {
-        levels.replaceChildren(element("span", "muted", "The call ended (not recorded)."));
-      }
-    }
     levelSource.close();
     source.close();
+    const levels = document.getElementById("levels");
+    if (levels) recordingAfterEnd(levels);
   });
+  /**
+   * The server may take a moment to show the call ended (another instance's
+   * event): asks a few times, then offers a reload.
+   * @param {HTMLElement} levels
+   */
+  async function recordingAfterEnd(levels) {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (await showRecording(sid, levels).catch(() => false)) return;
+      await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
+    }
+    const reload = /** @type {HTMLAnchorElement} */ (element(
+      "a",
+      "",
+      "The call ended: reload to play its recording",
+    ));
+    reload.href = "";
+    levels.replaceChildren(reload);
+  }
 }
 
 setInterval(tick, 1000);

@@ -2,9 +2,12 @@
 /// <reference lib="dom" />
 /**
  * The call page's player (served as `/assets/player.js`): wavesurfer.js with
- * regions, two lanes (left inbound, right outbound), each line a region;
- * the current line follows playback. wavesurfer's shadow-DOM `<style>`
- * carries the page's CSP nonce (`#player[data-style-nonce]`).
+ * regions, two lanes (top inbound, bottom outbound), each line of the
+ * conversation a region; while it plays, the line being spoken is
+ * highlighted and scrolled into view; a click on a line plays from its start.
+ * wavesurfer's shadow-DOM `<style>` carries the page's CSP nonce
+ * (`#player[data-style-nonce]`). Loaded by the page, or by `dashboard.js`
+ * once a live call has ended and its player was put on the page.
  *
  * @module
  */
@@ -34,12 +37,11 @@ const player = WaveSurfer.create({
 /** @type {any} */ (window).callscribePlayer = player;
 const lines = [...document.querySelectorAll("#conversation .msg.final")].map((node) => {
   const el = /** @type {HTMLElement} */ (node);
-  const lane = /** @type {HTMLElement} */ (el.closest(".lane"));
   return {
     el,
     start: Number(el.dataset.start) / 1000,
     end: Number(el.dataset.end) / 1000,
-    channel: lane.dataset.track === "inbound" ? 0 : 1,
+    channel: el.dataset.track === "inbound" ? 0 : 1,
   };
 });
 const play = /** @type {HTMLButtonElement} */ (document.getElementById("play"));
@@ -72,7 +74,8 @@ player.on("timeupdate", (/** @type {number} */ t) => {
     const now = t >= l.start && t < l.end;
     if (now === l.el.classList.contains("current")) continue;
     l.el.classList.toggle("current", now);
-    if (now && player.isPlaying()) l.el.scrollIntoView({ block: "nearest" });
+    // The page scrolls as a whole, under the sticky player: the middle of the window stays clear.
+    if (now && player.isPlaying()) l.el.scrollIntoView({ block: "center" });
   }
 });
 play.addEventListener("click", () => player.playPause());
