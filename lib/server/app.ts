@@ -44,6 +44,7 @@ import {
   type StreamSocket,
   TranscriptionStream,
 } from "./media_stream.ts";
+import { Softphone } from "./softphone.ts";
 import { registerTranscriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
 
 /** What the routes need. */
@@ -147,13 +148,17 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     await next();
   };
 
-  const ownOrigin = sameOrigin(() =>
-    [options.publicBase(), streams.base()].map((url) => new URL(url).origin)
-  );
+  const publicOrigins = () =>
+    [options.publicBase(), streams.base()].map((url) => new URL(url).origin);
+  const ownOrigin = sameOrigin(publicOrigins);
+  const softphone = new Softphone({ log, publicOrigins });
   const publicRoutes = new RouteGroup("public", [securityHeaders, ownOrigin]);
   const twilio = new RouteGroup("twilio", [twilioForm]);
   const streamRoutes = new RouteGroup("streams", [websocketUpgrade]);
   const dashboard = new RouteGroup("dashboard", [securityHeaders, ownOrigin, auth.guard]);
+  // The browser softphone's WebSocket: the credential at the upgrade; its Origin is checked by
+  // the route (a GET), and no security headers (they would rewrite the 101 response).
+  const softphoneRoutes = new RouteGroup("softphone", [auth.guard]);
 
   publicRoutes.get("/healthz", (c) => {
     const state = { engine: registry.engine.name, activeCalls: registry.activeCalls };
@@ -190,7 +195,11 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   > = {
     transcription: (socket, callSid) => new TranscriptionStream(streamOptions(socket, callSid)),
     audio: (socket, callSid) =>
-      new LaptopAudioStream({ ...streamOptions(socket, callSid), bridges: options.bridges }),
+      new LaptopAudioStream({
+        ...streamOptions(socket, callSid),
+        bridges: options.bridges,
+        softphone,
+      }),
   };
   /**
    * `/stream/<CallSid>/<token>`: opened only with Twilio's signature for this
@@ -241,6 +250,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
       loginRequired: auth.required,
     });
   }
+  softphone.register(softphoneRoutes);
   // Lets `deno task call` find the tunnel's URL; it sends the dashboard token.
   dashboard.get("/api/public-url", (c) => c.json({ publicUrl: options.publicBase() }));
 
@@ -274,7 +284,13 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     inbound: options.inbound,
   });
 
-  mountGroups(app, [hostCheck, limitBody], [publicRoutes, twilio, streamRoutes, dashboard]);
+  mountGroups(app, [hostCheck, limitBody], [
+    publicRoutes,
+    twilio,
+    streamRoutes,
+    softphoneRoutes,
+    dashboard,
+  ]);
   app.onError((error, c) => {
     if (error instanceof HTTPException) return error.getResponse();
     if (error instanceof UserError) return c.json({ error: error.message }, 400);

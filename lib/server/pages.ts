@@ -252,7 +252,13 @@ export function callPage(view: CallView): string {
       `<a class="button" data-format="${f}" href="/api/calls/${sid}/transcript.${f}" download>Download ${f.toUpperCase()}</a>`
     ).join("")
   }</div></div>
-${levels}${recording ? playerCard(recording.url, recording.durationMs, view.styleNonce) : ""}${
+${levels}${
+    // The browser softphone's mount point (static/softphone.js builds it).
+    view.active
+      ? `<section id="softphone" class="card softphone" data-call="${
+        e(call.callSid)
+      }" hidden></section>`
+      : ""}${recording ? playerCard(recording.url, recording.durationMs, view.styleNonce) : ""}${
     view.active || !view.audio ? "" : qualityCard(view.audio)
   }
 <div id="conversation" class="card">${lanes(view.segments)}</div>`;
@@ -264,7 +270,11 @@ ${levels}${recording ? playerCard(recording.url, recording.durationMs, view.styl
       ...(view.audio?.recording ? { recorded: "1" } : {}),
     },
     // The player after the page's script (module scripts run in order).
-    scripts: recording ? ["dashboard.js", "player.js"] : ["dashboard.js"],
+    scripts: recording
+      ? ["dashboard.js", "player.js"]
+      : view.active
+      ? ["dashboard.js", "softphone.js"]
+      : ["dashboard.js"],
     loggedIn: view.loggedIn,
   });
 }
