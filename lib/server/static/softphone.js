@@ -86,7 +86,7 @@ function mount(panel, callSid) {
   };
   show("idle", "The call's audio plays here and your microphone goes into the call.");
 
-  if (!window.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
+  if (!globalThis.isSecureContext || !navigator.mediaDevices?.getUserMedia) {
     take.setAttribute("disabled", "");
     show(
       "idle",
