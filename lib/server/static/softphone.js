@@ -198,7 +198,7 @@ function mount(panel, callSid) {
         if (!ready || muted || ws.readyState !== WebSocket.OPEN) return;
         ws.send(frame.buffer);
         framesSent++;
-        if (framesSent % 25 === 0) count();
+        count();
       };
       ws.onmessage = (event) => {
         if (typeof event.data === "string") {
@@ -253,7 +253,7 @@ function mount(panel, callSid) {
     playAt += buffer.duration;
     framesReceived++;
     samplesScheduled += pcm.length;
-    if (framesReceived % 25 === 0) count();
+    count();
   }
 
   mute.addEventListener("click", () => {
