@@ -53,6 +53,7 @@ export function serverSettings(config: Config): ServerSettings {
     streamSecret: config.streamSecret,
     webhooks: config.webhooks ?? undefined,
     recordings: { dir: Recordings.folder(config.dataDir), ...config.recordings },
+    dialOut: config.dialOut,
   };
 }
 

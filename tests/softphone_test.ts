@@ -10,6 +10,7 @@
 import assert from "node:assert/strict";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import { LEG_REFUSED } from "../lib/server/softphone.ts";
+import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
 import { sleep } from "../lib/async/sleep.ts";
 import { audioSet, conversation, tempWav, testServer, toMulaw } from "./helpers.ts";
 
@@ -197,6 +198,81 @@ Deno.test("softphone socket: a call the ffmpeg bridge has refuses the browser (o
     assert.match(first.message ?? "", /microphone and speaker \(AUDIO_INPUT\/AUDIO_OUTPUT\)/);
     assert.equal((await tab.closed).code, LEG_REFUSED);
     await call;
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("dashboard dial-out: POST /api/calls places the call through Twilio's REST API with the server's credentials", async () => {
+  const accountSid = makeSid("AC");
+  const authToken = "dial-out-test-auth-token-0123456789ab";
+  const sim = await startTwilioRestSim({
+    accountSid,
+    authToken,
+    calleeAudio: toMulaw(new Float32Array(8000)),
+    tailMs: 1000,
+    ringMs: 100,
+  });
+  const server = await testServer({
+    dashboardToken: DASHBOARD_TOKEN,
+    token: authToken,
+    env: {
+      TWILIO_ACCOUNT_SID: accountSid,
+      TWILIO_PHONE_NUMBER: "+15005550006",
+      TWILIO_API_URL: sim.url,
+    },
+  });
+  try {
+    const cookie = await loginCookie(server.loginLink()!);
+    const own = new URL(server.url).origin;
+    const post = (to: string, headers: Record<string, string>) =>
+      fetch(`${server.url}/api/calls`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify({ to }),
+      });
+    const placed = await post("+15557654321", { cookie, origin: own });
+    const { callSid } = await placed.json();
+    assert.equal(placed.status, 201);
+    assert.equal(sim.calls.get(callSid)?.to, "+15557654321");
+    assert.equal(sim.calls.get(callSid)?.from, "+15005550006");
+    await sim.calls.get(callSid)!.done;
+    await server.registry.whenEnded(callSid);
+    assert.ok(
+      server.events.some((e) => e.type === "call-started" && e.call.callSid === callSid),
+      "the placed call reached this server (its TwiML and streams)",
+    );
+
+    const bad = await post("555-1234", { cookie, origin: own });
+    assert.equal(bad.status, 400);
+    assert.match((await bad.json()).error, /E\.164 form such as \+15551234567/);
+    const foreign = await post("+15557654321", { cookie, origin: "https://evil.example" });
+    assert.equal(foreign.status, 403);
+    await foreign.body?.cancel();
+    const anonymous = await post("+15557654321", { origin: own });
+    assert.equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    assert.equal(sim.calls.size, 1, "only the checked request placed a call");
+  } finally {
+    await server.shutdown();
+    await sim.close();
+  }
+});
+
+Deno.test("dashboard dial-out without Twilio credentials: one line naming the settings", async () => {
+  const server = await testServer({ dashboardToken: DASHBOARD_TOKEN });
+  try {
+    const cookie = await loginCookie(server.loginLink()!);
+    const response = await fetch(`${server.url}/api/calls`, {
+      method: "POST",
+      headers: { "content-type": "application/json", cookie },
+      body: JSON.stringify({ to: "+15557654321" }),
+    });
+    assert.equal(response.status, 503);
+    assert.match(
+      (await response.json()).error,
+      /needs the server's Twilio credentials \(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_PHONE_NUMBER in its \.env\): TWILIO_ACCOUNT_SID is not set/,
+    );
   } finally {
     await server.shutdown();
   }

@@ -45,6 +45,7 @@ import {
   TranscriptionStream,
 } from "./media_stream.ts";
 import { Softphone } from "./softphone.ts";
+import { type DialOut, registerDialOut } from "./dial_out.ts";
 import { registerTranscriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
 
 /** What the routes need. */
@@ -77,6 +78,8 @@ export interface AppOptions {
   streamAccess?: StreamAccess;
   /** Whether a call has ended, as far as the store knows (no stream opens for it). */
   callEnded?: (callSid: string) => Promise<boolean>;
+  /** The dashboard places calls with these Twilio credentials (`POST /api/calls`). */
+  dialOut?: DialOut;
   /** True while the instance drains: /healthz answers 503 and no new call is taken. */
   draining?: () => boolean;
 }
@@ -251,6 +254,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     });
   }
   softphone.register(softphoneRoutes);
+  registerDialOut(dashboard, { dialOut: options.dialOut, publicBase: options.publicBase, log });
   // Lets `deno task call` find the tunnel's URL; it sends the dashboard token.
   dashboard.get("/api/public-url", (c) => c.json({ publicUrl: options.publicBase() }));
 

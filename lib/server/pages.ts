@@ -130,6 +130,7 @@ ${view.error ? `<p class="error">${e(view.error)}</p>` : ""}${
     view.webhooks ? webhookSummary(view.webhooks) : ""
   }
 <h2>Active calls</h2>
+<section id="dial-out" class="card softphone" hidden></section>
 <div id="active">${
     view.active.map((c) => activeCard(c, view.activeSegments.get(c.callSid) ?? [])).join("")
   }</div>
@@ -162,7 +163,7 @@ ${
   }</div>`;
   return layout("callscribe — calls", body, {
     data: { page: "dashboard", lastEventId: view.lastEventId },
-    scripts: ["dashboard.js"],
+    scripts: ["dashboard.js", "softphone.js"],
     loggedIn: view.loggedIn,
   });
 }

@@ -25,6 +25,60 @@ const MAX_AHEAD_S = 0.5;
 const panel = document.getElementById("softphone");
 const callSid = panel?.dataset.call;
 if (panel && callSid) mount(panel, callSid);
+const dialOut = document.getElementById("dial-out");
+if (dialOut) mountDialOut(dialOut);
+
+/**
+ * The dashboard's "Call a number" form: `POST /api/calls`, then the call's page once the call is
+ * answered and live (its laptop leg is taken there).
+ * @param {HTMLElement} panel
+ */
+function mountDialOut(panel) {
+  panel.hidden = false;
+  const form = document.createElement("form");
+  const number = /** @type {HTMLInputElement} */ (element("input"));
+  number.type = "tel";
+  number.name = "to";
+  number.placeholder = "+15551234567";
+  number.required = true;
+  number.setAttribute("aria-label", "Number to call");
+  const call = element("button", "Call", "primary");
+  const status = element("span", "", "muted softphone-status");
+  status.setAttribute("role", "status");
+  form.append(element("strong", "Call a number "), number, document.createTextNode(" "), call);
+  panel.append(form, status);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    call.setAttribute("disabled", "");
+    status.textContent = "Calling…";
+    try {
+      const response = await fetch("/api/calls", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ to: number.value }),
+      });
+      const answer = await response.json();
+      if (!response.ok) throw new Error(answer.error ?? `HTTP ${response.status}`);
+      const page = `/calls/${encodeURIComponent(answer.callSid)}`;
+      status.textContent = `Ringing ${number.value} (${answer.callSid})…`;
+      // The call's page exists once Twilio asked for its TwiML (it was answered).
+      for (let i = 0; i < 240; i++) {
+        const probe = await fetch(page);
+        await probe.body?.cancel();
+        if (probe.ok) {
+          location.assign(page);
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
+      }
+      throw new Error("the call was not answered within 2 minutes");
+    } catch (error) {
+      status.textContent = `Could not call: ${/** @type {Error} */ (error).message}`;
+    } finally {
+      call.removeAttribute("disabled");
+    }
+  });
+}
 
 /**
  * A new element with text.
