@@ -7,7 +7,8 @@
  * Twilio REST API) and opens it once answered; the tab takes its laptop leg; the simulated callee hears
  * the file (the Outbound transcript matches its words); the page receives
  * and schedules the callee's audio; the microphone track has echo
- * cancellation on; a second tab is refused; closing the tab ends the leg and
+ * cancellation on; a plain-http page at a name that is not loopback says it needs a
+ * secure page; a second tab is refused; closing the tab ends the leg and
  * not the call, and another tab can take it again.
  */
 import assert from "node:assert/strict";
@@ -45,6 +46,8 @@ const callerWav = await Deno.makeTempFile({ suffix: ".wav" });
   samples.set(caller.samples, lead.length);
   await Deno.writeFile(callerWav, writeWav(resample(samples, 8000, CAPTURE_RATE), CAPTURE_RATE));
 }
+/** A name for this machine that is not loopback, so http to it is not a secure context. */
+const INSECURE_HOST = "softphone.test";
 /** How long the file runs, in ms. */
 const FILE_MS = LEAD_MS + caller.durationMs;
 
@@ -70,6 +73,8 @@ browserTest(
         TWILIO_ACCOUNT_SID: accountSid,
         TWILIO_PHONE_NUMBER: "+15005550006",
         TWILIO_API_URL: sim.url,
+        // A name that is not loopback (mapped to 127.0.0.1 in Chromium): an insecure context.
+        ALLOWED_HOSTS: INSECURE_HOST,
       },
     });
     let callSid = "";
@@ -96,6 +101,23 @@ browserTest(
         "true",
         "getSettings().echoCancellation",
       );
+
+      // On plain http at a name that is not loopback, the page has no microphone, and says so.
+      const insecure = await browser.newContext();
+      const port = new URL(server.url).port;
+      const plain = await insecure.newPage();
+      await plain.goto(server.loginLink(`http://${INSECURE_HOST}:${port}`)!);
+      await plain.goto(`http://${INSECURE_HOST}:${port}/calls/${callSid}`);
+      assert.equal(await plain.evaluate("isSecureContext"), false);
+      assert.match(
+        await plain.locator("#softphone .softphone-status").innerText(),
+        /needs a secure page: open the dashboard on http:\/\/localhost:<port> or on the server's https public URL/,
+      );
+      assert.ok(
+        await plain.getByRole("button", { name: "Take the laptop leg" }).isDisabled(),
+        "no take button without a secure context",
+      );
+      await insecure.close();
 
       // A second tab on the same call is refused, and says why.
       const second = await context.newPage();
@@ -165,6 +187,7 @@ browserTest(
     args: [
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
+      `--host-resolver-rules=MAP ${INSECURE_HOST} 127.0.0.1`,
       // %noloop: the file is said once, then silence.
       `--use-file-for-fake-audio-capture=${callerWav}%noloop`,
     ],
