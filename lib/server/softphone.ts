@@ -37,6 +37,12 @@ export const LEG_REFUSED = 4409;
 /** Largest browser message: 200 ms of 16-bit PCM at 8 kHz (the page sends 20 ms). */
 export const MAX_BROWSER_MESSAGE_BYTES = 3200;
 
+/**
+ * Audio a tab may send ahead of the clock (ms): a burst after a stall is let through up to this,
+ * the rest dropped, so Twilio never queues seconds of the laptop's voice behind the call.
+ */
+export const MAX_AHEAD_MS = 2000;
+
 /** Past this much unsent to a browser that stopped reading, the call's frames are dropped for it. */
 const MAX_BROWSER_BACKLOG_BYTES = 256 * 1024;
 
@@ -152,6 +158,9 @@ export class Softphone {
     leg.browser = socket;
     this.#log.info(`call ${callSid}: a browser took the laptop leg`);
     socket.send(JSON.stringify({ type: "ready", sampleRate: 8000 }));
+    const readyAt = performance.now();
+    let samplesSent = 0;
+    let dropped = 0;
     socket.onmessage = (event) => {
       const data = event.data;
       if (!(data instanceof ArrayBuffer) || data.byteLength % 2 !== 0 || data.byteLength === 0) {
@@ -164,7 +173,19 @@ export class Softphone {
           `message of ${data.byteLength} bytes exceeds ${MAX_BROWSER_MESSAGE_BYTES}`,
         );
       }
-      leg.stream.send(mediaMessage(leg.stream.streamSid, mulawEncode(new Int16Array(data))));
+      const samples = new Int16Array(data);
+      const allowed = (performance.now() - readyAt + MAX_AHEAD_MS) * 8;
+      if (samplesSent + samples.length > allowed) {
+        if (dropped++ === 0) {
+          this.#log.warn(
+            `call ${callSid}: the browser sends audio faster than real time; ` +
+              `what runs more than ${MAX_AHEAD_MS} ms ahead is dropped`,
+          );
+        }
+        return;
+      }
+      samplesSent += samples.length;
+      leg.stream.send(mediaMessage(leg.stream.streamSid, mulawEncode(samples)));
     };
     socket.onclose = () => {
       if (leg.browser !== socket) return;
