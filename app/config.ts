@@ -27,6 +27,7 @@ import {
 } from "../lib/transcribe/voice_detector_kind.ts";
 import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
+import type { DialOut } from "../lib/server/dial_out.ts";
 import { UserError } from "../lib/user_error.ts";
 import { isLoopback } from "../lib/server/auth.ts";
 import { parseKeytermList } from "../lib/transcribe/keyterms.ts";
@@ -136,6 +137,8 @@ export interface Config {
   readonly assemblyaiVadSilenceMs?: number;
   /** Webhook delivery (`WEBHOOK_URL`, …); null when no URL is set. */
   readonly webhooks: WebhookSettings | null;
+  /** The Twilio credentials the dashboard places calls with, or why there are none. */
+  readonly dialOut: DialOut;
 }
 
 /** An engine: sherpa-onnx here, AssemblyAI, or both (local partials, cloud finals). */
@@ -332,6 +335,7 @@ export function loadConfig(env: Env = Deno.env.toObject(), flags: ConfigFlags = 
         assemblyai: {},
       }),
     webhooks: check(() => loadWebhooks(env)) ?? null,
+    dialOut: dialOut(env),
   };
   if (problems.length) throw new UserError(problems.join("\n"));
   return deepFreeze(config);
@@ -736,6 +740,16 @@ export function twilioCredentials(
   }
   if (problems.length) throw new UserError(problems.join("\n"));
   return { accountSid, authToken, from, apiUrl };
+}
+
+/** The dashboard's dial-out: the credentials `deno task call` would use, or why it has none. */
+function dialOut(env: Env): DialOut {
+  try {
+    return { credentials: twilioCredentials(env) };
+  } catch (error) {
+    if (!(error instanceof UserError)) throw error;
+    return { problem: error.message.split("\n").join("; ") };
+  }
 }
 
 function parseVoiceDetector(value: string, name: string): VoiceDetectorKind {

@@ -14,8 +14,13 @@ import { E164 } from "../lib/parse.ts";
 import { localUrl } from "../lib/server/local_url.ts";
 import { readDashboardToken } from "../lib/server/dashboard_token.ts";
 import type { Logger } from "../lib/log.ts";
-import { STATUS_PATHS } from "../lib/twilio/twiml.ts";
-import { describeTwilioError, TWILIO_API, twilioClient } from "../lib/twilio/rest.ts";
+import {
+  createOutboundCall,
+  describeTwilioError,
+  TWILIO_API,
+  twilioClient,
+  unreachablePublicUrl,
+} from "../lib/twilio/rest.ts";
 import { UserError } from "../lib/user_error.ts";
 import { onCtrlC } from "../lib/console/ctrl_c.ts";
 
@@ -106,12 +111,9 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
       return 2;
     }
   }
-  const host = new URL(publicUrl).hostname;
-  if (!credentials.apiUrl && /^(localhost|127\.|\[::1\]|0\.0\.0\.0|::1)/.test(host)) {
-    log.error(
-      `the server's public URL is ${publicUrl}, which Twilio cannot reach: set NGROK_AUTHTOKEN ` +
-        "(or run a tunnel and set PUBLIC_URL) in .env, then restart `deno task serve`",
-    );
+  const unreachable = unreachablePublicUrl(publicUrl, credentials);
+  if (unreachable) {
+    log.error(unreachable);
     return 2;
   }
 
@@ -146,16 +148,10 @@ export async function placeCall(options: PlaceCallOptions): Promise<number> {
   try {
     let call;
     try {
-      call = await client.calls.create({
+      call = await createOutboundCall(client, credentials, {
         to,
-        from: credentials.from,
-        // The server puts them in the call's <Stream> as its `keyterms` parameter.
-        url: publicUrl.replace(/\/$/, "") + "/twiml/outbound" +
-          (options.keyterms ? `?keyterms=${encodeURIComponent(options.keyterms)}` : ""),
-        method: "POST",
-        statusCallback: publicUrl.replace(/\/$/, "") + STATUS_PATHS.call,
-        statusCallbackMethod: "POST",
-        statusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
+        publicUrl,
+        keyterms: options.keyterms,
       });
     } catch (error) {
       log.error(describeTwilioError(error, apiUrl));

@@ -62,6 +62,7 @@ export function serverSettings(config: Config): ServerSettings {
       ...config.http,
       maxConnections: config.http.maxConnections ?? defaultConnectionLimits().maxConnections,
     },
+    dialOut: config.dialOut,
   };
 }
 

@@ -116,22 +116,27 @@ export async function findChromium(): Promise<ChromiumLocation> {
 export const CHROMIUM: ChromiumLocation = await findChromium();
 
 /**
- * Launches the found Chromium headless with {@link CHROMIUM_ARGS} and `args` (e.g. a host
- * mapping); throws when there is none.
+ * Launches the found Chromium headless with {@link CHROMIUM_ARGS} and `extraArgs` (e.g. a host
+ * mapping, fake media devices); throws when there is none.
  */
-export async function launchChromium(args: string[] = []): Promise<Browser> {
+export async function launchChromium(extraArgs: readonly string[] = []): Promise<Browser> {
   if (CHROMIUM.path === undefined) throw new Error(`Cannot launch a browser: ${CHROMIUM.why}`);
   return await chromium.launch({
     executablePath: CHROMIUM.path,
-    args: [...CHROMIUM_ARGS, ...args],
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
 
 /**
- * A Deno test that gets a launched browser (closed afterwards). Without a browser the test is
+ * A Deno test that gets a launched browser (closed afterwards), launched with `options.args`
+ * besides the usual flags. Without a browser the test is
  * registered as ignored (counted as skipped) and the reason is printed once.
  */
-export function browserTest(name: string, fn: (browser: Browser) => Promise<void>): void {
+export function browserTest(
+  name: string,
+  fn: (browser: Browser) => Promise<void>,
+  options: { args?: readonly string[] } = {},
+): void {
   if (CHROMIUM.path === undefined) {
     console.warn(`skipped "${name}": ${CHROMIUM.why}`);
   }
@@ -139,7 +144,7 @@ export function browserTest(name: string, fn: (browser: Browser) => Promise<void
     name,
     ignore: CHROMIUM.path === undefined,
     async fn() {
-      const browser = await launchChromium();
+      const browser = await launchChromium(options.args);
       try {
         await fn(browser);
       } finally {

@@ -44,6 +44,8 @@ import {
   type StreamSocket,
   TranscriptionStream,
 } from "./media_stream.ts";
+import { Softphone } from "./softphone.ts";
+import { type DialOut, registerDialOut } from "./dial_out.ts";
 import { registerTranscriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
 import { RefusalLog } from "./refusal_log.ts";
 import { clientOf } from "./client_address.ts";
@@ -79,6 +81,8 @@ export interface AppOptions {
   streamAccess?: StreamAccess;
   /** Whether a call has ended, as far as the store knows (no stream opens for it). */
   callEnded?: (callSid: string) => Promise<boolean>;
+  /** The dashboard places calls with these Twilio credentials (`POST /api/calls`). */
+  dialOut?: DialOut;
   /** True while the instance drains: /healthz answers 503 and no new call is taken. */
   draining?: () => boolean;
   /** A request body must arrive within this long of its head (default 10 s), else 408. */
@@ -155,13 +159,17 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     await next();
   };
 
-  const ownOrigin = sameOrigin(() =>
-    [options.publicBase(), streams.base()].map((url) => new URL(url).origin)
-  );
+  const publicOrigins = () =>
+    [options.publicBase(), streams.base()].map((url) => new URL(url).origin);
+  const ownOrigin = sameOrigin(publicOrigins);
+  const softphone = new Softphone({ log, publicOrigins });
   const publicRoutes = new RouteGroup("public", [securityHeaders, ownOrigin]);
   const twilio = new RouteGroup("twilio", [twilioForm]);
   const streamRoutes = new RouteGroup("streams", [websocketUpgrade]);
   const dashboard = new RouteGroup("dashboard", [securityHeaders, ownOrigin, auth.guard]);
+  // The browser softphone's WebSocket: the credential at the upgrade; its Origin is checked by
+  // the route (a GET), and no security headers (they would rewrite the 101 response).
+  const softphoneRoutes = new RouteGroup("softphone", [auth.guard]);
 
   publicRoutes.get("/healthz", (c) => {
     const state = { engine: registry.engine.name, activeCalls: registry.activeCalls };
@@ -198,7 +206,11 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   > = {
     transcription: (socket, callSid) => new TranscriptionStream(streamOptions(socket, callSid)),
     audio: (socket, callSid) =>
-      new LaptopAudioStream({ ...streamOptions(socket, callSid), bridges: options.bridges }),
+      new LaptopAudioStream({
+        ...streamOptions(socket, callSid),
+        bridges: options.bridges,
+        softphone,
+      }),
   };
   /**
    * `/stream/<CallSid>/<token>`: opened only with Twilio's signature for this
@@ -252,6 +264,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
       loginRequired: auth.required,
     });
   }
+  softphone.register(softphoneRoutes);
+  registerDialOut(dashboard, { dialOut: options.dialOut, publicBase: options.publicBase, log });
   // Lets `deno task call` find the tunnel's URL; it sends the dashboard token.
   dashboard.get("/api/public-url", (c) => c.json({ publicUrl: options.publicBase() }));
 
@@ -285,7 +299,13 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     inbound: options.inbound,
   });
 
-  mountGroups(app, [hostCheck, limitBody], [publicRoutes, twilio, streamRoutes, dashboard]);
+  mountGroups(app, [hostCheck, limitBody], [
+    publicRoutes,
+    twilio,
+    streamRoutes,
+    softphoneRoutes,
+    dashboard,
+  ]);
   app.onError((error, c) => {
     if (error instanceof HTTPException) return error.getResponse();
     if (error instanceof UserError) return c.json({ error: error.message }, 400);

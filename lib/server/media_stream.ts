@@ -15,6 +15,7 @@ import type { AudioBridge, BridgeManager } from "../laptop_audio/bridge.ts";
 import type { CallRegistry } from "../call/registry.ts";
 import type { CallSession } from "../call/session.ts";
 import type { Logger } from "../log.ts";
+import type { OfferedLeg, Softphone } from "./softphone.ts";
 import { parseKeytermList } from "../transcribe/keyterms.ts";
 import { decodeBase64 } from "../twilio/base64.ts";
 import {
@@ -255,35 +256,45 @@ export class TranscriptionStream extends MediaStreamHandler {
 export interface LaptopAudioStreamOptions extends MediaStreamOptions {
   /** The laptop's microphone and speaker (one call at a time); none: the leg is silent. */
   bridges?: BridgeManager;
+  /** Offers the leg to a browser tab when the ffmpeg bridge does not have it. */
+  softphone?: Softphone;
 }
 
 /** The bidirectional laptop leg: the call's audio to the laptop's speaker, its microphone into the call. */
 export class LaptopAudioStream extends MediaStreamHandler {
   readonly kind = "audio";
   readonly #bridges?: BridgeManager;
+  readonly #softphone?: Softphone;
   #bridge: AudioBridge | null = null;
+  #leg: OfferedLeg | null = null;
 
   constructor(options: LaptopAudioStreamOptions) {
     super(options);
     this.#bridges = options.bridges;
+    this.#softphone = options.softphone;
   }
 
   protected started(session: CallSession, message: StartMessage): void {
     const { socket } = this.options;
-    this.#bridge = this.#bridges?.open({
+    const stream = {
       callSid: message.start.callSid,
       streamSid: message.streamSid,
-      send: (text) => {
+      send: (text: string) => {
         if (!this.closed) socket.send(text);
       },
-    }) ?? null;
+    };
+    this.#bridge = this.#bridges?.open(stream) ?? null;
     // Kept with the call, so its page can tell a silent laptop side from a muted microphone.
     const input = this.#bridge?.input ?? "none";
     session.laptopInput = input === "device" ? "microphone" : input === "file" ? "file" : "off";
+    // One laptop leg per call: a browser tab is refused while the ffmpeg bridge has it.
+    this.#leg = this.#softphone?.offer({ ...stream, bridged: this.#bridge !== null }) ?? null;
   }
 
   protected media(_session: CallSession, { media }: MediaMessage): void {
-    this.#bridge?.play(decodeBase64(media.payload));
+    const payload = decodeBase64(media.payload);
+    this.#bridge?.play(payload);
+    this.#leg?.play(payload);
   }
 
   protected override markEchoed(name: string): void {
@@ -291,6 +302,8 @@ export class LaptopAudioStream extends MediaStreamHandler {
   }
 
   protected override finished(): void {
+    this.#leg?.end();
+    this.#leg = null;
     if (!this.#bridge) return;
     this.#bridges?.release(this.#bridge);
     this.#bridge = null;

@@ -136,6 +136,7 @@ ${view.error ? `<p class="error">${e(view.error)}</p>` : ""}${
     view.webhooks ? webhookSummary(view.webhooks) : ""
   }
 <h2>Active calls</h2>
+<section id="dial-out" class="card softphone" hidden></section>
 <div id="active">${
     view.active.map((c) => activeCard(c, view.activeSegments.get(c.callSid) ?? [])).join("")
   }</div>
@@ -168,7 +169,7 @@ ${
   }</div>`;
   return layout("callscribe — calls", body, {
     data: { page: "dashboard", lastEventId: view.lastEventId },
-    scripts: ["dashboard.js"],
+    scripts: ["dashboard.js", "softphone.js"],
     loggedIn: view.loggedIn,
   });
 }
@@ -260,7 +261,13 @@ export function callPage(view: CallView): string {
       `<a class="button" data-format="${f}" href="/api/calls/${sid}/transcript.${f}" download>Download ${f.toUpperCase()}</a>`
     ).join("")
   }</div></div>
-${levels}${recording ? playerCard(recording.url, recording.durationMs, view.styleNonce) : ""}${
+${levels}${
+    // The browser softphone's mount point (static/softphone.js builds it).
+    view.active
+      ? `<section id="softphone" class="card softphone" data-call="${
+        e(call.callSid)
+      }" hidden></section>`
+      : ""}${recording ? playerCard(recording.url, recording.durationMs, view.styleNonce) : ""}${
     view.active || !view.audio ? "" : qualityCard(view.audio)
   }
 <div id="conversation" class="card">${conversation(view.segments)}</div>`;
@@ -272,7 +279,11 @@ ${levels}${recording ? playerCard(recording.url, recording.durationMs, view.styl
       ...(view.active ? { callSid: call.callSid, styleNonce: view.styleNonce ?? "" } : {}),
     },
     // The player after the page's script (module scripts run in order).
-    scripts: recording ? ["dashboard.js", "player.js"] : ["dashboard.js"],
+    scripts: recording
+      ? ["dashboard.js", "player.js"]
+      : view.active
+      ? ["dashboard.js", "softphone.js"]
+      : ["dashboard.js"],
     loggedIn: view.loggedIn,
   });
 }

@@ -37,7 +37,11 @@ export function sameOrigin(publicOrigins: () => string[]): MiddlewareHandler {
   };
 }
 
-function crossSiteProblem(c: Context, publicOrigins: string[]): string | null {
+/**
+ * Why a browser's request comes from another site (its `Sec-Fetch-Site` or `Origin`), or null
+ * when it comes from this server's pages or from no browser.
+ */
+export function crossSiteProblem(c: Context, publicOrigins: string[]): string | null {
   const site = c.req.header("sec-fetch-site");
   if (site !== undefined && site !== "same-origin" && site !== "none") {
     return `Sec-Fetch-Site is ${site.slice(0, 20)}`;

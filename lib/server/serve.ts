@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type { DialOut } from "./dial_out.ts";
 import { BridgeManager, type BridgeManagerOptions } from "../laptop_audio/bridge.ts";
 import { CallRegistry } from "../call/registry.ts";
 import type { RedactPolicy } from "../redact/policies.ts";
@@ -63,6 +64,8 @@ export interface ServerOptions {
   inbound?: { greeting?: string; forwardTo?: string };
   /** A media stream silent this long is closed and its call ended. */
   streamIdleMs: number;
+  /** The dashboard places calls with these Twilio credentials (`POST /api/calls`). */
+  dialOut?: DialOut;
   /** This instance's id; with PostgreSQL the store was opened with it (its calls are its own). */
   instanceId: string;
   /** This instance's own base for its streams, when the public URL is a shared load balancer. */
@@ -219,6 +222,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       webhooks: webhooks ?? undefined,
     },
     streamIdleMs: options.streamIdleMs,
+    dialOut: options.dialOut,
     streamBase,
     streamAccess: StreamAccess.fromSecrets({
       streamSecret: options.streamSecret,

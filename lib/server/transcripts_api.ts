@@ -288,6 +288,8 @@ const STATIC_FILES = {
   "player.js": "./static/player.js",
   "time_format.js": "./static/time_format.js",
   "side_labels.js": "./static/side_labels.js",
+  "softphone.js": "./static/softphone.js",
+  "softphone_worklet.js": "./static/softphone_worklet.js",
   "dashboard.css": "./static/dashboard.css",
   "wavesurfer.esm.js": "../../node_modules/wavesurfer.js/dist/wavesurfer.esm.js",
   "regions.esm.js": "../../node_modules/wavesurfer.js/dist/plugins/regions.esm.js",

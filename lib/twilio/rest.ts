@@ -10,6 +10,7 @@
  * @module
  */
 import twilio from "twilio";
+import { STATUS_PATHS } from "./twiml.ts";
 
 /** Twilio's REST API origin. */
 export const TWILIO_API = "https://api.twilio.com";
@@ -75,4 +76,50 @@ export function describeTwilioError(error: unknown, apiUrl = TWILIO_API): string
   const message = e?.message || String(error);
   const network = typeof e?.code === "string" ? ` (${e.code})` : "";
   return `could not reach the Twilio API at ${apiUrl}${network}: ${message}`;
+}
+
+/** What {@link createOutboundCall} needs. */
+export interface OutboundCallRequest {
+  to: string;
+  /** The server's public base URL: Twilio asks its `/twiml/outbound` for the call's TwiML. */
+  publicUrl: string;
+  /** The call's key terms, sent on its TwiML request (comma-separated). */
+  keyterms?: string;
+}
+
+/**
+ * Why Twilio cannot reach `publicUrl` (a loopback address, with Twilio's own API), or null.
+ * The fix is named: a tunnel or PUBLIC_URL.
+ */
+export function unreachablePublicUrl(
+  publicUrl: string,
+  credentials: TwilioCredentials,
+): string | null {
+  const host = new URL(publicUrl).hostname;
+  if (credentials.apiUrl || !/^(localhost|127\.|\[::1\]|0\.0\.0\.0|::1)/.test(host)) return null;
+  return `the server's public URL is ${publicUrl}, which Twilio cannot reach: set NGROK_AUTHTOKEN ` +
+    "(or run a tunnel and set PUBLIC_URL) in .env, then restart `deno task serve`";
+}
+
+/**
+ * Creates an outbound call whose TwiML comes from the server's `/twiml/outbound` (so its stream
+ * URLs are that call's own), with status callbacks to the server.
+ */
+export function createOutboundCall(
+  client: twilio.Twilio,
+  credentials: TwilioCredentials,
+  request: OutboundCallRequest,
+): ReturnType<twilio.Twilio["calls"]["create"]> {
+  const base = request.publicUrl.replace(/\/$/, "");
+  return client.calls.create({
+    to: request.to,
+    from: credentials.from,
+    // The server puts them in the call's <Stream> as its `keyterms` parameter.
+    url: base + "/twiml/outbound" +
+      (request.keyterms ? `?keyterms=${encodeURIComponent(request.keyterms)}` : ""),
+    method: "POST",
+    statusCallback: base + STATUS_PATHS.call,
+    statusCallbackMethod: "POST",
+    statusCallbackEvent: ["initiated", "ringing", "answered", "completed"],
+  });
 }
