@@ -145,7 +145,7 @@ Deno.test("an IVR then an agent on the inbound track: each final keeps its speak
     const webhook = JSON.parse(webhookMessage(finalEvent)!.body);
     assert.deepEqual([webhook.speakerLabel, webhook.language], ["B", "es"]);
     const page = callPage({ call, active: false, segments, lastEventId: "" });
-    assert.match(page, /<\/time>\(B, es\) /);
+    assert.match(page, /<span class="speaker">B, es<\/span>/);
   } finally {
     await server.shutdown();
     await engine.dispose();
