@@ -292,6 +292,8 @@ export class LaptopAudioStream extends MediaStreamHandler {
   }
 
   protected media(_session: CallSession, { media }: MediaMessage): void {
+    // Decoded only for a leg that plays it (a stream with neither takes the audio unread).
+    if (!this.#bridge && !this.#leg?.held) return;
     const payload = decodeBase64(media.payload);
     this.#bridge?.play(payload);
     this.#leg?.play(payload);

@@ -58,6 +58,8 @@ export interface LegStream {
 
 /** A call's leg as the `/audio` stream holds it. */
 export interface OfferedLeg {
+  /** True while a browser tab holds the leg (it plays what comes). */
+  readonly held: boolean;
   /** One µ-law frame from the call, for the browser holding the leg (if any). */
   play(mulaw: Uint8Array): void;
   /** The `/audio` stream ended: the browser is told and the leg goes. */
@@ -92,6 +94,9 @@ export class Softphone {
     this.#legs.set(stream.callSid, leg);
     const pcm = new Int16Array(160);
     return {
+      get held() {
+        return leg.browser?.readyState === WebSocket.OPEN;
+      },
       play: (mulaw) => {
         const browser = leg.browser;
         if (!browser || browser.readyState !== WebSocket.OPEN) return;
