@@ -278,6 +278,18 @@ Deno.test("INBOUND_FORWARD_TO must be E.164", () => {
   );
 });
 
+/** The REST simulator with a callee who says nothing (1 s), answered at once, fast. */
+function silentCalleeSim(accountSid: string, authToken: string) {
+  return startTwilioRestSim({
+    accountSid,
+    authToken,
+    calleeAudio: toMulaw(new Float32Array(8000)),
+    fast: true,
+    tailMs: 3000,
+    ringMs: 100,
+  });
+}
+
 Deno.test("deno task call through a tunnel to a token-guarded server: it sends the token it shares with the server", async () => {
   const { accountSid, authToken } = account();
   const dataDir = await Deno.makeTempDir({ prefix: "callscribe-test-" });
@@ -291,14 +303,7 @@ Deno.test("deno task call through a tunnel to a token-guarded server: it sends t
   const port = new URL(server.url).port;
   // What `deno task serve` does once its tunnel is open (here a name the simulator reaches).
   server.usePublicUrl(`http://localhost:${port}`);
-  const sim = await startTwilioRestSim({
-    accountSid,
-    authToken,
-    calleeAudio: toMulaw(new Float32Array(8000)),
-    fast: true,
-    tailMs: 3000,
-    ringMs: 100,
-  });
+  const sim = await silentCalleeSim(accountSid, authToken);
   const env = {
     TWILIO_ACCOUNT_SID: accountSid,
     TWILIO_AUTH_TOKEN: authToken,
@@ -356,14 +361,7 @@ Deno.test("deno task call with PUBLIC_URL to a token-guarded server: the call's 
     dashboardToken: "dash-test-0f1e2d3c4b5a69788796",
     env: { PORT: port, PUBLIC_URL: publicUrl },
   });
-  const sim = await startTwilioRestSim({
-    accountSid,
-    authToken,
-    calleeAudio: toMulaw(new Float32Array(8000)),
-    fast: true,
-    tailMs: 3000,
-    ringMs: 100,
-  });
+  const sim = await silentCalleeSim(accountSid, authToken);
   try {
     const output = await makeCall([TO], {
       TWILIO_ACCOUNT_SID: accountSid,

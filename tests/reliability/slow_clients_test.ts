@@ -14,6 +14,23 @@ import { freePort, report, sleep, spawnServer } from "./fixtures.ts";
 const FILE_LIMIT = 256;
 const TOKEN = "slow-clients-token-0123456789";
 
+/** A server (null engine, no laptop audio) under {@link FILE_LIMIT} with a 2 s header timeout. */
+async function limitedServer(env: Record<string, string>) {
+  const port = freePort();
+  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-slow-" });
+  const server = await spawnServer("tests/reliability/child_server.ts", ["--engine", "null"], {
+    TWILIO_AUTH_TOKEN: TOKEN,
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    DATA_DIR: dataDir,
+    AUDIO_INPUT: "none",
+    AUDIO_OUTPUT: "none",
+    HTTP_HEADER_TIMEOUT: "2",
+    ...env,
+  }, { fileLimit: FILE_LIMIT });
+  return { port, dataDir, server };
+}
+
 /** A raw connection that sends `chunks` one at a time, `everyMs` apart, until the server closes it. */
 async function slowClient(port: number, first: string, next: string, everyMs: number) {
   const opened = performance.now();
@@ -53,19 +70,10 @@ async function slowClient(port: number, first: string, next: string, everyMs: nu
 }
 
 Deno.test("slow and idle connections beyond the file limit are closed in time; /healthz and a live call go on", async () => {
-  const port = freePort();
-  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-slow-" });
-  const server = await spawnServer("tests/reliability/child_server.ts", ["--engine", "null"], {
-    TWILIO_AUTH_TOKEN: TOKEN,
-    PORT: String(port),
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    DATA_DIR: dataDir,
-    AUDIO_INPUT: "none",
-    AUDIO_OUTPUT: "none",
-    HTTP_HEADER_TIMEOUT: "2",
+  const { port, dataDir, server } = await limitedServer({
     HTTP_BODY_TIMEOUT: "2",
     HTTP_IDLE_TIMEOUT: "3",
-  }, { fileLimit: FILE_LIMIT });
+  });
   try {
     // A live call first: its streams are open before the flood.
     // Eight seconds of speech: the call outlasts the flood and its time limits.
@@ -152,18 +160,7 @@ Deno.test("slow and idle connections beyond the file limit are closed in time; /
 });
 
 Deno.test("MAX_CONNECTIONS above what the file limit allows is lowered: the server keeps answering", async () => {
-  const port = freePort();
-  const dataDir = await Deno.makeTempDir({ prefix: "callscribe-slow-" });
-  const server = await spawnServer("tests/reliability/child_server.ts", ["--engine", "null"], {
-    TWILIO_AUTH_TOKEN: TOKEN,
-    PORT: String(port),
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    DATA_DIR: dataDir,
-    AUDIO_INPUT: "none",
-    AUDIO_OUTPUT: "none",
-    HTTP_HEADER_TIMEOUT: "2",
-    MAX_CONNECTIONS: "1000",
-  }, { fileLimit: FILE_LIMIT });
+  const { port, dataDir, server } = await limitedServer({ MAX_CONNECTIONS: "1000" });
   const conns: Deno.Conn[] = [];
   try {
     for (let i = 0; i < 400; i++) {
