@@ -121,7 +121,9 @@ function brokenLinks(file: string): string[] {
     if (!stat.isFile || !resolved.endsWith(".md")) {
       problems.push(`${where(line)}: ${target}: an anchor into a file that is not Markdown`);
     } else if (!anchorsOf(Deno.readTextFileSync(resolved)).has(anchor)) {
-      problems.push(`${where(line)}: ${target}: no heading #${anchor} in ${relative(ROOT, resolved)}`);
+      problems.push(
+        `${where(line)}: ${target}: no heading #${anchor} in ${relative(ROOT, resolved)}`,
+      );
     }
   }
   return problems;
