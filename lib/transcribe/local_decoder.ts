@@ -22,10 +22,11 @@ import { DecodeQueue } from "./decode_queue.ts";
 import { LOCAL_DEFAULTS, type LocalEngineOptions } from "./local_engine_options.ts";
 import { LocalTrack } from "./local_track.ts";
 import { createRecognizer, MODEL_RATE } from "./recognizer.ts";
-import type { SpeechDetector } from "./speech_detector.ts";
-import { createVoiceDetector, type VoiceDetector } from "./voice_detector.ts";
+import { createVoiceDetector } from "./create_voice_detector.ts";
+import { GatedVoiceDetector } from "./gated_voice_detector.ts";
+import type { VoiceDetector } from "./voice_detector.ts";
 
-/** Silero detectors each decoder loads at start-up (~3 MB each); more are loaded as tracks need them. */
+/** Voice detectors each decoder loads at start-up (a Silero one: ~3 MB); more are made as tracks need them. */
 const DETECTORS_AT_START = 8;
 /**
  * The encoder's chunk in 10 ms feature frames when its file does not say
@@ -65,8 +66,8 @@ export class LocalDecoder implements TranscriberEngine {
   #chunksFreed = 0;
   /** Silence not fed to the model goes in steps of this many 20 ms frames (whole chunks). */
   readonly #skipFrames: number;
-  /** Detectors of closed tracks, reset for the next (each loads its own copy of Silero). */
-  readonly #idleDetectors: SpeechDetector[] = [];
+  /** Detectors of closed tracks, reset for the next (a Silero one loads its own copy of the model). */
+  readonly #idleDetectors: VoiceDetector[] = [];
 
   constructor(model: ModelFiles, options: Partial<LocalEngineOptions> = {}) {
     this.model = model;
@@ -88,22 +89,32 @@ export class LocalDecoder implements TranscriberEngine {
     this.#skipFrames = chunkFrames % 2 ? chunkFrames : chunkFrames / 2;
     // Loading a Silero detector takes 30–250 ms (ONNX Runtime's session set-up), which would hold
     // up every track of this thread when a call comes in: load a few now, at start-up.
-    if (this.options.vadSilenceMs > 0 && this.options.vad === "silero") {
-      for (let i = 0; i < DETECTORS_AT_START; i++) {
-        this.#idleDetectors.push(this.#newDetector() as SpeechDetector);
-      }
+    if (this.options.vadSilenceMs > 0) {
+      for (let i = 0; i < DETECTORS_AT_START; i++) this.#idleDetectors.push(this.#newDetector());
     }
   }
 
+  /**
+   * A voice detector for a track: the energy detector reads the call's 8 kHz;
+   * Silero runs at 16 kHz, which the model has, and only while the line is
+   * loud (it costs about as much CPU as the model's decoding).
+   */
   #newDetector(): VoiceDetector {
     const { vad, vadSilenceMs, vadThreshold } = this.options;
-    return createVoiceDetector({
+    if (vad === "energy") {
+      return createVoiceDetector({
+        kind: vad,
+        sampleRate: 8000,
+        minSilenceMs: vadSilenceMs,
+        threshold: vadThreshold,
+      });
+    }
+    return new GatedVoiceDetector(createVoiceDetector({
       kind: vad,
-      // The energy detector reads the call's 8 kHz; Silero runs at 16 kHz, which the model has.
-      sampleRate: vad === "energy" ? 8000 : MODEL_RATE,
+      sampleRate: MODEL_RATE,
       minSilenceMs: vadSilenceMs,
       threshold: vadThreshold,
-    });
+    }));
   }
 
   /**
@@ -139,24 +150,18 @@ export class LocalDecoder implements TranscriberEngine {
       this.#chunksFreed += entry.queue.chunksDecoded;
       this.#recognizers.delete(entry.key);
     };
-    let vad: VoiceDetector | null = null;
-    let release = () => {};
-    if (this.options.vadSilenceMs > 0 && this.options.vad === "energy") {
-      vad = this.#newDetector();
-    } else if (this.options.vadSilenceMs > 0) {
-      const silero = this.#idleDetectors.pop() ?? this.#newDetector() as SpeechDetector;
-      vad = silero;
-      release = () => {
-        silero.reset();
-        this.#idleDetectors.push(silero);
-      };
-    }
+    const vad = this.options.vadSilenceMs > 0
+      ? this.#idleDetectors.pop() ?? this.#newDetector()
+      : null;
     return new LocalTrack(entry.recognizer, track, sink, {
       options: this.options,
       queue: entry.queue,
       vad,
       release: () => {
-        release();
+        if (vad) {
+          vad.reset();
+          this.#idleDetectors.push(vad);
+        }
         done();
       },
       skipFrames: this.#skipFrames,

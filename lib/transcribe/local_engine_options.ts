@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { VoiceDetectorKind } from "./voice_detector_kind.ts";
+import type { VoiceDetectorKind } from "./voice_detector.ts";
 
 /** Endpointing and decoding options of the local engine. */
 export interface LocalEngineOptions {

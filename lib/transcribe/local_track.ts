@@ -13,9 +13,8 @@ import type { Track, TrackTranscriber, Transcript, TranscriptSink } from "./engi
 import type { DecodeQueue } from "./decode_queue.ts";
 import type { LocalEngineOptions } from "./local_engine_options.ts";
 import { MODEL_RATE, type RecognizerResult } from "./recognizer.ts";
-import type { SpeechDetector, SpeechEvent } from "./speech_detector.ts";
 import { sentenceCase, tokensToWords } from "./tokens_to_words.ts";
-import type { VoiceDetector } from "./voice_detector.ts";
+import { endsSpeech, type VoiceDetector } from "./voice_detector.ts";
 
 /** Silence fed after the last audio so the model emits its last tokens. */
 const TAIL_SECONDS = 0.6;
@@ -26,14 +25,6 @@ const TAIL_SECONDS = 0.6;
  * made the fewest errors (0.8 and 1.0 s no fewer, and cost more decoding).
  */
 const FLUSH_SAMPLES = Math.round(MODEL_RATE * 0.6);
-/**
- * Silero runs only from a 20 ms frame louder than this (RMS, about −50
- * dBFS: below any speech, above a quiet line's noise) until it has ended that
- * speech, or seen none for {@link VAD_IDLE_MS}: Silero costs about as much
- * as this small model's decoding, and a track is silent much of a call.
- */
-const VAD_GATE_RMS = 0.003;
-const VAD_IDLE_MS = 1000;
 /**
  * With a voice detector, the model is fed only from a little before speech
  * starts until the detector ends it: the silence between utterances (half a
@@ -46,7 +37,7 @@ const VAD_IDLE_MS = 1000;
 const PRE_ROLL_FRAMES = 25;
 
 /**
- * One track's transcription on a recognizer: gates the voice detector, feeds
+ * One track's transcription on a recognizer: runs its voice detector, feeds
  * the stream (skipping silence a whole model chunk at a time), and emits
  * partials and finals with word times on the track's clock.
  */
@@ -66,9 +57,6 @@ export class LocalTrack implements TrackTranscriber {
   /** The voice detector on this track's audio; null with `vadSilenceMs: 0`. */
   #vad: VoiceDetector | null;
   #release: () => void;
-  /** Silero is listening (see {@link VAD_GATE_RMS}), and for how long it has heard no speech. */
-  #vadOn = false;
-  #vadIdleMs = 0;
   /**
    * The stream's clock against the track's, in ms: flush padding fed (not in
    * the track) minus silence skipped (not in the stream).
@@ -163,7 +151,9 @@ export class LocalTrack implements TrackTranscriber {
     let ended = false;
     this.#guard(() => {
       const pcm = this.#upsampler.process(samples);
-      if (this.#vad) ended = this.#listen(this.#vad, samples, pcm);
+      // The detector takes the call's 8 kHz or the model's 16 kHz, whichever it was made for.
+      const vad = this.#vad;
+      if (vad) ended = endsSpeech(vad.push(vad.sampleRate === MODEL_RATE ? pcm : samples));
       if (!this.#feeding && this.#vad?.speaking) {
         this.#feeding = true;
         for (const frame of this.#preRoll) {
@@ -182,29 +172,6 @@ export class LocalTrack implements TrackTranscriber {
         }
       }
     });
-    return ended;
-  }
-
-  /**
-   * Runs the voice detector on a batch (8 kHz `samples`, 16 kHz `pcm`);
-   * true at the end of speech. Silero runs only while the gate is open.
-   */
-  #listen(vad: VoiceDetector, samples: Float32Array, pcm: Float32Array): boolean {
-    if (this.#options.vad === "energy") return endsSpeech(vad.push(samples));
-    const silero = vad as SpeechDetector;
-    if (!this.#vadOn) {
-      let sum = 0;
-      for (const x of samples) sum += x * x;
-      if (Math.sqrt(sum / samples.length) < VAD_GATE_RMS) return false;
-      this.#vadOn = true;
-      this.#vadIdleMs = 0;
-    }
-    const ended = endsSpeech(silero.push(pcm));
-    this.#vadIdleMs = silero.speaking ? 0 : this.#vadIdleMs + (samples.length / 8);
-    if (ended || this.#vadIdleMs >= VAD_IDLE_MS) {
-      silero.reset();
-      this.#vadOn = false;
-    }
     return ended;
   }
 
@@ -273,9 +240,4 @@ export class LocalTrack implements TrackTranscriber {
       words,
     };
   }
-}
-
-/** True when the detector's events end a stretch of speech. */
-function endsSpeech(events: SpeechEvent[]): boolean {
-  return events.some((e) => e.type === "speech-end");
 }
