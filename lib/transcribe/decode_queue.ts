@@ -30,12 +30,14 @@ export class DecodeQueue {
   #scheduled = false;
   #cancelled = false;
 
+  /** A queue for the tracks of `recognizer`; `batch` when its encoder takes several streams at once. */
   // deno-lint-ignore no-explicit-any
   constructor(recognizer: any, batch: boolean) {
     this.#recognizer = recognizer;
     this.#batch = batch;
   }
 
+  /** Queues `track`, whose stream has a chunk ready, to be decoded once the audio in hand is in. */
   add(track: QueuedTrack): void {
     this.#ready.add(track);
     if (this.#scheduled) return;
@@ -57,6 +59,7 @@ export class DecodeQueue {
     return this.#ready.delete(track);
   }
 
+  /** Drops every queued track and decodes nothing more (the decoder is disposed). */
   cancel(): void {
     this.#cancelled = true;
     this.#ready.clear();

@@ -71,6 +71,11 @@ export class LocalTrack implements TrackTranscriber {
   #failed = false;
   #closed = false;
 
+  /**
+   * A track on a stream of `recognizer`: `vad` is its voice detector (null:
+   * none, the model hears everything), `release` runs once at close, and
+   * silence is skipped `skipFrames` 20 ms frames at a time.
+   */
   constructor(
     // deno-lint-ignore no-explicit-any
     recognizer: any,
@@ -96,6 +101,7 @@ export class LocalTrack implements TrackTranscriber {
     this.#skipFrames = parts.skipFrames;
   }
 
+  /** The track's recognizer stream (null once closed). */
   // deno-lint-ignore no-explicit-any
   get stream(): any {
     return this.#stream;

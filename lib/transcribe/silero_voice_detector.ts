@@ -59,6 +59,7 @@ export function sileroModelPath(): string {
 export class SileroVoiceDetector implements VoiceDetector {
   // deno-lint-ignore no-explicit-any
   readonly #vad: any;
+  /** The rate of the samples it takes (8 kHz is upsampled here to Silero's 16 kHz). */
   readonly sampleRate: 8000 | 16000;
   #upsampler: Upsampler2x | null;
   #pushed = 0;
