@@ -160,8 +160,8 @@ function mount(panel: HTMLElement, callSid: string) {
       (select.firstChild as HTMLOptionElement).value = "";
       let n = 0;
       for (const d of devices.filter((d) => d.kind === kind && d.deviceId !== "default")) {
-        const label = d.label || `${kind === "audioinput" ? "Microphone" : "Speaker"} ${++n}`;
-        const option = element("option", label) as HTMLOptionElement;
+        const name = d.label || `${kind === "audioinput" ? "Microphone" : "Speaker"} ${++n}`;
+        const option = element("option", name) as HTMLOptionElement;
         option.value = d.deviceId;
         select.append(option);
       }
