@@ -20,11 +20,8 @@ import {
   validateSettings,
 } from "../lib/transcribe/assemblyai_protocol.ts";
 import type { Track } from "../lib/transcribe/engine.ts";
-import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
-import {
-  VOICE_DETECTOR_KINDS,
-  type VoiceDetectorKind,
-} from "../lib/transcribe/voice_detector_kind.ts";
+import type { LocalEngineOptions } from "../lib/transcribe/local_engine_options.ts";
+import { VOICE_DETECTOR_KINDS, type VoiceDetectorKind } from "../lib/transcribe/voice_detector.ts";
 import type { RecordingsOptions } from "../lib/recording/recordings.ts";
 import type { TwilioCredentials } from "../lib/twilio/rest.ts";
 import type { DialOut } from "../lib/server/dial_out.ts";

@@ -11,8 +11,8 @@ import { redactedUrl, sessionUrl } from "../lib/transcribe/assemblyai_protocol.t
 import { HybridEngine } from "../lib/transcribe/hybrid.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { PerTrackEngine } from "../lib/transcribe/per_track.ts";
-import { LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
-import { createVoiceDetector } from "../lib/transcribe/voice_detector.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local_engine_options.ts";
+import { createVoiceDetector } from "../lib/transcribe/create_voice_detector.ts";
 import { progressBar } from "../lib/console/progress_bar.ts";
 import type { ProgressCallback } from "../lib/model/download.ts";
 import { type ResolvedModel, resolveModel } from "../lib/model/resolve_model.ts";
@@ -31,14 +31,14 @@ export async function createEngine(config: Config, log: Logger): Promise<Transcr
     const silenceMs = config.assemblyaiVadSilenceMs;
     // The same voice detector as the local engine's hears the end of speech; ForceEndpoint ends
     // the turn there.
-    const speechDetector = silenceMs === undefined ? undefined : () =>
+    const voiceDetector = silenceMs === undefined ? undefined : () =>
       createVoiceDetector({
         kind: config.local.vad ?? LOCAL_DEFAULTS.vad,
         sampleRate: 8000,
         minSilenceMs: silenceMs,
         threshold: config.local.vadThreshold ?? LOCAL_DEFAULTS.vadThreshold,
       });
-    const engine = new AssemblyAIEngine({ ...config.assemblyai, standIn, speechDetector }, log);
+    const engine = new AssemblyAIEngine({ ...config.assemblyai, standIn, voiceDetector }, log);
     // The URL carries only settings (a token, if any, redacted); the key goes in a header.
     log.info(
       `assemblyai engine${standIn ? " (hybrid)" : ""}: ${

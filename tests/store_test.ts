@@ -12,7 +12,8 @@ import { attachStore, dbPath, type Segment, type TranscriptStore } from "../lib/
 import { SCHEMA_VERSION } from "../lib/store/migrations.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import { PostgresStore } from "../lib/store/postgres.ts";
-import { exportTranscript, mergeByTime, timestamp } from "../lib/store/export.ts";
+import { exportTranscript, mergeByTime } from "../lib/store/export.ts";
+import { timestamp } from "../lib/text/time_format.ts";
 import { CallRegistry } from "../lib/call/registry.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { startTestPostgres, type TestPostgres } from "./test_postgres.ts";

@@ -9,8 +9,8 @@ import { Webhook } from "standardwebhooks";
 import type { CallEvent, CallInfo } from "../lib/call/events.ts";
 import { loadWebhooks } from "../app/config.ts";
 import { UserError } from "../lib/user_error.ts";
+import { backoffDelay } from "../lib/async/backoff.ts";
 import {
-  backoffDelay,
   classifyResponse,
   nextAttemptAt,
   parseRetryAfter,
@@ -105,11 +105,12 @@ Deno.test("signature: the receiver's standardwebhooks check accepts our requests
 
 Deno.test("retry policy: exponential backoff with jitter, Retry-After honoured, the window ends it", () => {
   const policy: RetryPolicy = { windowMs: 24 * 3600_000, baseMs: 1000, maxMs: 3600_000 };
-  assert.equal(backoffDelay(1, policy, () => 0), 500);
-  assert.equal(backoffDelay(1, policy, () => 1), 1000);
-  assert.equal(backoffDelay(4, policy, () => 1), 8000);
-  assert.equal(backoffDelay(30, policy, () => 1), 3600_000);
-  const delays = new Set(Array.from({ length: 20 }, () => backoffDelay(3, policy)));
+  const jittered = { initialMs: policy.baseMs, maxMs: policy.maxMs, jitter: true };
+  assert.equal(backoffDelay(1, { ...jittered, random: () => 0 }), 500);
+  assert.equal(backoffDelay(1, { ...jittered, random: () => 1 }), 1000);
+  assert.equal(backoffDelay(4, { ...jittered, random: () => 1 }), 8000);
+  assert.equal(backoffDelay(30, { ...jittered, random: () => 1 }), 3600_000);
+  const delays = new Set(Array.from({ length: 20 }, () => backoffDelay(3, jittered)!));
   assert.ok(delays.size > 10, "jitter spreads the waits");
   for (const d of delays) assert.ok(d >= 2000 && d <= 4000);
 

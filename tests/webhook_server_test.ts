@@ -18,6 +18,7 @@ import { startTestPostgres } from "./test_postgres.ts";
 import { SqlOutbox } from "../lib/delivery/sql_outbox.ts";
 import { audioSet, conversation, testServer, toMulaw } from "./helpers.ts";
 import { checkArrivals, misbehaving, WebhookReceiver } from "./webhook_receiver.ts";
+import { readLines } from "./read_lines.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SECRET = generateSecret();
@@ -91,15 +92,7 @@ function startChild(dataDir: string, env: Record<string, string>): Child {
     listening.reject(new Error(`the server exited before listening:\n${child.stderr.join("")}`));
   })();
   (async () => {
-    let buffer = "";
-    for await (const chunk of process.stdout.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let end;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        child.stdout.push(buffer.slice(0, end));
-        buffer = buffer.slice(end + 1);
-      }
-    }
+    for await (const line of readLines(process.stdout)) child.stdout.push(line);
   })();
   return child;
 }

@@ -1,12 +1,13 @@
 /**
  * When a webhook delivery is tried again. One policy for every endpoint:
  * 2xx is delivered; a timeout, a connection error, 429 and 5xx are tried
- * again after an exponential backoff with jitter (or the endpoint's
- * `Retry-After`, when later) until the retry window ends; any other status
- * fails the delivery at once.
+ * again after an exponential backoff with jitter (the one backoff,
+ * `lib/async/backoff.ts`; or the endpoint's `Retry-After`, when later) until
+ * the retry window ends; any other status fails the delivery at once.
  *
  * @module
  */
+import { backoffDelay } from "../async/backoff.ts";
 
 /** How long a webhook is retried and how the waits grow. */
 export interface RetryPolicy {
@@ -61,16 +62,6 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 }
 
 /**
- * The wait before retry number `attempt` (1 = the first retry): base·2^(attempt-1),
- * capped, with "equal jitter" (half fixed, half random) so that endpoints
- * coming back from an outage are not hit by every sender at once.
- */
-export function backoffDelay(attempt: number, policy: RetryPolicy, random = Math.random): number {
-  const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
-  return exponential / 2 + random() * (exponential / 2);
-}
-
-/**
  * When to try again after a retryable outcome, or null when the retry window
  * is over (the delivery then fails). The last attempt is made as the window
  * closes; an endpoint asking (`Retry-After`) for a time past it fails now.
@@ -89,7 +80,13 @@ export function nextAttemptAt(
   if (options.now >= windowEnd) return null;
   const asked = options.retryAfterMs ?? 0;
   if (options.now + asked > windowEnd) return null;
-  const backoff = backoffDelay(options.attempts, options.policy, options.random);
+  // Jitter, so that endpoints coming back from an outage are not hit by every sender at once.
+  const backoff = backoffDelay(options.attempts, {
+    initialMs: options.policy.baseMs,
+    maxMs: options.policy.maxMs,
+    jitter: true,
+    random: options.random,
+  })!;
   // Whole ms: the outbox keeps times as integers.
   return Math.round(Math.min(windowEnd, options.now + Math.max(backoff, asked)));
 }

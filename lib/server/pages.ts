@@ -2,24 +2,19 @@
  * The dashboard's HTML: server-rendered template strings, every outside
  * value escaped. No inline script or style (the Content-Security-Policy
  * allows neither): the pages load `static/dashboard.css`,
- * `static/dashboard.js` (EventSource) and, for a recording, `static/player.js`
+ * `static/dashboard.ts` (EventSource) and, for a recording, `static/player.ts`
  * (wavesurfer.js, served from node_modules as an ES module), and pass what
- * the scripts need in `<body data-…>`. No build step.
+ * the scripts need in `<body data-…>`. No build step: the server strips the
+ * scripts' types as it serves them (`browser_assets.ts`).
  *
  * @module
  */
 import type { CallPage, CallQuery, Segment, StoredCall } from "../store/db.ts";
-import {
-  type CallAudio,
-  clock,
-  describeQuality,
-  EXPORT_FORMATS,
-  formatDuration,
-  mergeByTime,
-} from "../store/export.ts";
+import { type CallAudio, describeQuality, EXPORT_FORMATS, mergeByTime } from "../store/export.ts";
+import { clock, formatDuration } from "../text/time_format.ts";
 import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
-import { SIDE_LABELS } from "./static/side_labels.js";
+import { SIDE_LABELS } from "./static/side_labels.ts";
 
 /** Escapes text for HTML content and attribute values. */
 export function escapeHtml(value: unknown): string {
@@ -29,11 +24,17 @@ export function escapeHtml(value: unknown): string {
 
 const e = escapeHtml;
 
+/** The pages' files, by their paths under `/assets/` (see `browser_assets.ts`). */
+const DASHBOARD_CSS = "server/static/dashboard.css";
+const DASHBOARD_SCRIPT = "server/static/dashboard.ts";
+const PLAYER_SCRIPT = "server/static/player.ts";
+const SOFTPHONE_SCRIPT = "server/static/softphone.ts";
+
 /** What a page's `<body data-…>` tells its script, and which scripts it loads. */
 interface PageOptions {
   /** `data-*` attributes of `<body>` (values escaped here). */
   data?: Record<string, string>;
-  /** Script files under /assets/ (ES modules, run in order after the page is parsed). */
+  /** Scripts by their paths under /assets/ (ES modules, run in order after the page is parsed). */
   scripts?: string[];
   loggedIn?: boolean;
 }
@@ -44,10 +45,11 @@ function layout(title: string, body: string, options: PageOptions = {}): string 
   ).join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${e(title)}</title><link rel="stylesheet" href="/assets/dashboard.css">${
-    (options.scripts ?? []).map((name) =>
-      `<script type="module" src="/assets/${encodeURIComponent(name)}"></script>`
-    ).join("")
+<title>${e(title)}</title><link rel="stylesheet" href="/assets/${DASHBOARD_CSS}">${
+    (options.scripts ?? []).map((path) =>
+      `<script type="module" src="/assets/${e(path)}"></script>`
+    )
+      .join("")
   }</head>
 <body${data}><header class="top"><a href="/">callscribe</a><span class="muted">transcripts</span>${
     options.loggedIn ? `<form method="post" action="/logout"><button>Log out</button></form>` : ""
@@ -59,7 +61,7 @@ function layout(title: string, body: string, options: PageOptions = {}): string 
  * The conversation: both tracks' lines in one list ordered by start time,
  * like a chat (the phone party on the left, the laptop on the right), each
  * line marked with its side, its speaker and language when the engine gave
- * them, and its times. `dashboard.js` inserts live lines in the same order.
+ * them, and its times. `dashboard.ts` inserts live lines in the same order.
  */
 function conversation(segments: Segment[]): string {
   return `<ol class="lines" aria-label="Conversation">${
@@ -169,7 +171,7 @@ ${
   }</div>`;
   return layout("callscribe — calls", body, {
     data: { page: "dashboard", lastEventId: view.lastEventId },
-    scripts: ["dashboard.js", "softphone.js"],
+    scripts: [DASHBOARD_SCRIPT, SOFTPHONE_SCRIPT],
     loggedIn: view.loggedIn,
   });
 }
@@ -262,7 +264,7 @@ export function callPage(view: CallView): string {
     ).join("")
   }</div></div>
 ${levels}${
-    // The browser softphone's mount point (static/softphone.js builds it).
+    // The browser softphone's mount point (static/softphone.ts builds it).
     view.active
       ? `<section id="softphone" class="card softphone" data-call="${
         e(call.callSid)
@@ -280,10 +282,10 @@ ${levels}${
     },
     // The player after the page's script (module scripts run in order).
     scripts: recording
-      ? ["dashboard.js", "player.js"]
+      ? [DASHBOARD_SCRIPT, PLAYER_SCRIPT]
       : view.active
-      ? ["dashboard.js", "softphone.js"]
-      : ["dashboard.js"],
+      ? [DASHBOARD_SCRIPT, SOFTPHONE_SCRIPT]
+      : [DASHBOARD_SCRIPT],
     loggedIn: view.loggedIn,
   });
 }

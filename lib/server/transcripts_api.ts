@@ -9,7 +9,7 @@
  * - `GET /api/events`, `GET /api/calls/:sid/events` — Server-Sent Events with `Last-Event-ID` resume
  * - `GET /api/calls/:sid/levels` — Server-Sent Events: each track's level once a second while live
  * - `GET /` (dashboard), `GET /calls/:sid` (call page)
- * - `GET /assets/…` — the dashboard's script and style (`static/`), the player (wavesurfer.js from node_modules)
+ * - `GET /assets/…` — the dashboard's scripts and style (`browser_assets.ts`), the player (wavesurfer.js from node_modules)
  *
  * `createApp` puts all but the assets in its dashboard group (credential, cross-site check, security
  * headers); Twilio's routes are not here.
@@ -31,6 +31,7 @@ import type { LiveHub } from "./live.ts";
 import { callAudio, type Recordings } from "../recording/recordings.ts";
 import { fileRangeResponse } from "./recording_response.ts";
 import { callPage, dashboardPage, notFoundPage } from "./pages.ts";
+import { BROWSER_ASSETS, readBrowserAsset } from "./browser_assets.ts";
 import { parseWholeNumber } from "../parse.ts";
 import { UserError } from "../user_error.ts";
 import type { Webhooks } from "../delivery/start.ts";
@@ -114,15 +115,10 @@ export function registerTranscriptRoutes(
   const audioOf = (sid: string) => callAudio(store, recordings, sid);
 
   // The dashboard's own files and the player's library (from node_modules): public code.
-  for (const [name, file] of Object.entries(STATIC_FILES)) {
-    open.get(`/assets/${name}`, async (c) => {
-      const body = await Deno.readFile(new URL(file, import.meta.url));
-      return c.body(body, 200, {
-        "content-type": name.endsWith(".css")
-          ? "text/css; charset=utf-8"
-          : "text/javascript; charset=utf-8",
-        "cache-control": "no-cache",
-      });
+  for (const path of BROWSER_ASSETS) {
+    open.get(`/assets/${path}`, async (c) => {
+      const { body, contentType } = await readBrowserAsset(path);
+      return c.body(body, 200, { "content-type": contentType, "cache-control": "no-cache" });
     });
   }
 
@@ -281,19 +277,6 @@ export function registerTranscriptRoutes(
     }));
   });
 }
-
-/** Files served under `/assets/`: the dashboard's script and style, and the player (from node_modules). */
-const STATIC_FILES = {
-  "dashboard.js": "./static/dashboard.js",
-  "player.js": "./static/player.js",
-  "time_format.js": "./static/time_format.js",
-  "side_labels.js": "./static/side_labels.js",
-  "softphone.js": "./static/softphone.js",
-  "softphone_worklet.js": "./static/softphone_worklet.js",
-  "dashboard.css": "./static/dashboard.css",
-  "wavesurfer.esm.js": "../../node_modules/wavesurfer.js/dist/wavesurfer.esm.js",
-  "regions.esm.js": "../../node_modules/wavesurfer.js/dist/plugins/regions.esm.js",
-};
 
 function unknownCall(c: Context) {
   return c.json({ error: `no call with SID ${c.req.param("sid")}` }, 404);

@@ -15,10 +15,7 @@ import type { CallQuality } from "../recording/track_quality.ts";
 import type { LaptopInput } from "../call/events.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
 import type { Segment, StoredCall } from "./db.ts";
-import { clock, formatDuration, timestamp } from "../server/static/time_format.js";
-
-// The time formats are shared with the dashboard's script, which the browser loads as they are.
-export { clock, formatDuration, timestamp };
+import { clock, formatDuration, timestamp } from "../text/time_format.ts";
 import { printable } from "../text/printable.ts";
 
 /**

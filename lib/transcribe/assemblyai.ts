@@ -36,6 +36,7 @@ import {
   validateSettings,
 } from "./assemblyai_protocol.ts";
 import { type ReplayOptions, ReplaySocket, type SessionView } from "./assemblyai_socket.ts";
+import { endsSpeech, type VoiceDetector } from "./voice_detector.ts";
 import type {
   Track,
   TrackOptions,
@@ -55,16 +56,12 @@ export interface AssemblyAIOptions extends SessionSettings, ReplayOptions {
   /** Set by the hybrid engine: which engine's finals stand in when AssemblyAI fails. */
   standIn?: string;
   /**
-   * A voice detector per track (a `VoiceDetector`: energy or Silero): each end of
-   * speech it hears sends `ForceEndpoint`, so the turn ends without waiting for
-   * AssemblyAI's own silence rules (Pipecat's `vad_force_turn_endpoint`).
+   * A new voice detector for a track, taking its 8 kHz audio (energy or
+   * Silero): each end of speech it hears sends `ForceEndpoint`, so the turn
+   * ends without waiting for AssemblyAI's own silence rules (Pipecat's
+   * `vad_force_turn_endpoint`).
    */
-  speechDetector?: () => SpeechEndDetector;
-}
-
-/** What a voice detector must do for {@link AssemblyAIOptions.speechDetector}: 8 kHz samples in, events out. */
-export interface SpeechEndDetector {
-  push(samples: Float32Array): ReadonlyArray<{ type: string }>;
+  voiceDetector?: () => VoiceDetector;
 }
 
 /** Defaults for everything but the credentials. */
@@ -201,7 +198,7 @@ export class AssemblyAITrack implements TrackTranscriber {
   #closing: Promise<void> | null = null;
   #protocolErrors = 0;
   #otherTypes = new Set<string>();
-  readonly #detector?: SpeechEndDetector;
+  readonly #detector?: VoiceDetector;
 
   constructor(
     engine: AssemblyAIEngine,
@@ -222,7 +219,7 @@ export class AssemblyAITrack implements TrackTranscriber {
       ...new Set([...(options.keytermsPrompt ?? []), ...(trackOptions.keyterms ?? [])]),
     ];
     this.#settings = { ...options, ...(keyterms.length && { keytermsPrompt: keyterms }) };
-    this.#detector = options.speechDetector?.();
+    this.#detector = options.voiceDetector?.();
     this.#socket = new ReplaySocket({
       ...options,
       url: () => sessionUrl(this.#settings, options.token),
@@ -330,7 +327,8 @@ export class AssemblyAITrack implements TrackTranscriber {
     // The batch is a view into the batcher's buffer: the socket keeps a copy for replay.
     this.#socket.push((this.#receivedBytes - batch.length) / BYTES_PER_MS, batch.slice());
     // Only while the live session keeps up: behind, the end of speech would land early in its audio.
-    const ended = this.#detector?.push(mulawToFloat32(batch)).some((e) => e.type === "speech-end");
+    const ended = this.#detector !== undefined &&
+      endsSpeech(this.#detector.push(mulawToFloat32(batch)));
     if (ended && this.#socket.lagMs === 0) this.forceEndpoint();
   }
 

@@ -16,6 +16,7 @@ import { startServer } from "../../app/server.ts";
 import { createEngine } from "../../app/engine.ts";
 import type { TranscriberEngine } from "../../lib/transcribe/engine.ts";
 import { NullEngine } from "../../lib/transcribe/null_engine.ts";
+import { readLines } from "../read_lines.ts";
 
 const { values } = parseArgs({ options: { engine: { type: "string", default: "null" } } });
 const log = stderrLogger();
@@ -32,30 +33,23 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
 (async () => {
   const encoder = new TextEncoder();
-  let buffer = "";
-  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-    buffer += chunk;
-    let end;
-    while ((end = buffer.indexOf("\n")) >= 0) {
-      const command = buffer.slice(0, end).trim();
-      buffer = buffer.slice(end + 1);
-      if (command !== "stats") continue;
-      // Twice: the first pass only queues finalizers. "last-resort" is the collection V8 runs
-      // under memory pressure: it also gives back the heap pages it grew into under load, so
-      // what remains is memory in use, not V8's reserve.
-      const gc = (globalThis as unknown as { gc?: (options: object) => void }).gc;
-      for (let i = 0; i < 2; i++) {
-        gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      const reply = {
-        reply: "stats",
-        memory: Deno.memoryUsage(),
-        counts: nullEngine?.counts ?? null,
-        activeCalls: server.registry.activeCalls,
-      };
-      Deno.stdout.writeSync(encoder.encode(JSON.stringify(reply) + "\n"));
+  for await (const line of readLines(Deno.stdin.readable)) {
+    if (line.trim() !== "stats") continue;
+    // Twice: the first pass only queues finalizers. "last-resort" is the collection V8 runs
+    // under memory pressure: it also gives back the heap pages it grew into under load, so
+    // what remains is memory in use, not V8's reserve.
+    const gc = (globalThis as unknown as { gc?: (options: object) => void }).gc;
+    for (let i = 0; i < 2; i++) {
+      gc?.({ type: "major", execution: "sync", flavor: "last-resort" });
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
+    const reply = {
+      reply: "stats",
+      memory: Deno.memoryUsage(),
+      counts: nullEngine?.counts ?? null,
+      activeCalls: server.registry.activeCalls,
+    };
+    Deno.stdout.writeSync(encoder.encode(JSON.stringify(reply) + "\n"));
   }
 })();
 

@@ -5,6 +5,7 @@
 import { fileURLToPath } from "node:url";
 import { startMessage } from "../../lib/twilio/protocol.ts";
 import type { CallEvent } from "../../lib/call/events.ts";
+import { readLines } from "../read_lines.ts";
 
 /** The project root. */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -119,20 +120,12 @@ export async function spawnServer(
   const listening = Promise.withResolvers<string>();
   const replies: Array<(line: string) => void> = [];
   const pump = async (stream: ReadableStream<Uint8Array>, into: string[], isOut: boolean) => {
-    let buffer = "";
-    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      let end;
-      while ((end = buffer.indexOf("\n")) >= 0) {
-        const line = buffer.slice(0, end);
-        buffer = buffer.slice(end + 1);
-        into.push(line);
-        const match = /listening on (http:\/\/\S+)/.exec(line);
-        if (match) listening.resolve(match[1]);
-        if (isOut && line.startsWith('{"reply"')) replies.shift()?.(line);
-      }
+    for await (const line of readLines(stream, { rest: true })) {
+      into.push(line);
+      const match = /listening on (http:\/\/\S+)/.exec(line);
+      if (match) listening.resolve(match[1]);
+      if (isOut && line.startsWith('{"reply"')) replies.shift()?.(line);
     }
-    if (buffer) into.push(buffer);
   };
   const pumps = Promise.all([
     pump(process.stdout, stdout, true),

@@ -1,11 +1,10 @@
-// @ts-check
 /// <reference lib="dom" />
 /**
- * The browser softphone (served as `/assets/softphone.js`): on a live call's
+ * The browser softphone (served as `/assets/server/static/softphone.ts`): on a live call's
  * page, this tab can take the call's laptop leg. The microphone
  * (`getUserMedia` with the browser's echo cancellation, noise suppression
  * and gain control) goes through the capture worklet
- * (`softphone_worklet.js`: 8 kHz 16-bit PCM, 20 ms frames) into one
+ * (`softphone_worklet.ts`: 8 kHz 16-bit PCM, 20 ms frames) into one
  * WebSocket, `/api/calls/<CallSid>/softphone`, opened with the dashboard
  * session; the call's audio comes back on it as 8 kHz PCM and is played
  * through Web Audio on the chosen speaker (`setSinkId` where the browser
@@ -15,6 +14,9 @@
  *
  * @module
  */
+
+/** An AudioContext that can pick its speaker (`setSinkId`: not in every browser, nor in the DOM typings). */
+type SinkContext = AudioContext & { setSinkId(sinkId: string): Promise<void> };
 
 const CALL_RATE = 8000;
 /** Playback starts this far ahead of now: room for network jitter. */
@@ -31,12 +33,11 @@ if (dialOut) mountDialOut(dialOut);
 /**
  * The dashboard's "Call a number" form: `POST /api/calls`, then the call's page once the call is
  * answered and live (its laptop leg is taken there).
- * @param {HTMLElement} panel
  */
-function mountDialOut(panel) {
+function mountDialOut(panel: HTMLElement) {
   panel.hidden = false;
   const form = document.createElement("form");
-  const number = /** @type {HTMLInputElement} */ (element("input"));
+  const number = element("input") as HTMLInputElement;
   number.type = "tel";
   number.name = "to";
   number.placeholder = "+15551234567";
@@ -73,7 +74,7 @@ function mountDialOut(panel) {
       }
       throw new Error("the call was not answered within 2 minutes");
     } catch (error) {
-      status.textContent = `Could not call: ${/** @type {Error} */ (error).message}`;
+      status.textContent = `Could not call: ${(error as Error).message}`;
     } finally {
       call.removeAttribute("disabled");
     }
@@ -82,12 +83,8 @@ function mountDialOut(panel) {
 
 /**
  * A new element with text.
- * @param {string} tag
- * @param {string} [text]
- * @param {string} [className]
- * @returns {HTMLElement}
  */
-function element(tag, text, className) {
+function element(tag: string, text?: string, className?: string): HTMLElement {
   const el = document.createElement(tag);
   if (text !== undefined) el.textContent = text;
   if (className) el.className = className;
@@ -96,29 +93,27 @@ function element(tag, text, className) {
 
 /**
  * Builds the panel and its controls.
- * @param {HTMLElement} panel
- * @param {string} callSid
  */
-function mount(panel, callSid) {
+function mount(panel: HTMLElement, callSid: string) {
   panel.hidden = false;
   const heading = element("strong", "Talk from this browser");
   const status = element("span", "", "muted softphone-status");
   status.setAttribute("role", "status");
-  const mics = /** @type {HTMLSelectElement} */ (element("select"));
+  const mics = element("select") as HTMLSelectElement;
   mics.setAttribute("aria-label", "Microphone");
-  const speakers = /** @type {HTMLSelectElement} */ (element("select"));
+  const speakers = element("select") as HTMLSelectElement;
   speakers.setAttribute("aria-label", "Speaker");
   const take = element("button", "Take the laptop leg", "primary");
   const mute = element("button", "Mute");
   const leave = element("button", "Leave");
-  const meter = /** @type {HTMLMeterElement} */ (element("meter"));
+  const meter = element("meter") as HTMLMeterElement;
   meter.min = -60;
   meter.max = 0;
   meter.low = -40;
   meter.value = -60;
   meter.setAttribute("aria-label", "Microphone level");
   mute.hidden = leave.hidden = true;
-  const label = (/** @type {string} */ text, /** @type {HTMLElement} */ control) => {
+  const label = (text: string, control: HTMLElement) => {
     const l = element("label", text + " ");
     l.append(control);
     return l;
@@ -133,8 +128,7 @@ function mount(panel, callSid) {
     leave,
     status,
   );
-  /** @param {string} state @param {string} text */
-  const show = (state, text) => {
+  const show = (state: string, text: string) => {
     panel.dataset.state = state;
     status.textContent = text;
   };
@@ -156,19 +150,18 @@ function mount(panel, callSid) {
   const listDevices = async () => {
     const devices = await navigator.mediaDevices.enumerateDevices();
     for (
-      const [select, kind] of /** @type {const} */ ([[mics, "audioinput"], [
+      const [select, kind] of ([[mics, "audioinput"], [
         speakers,
         "audiooutput",
-      ]])
+      ]] as const)
     ) {
       const chosen = select.value;
       select.replaceChildren(element("option", "Default"));
-      /** @type {HTMLOptionElement} */ (select.firstChild).value = "";
+      (select.firstChild as HTMLOptionElement).value = "";
       let n = 0;
       for (const d of devices.filter((d) => d.kind === kind && d.deviceId !== "default")) {
-        const option = /** @type {HTMLOptionElement} */ (
-          element("option", d.label || `${kind === "audioinput" ? "Microphone" : "Speaker"} ${++n}`)
-        );
+        const name = d.label || `${kind === "audioinput" ? "Microphone" : "Speaker"} ${++n}`;
+        const option = element("option", name) as HTMLOptionElement;
         option.value = d.deviceId;
         select.append(option);
       }
@@ -179,8 +172,13 @@ function mount(panel, callSid) {
   listDevices().catch(() => {});
   navigator.mediaDevices.addEventListener("devicechange", () => listDevices().catch(() => {}));
 
-  /** @type {{ ws: WebSocket, context: AudioContext, stream: MediaStream, source: MediaStreamAudioSourceNode, capture: AudioWorkletNode } | null} */
-  let leg = null;
+  let leg: {
+    ws: WebSocket;
+    context: AudioContext;
+    stream: MediaStream;
+    source: MediaStreamAudioSourceNode;
+    capture: AudioWorkletNode;
+  } | null = null;
   let muted = false;
   let framesSent = 0;
   let framesReceived = 0;
@@ -192,8 +190,7 @@ function mount(panel, callSid) {
     panel.dataset.samplesScheduled = String(samplesScheduled);
   };
 
-  /** @param {string} deviceId */
-  const openMicrophone = async (deviceId) => {
+  const openMicrophone = async (deviceId: string) => {
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: {
         ...(deviceId ? { deviceId: { exact: deviceId } } : {}),
@@ -231,9 +228,9 @@ function mount(panel, callSid) {
       await listDevices();
       const context = new AudioContext({ latencyHint: "interactive" });
       if (sinkCapable && speakers.value) {
-        await /** @type {any} */ (context).setSinkId(speakers.value);
+        await (context as SinkContext).setSinkId(speakers.value);
       }
-      await context.audioWorklet.addModule("/assets/softphone_worklet.js");
+      await context.audioWorklet.addModule("/assets/server/static/softphone_worklet.ts");
       const source = context.createMediaStreamSource(stream);
       const capture = new AudioWorkletNode(context, "softphone-capture");
       source.connect(capture);
@@ -282,7 +279,7 @@ function mount(panel, callSid) {
       };
     } catch (error) {
       stop();
-      show("idle", `Could not start: ${/** @type {Error} */ (error).message}`);
+      show("idle", `Could not start: ${(error as Error).message}`);
     } finally {
       take.removeAttribute("disabled");
     }
@@ -290,10 +287,8 @@ function mount(panel, callSid) {
 
   /**
    * Schedules one frame of the call's audio.
-   * @param {AudioContext} context
-   * @param {Int16Array} pcm
    */
-  function play(context, pcm) {
+  function play(context: AudioContext, pcm: Int16Array) {
     if (pcm.length === 0) return;
     const buffer = context.createBuffer(1, pcm.length, CALL_RATE);
     const samples = buffer.getChannelData(0);
@@ -331,6 +326,6 @@ function mount(panel, callSid) {
     current.source.connect(current.capture);
   });
   speakers.addEventListener("change", () => {
-    if (leg && sinkCapable) /** @type {any} */ (leg.context).setSinkId(speakers.value);
+    if (leg && sinkCapable) (leg.context as SinkContext).setSinkId(speakers.value);
   });
 }

@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { readWavFile, resample } from "../lib/audio/wav.ts";
 import {
   ENERGY_DETECTOR_DEFAULTS,
-  EnergySpeechDetector,
-} from "../lib/transcribe/energy_speech_detector.ts";
-import type { SpeechEvent } from "../lib/transcribe/speech_detector.ts";
-import { createVoiceDetector } from "../lib/transcribe/voice_detector.ts";
+  EnergyVoiceDetector,
+} from "../lib/transcribe/energy_voice_detector.ts";
+import type { SpeechEvent } from "../lib/transcribe/voice_detector.ts";
+import { createVoiceDetector } from "../lib/transcribe/create_voice_detector.ts";
 import { audioSet, energyBounds } from "./helpers.ts";
 
 const RATE = 8000;
@@ -60,7 +60,7 @@ Deno.test("an utterance ends minSilenceMs after its last word, on a clean line a
     const clean = join(1000, speech, 1500);
     const audio = noiseDbfs === null ? clean : withNoise(clean, noiseDbfs);
     const end = 1000 + (speech.length * 1000) / RATE;
-    const events = detect(new EnergySpeechDetector(options), audio);
+    const events = detect(new EnergyVoiceDetector(options), audio);
     const said = `noise ${noiseDbfs} dBFS: ${JSON.stringify(events)}, speech ends at ${end} ms`;
     assert.deepEqual(events.map((e) => e.type), ["speech-start", "speech-end"], said);
     const ended = events[1] as Extract<SpeechEvent, { type: "speech-end" }>;
@@ -74,9 +74,9 @@ Deno.test("an utterance ends minSilenceMs after its last word, on a clean line a
 
 Deno.test("a pause shorter than minSilenceMs does not end the speech; a longer one does", async () => {
   const speech = await utterance();
-  const short = detect(new EnergySpeechDetector(options), join(500, speech, 200, speech, 1000));
+  const short = detect(new EnergyVoiceDetector(options), join(500, speech, 200, speech, 1000));
   assert.deepEqual(short.map((e) => e.type), ["speech-start", "speech-end"]);
-  const long = detect(new EnergySpeechDetector(options), join(500, speech, 600, speech, 1000));
+  const long = detect(new EnergyVoiceDetector(options), join(500, speech, 600, speech, 1000));
   assert.deepEqual(long.map((e) => e.type), [
     "speech-start",
     "speech-end",
@@ -87,15 +87,15 @@ Deno.test("a pause shorter than minSilenceMs does not end the speech; a longer o
 
 Deno.test("noise alone is never speech: the floor follows the line", () => {
   for (const dbfs of [-60, -40, -20]) {
-    const events = detect(new EnergySpeechDetector(options), withNoise(join(5000), dbfs));
+    const events = detect(new EnergyVoiceDetector(options), withNoise(join(5000), dbfs));
     assert.deepEqual(events, [], `white noise at ${dbfs} dBFS`);
   }
 });
 
 Deno.test("reset starts a new stream: the same audio gives the same events", async () => {
   const audio = join(500, await utterance(), 1000);
-  const fresh = detect(new EnergySpeechDetector(options), audio);
-  const reused = new EnergySpeechDetector(options);
+  const fresh = detect(new EnergyVoiceDetector(options), audio);
+  const reused = new EnergyVoiceDetector(options);
   detect(reused, withNoise(join(3000), -30));
   reused.reset();
   assert.equal(reused.positionMs, 0);
@@ -118,7 +118,7 @@ Deno.test("createVoiceDetector makes either kind; a bad rate is a clear error", 
     );
   }
   assert.throws(
-    () => new EnergySpeechDetector({ ...options, sampleRate: 0 }),
+    () => new EnergyVoiceDetector({ ...options, sampleRate: 0 }),
     /sampleRate must be positive, got 0/,
   );
 });

@@ -1,23 +1,22 @@
-// @ts-check
 /// <reference lib="dom" />
 /**
- * The call page's player (served as `/assets/player.js`): wavesurfer.js with
+ * The call page's player (served as `/assets/server/static/player.ts`): wavesurfer.js with
  * regions, two lanes (top inbound, bottom outbound), each line of the
  * conversation a region; while it plays, the line being spoken is
  * highlighted and scrolled into view; a click on a line plays from its start.
  * wavesurfer's shadow-DOM `<style>` carries the page's CSP nonce
- * (`#player[data-style-nonce]`). Loaded by the page, or by `dashboard.js`
+ * (`#player[data-style-nonce]`). Loaded by the page, or by `dashboard.ts`
  * once a live call has ended and its player was put on the page.
  *
  * @module
  */
-// @ts-ignore: served beside this file from node_modules (wavesurfer.js, pinned in deno.json)
+// @ts-ignore: served under /assets/ from node_modules (wavesurfer.js, pinned in deno.json)
 import WaveSurfer from "/assets/wavesurfer.esm.js";
 // @ts-ignore: as above
 import RegionsPlugin from "/assets/regions.esm.js";
-import { clock } from "./time_format.js";
+import { clock } from "../../text/time_format.ts";
 
-const box = /** @type {HTMLElement} */ (document.getElementById("player"));
+const box = document.getElementById("player") as HTMLElement;
 const regions = RegionsPlugin.create();
 const player = WaveSurfer.create({
   container: "#waveform",
@@ -34,9 +33,9 @@ const player = WaveSurfer.create({
   }],
   plugins: [regions],
 });
-/** @type {any} */ (window).callscribePlayer = player;
+(window as unknown as { callscribePlayer: unknown }).callscribePlayer = player;
 const lines = [...document.querySelectorAll("#conversation .msg.final")].map((node) => {
-  const el = /** @type {HTMLElement} */ (node);
+  const el = node as HTMLElement;
   return {
     el,
     start: Number(el.dataset.start) / 1000,
@@ -44,8 +43,8 @@ const lines = [...document.querySelectorAll("#conversation .msg.final")].map((no
     channel: el.dataset.track === "inbound" ? 0 : 1,
   };
 });
-const play = /** @type {HTMLButtonElement} */ (document.getElementById("play"));
-const time = /** @type {HTMLElement} */ (document.getElementById("player-time"));
+const play = document.getElementById("play") as HTMLButtonElement;
+const time = document.getElementById("player-time") as HTMLElement;
 player.on("decode", () => {
   for (const l of lines) {
     regions.addRegion({
@@ -68,7 +67,7 @@ player.on("play", () => {
 player.on("pause", () => {
   play.textContent = "Play";
 });
-player.on("timeupdate", (/** @type {number} */ t) => {
+player.on("timeupdate", (t: number) => {
   time.textContent = clock(t * 1000);
   for (const l of lines) {
     const now = t >= l.start && t < l.end;
@@ -85,7 +84,7 @@ for (const l of lines) {
   });
 }
 document.addEventListener("keydown", (event) => {
-  const target = /** @type {Element | null} */ (event.target);
+  const target = event.target as Element | null;
   if (event.code !== "Space" || target?.closest?.("input, textarea, select, button, a")) return;
   event.preventDefault();
   player.playPause();

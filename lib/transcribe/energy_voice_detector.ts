@@ -1,9 +1,9 @@
 /**
- * Where speech ends in a live audio stream, from its loudness alone: a 20 ms
+ * The `energy` voice detector: where speech ends in a live audio stream, from its loudness alone: a 20 ms
  * frame is speech when it is well above the line's noise floor (tracked as
  * the stream goes), and speech ends after `minSilenceMs` of frames that are
  * not. It costs a few operations a sample, where Silero
- * ({@link SpeechDetector}) costs about as much CPU as decoding with a small
+ * (`silero_voice_detector.ts`) costs about as much CPU as decoding with a small
  * speech model, and it sees the end as soon as the silence is long enough
  * (Silero's own smoothing adds ~100 ms). What it cannot do is tell speech
  * from loud noise: on a noisy line, noise keeps it "speaking", and finals
@@ -11,10 +11,10 @@
  *
  * @module
  */
-import type { SpeechEvent } from "./speech_detector.ts";
+import type { SpeechEvent, VoiceDetector } from "./voice_detector.ts";
 
-/** How an {@link EnergySpeechDetector} decides. */
-export interface EnergySpeechDetectorOptions {
+/** How an {@link EnergyVoiceDetector} decides. */
+export interface EnergyVoiceDetectorOptions {
   /** Rate of the samples pushed, per second. */
   sampleRate: number;
   /** Silence that ends speech, in ms: lower is a sooner end, and more sentences cut at pauses. */
@@ -28,7 +28,7 @@ export interface EnergySpeechDetectorOptions {
 }
 
 /** Defaults measured on the shared test speech (README, "Live latency and the engine's cost"). */
-export const ENERGY_DETECTOR_DEFAULTS: Omit<EnergySpeechDetectorOptions, "sampleRate"> = {
+export const ENERGY_DETECTOR_DEFAULTS: Omit<EnergyVoiceDetectorOptions, "sampleRate"> = {
   minSilenceMs: 320,
   minSpeechMs: 100,
   aboveNoiseDb: 6,
@@ -47,8 +47,8 @@ const FLOOR_WINDOW_MS = 5000;
 const FLOOR_MIN_DBFS = -80;
 
 /** Loudness-based end of speech over one stream of audio (one per track: it keeps that stream's floor). */
-export class EnergySpeechDetector {
-  readonly #options: EnergySpeechDetectorOptions;
+export class EnergyVoiceDetector implements VoiceDetector {
+  readonly #options: EnergyVoiceDetectorOptions;
   readonly #frame: number;
   /** Samples of the frame being measured so far, and their sum of squares. */
   #filled = 0;
@@ -65,10 +65,11 @@ export class EnergySpeechDetector {
   #lastSpeechEnd = 0;
   #silenceMs = 0;
 
-  constructor(options: EnergySpeechDetectorOptions) {
+  /** Makes a detector with these settings; a rate that is not positive is a `RangeError`. */
+  constructor(options: EnergyVoiceDetectorOptions) {
     if (!(options.sampleRate > 0)) {
       throw new RangeError(
-        `EnergySpeechDetector: sampleRate must be positive, got ${options.sampleRate}`,
+        `EnergyVoiceDetector: sampleRate must be positive, got ${options.sampleRate}`,
       );
     }
     this.#options = options;
@@ -78,6 +79,11 @@ export class EnergySpeechDetector {
   /** Audio pushed so far, in ms. */
   get positionMs(): number {
     return this.#ms(this.#pushed);
+  }
+
+  /** The rate of the samples it takes, per second. */
+  get sampleRate(): number {
+    return this.#options.sampleRate;
   }
 
   /** True between a speech start and its end. */

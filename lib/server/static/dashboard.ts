@@ -1,8 +1,7 @@
-// @ts-check
 /// <reference lib="dom" />
 /**
- * The dashboard's script (served as `/assets/dashboard.js`; the CSP allows no
- * inline script). Both pages: live events applied to the conversation (both
+ * The dashboard's script (served as `/assets/server/static/dashboard.ts`,
+ * its types stripped; the CSP allows no inline script). Both pages: live events applied to the conversation (both
  * tracks in one list in time order, as pages.ts renders it), local times,
  * live durations; a live call page loads its player when the call ends.
  * What a page needs from the server is in `<body data-…>`: `page`
@@ -12,62 +11,67 @@
  *
  * @module
  */
-import { clock, formatDuration } from "./time_format.js";
-import { SIDE_LABELS } from "./side_labels.js";
+import { clock, formatDuration } from "../../text/time_format.ts";
+import { SIDE_LABELS } from "./side_labels.ts";
 
-/**
- * @typedef {{ callSid: string, track: string, text: string, id?: number,
- *   startMs: number, endMs: number, speakerLabel?: string | null,
- *   language?: string | null }} SegmentEvent
- * @typedef {{ callSid: string, from?: string | null, to?: string | null, direction: string,
- *   startedAt: string, status?: string, durationMs?: number | null,
- *   segmentCount?: number }} CallEvent
- */
+/** A line of a conversation, as the live events carry it. */
+interface SegmentEvent {
+  callSid: string;
+  track: string;
+  text: string;
+  id?: number;
+  startMs: number;
+  endMs: number;
+  speakerLabel?: string | null;
+  language?: string | null;
+}
+
+/** A call, as the live events and `/api/calls/<sid>` carry it. */
+interface CallEvent {
+  callSid: string;
+  from?: string | null;
+  to?: string | null;
+  direction: string;
+  startedAt: string;
+  status?: string;
+  durationMs?: number | null;
+  segmentCount?: number;
+}
 
 /**
  * An element by id (the pages always have the ones asked for).
- * @param {string} id
- * @returns {HTMLElement}
  */
-const byId = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
+const byId = (id: string): HTMLElement => (document.getElementById(id) as HTMLElement);
 
 /**
  * A new element with a class and text.
- * @param {string} tag
- * @param {string} [className]
- * @param {string} [text]
- * @returns {HTMLElement}
  */
-function element(tag, className, text) {
+function element(tag: string, className?: string, text?: string): HTMLElement {
   const el = document.createElement(tag);
   if (className) el.className = className;
   if (text !== undefined) el.textContent = text;
   return el;
 }
 
-/** @param {ParentNode} root */
-function localTimes(root) {
+function localTimes(root: ParentNode) {
   for (const el of root.querySelectorAll("time[datetime]")) {
-    el.textContent = new Date(/** @type {HTMLTimeElement} */ (el).dateTime).toLocaleString();
+    el.textContent = new Date((el as HTMLTimeElement).dateTime).toLocaleString();
   }
 }
 
 /**
  * The element that scrolls a conversation: its own list in a dashboard card
  * (a compact view), the page on the call page.
- * @param {HTMLElement} list
- * @returns {Element}
  */
-const scroller = (list) =>
+const scroller = (list: HTMLElement): Element =>
   getComputedStyle(list).overflowY === "visible"
     ? document.scrollingElement ?? document.documentElement
     : list;
 
 /**
  * Keeps a conversation scrolled to its end if it was there.
- * @param {Element} el
  */
-function stick(el) {
+function stick(el: Element) {
   const near = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
   return () => {
     if (near) el.scrollTop = el.scrollHeight;
@@ -76,15 +80,13 @@ function stick(el) {
 
 /**
  * Fills a line: its side, speaker and language when given, times, then its text.
- * @param {HTMLElement} line
- * @param {SegmentEvent} d
  */
-function fillLine(line, d) {
+function fillLine(line: HTMLElement, d: SegmentEvent) {
   line.dataset.track = d.track;
   line.dataset.start = String(d.startMs);
   line.dataset.end = String(d.endMs);
   const meta = element("div", "meta");
-  const sides = /** @type {Record<string, string>} */ (SIDE_LABELS);
+  const sides = SIDE_LABELS as Record<string, string>;
   meta.append(element("span", "who", sides[d.track] ?? d.track));
   const speaker = [d.speakerLabel, d.language].filter(Boolean).join(", ");
   if (speaker) meta.append(element("span", "speaker", speaker));
@@ -94,42 +96,30 @@ function fillLine(line, d) {
 
 /**
  * Puts a line where its start time belongs (after lines that start at the same time).
- * @param {HTMLElement} list
- * @param {HTMLElement} line
  */
-function place(list, line) {
+function place(list: HTMLElement, line: HTMLElement) {
   const start = Number(line.dataset.start);
   const later = [...list.children].find((x) =>
-    x !== line && Number(/** @type {HTMLElement} */ (x).dataset.start) > start
+    x !== line && Number((x as HTMLElement).dataset.start) > start
   );
   if (later) {
     if (later.previousElementSibling !== line) list.insertBefore(line, later);
   } else if (list.lastElementChild !== line) list.append(line);
 }
 
-/**
- * @param {ParentNode} root
- * @param {SegmentEvent} d
- */
-function showPartial(root, d) {
-  const list = /** @type {HTMLElement | null} */ (root.querySelector(".lines"));
+function showPartial(root: ParentNode, d: SegmentEvent) {
+  const list = root.querySelector(".lines") as HTMLElement | null;
   if (!list) return;
   const keep = stick(scroller(list));
-  let p = /** @type {HTMLElement | null} */ (
-    list.querySelector(`.msg.partial[data-track="${CSS.escape(d.track)}"]`)
-  );
+  let p = list.querySelector<HTMLElement>(`.msg.partial[data-track="${CSS.escape(d.track)}"]`);
   p ??= element("li", "msg partial");
   fillLine(p, d);
   place(list, p);
   keep();
 }
 
-/**
- * @param {ParentNode} root
- * @param {SegmentEvent} d
- */
-function showFinal(root, d) {
-  const list = /** @type {HTMLElement | null} */ (root.querySelector(".lines"));
+function showFinal(root: ParentNode, d: SegmentEvent) {
+  const list = root.querySelector(".lines") as HTMLElement | null;
   if (!list) return;
   const keep = stick(scroller(list));
   list.querySelector(`.msg.partial[data-track="${CSS.escape(d.track)}"]`)?.remove();
@@ -143,24 +133,18 @@ function showFinal(root, d) {
 
 function tick() {
   for (const el of document.querySelectorAll("[data-live-since]")) {
-    const since = /** @type {HTMLElement} */ (el).dataset.liveSince ?? "";
+    const since = (el as HTMLElement).dataset.liveSince ?? "";
     el.textContent = formatDuration(Date.now() - Date.parse(since));
   }
 }
 
-/**
- * @param {MessageEvent} m
- * @returns {any}
- */
-const data = (m) => JSON.parse(m.data);
+const data = (m: MessageEvent) => JSON.parse(m.data);
 
 /** The dashboard: live calls as cards; an ended call moves to the history. */
 function dashboard() {
   const active = byId("active");
-  /** @param {string} sid */
-  const card = (sid) => active.querySelector(`[data-call="${CSS.escape(sid)}"]`);
-  /** @param {CallEvent} d */
-  function newCard(d) {
+  const card = (sid: string) => active.querySelector(`[data-call="${CSS.escape(sid)}"]`);
+  function newCard(d: CallEvent) {
     const existing = card(d.callSid);
     if (existing) return existing;
     const s = element("section", "card");
@@ -168,7 +152,7 @@ function dashboard() {
     const head = element("div", "card-head");
     const since = element("span", "num");
     since.dataset.liveSince = d.startedAt;
-    const open = /** @type {HTMLAnchorElement} */ (element("a", "", "open call"));
+    const open = element("a", "", "open call") as HTMLAnchorElement;
     open.href = `/calls/${encodeURIComponent(d.callSid)}`;
     head.append(
       element("span", "badge live", "live"),
@@ -184,8 +168,7 @@ function dashboard() {
     byId("no-active").hidden = true;
     return s;
   }
-  /** @param {CallEvent} d */
-  async function ended(d) {
+  async function ended(d: CallEvent) {
     card(d.callSid)?.remove();
     byId("no-active").hidden = active.children.length > 0;
     const history = byId("history");
@@ -194,15 +177,14 @@ function dashboard() {
     ) return;
     const r = await fetch(`/api/calls/${encodeURIComponent(d.callSid)}`);
     if (!r.ok) return;
-    /** @type {CallEvent} */
-    const c = await r.json();
+    const c: CallEvent = await r.json();
     const tr = document.createElement("tr");
     tr.dataset.call = c.callSid;
-    const time = /** @type {HTMLTimeElement} */ (element("time"));
+    const time = element("time") as HTMLTimeElement;
     time.dateTime = c.startedAt;
     const status = element("span", "badge", c.status);
     if (c.status) status.classList.add(c.status);
-    const view = /** @type {HTMLAnchorElement} */ (element("a", "", "view"));
+    const view = element("a", "", "view") as HTMLAnchorElement;
     view.href = `/calls/${encodeURIComponent(c.callSid)}`;
     const cells = [
       [time],
@@ -243,11 +225,8 @@ function dashboard() {
  * renders it (one rendering, in pages.ts): they replace the levels, its stored
  * lines replace the live ones, and the player starts with this page's style
  * nonce. False when the server still shows the call live.
- * @param {string} sid
- * @param {HTMLElement} levels
- * @returns {Promise<boolean>}
  */
-async function showRecording(sid, levels) {
+async function showRecording(sid: string, levels: HTMLElement): Promise<boolean> {
   const r = await fetch(`/calls/${sid}`);
   if (!r.ok) return false;
   const ended = new DOMParser().parseFromString(await r.text(), "text/html");
@@ -261,7 +240,7 @@ async function showRecording(sid, levels) {
   levels.replaceWith(...shown);
   if (player) {
     player.dataset.styleNonce = document.body.dataset.styleNonce ?? "";
-    await import("./player.js");
+    await import("./player.ts");
   }
   return true;
 }
@@ -280,11 +259,10 @@ function liveCall() {
     for (const track of ["inbound", "outbound"]) {
       const label = document.querySelector(`#levels [data-track="${track}"]`);
       if (!label) continue;
-      /** @type {number | null} */
-      const db = d[track];
-      const meter = /** @type {HTMLMeterElement} */ (label.querySelector("meter"));
+      const db: number | null = d[track];
+      const meter = label.querySelector("meter") as HTMLMeterElement;
       meter.value = db ?? -96;
-      /** @type {HTMLElement} */ (label.querySelector("span")).textContent = db === null
+      (label.querySelector("span") as HTMLElement).textContent = db === null
         ? "no audio"
         : db <= -50
         ? `silent (${db.toFixed(0)} dBFS)`
@@ -309,18 +287,17 @@ function liveCall() {
   /**
    * The server may take a moment to show the call ended (another instance's
    * event): asks a few times, then offers a reload.
-   * @param {HTMLElement} levels
    */
-  async function recordingAfterEnd(levels) {
+  async function recordingAfterEnd(levels: HTMLElement) {
     for (let attempt = 0; attempt < 5; attempt++) {
       if (await showRecording(sid, levels).catch(() => false)) return;
       await new Promise((resolve) => setTimeout(resolve, 500 * (attempt + 1)));
     }
-    const reload = /** @type {HTMLAnchorElement} */ (element(
+    const reload = element(
       "a",
       "",
       "The call ended: reload to play its recording",
-    ));
+    ) as HTMLAnchorElement;
     reload.href = "";
     levels.replaceChildren(reload);
   }

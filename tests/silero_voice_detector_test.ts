@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { readWavFile } from "../lib/audio/wav.ts";
 import { resample } from "../lib/audio/wav.ts";
-import { SpeechDetector, type SpeechEvent } from "../lib/transcribe/speech_detector.ts";
+import { SileroVoiceDetector } from "../lib/transcribe/silero_voice_detector.ts";
+import type { SpeechEvent } from "../lib/transcribe/voice_detector.ts";
 import { audioSet, energyBounds } from "./helpers.ts";
 
 const options = { threshold: 0.5, minSilenceMs: 200, minSpeechMs: 100 };
@@ -20,7 +21,11 @@ async function padded(rate: number, padMs = 1000): Promise<Float32Array> {
   return out;
 }
 
-function detect(detector: SpeechDetector, samples: Float32Array, piece: number): SpeechEvent[] {
+function detect(
+  detector: SileroVoiceDetector,
+  samples: Float32Array,
+  piece: number,
+): SpeechEvent[] {
   const events: SpeechEvent[] = [];
   for (let i = 0; i < samples.length; i += piece) {
     events.push(...detector.push(samples.subarray(i, i + piece)));
@@ -32,7 +37,11 @@ Deno.test("an utterance in silence is one speech start and one end, at the speec
   for (const rate of [8000, 16000] as const) {
     const audio = await padded(rate);
     const speech = energyBounds(audio, rate);
-    const events = detect(new SpeechDetector({ sampleRate: rate, ...options }), audio, rate / 50);
+    const events = detect(
+      new SileroVoiceDetector({ sampleRate: rate, ...options }),
+      audio,
+      rate / 50,
+    );
     assert.deepEqual(events.map((e) => e.type), ["speech-start", "speech-end"], `${rate} Hz`);
     const end = events[1] as Extract<SpeechEvent, { type: "speech-end" }>;
     // Where the speech is (by energy), and the end seen once the silence is long enough.
@@ -49,7 +58,7 @@ Deno.test("an utterance in silence is one speech start and one end, at the speec
 });
 
 Deno.test("silence has no speech; reset starts a new stream at 0 ms", async () => {
-  const detector = new SpeechDetector({ sampleRate: 8000, ...options });
+  const detector = new SileroVoiceDetector({ sampleRate: 8000, ...options });
   assert.deepEqual(detect(detector, new Float32Array(16000), 160), []);
   assert.equal(detector.positionMs, 2000);
   detector.reset();
@@ -60,19 +69,19 @@ Deno.test("silence has no speech; reset starts a new stream at 0 ms", async () =
 
 Deno.test("a rate other than 8 or 16 kHz, or a file that is not the model, is a clear error", () => {
   assert.throws(
-    () => new SpeechDetector({ sampleRate: 44100 as 8000, ...options }),
+    () => new SileroVoiceDetector({ sampleRate: 44100 as 8000, ...options }),
     /sampleRate must be 8000 or 16000, got 44100/,
   );
   assert.throws(
-    () => new SpeechDetector({ sampleRate: 8000, ...options, model: "/nonexistent/vad.onnx" }),
+    () => new SileroVoiceDetector({ sampleRate: 8000, ...options, model: "/nonexistent/vad.onnx" }),
     /Cannot load the Silero VAD model \/nonexistent\/vad\.onnx/,
   );
 });
 
 Deno.test("a detector reset after other audio finds exactly what a new one finds", async () => {
   const audio = await padded(8000);
-  const fresh = detect(new SpeechDetector({ sampleRate: 8000, ...options }), audio, 160);
-  const reused = new SpeechDetector({ sampleRate: 8000, ...options });
+  const fresh = detect(new SileroVoiceDetector({ sampleRate: 8000, ...options }), audio, 160);
+  const reused = new SileroVoiceDetector({ sampleRate: 8000, ...options });
   // Reset in the middle of speech, 1.3 s in (not a whole number of Silero's windows).
   detect(reused, audio.subarray(16000, 16000 + 10400), 160);
   assert.ok(reused.speaking);

@@ -1,28 +1,35 @@
-// @ts-check
 /**
- * The softphone's capture worklet (served as `/assets/softphone_worklet.js`:
- * under the CSP, an AudioWorklet module must be a file of this server). It
- * runs on the audio thread at the device's rate (`sampleRate`, often 48 kHz),
- * low-passes below 3.6 kHz (two biquads, so nothing above the phone band
- * folds back), resamples to 8 kHz by linear interpolation, and posts 20 ms
- * frames of 16-bit PCM (160 samples) with their RMS level to the page.
+ * The softphone's capture worklet (served as
+ * `/assets/server/static/softphone_worklet.ts`: under the CSP, an
+ * AudioWorklet module must be a file of this server). It runs on the audio
+ * thread at the device's rate (`sampleRate`, often 48 kHz), low-passes below
+ * 3.6 kHz (two biquads, so nothing above the phone band folds back),
+ * resamples to 8 kHz by linear interpolation, and posts 20 ms frames of
+ * 16-bit PCM (160 samples) with their RMS level to the page.
  *
  * @module
  */
 
 /** The AudioWorkletGlobalScope (not in the DOM typings `deno check` uses). */
-const scope = /** @type {any} */ (globalThis);
+// deno-lint-ignore no-explicit-any
+const scope = globalThis as any;
 
 const CALL_RATE = 8000;
 const FRAME_SAMPLES = 160;
 
 /** A second-order low-pass (RBJ cookbook), direct form I. */
 class LowPass {
-  /**
-   * @param {number} rate
-   * @param {number} cutoff
-   */
-  constructor(rate, cutoff) {
+  b0: number;
+  b1: number;
+  b2: number;
+  a1: number;
+  a2: number;
+  x1 = 0;
+  x2 = 0;
+  y1 = 0;
+  y2 = 0;
+
+  constructor(rate: number, cutoff: number) {
     const w = 2 * Math.PI * cutoff / rate;
     const alpha = Math.sin(w) / (2 * Math.SQRT1_2);
     const a0 = 1 + alpha;
@@ -31,18 +38,9 @@ class LowPass {
     this.b2 = this.b0;
     this.a1 = -2 * Math.cos(w) / a0;
     this.a2 = (1 - alpha) / a0;
-    this.x1 =
-      this.x2 =
-      this.y1 =
-      this.y2 =
-        0;
   }
 
-  /**
-   * @param {number} x
-   * @returns {number}
-   */
-  step(x) {
+  step(x: number): number {
     const y = this.b0 * x + this.b1 * this.x1 + this.b2 * this.x2 - this.a1 * this.y1 -
       this.a2 * this.y2;
     this.x2 = this.x1;
@@ -54,25 +52,23 @@ class LowPass {
 }
 
 class SoftphoneCapture extends scope.AudioWorkletProcessor {
+  /** Input samples per output sample. */
+  step: number = scope.sampleRate / CALL_RATE;
+  filters: LowPass[];
+  /** Where the next output sample falls, in input samples after `previous`. */
+  position = 0;
+  previous = 0;
+  frame = new Int16Array(FRAME_SAMPLES);
+  filled = 0;
+  energy = 0;
+
   constructor() {
     super();
-    /** Input samples per output sample. */
-    this.step = scope.sampleRate / CALL_RATE;
     const cutoff = Math.min(3600, scope.sampleRate * 0.45);
     this.filters = [new LowPass(scope.sampleRate, cutoff), new LowPass(scope.sampleRate, cutoff)];
-    /** Where the next output sample falls, in input samples after `previous`. */
-    this.position = 0;
-    this.previous = 0;
-    this.frame = new Int16Array(FRAME_SAMPLES);
-    this.filled = 0;
-    this.energy = 0;
   }
 
-  /**
-   * @param {Float32Array[][]} inputs
-   * @returns {boolean}
-   */
-  process(inputs) {
+  process(inputs: Float32Array[][]): boolean {
     const input = inputs[0]?.[0];
     if (!input) return true;
     for (let i = 0; i < input.length; i++) {
@@ -89,8 +85,7 @@ class SoftphoneCapture extends scope.AudioWorkletProcessor {
     return true;
   }
 
-  /** @param {number} y */
-  #push(y) {
+  #push(y: number): void {
     const clamped = Math.max(-1, Math.min(1, y));
     this.frame[this.filled++] = Math.round(clamped * 32767);
     this.energy += clamped * clamped;
