@@ -8,7 +8,7 @@
  * Usage: `deno run -A tests/twilio_rest_process.ts <account-sid> <callee-audio.ulaw> <tail-ms>`,
  * with the auth token in `TWILIO_AUTH_TOKEN` (never on a command line).
  */
-import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
+import { startTwilioRestSim } from "./fakes/twilio_rest.ts";
 import { stderrLogger } from "../lib/log.ts";
 
 const [accountSid, calleeAudioPath, tailMs] = Deno.args;

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { CallRegistry } from "../../lib/call/registry.ts";
 import type { CallEvent } from "../../lib/call/events.ts";
 import { memoryLogger } from "../../lib/log.ts";
-import { startFakeAssemblyAI } from "../../lib/sim/fake_assemblyai.ts";
+import { startFakeAssemblyAI } from "../fakes/fake_assemblyai.ts";
 import { makeSid, simulateCall } from "../../lib/sim/twilio_sim.ts";
 import { AssemblyAIEngine } from "../../lib/transcribe/assemblyai.ts";
 import type {
