@@ -13,7 +13,7 @@ import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { createPrinter } from "../lib/console/printer.ts";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { startServer } from "../app/server.ts";
+import { startServer } from "./start_server.ts";
 import {
   makeSid,
   simulateCall,

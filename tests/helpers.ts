@@ -9,7 +9,7 @@ import { mulawEncode } from "../lib/audio/mulaw.ts";
 import type { CallEvent } from "../lib/call/events.ts";
 import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { type RunningServer, startServer } from "../app/server.ts";
+import { type RunningServer, startServer } from "../app/start_server.ts";
 import {
   makeSid,
   simulateCall,

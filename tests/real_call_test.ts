@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import type { CallEvent } from "../lib/call/events.ts";
 import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { startServer } from "../app/server.ts";
+import { startServer } from "../app/start_server.ts";
 import { startTwilioRestSim } from "./fakes/twilio_rest.ts";
 import { makeSid, postSigned } from "../lib/sim/twilio_sim.ts";
 import { parseStreamTwiml } from "../lib/twilio/twiml.ts";

@@ -10,6 +10,7 @@ import { printable } from "../../lib/text/printable.ts";
 import { RefusalLog } from "../../lib/server/refusal_log.ts";
 import { clientAddress } from "../../lib/server/client_address.ts";
 import { createApp } from "../../lib/server/app.ts";
+import { upgradeDenoWebSocket } from "../../lib/server/deno_websocket.ts";
 import { CallRegistry } from "../../lib/call/registry.ts";
 import { NullEngine } from "../../lib/transcribe/null_engine.ts";
 import { memoryLogger } from "../../lib/log.ts";
@@ -77,6 +78,7 @@ Deno.test("a flood of unsigned webhooks with 60 KiB of X-Forwarded-For writes on
   const app = createApp({
     registry: new CallRegistry(new NullEngine()),
     log,
+    upgrade: upgradeDenoWebSocket,
     publicBase: () => "https://example.test",
     authToken: "flood-token-0123456789",
   });
