@@ -76,7 +76,9 @@ export async function serveCommand(args: string[]): Promise<number> {
   checkPortFree(config.host, config.port);
   const engine = await createEngine(config, log);
   const server = await startServer(config, engine, log, settings);
-  server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
+  server.registry.pipeline.publish(
+    createPrinter({ format: values.format, partials: values.partials }),
+  );
   const endpoint = config.localOnly
     ? { url: server.url, source: "local" as const, close: () => Promise.resolve() }
     : await openPublicUrl({

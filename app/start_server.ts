@@ -10,6 +10,8 @@ import type { Hono } from "hono";
 import type { Logger } from "../lib/log.ts";
 import { sleep } from "../lib/async/sleep.ts";
 import { CallRegistry } from "../lib/call/registry.ts";
+import { CallEventPipeline, type Publisher } from "../lib/call/pipeline.ts";
+import { storeCommit } from "../lib/call/store_commit.ts";
 import { FLUSH_TIMEOUT_MS } from "../lib/call/session.ts";
 import type { Cluster } from "../lib/cluster/cluster.ts";
 import { startWebhooks, type Webhooks } from "../lib/delivery/start.ts";
@@ -25,7 +27,7 @@ import { LiveHub } from "../lib/server/live.ts";
 import { localUrl } from "../lib/server/local_url.ts";
 import type { AppEnv } from "../lib/server/route_group.ts";
 import { StreamAccess } from "../lib/server/stream_access.ts";
-import { attachStore, dbPath, type TranscriptStore } from "../lib/store/db.ts";
+import { dbPath, type TranscriptStore } from "../lib/store/db.ts";
 import { openTranscriptStore } from "../lib/store/open.ts";
 import type { PostgresStore } from "../lib/store/postgres.ts";
 import { startRetention } from "../lib/store/retention.ts";
@@ -176,34 +178,22 @@ async function build(
   // The live hub: the dashboard's event streams.
   const live = new LiveHub({ store, bus: cluster?.bus });
 
+  // The call-event pipeline: each event is committed (the store, and the outbox in the same
+  // transaction) before any publisher hears it. Publishers, in the order they hear an event:
+  // the outgoing webhooks' wake, the live hub, the log (the console printer is the command's).
+  const pipeline = new CallEventPipeline({
+    commit: storeCommit(store, { engine: engine.name, within: webhooks?.inTransaction, log }),
+    log,
+  });
+  if (webhooks) pipeline.publish(webhooks.publisher);
+  pipeline.publish(live.publisher());
+  pipeline.publish(callLog(log));
+
   // The calls.
   const registry = new CallRegistry(engine, {
     audio: (call) => recordings.open(call.callSid),
     redact: settings.redact,
-  });
-  // The store listens first: a final is committed before any later listener prints it.
-  attachStore(
-    registry,
-    store,
-    cluster ? undefined : (segment) => live.publishSegment(segment),
-    webhooks?.inTransaction,
-  );
-  if (webhooks) registry.listen(webhooks.listener);
-  live.attach(registry);
-  registry.listen((event) => {
-    if (event.type === "call-started") {
-      const { from, to } = event.call;
-      const parties = from && to ? `, ${printable(from, 64)} → ${printable(to, 64)}` : "";
-      log.info(
-        `call ${printable(event.call.callSid, 64)} started (${
-          callKind(event.call.direction)
-        }${parties})`,
-      );
-    } else if (event.type === "call-ended") {
-      log.info(`call ${event.call.callSid} ended (${event.reason})`);
-    } else if (event.type === "call-error") {
-      log.error(`call ${printable(event.call.callSid, 64)}: ${printable(event.message, 300)}`);
-    }
+    pipeline,
   });
 
   // Call progress from Twilio's status callbacks.
@@ -391,4 +381,23 @@ async function openRecordings(
       : "calls are not recorded (RECORD_CALLS=0)",
   );
   return recordings;
+}
+
+/** The publisher that logs each call's start, end and errors. */
+function callLog(log: Logger): Publisher {
+  return (event) => {
+    if (event.type === "call-started") {
+      const { from, to } = event.call;
+      const parties = from && to ? `, ${printable(from, 64)} → ${printable(to, 64)}` : "";
+      log.info(
+        `call ${printable(event.call.callSid, 64)} started (${
+          callKind(event.call.direction)
+        }${parties})`,
+      );
+    } else if (event.type === "call-ended") {
+      log.info(`call ${event.call.callSid} ended (${event.reason})`);
+    } else if (event.type === "call-error") {
+      log.error(`call ${printable(event.call.callSid, 64)}: ${printable(event.message, 300)}`);
+    }
+  };
 }

@@ -185,7 +185,7 @@ async function call(
   const server = await startServer(config, engine, memoryLogger());
   const finals: Transcript[] = [];
   const callSid = makeSid("CA");
-  server.registry.listen((e) => {
+  server.registry.pipeline.publish((e) => {
     if (e.type === "transcript" && e.call.callSid === callSid && e.transcript.type === "final") {
       finals.push(e.transcript);
     }

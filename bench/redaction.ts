@@ -117,7 +117,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
     log,
   );
   const emitted = new Map<string, TimedFinal[]>();
-  server.registry.listen((event) => {
+  server.registry.pipeline.publish((event) => {
     if (event.type !== "transcript" || event.transcript.type !== "final") return;
     const list = emitted.get(event.call.callSid) ?? [];
     list.push({ at: performance.now(), transcript: event.transcript });

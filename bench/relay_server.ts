@@ -114,7 +114,7 @@ if (values.engine === "null") {
 }
 
 const server = await startServer(config, engine, log);
-server.registry.listen((event) => {
+server.registry.pipeline.publish((event) => {
   if (event.type === "call-error") callErrors++;
   if (event.type !== "transcript") return;
   const t = event.transcript;

@@ -101,7 +101,7 @@ Deno.test("an IVR then an agent on the inbound track: each final keeps its speak
   });
   const server = await testServer({ engine });
   const printed: string[] = [];
-  server.registry.listen(
+  server.registry.pipeline.publish(
     createPrinter({ format: "text", write: (t) => printed.push(t), isTerminal: false }),
   );
   try {

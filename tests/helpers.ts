@@ -179,7 +179,7 @@ export async function testServer(
   const engine = options.engine ?? await sharedEngine();
   const server = await startServer(config, engine, log);
   const events: CallEvent[] = [];
-  server.registry.listen((e) => events.push(e));
+  server.registry.pipeline.publish((e) => events.push(e));
   // Object.assign, not a spread: publicUrl is a getter (the server's current public URL).
   return Object.assign(server, { events, token, log, engine });
 }

@@ -238,7 +238,7 @@ Deno.test("INBOUND_GREETING and INBOUND_FORWARD_TO: <Say>, then <Dial>, still tr
   });
   const server = await startServer(config, await sharedEngine(), memoryLogger());
   const events: CallEvent[] = [];
-  server.registry.listen((e) => events.push(e));
+  server.registry.pipeline.publish((e) => events.push(e));
   const callee = await conversation((await audioSet("librispeech-samples")).slice(0, 1));
   const sim = await startTwilioRestSim({
     accountSid,

@@ -1,6 +1,7 @@
 /**
- * What happens on calls, as events: the store, the dashboard, the printer
- * and tests all listen to the same stream.
+ * What happens on calls, as events. Each goes through the call-event
+ * pipeline (`./pipeline.ts`): committed to the store first, then published
+ * to the dashboard, the printer, the webhooks and tests.
  *
  * @module
  */
@@ -39,5 +40,8 @@ export type CallEvent =
   | { type: "call-ended"; call: CallInfo; at: number; reason: string; audio?: CallAudioSummary }
   | { type: "call-error"; call: CallInfo; message: string };
 
-/** Receives call events; a returned promise is awaited before later listeners hear the event. */
+/**
+ * Receives call events: a session's emit (into the call-event pipeline), or a
+ * publisher that needs no stored segment (the console printer).
+ */
 export type CallListener = (event: CallEvent) => unknown;

@@ -5,14 +5,10 @@
  *
  * @module
  */
-import type { CallListener } from "../call/events.ts";
+import type { Publisher } from "../call/pipeline.ts";
+import { interruptedEvent, type StoreEventHook } from "../call/store_commit.ts";
 import type { Logger } from "../log.ts";
-import {
-  interruptedEvent,
-  type InterruptedHook,
-  type StoreEventHook,
-  type TranscriptStore,
-} from "../store/db.ts";
+import type { InterruptedHook, TranscriptStore } from "../store/db.ts";
 import { SqlOutbox } from "./sql_outbox.ts";
 import { endpointLabel, type WebhookSettings } from "./settings.ts";
 import { webhookMessage } from "./webhook_message.ts";
@@ -21,10 +17,10 @@ import { DeliveryWorker, type DeliveryWorkerOptions } from "./worker.ts";
 
 /** Running webhook delivery. */
 export interface Webhooks {
-  /** Give to `attachStore`: queues events in the store's transactions. */
+  /** Give to the pipeline's commit stage (`storeCommit`): queues events in the store's transactions. */
   inTransaction: StoreEventHook;
-  /** Subscribe after the store: wakes the worker once an event is committed, sends partials. */
-  listener: CallListener;
+  /** Register with the pipeline: wakes the worker once an event is committed, sends partials. */
+  publisher: Publisher;
   /**
    * Give to the store's `markInterrupted` (or the cluster's sweep): queues the
    * `call-ended` of each call marked interrupted, in that transaction; wake the
@@ -71,8 +67,8 @@ export async function startWebhooks(
     inTransaction: async (tx, event, ended) => {
       if (await queue.queue(outbox, tx, event, ended)) queued.add(event.call.callSid);
     },
-    listener: (event) => {
-      // The registry calls this once the store's transaction has committed.
+    publisher: (event) => {
+      // The pipeline calls this once the store's transaction has committed.
       if (queued.delete(event.call.callSid)) worker.wake();
       if (partials && event.type === "transcript" && event.transcript.type === "partial") {
         const message = webhookMessage(event);

@@ -230,7 +230,7 @@ Deno.test("a transcriber whose flush never finishes: the call still ends, report
   };
   const registry = new CallRegistry(hanging, { flushTimeoutMs: 300 });
   const events: CallEvent[] = [];
-  registry.listen((e) => events.push(e));
+  registry.pipeline.publish((e) => events.push(e));
   const session = registry.attachStream("MZ1", { callSid: "CA1", direction: "outbound" });
   session.openTrack("inbound");
   session.media("inbound", 0, new Uint8Array(160));

@@ -34,7 +34,7 @@ function startCall(registry: CallRegistry, callSid: string) {
 Deno.test("a call's level stream ends when the call ends", async () => {
   const registry = new CallRegistry(new NullEngine());
   const hub = new LiveHub();
-  hub.attach(registry);
+  registry.pipeline.publish(hub.publisher());
   const callSid = "CA" + "1".repeat(32);
   startCall(registry, callSid);
   // call-started reaches listeners asynchronously.
