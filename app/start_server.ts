@@ -23,7 +23,7 @@ import { DashboardAuth } from "../lib/server/dashboard_auth.ts";
 import { loadDashboardToken } from "../lib/server/dashboard_token.ts";
 import { upgradeDenoWebSocket } from "../lib/server/deno_websocket.ts";
 import { listenHttp } from "../lib/server/http_listener.ts";
-import { LiveHub } from "../lib/server/live.ts";
+import { LiveHub } from "../lib/live/live_hub.ts";
 import { localUrl } from "../lib/server/local_url.ts";
 import type { AppEnv } from "../lib/server/route_group.ts";
 import { StreamAccess } from "../lib/server/stream_access.ts";

@@ -10,7 +10,7 @@ import { createPrinter } from "../lib/console/printer.ts";
 import { webhookMessage } from "../lib/delivery/webhook_message.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { callPage } from "../lib/server/pages.ts";
-import { exportTranscript } from "../lib/store/export.ts";
+import { exportTranscript } from "../lib/export/transcript_export.ts";
 import { AssemblyAIEngine } from "../lib/transcribe/assemblyai.ts";
 import { parseServerMessage, sessionUrl } from "../lib/transcribe/assemblyai_protocol.ts";
 import { UserError } from "../lib/user_error.ts";

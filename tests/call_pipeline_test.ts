@@ -13,7 +13,7 @@ import { webhookSettings } from "../lib/delivery/settings.ts";
 import { generateSecret } from "../lib/delivery/signer.ts";
 import { startWebhooks } from "../lib/delivery/start.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { LiveHub } from "../lib/server/live.ts";
+import { LiveHub } from "../lib/live/live_hub.ts";
 import type { TranscriptStore } from "../lib/store/db.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";

@@ -15,7 +15,7 @@ import { memoryLogger } from "../lib/log.ts";
 import { SCHEMA_VERSION } from "../lib/store/migrations.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import { PostgresStore } from "../lib/store/postgres.ts";
-import { exportTranscript, mergeByTime, timestamp } from "../lib/store/export.ts";
+import { exportTranscript, mergeByTime, timestamp } from "../lib/export/transcript_export.ts";
 import { CallRegistry } from "../lib/call/registry.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { startTestPostgres, type TestPostgres } from "./test_postgres.ts";

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { CallQuality } from "../recording/track_quality.ts";
+import type { CallAudioSummary } from "../recording/call_audio_summary.ts";
 import type { Transcript } from "../transcribe/engine.ts";
 
 /** Facts about a call, from Twilio's `start` message and the TwiML parameters. */
@@ -16,21 +16,6 @@ export interface CallInfo {
   direction: string;
   from?: string;
   to?: string;
-}
-
-/**
- * What the laptop leg sent into the call (the outbound track): its microphone,
- * a WAV file (`AUDIO_INPUT=<wav>`), or nothing: `off` when no input was
- * configured or usable, or the laptop was busy with another call.
- */
-export type LaptopInput = "microphone" | "file" | "off";
-
-/** What a call's audio was like: each track's quality, and the recording's length (null: none). */
-export interface CallAudioSummary {
-  quality: CallQuality;
-  recordedMs: number | null;
-  /** What the laptop leg sent; null when the call had no laptop leg (forwarded) or it is unknown. */
-  laptopInput?: LaptopInput | null;
 }
 
 /** One thing that happened on a call. */

@@ -8,7 +8,7 @@
  */
 import type { Logger } from "../log.ts";
 import type { PostgresStore } from "../store/postgres.ts";
-import type { LiveHub } from "../server/live.ts";
+import type { LiveHub } from "../live/live_hub.ts";
 import type { Webhooks } from "../delivery/start.ts";
 import { PostgresLiveBus } from "./live_bus.ts";
 import { InstanceHeartbeat } from "./instance.ts";

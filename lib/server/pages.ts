@@ -16,7 +16,7 @@ import {
   EXPORT_FORMATS,
   formatDuration,
   mergeByTime,
-} from "../store/export.ts";
+} from "../export/transcript_export.ts";
 import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
 import { SIDE_LABELS } from "./static/side_labels.js";

@@ -26,9 +26,10 @@ import {
   type ExportFormat,
   exportTranscript,
   mergeByTime,
-} from "../store/export.ts";
-import type { LiveHub } from "./live.ts";
-import { callAudio, type Recordings } from "../recording/recordings.ts";
+} from "../export/transcript_export.ts";
+import type { LiveHub } from "../live/live_hub.ts";
+import type { Recordings } from "../recording/recordings.ts";
+import { callAudio } from "../export/call_audio.ts";
 import { fileRangeResponse } from "./recording_response.ts";
 import { callPage, dashboardPage, notFoundPage } from "./pages.ts";
 import { parseWholeNumber } from "../parse.ts";

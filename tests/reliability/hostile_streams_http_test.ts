@@ -5,7 +5,7 @@
  * `503`, and a `Range` of an unknown unit is ignored (RFC 9110 §14.2).
  */
 import assert from "node:assert/strict";
-import { LiveHub } from "../../lib/server/live.ts";
+import { LiveHub } from "../../lib/live/live_hub.ts";
 import { CallRegistry } from "../../lib/call/registry.ts";
 import { NullEngine } from "../../lib/transcribe/null_engine.ts";
 import { parseRange } from "../../lib/server/recording_response.ts";

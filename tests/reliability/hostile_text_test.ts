@@ -14,7 +14,7 @@ import { upgradeDenoWebSocket } from "../../lib/server/deno_websocket.ts";
 import { CallRegistry } from "../../lib/call/registry.ts";
 import { NullEngine } from "../../lib/transcribe/null_engine.ts";
 import { memoryLogger } from "../../lib/log.ts";
-import { exportTranscript } from "../../lib/store/export.ts";
+import { exportTranscript } from "../../lib/export/transcript_export.ts";
 import type { Segment, StoredCall } from "../../lib/store/db.ts";
 import { formatFinal } from "../../lib/console/printer.ts";
 import { makeSid, simulateCall } from "../../lib/sim/twilio_sim.ts";
