@@ -14,7 +14,7 @@ import { CallEventPipeline, type Publisher } from "../lib/call/pipeline.ts";
 import { storeCommit } from "../lib/call/store_commit.ts";
 import { FLUSH_TIMEOUT_MS } from "../lib/call/session.ts";
 import type { Cluster } from "../lib/cluster/cluster.ts";
-import { startWebhooks, type Webhooks } from "../lib/delivery/start.ts";
+import { type OutgoingWebhooks, startOutgoingWebhooks } from "../lib/delivery/outgoing_webhooks.ts";
 import { BridgeManager } from "../lib/laptop_audio/bridge.ts";
 import { Recordings, type RecordingsOptions } from "../lib/recording/recordings.ts";
 import { createApp } from "../lib/server/app.ts";
@@ -69,7 +69,7 @@ export interface RunningServer {
    */
   drain(timeoutMs: number): Promise<number>;
   /** Webhook delivery, when `WEBHOOK_URL` is set. */
-  webhooks: Webhooks | null;
+  webhooks: OutgoingWebhooks | null;
   /**
    * Ends every call (flushing its finals) and every ffmpeg process, stops listening, then stops
    * the rest: every component's stop, in reverse of the order they were built.
@@ -131,7 +131,9 @@ async function build(
   const dashboardToken = await dashboardTokenFor(config, settings, log);
 
   // Outgoing webhooks: their outbox is written in the store's transactions.
-  const webhooks = settings.webhooks ? await startWebhooks(settings.webhooks, store, log) : null;
+  const webhooks = settings.webhooks
+    ? await startOutgoingWebhooks(settings.webhooks, store, log)
+    : null;
   if (webhooks) {
     // A few seconds to send the last events (call-ended); what is left waits for the next start.
     lifecycle.defer("outgoing webhooks", async () => {

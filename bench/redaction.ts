@@ -147,7 +147,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
       });
       await ended;
       const out = (emitted.get(callSid) ?? []).filter((f) => f.transcript.track === "inbound");
-      // What was stored is what was emitted (the store listens first).
+      // What was stored is what was emitted (the pipeline commits before it publishes).
       const stored = (await server.store.segments(callSid)).filter((s) => s.track === "inbound");
       if (stored.length !== out.length) {
         throw new Error(`call ${call.name}: ${out.length} finals emitted, ${stored.length} stored`);

@@ -11,7 +11,7 @@ import { storeCommit } from "../lib/call/store_commit.ts";
 import { createPrinter } from "../lib/console/printer.ts";
 import { webhookSettings } from "../lib/delivery/settings.ts";
 import { generateSecret } from "../lib/delivery/signer.ts";
-import { startWebhooks } from "../lib/delivery/start.ts";
+import { startOutgoingWebhooks } from "../lib/delivery/outgoing_webhooks.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { LiveHub } from "../lib/live/live_hub.ts";
 import type { TranscriptStore } from "../lib/store/db.ts";
@@ -66,7 +66,7 @@ Deno.test("a final whose commit fails is not printed, sent live or delivered; it
   const log = memoryLogger();
   const store = new SqliteStore(":memory:");
   const broken = breakFinalsOf(store, "CAbroken");
-  const webhooks = await startWebhooks(
+  const webhooks = await startOutgoingWebhooks(
     webhookSettings({
       endpoints: [receiver.url],
       secret,

@@ -1,6 +1,6 @@
 /**
  * Twilio's side as a process of its own, for end-to-end tests: the simulated
- * REST API (`lib/sim/twilio_rest.ts`), which reaches our server over the
+ * REST API (`tests/fakes/twilio_rest.ts`), which reaches our server over the
  * network the way Twilio does (here through `HTTPS_PROXY` and `DENO_CERT`,
  * set by the test). Prints `listening on <url>` once it listens, then one
  * JSON line per call when it is over; ends on SIGTERM.

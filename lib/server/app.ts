@@ -28,7 +28,7 @@ import type { Logger } from "../log.ts";
 import { signatureValid } from "../twilio/signature.ts";
 import { CallStatusBook } from "../twilio/call_status.ts";
 import { type CallStreams, callTwiml } from "../twilio/twiml.ts";
-import { refuseCall, registerWebhooks } from "./webhooks.ts";
+import { refuseCall, registerTwilioWebhooks } from "./twilio_webhooks.ts";
 import { type AppEnv, mountGroups, RouteGroup } from "./route_group.ts";
 import { DashboardAuth } from "./dashboard_auth.ts";
 import { hostProblem } from "./host_check.ts";
@@ -292,7 +292,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     return false;
   }
 
-  registerWebhooks(twilio, {
+  registerTwilioWebhooks(twilio, {
     publicBase: options.publicBase,
     streams,
     draining,

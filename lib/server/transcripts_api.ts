@@ -34,7 +34,7 @@ import { fileRangeResponse } from "./recording_response.ts";
 import { callPage, dashboardPage, notFoundPage } from "./pages.ts";
 import { parseWholeNumber } from "../parse.ts";
 import { UserError } from "../user_error.ts";
-import type { Webhooks } from "../delivery/start.ts";
+import type { OutgoingWebhooks } from "../delivery/outgoing_webhooks.ts";
 import { registerDeliveryRoutes } from "./deliveries_api.ts";
 import type { RouteGroup } from "./route_group.ts";
 
@@ -47,7 +47,7 @@ export interface TranscriptRoutesOptions {
   /** True when the dashboard needs a credential (its pages then offer to log out). */
   loginRequired?: boolean;
   /** Webhook delivery: mounts the deliveries API and shows counts on the dashboard. */
-  webhooks?: Pick<Webhooks, "outbox" | "worker">;
+  webhooks?: Pick<OutgoingWebhooks, "outbox" | "worker">;
 }
 
 const MAX_LIMIT = 200;

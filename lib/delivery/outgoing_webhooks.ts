@@ -1,5 +1,6 @@
 /**
- * Webhook delivery for one server: the queue that writes the outbox in the
+ * Outgoing webhooks (ours, to the user's product; Twilio's incoming ones are routes in
+ * `../server/twilio_webhooks.ts`) for one server: the queue that writes the outbox in the
  * store's transactions, the worker that sends it, and partials sent
  * straight away.
  *
@@ -16,7 +17,7 @@ import { WebhookQueue } from "./webhook_queue.ts";
 import { DeliveryWorker, type DeliveryWorkerOptions } from "./worker.ts";
 
 /** Running webhook delivery. */
-export interface Webhooks {
+export interface OutgoingWebhooks {
   /** Give to the pipeline's commit stage (`storeCommit`): queues events in the store's transactions. */
   inTransaction: StoreEventHook;
   /** Register with the pipeline: wakes the worker once an event is committed, sends partials. */
@@ -32,12 +33,12 @@ export interface Webhooks {
 }
 
 /** Starts delivery from `store`'s outbox (and of partials, when asked for). */
-export async function startWebhooks(
+export async function startOutgoingWebhooks(
   settings: WebhookSettings,
   store: TranscriptStore,
   log: Logger,
   workerOptions: Partial<DeliveryWorkerOptions> = {},
-): Promise<Webhooks> {
+): Promise<OutgoingWebhooks> {
   const outbox = new SqlOutbox(store);
   // One process writes a SQLite store: claims a killed run left behind are void. On
   // PostgreSQL other instances may hold claims; a dead one's lapse with their lease.
