@@ -103,8 +103,9 @@ export class CallRegistry {
 
   /** Resolves when the call has ended and every event of it has been through the pipeline. */
   whenEnded(callSid: string): Promise<void> {
+    // Ended or ending: done once the registry has forgotten the call.
     const ended = this.#ended.get(callSid);
-    if (!this.#calls.has(callSid) && ended) return ended;
+    if (ended) return ended;
     const waiter = Promise.withResolvers<void>();
     this.#endWaiters.set(callSid, [...(this.#endWaiters.get(callSid) ?? []), waiter.resolve]);
     return waiter.promise;
