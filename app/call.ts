@@ -13,7 +13,7 @@ import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { createPrinter } from "../lib/console/printer.ts";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { startServer } from "../app/server.ts";
+import { startServer } from "./start_server.ts";
 import {
   makeSid,
   simulateCall,
@@ -207,7 +207,9 @@ export async function callCommand(args: string[]): Promise<number> {
   const quietLog = stderrLogger({ quiet: values.format === "jsonl" });
   const engine = await createEngine(config, quietLog);
   const server = await startServer(config, engine, quietLog);
-  server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
+  server.registry.pipeline.publish(
+    createPrinter({ format: values.format, partials: values.partials }),
+  );
   const callSid = makeSid("CA");
   const ended = server.registry.whenEnded(callSid);
   const hangUp = hangUpOnCtrlC(quietLog);

@@ -9,7 +9,8 @@ import { parseArgs } from "node:util";
 import { createPrinter } from "../lib/console/printer.ts";
 import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { checkPortFree, serverSettings, startServer } from "./server.ts";
+import { checkPortFree, serverSettings } from "./server_settings.ts";
+import { startServer } from "./start_server.ts";
 import { openPublicUrl } from "../lib/server/tunnel.ts";
 import { createEngine } from "./engine.ts";
 import { listDevices } from "../lib/laptop_audio/devices.ts";
@@ -75,7 +76,9 @@ export async function serveCommand(args: string[]): Promise<number> {
   checkPortFree(config.host, config.port);
   const engine = await createEngine(config, log);
   const server = await startServer(config, engine, log, settings);
-  server.registry.listen(createPrinter({ format: values.format, partials: values.partials }));
+  server.registry.pipeline.publish(
+    createPrinter({ format: values.format, partials: values.partials }),
+  );
   const endpoint = config.localOnly
     ? { url: server.url, source: "local" as const, close: () => Promise.resolve() }
     : await openPublicUrl({

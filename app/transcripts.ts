@@ -20,8 +20,13 @@ import { loadConfig } from "./config.ts";
 import { stderrLogger } from "../lib/log.ts";
 import { dbPath, type StoredCall, type TranscriptStore } from "../lib/store/db.ts";
 import { openTranscriptStore } from "../lib/store/open.ts";
-import { callAudio, Recordings } from "../lib/recording/recordings.ts";
-import { EXPORT_FORMATS, type ExportFormat, exportTranscript } from "../lib/store/export.ts";
+import { Recordings } from "../lib/recording/recordings.ts";
+import { callAudio } from "../lib/export/call_audio.ts";
+import {
+  EXPORT_FORMATS,
+  type ExportFormat,
+  exportTranscript,
+} from "../lib/export/transcript_export.ts";
 import { formatDuration } from "../lib/text/time_format.ts";
 import { parseCallQuery } from "../lib/server/transcripts_api.ts";
 import { UserError } from "../lib/user_error.ts";

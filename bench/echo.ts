@@ -37,7 +37,7 @@ import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { duplicatedWords } from "../lib/metrics/duplicated_words.ts";
 import { loadConfig } from "../app/config.ts";
 import { createEngine } from "../app/engine.ts";
-import { startServer } from "../app/server.ts";
+import { startServer } from "../app/start_server.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import type { TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
@@ -185,7 +185,7 @@ async function call(
   const server = await startServer(config, engine, memoryLogger());
   const finals: Transcript[] = [];
   const callSid = makeSid("CA");
-  server.registry.listen((e) => {
+  server.registry.pipeline.publish((e) => {
     if (e.type === "transcript" && e.call.callSid === callSid && e.transcript.type === "final") {
       finals.push(e.transcript);
     }

@@ -21,7 +21,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../app/config.ts";
 import { createEngine } from "../app/engine.ts";
-import { startServer } from "../app/server.ts";
+import { startServer } from "../app/start_server.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import type { TranscriberEngine, Transcript, Word } from "../lib/transcribe/engine.ts";
@@ -117,7 +117,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
     log,
   );
   const emitted = new Map<string, TimedFinal[]>();
-  server.registry.listen((event) => {
+  server.registry.pipeline.publish((event) => {
     if (event.type !== "transcript" || event.transcript.type !== "final") return;
     const list = emitted.get(event.call.callSid) ?? [];
     list.push({ at: performance.now(), transcript: event.transcript });
@@ -147,7 +147,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
       });
       await ended;
       const out = (emitted.get(callSid) ?? []).filter((f) => f.transcript.track === "inbound");
-      // What was stored is what was emitted (the store listens first).
+      // What was stored is what was emitted (the pipeline commits before it publishes).
       const stored = (await server.store.segments(callSid)).filter((s) => s.track === "inbound");
       if (stored.length !== out.length) {
         throw new Error(`call ${call.name}: ${out.length} finals emitted, ${stored.length} stored`);

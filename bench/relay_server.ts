@@ -17,7 +17,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../app/config.ts";
 import { stderrLogger } from "../lib/log.ts";
-import { startServer } from "../app/server.ts";
+import { startServer } from "../app/start_server.ts";
 import type { TrackTranscriber, TranscriberEngine } from "../lib/transcribe/engine.ts";
 import { createEngine } from "../app/engine.ts";
 import { NullEngine } from "../lib/transcribe/null_engine.ts";
@@ -114,7 +114,7 @@ if (values.engine === "null") {
 }
 
 const server = await startServer(config, engine, log);
-server.registry.listen((event) => {
+server.registry.pipeline.publish((event) => {
   if (event.type === "call-error") callErrors++;
   if (event.type !== "transcript") return;
   const t = event.transcript;

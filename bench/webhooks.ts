@@ -15,7 +15,7 @@ import { generateSecret } from "../lib/delivery/signer.ts";
 import { WebhookQueue } from "../lib/delivery/webhook_queue.ts";
 import { DeliveryWorker } from "../lib/delivery/worker.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { storeListener } from "../lib/store/db.ts";
+import { storeCommit } from "../lib/call/store_commit.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import { progress, quantile, sleep } from "./common.ts";
 
@@ -63,9 +63,12 @@ export async function webhookPhase(
   const stored = new Map<string, number>();
   /** Per call, the id of its latest queued event. */
   const queued = new Map<string, string>();
-  const write = storeListener(store, "bench", undefined, async (tx, event, ended) => {
-    const message = await queue.queue(outbox, tx, event, ended);
-    if (message) queued.set(event.call.callSid, message.id);
+  const write = storeCommit(store, {
+    engine: "bench",
+    within: async (tx, event, ended) => {
+      const message = await queue.queue(outbox, tx, event, ended);
+      if (message) queued.set(event.call.callSid, message.id);
+    },
   });
   worker.start();
   const started = performance.now();

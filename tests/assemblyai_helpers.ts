@@ -3,7 +3,7 @@
  * it, an engine pointed at it, and word comparison.
  */
 import { memoryLogger } from "../lib/log.ts";
-import { type FakeAssemblyAI, startFakeAssemblyAI } from "../lib/sim/fake_assemblyai.ts";
+import { type FakeAssemblyAI, startFakeAssemblyAI } from "./fakes/fake_assemblyai.ts";
 import { AssemblyAIEngine } from "../lib/transcribe/assemblyai.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 import { sharedEngine } from "./helpers.ts";

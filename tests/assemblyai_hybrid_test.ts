@@ -10,7 +10,7 @@ import {
   type FakeAssemblyAI,
   REALTIME_TOLERANCE_MS,
   startFakeAssemblyAI,
-} from "../lib/sim/fake_assemblyai.ts";
+} from "./fakes/fake_assemblyai.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { AssemblyAIEngine, type AssemblyAITrack } from "../lib/transcribe/assemblyai.ts";
 import { parseServerMessage, sessionUrl } from "../lib/transcribe/assemblyai_protocol.ts";

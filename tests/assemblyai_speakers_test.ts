@@ -10,7 +10,7 @@ import { createPrinter } from "../lib/console/printer.ts";
 import { webhookMessage } from "../lib/delivery/webhook_message.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { callPage } from "../lib/server/pages.ts";
-import { exportTranscript } from "../lib/store/export.ts";
+import { exportTranscript } from "../lib/export/transcript_export.ts";
 import { AssemblyAIEngine } from "../lib/transcribe/assemblyai.ts";
 import { parseServerMessage, sessionUrl } from "../lib/transcribe/assemblyai_protocol.ts";
 import { UserError } from "../lib/user_error.ts";
@@ -101,7 +101,7 @@ Deno.test("an IVR then an agent on the inbound track: each final keeps its speak
   });
   const server = await testServer({ engine });
   const printed: string[] = [];
-  server.registry.listen(
+  server.registry.pipeline.publish(
     createPrinter({ format: "text", write: (t) => printed.push(t), isTerminal: false }),
   );
   try {

@@ -49,7 +49,7 @@ async function runCall(
     audioInput: caller ? await tempWav(caller.samples) : undefined,
   });
   const printed: string[] = [];
-  server.registry.listen(
+  server.registry.pipeline.publish(
     createPrinter({ format: "text", write: (t) => printed.push(t), isTerminal: false }),
   );
   try {

@@ -10,7 +10,8 @@
 import assert from "node:assert/strict";
 import type { Context } from "hono";
 import { loadConfig } from "../app/config.ts";
-import { exposure, startServer } from "../app/server.ts";
+import { exposure } from "../app/server_settings.ts";
+import { startServer } from "../app/start_server.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { signRequest } from "../lib/twilio/signature.ts";

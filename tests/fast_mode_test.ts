@@ -18,7 +18,7 @@ import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { loadConfig, type TranscriberChoice } from "../app/config.ts";
 import { createEngine, findModel } from "../app/engine.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { startFakeAssemblyAI } from "../lib/sim/fake_assemblyai.ts";
+import { startFakeAssemblyAI } from "./fakes/fake_assemblyai.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 import { LocalDecoder } from "../lib/transcribe/local_decoder.ts";
 import { audioSet, callTestServer, conversation, finals, tempWav, testServer } from "./helpers.ts";

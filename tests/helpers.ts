@@ -9,7 +9,7 @@ import { mulawEncode } from "../lib/audio/mulaw.ts";
 import type { CallEvent } from "../lib/call/events.ts";
 import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { type RunningServer, startServer } from "../app/server.ts";
+import { type RunningServer, startServer } from "../app/start_server.ts";
 import {
   makeSid,
   simulateCall,
@@ -179,7 +179,7 @@ export async function testServer(
   const engine = options.engine ?? await sharedEngine();
   const server = await startServer(config, engine, log);
   const events: CallEvent[] = [];
-  server.registry.listen((e) => events.push(e));
+  server.registry.pipeline.publish((e) => events.push(e));
   // Object.assign, not a spread: publicUrl is a getter (the server's current public URL).
   return Object.assign(server, { events, token, log, engine });
 }

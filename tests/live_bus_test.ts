@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { PostgresLiveBus } from "../lib/cluster/live_bus.ts";
-import type { LiveEvent } from "../lib/server/live.ts";
+import type { LiveEvent } from "../lib/live/live_hub.ts";
 import { PostgresStore } from "../lib/store/postgres.ts";
 import { stderrLogger } from "../lib/log.ts";
 import { startTestPostgres } from "./test_postgres.ts";

@@ -4,7 +4,7 @@
  * last event, not what has a higher id.
  */
 import assert from "node:assert/strict";
-import { type LiveBus, type LiveEvent, LiveHub } from "../lib/server/live.ts";
+import { type LiveBus, type LiveEvent, LiveHub } from "../lib/live/live_hub.ts";
 
 /** A bus that hands nothing back by itself: the test delivers events as the bus would. */
 const bus: LiveBus = {

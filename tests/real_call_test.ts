@@ -10,8 +10,8 @@ import assert from "node:assert/strict";
 import type { CallEvent } from "../lib/call/events.ts";
 import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { startServer } from "../app/server.ts";
-import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
+import { startServer } from "../app/start_server.ts";
+import { startTwilioRestSim } from "./fakes/twilio_rest.ts";
 import { makeSid, postSigned } from "../lib/sim/twilio_sim.ts";
 import { parseStreamTwiml } from "../lib/twilio/twiml.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
@@ -238,7 +238,7 @@ Deno.test("INBOUND_GREETING and INBOUND_FORWARD_TO: <Say>, then <Dial>, still tr
   });
   const server = await startServer(config, await sharedEngine(), memoryLogger());
   const events: CallEvent[] = [];
-  server.registry.listen((e) => events.push(e));
+  server.registry.pipeline.publish((e) => events.push(e));
   const callee = await conversation((await audioSet("librispeech-samples")).slice(0, 1));
   const sim = await startTwilioRestSim({
     accountSid,

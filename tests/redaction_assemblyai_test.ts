@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../app/config.ts";
-import { startFakeAssemblyAI } from "../lib/sim/fake_assemblyai.ts";
+import { startFakeAssemblyAI } from "./fakes/fake_assemblyai.ts";
 import type { TranscriberEngine, TranscriptSink } from "../lib/transcribe/engine.ts";
 import type { Transcript } from "../lib/transcribe/engine.ts";
 import { TrackRedactor } from "../lib/redact/track_redactor.ts";

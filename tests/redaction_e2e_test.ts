@@ -15,7 +15,7 @@ import { REDACT_TAGS } from "../lib/redact/policies.ts";
 import { REDACT_MARGIN_MS } from "../lib/call/session.ts";
 import { mulawDecodeSample } from "../lib/audio/mulaw.ts";
 import { HEADER_BYTES } from "../lib/recording/recording_file.ts";
-import { exportTranscript } from "../lib/store/export.ts";
+import { exportTranscript } from "../lib/export/transcript_export.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 
 const TAGS = new Set(Object.values(REDACT_TAGS));

@@ -14,7 +14,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
-import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
+import { startTwilioRestSim } from "./fakes/twilio_rest.ts";
 import { resample, writeWav } from "../lib/audio/wav.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { sleep } from "../lib/async/sleep.ts";

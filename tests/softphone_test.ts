@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import { LEG_REFUSED } from "../lib/server/softphone.ts";
-import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
+import { startTwilioRestSim } from "./fakes/twilio_rest.ts";
 import { sleep } from "../lib/async/sleep.ts";
 import { audioSet, conversation, tempWav, testServer, toMulaw } from "./helpers.ts";
 

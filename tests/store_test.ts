@@ -8,11 +8,14 @@ import { DatabaseSync } from "node:sqlite";
 import { parseSync } from "subtitle";
 import webvtt from "webvtt-parser";
 import postgres from "postgres";
-import { attachStore, dbPath, type Segment, type TranscriptStore } from "../lib/store/db.ts";
+import { dbPath, type Segment, type TranscriptStore } from "../lib/store/db.ts";
+import { CallEventPipeline } from "../lib/call/pipeline.ts";
+import { storeCommit } from "../lib/call/store_commit.ts";
+import { memoryLogger } from "../lib/log.ts";
 import { SCHEMA_VERSION } from "../lib/store/migrations.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import { PostgresStore } from "../lib/store/postgres.ts";
-import { exportTranscript, mergeByTime } from "../lib/store/export.ts";
+import { exportTranscript, mergeByTime } from "../lib/export/transcript_export.ts";
 import { timestamp } from "../lib/text/time_format.ts";
 import { CallRegistry } from "../lib/call/registry.ts";
 import type { TranscriberEngine } from "../lib/transcribe/engine.ts";
@@ -358,7 +361,7 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
       ]);
     }),
 
-  "a final is committed before later listeners hear it": (backend) =>
+  "a final is committed before a publisher hears it": (backend) =>
     withStore(backend, async (store, open) => {
       // An engine that hears a final in every write.
       const engine: TranscriberEngine = {
@@ -378,12 +381,16 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
         whenCaughtUp: () => Promise.resolve(),
         dispose: () => Promise.resolve(),
       };
-      const registry = new CallRegistry(engine);
-      attachStore(registry, store);
+      const registry = new CallRegistry(engine, {
+        pipeline: new CallEventPipeline({
+          commit: storeCommit(store, { engine: engine.name }),
+          log: memoryLogger(),
+        }),
+      });
       // Another connection, as another process would read it.
       const reader = await open();
       const seen: string[][] = [];
-      registry.listen(async (event) => {
+      registry.pipeline.publish(async (event) => {
         if (event.type !== "transcript") return;
         seen.push((await reader.segments(event.call.callSid)).map((s) => s.text));
       });

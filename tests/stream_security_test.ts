@@ -75,7 +75,7 @@ async function refusal(url: string, signedUrl: string, token: string) {
 /** A fast simulated call whose finals are the transcript compared across runs. */
 function victimCall(server: Server, audio: Uint8Array, callSid = makeSid("CA")) {
   const started = new Promise<void>((resolve) => {
-    const stop = server.registry.listen((e) => {
+    const stop = server.registry.pipeline.publish((e) => {
       if (e.type === "call-started" && e.call.callSid === callSid) {
         stop();
         resolve();

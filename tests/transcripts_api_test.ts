@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { parseSync } from "subtitle";
 import { loadConfig } from "../app/config.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { startServer } from "../app/server.ts";
+import { startServer } from "../app/start_server.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import { signRequest } from "../lib/twilio/signature.ts";
 import {

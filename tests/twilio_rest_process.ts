@@ -1,6 +1,6 @@
 /**
  * Twilio's side as a process of its own, for end-to-end tests: the simulated
- * REST API (`lib/sim/twilio_rest.ts`), which reaches our server over the
+ * REST API (`tests/fakes/twilio_rest.ts`), which reaches our server over the
  * network the way Twilio does (here through `HTTPS_PROXY` and `DENO_CERT`,
  * set by the test). Prints `listening on <url>` once it listens, then one
  * JSON line per call when it is over; ends on SIGTERM.
@@ -8,7 +8,7 @@
  * Usage: `deno run -A tests/twilio_rest_process.ts <account-sid> <callee-audio.ulaw> <tail-ms>`,
  * with the auth token in `TWILIO_AUTH_TOKEN` (never on a command line).
  */
-import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
+import { startTwilioRestSim } from "./fakes/twilio_rest.ts";
 import { stderrLogger } from "../lib/log.ts";
 
 const [accountSid, calleeAudioPath, tailMs] = Deno.args;

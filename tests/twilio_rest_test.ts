@@ -4,7 +4,7 @@
  * Twilio errors as one readable line.
  */
 import assert from "node:assert/strict";
-import { startTwilioRestSim } from "../lib/sim/twilio_rest.ts";
+import { startTwilioRestSim } from "./fakes/twilio_rest.ts";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { twilioCredentials } from "../app/config.ts";
 import { describeTwilioError, twilioClient } from "../lib/twilio/rest.ts";

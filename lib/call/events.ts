@@ -1,10 +1,11 @@
 /**
- * What happens on calls, as events: the store, the dashboard, the printer
- * and tests all listen to the same stream.
+ * What happens on calls, as events. Each goes through the call-event
+ * pipeline (`./pipeline.ts`): committed to the store first, then published
+ * to the dashboard, the printer, the webhooks and tests.
  *
  * @module
  */
-import type { CallQuality } from "../recording/track_quality.ts";
+import type { CallAudioSummary } from "../recording/call_audio_summary.ts";
 import type { Transcript } from "../transcribe/engine.ts";
 
 /** Facts about a call, from Twilio's `start` message and the TwiML parameters. */
@@ -17,21 +18,6 @@ export interface CallInfo {
   to?: string;
 }
 
-/**
- * What the laptop leg sent into the call (the outbound track): its microphone,
- * a WAV file (`AUDIO_INPUT=<wav>`), or nothing: `off` when no input was
- * configured or usable, or the laptop was busy with another call.
- */
-export type LaptopInput = "microphone" | "file" | "off";
-
-/** What a call's audio was like: each track's quality, and the recording's length (null: none). */
-export interface CallAudioSummary {
-  quality: CallQuality;
-  recordedMs: number | null;
-  /** What the laptop leg sent; null when the call had no laptop leg (forwarded) or it is unknown. */
-  laptopInput?: LaptopInput | null;
-}
-
 /** One thing that happened on a call. */
 export type CallEvent =
   | { type: "call-started"; call: CallInfo; at: number }
@@ -39,5 +25,8 @@ export type CallEvent =
   | { type: "call-ended"; call: CallInfo; at: number; reason: string; audio?: CallAudioSummary }
   | { type: "call-error"; call: CallInfo; message: string };
 
-/** Receives call events; a returned promise is awaited before later listeners hear the event. */
+/**
+ * Receives call events: a session's emit (into the call-event pipeline), or a
+ * publisher that needs no stored segment (the console printer).
+ */
 export type CallListener = (event: CallEvent) => unknown;

@@ -5,41 +5,43 @@
  * @module
  */
 import type { TrackOptions, TranscriberEngine } from "../transcribe/engine.ts";
-import type { CallEvent, CallInfo, CallListener } from "./events.ts";
+import type { CallEvent, CallInfo } from "./events.ts";
+import { CallEventPipeline } from "./pipeline.ts";
 import { CallSession, type CallSessionOptions } from "./session.ts";
+import { stderrLogger } from "../log.ts";
 
 const ENDED_MEMORY = 1000;
 
-/** Live calls and the listeners that hear about them. */
+/** Options of a {@link CallRegistry}: the sessions', and the pipeline their events go through. */
+export interface CallRegistryOptions extends CallSessionOptions {
+  /** Commits, then publishes, each call event (default: one with no commit stage, no store). */
+  pipeline?: CallEventPipeline;
+}
+
+/** Live calls; their events go through the call-event pipeline. */
 export class CallRegistry {
   readonly engine: TranscriberEngine;
+  /** Where publishers register: they hear each event once it is committed. */
+  readonly pipeline: CallEventPipeline;
   #calls = new Map<string, CallSession>();
   #byStream = new Map<string, CallSession>();
-  #listeners = new Set<CallListener>();
   #ended = new Map<string, Promise<void>>();
-  /** Per call, the delivery of its latest event: events of a call reach listeners in order. */
+  /** Who waits (in {@link whenEnded}) for a call that has not begun to end. */
+  #endWaiters = new Map<string, (() => void)[]>();
+  /** Per call, the run of its latest event: events of a call go through the pipeline in order. */
   #delivery = new Map<string, Promise<void>>();
   #sessionOptions: CallSessionOptions;
 
   /**
    * `flushTimeoutMs` bounds how long ending a call waits for its last words;
-   * `audio` makes each call's recorder.
+   * `audio` makes each call's recorder. Each call's events run through
+   * `pipeline` one after another; calls do not wait for each other.
    */
-  constructor(engine: TranscriberEngine, options: CallSessionOptions = {}) {
+  constructor(engine: TranscriberEngine, options: CallRegistryOptions = {}) {
+    const { pipeline, ...sessionOptions } = options;
     this.engine = engine;
-    this.#sessionOptions = options;
-  }
-
-  /**
-   * Subscribes to every call's events; returns the unsubscribe function.
-   * Listeners hear each event in the order they subscribed, and a listener
-   * that returns a promise is awaited before the next one hears the event
-   * (the store commits a final before the printer prints it). Calls do not
-   * wait for each other.
-   */
-  listen(listener: CallListener): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    this.pipeline = pipeline ?? new CallEventPipeline({ log: stderrLogger() });
+    this.#sessionOptions = sessionOptions;
   }
 
   /** Number of calls in progress. */
@@ -81,12 +83,14 @@ export class CallRegistry {
   endCall(callSid: string, reason: string): Promise<void> {
     const session = this.#calls.get(callSid);
     if (!session) return this.#ended.get(callSid) ?? Promise.resolve();
-    // Done once call-ended (the session's last event) has reached every listener.
+    // Done once call-ended (the session's last event) has been through the pipeline.
     const done = session.end(reason).then(() => this.#delivery.get(callSid)).finally(() => {
       if (this.#calls.get(callSid) === session) this.#calls.delete(callSid);
       for (const sid of session.streams) this.#byStream.delete(sid);
     });
     this.#ended.set(callSid, done);
+    for (const resolve of this.#endWaiters.get(callSid) ?? []) done.then(resolve);
+    this.#endWaiters.delete(callSid);
     // Remember recent ends (for whenEnded) without growing forever.
     if (this.#ended.size > ENDED_MEMORY) this.#ended.delete(this.#ended.keys().next().value!);
     return done;
@@ -97,21 +101,14 @@ export class CallRegistry {
     return this.#ended.has(callSid);
   }
 
-  /** Resolves when the call has ended and every final of it was emitted. */
+  /** Resolves when the call has ended and every event of it has been through the pipeline. */
   whenEnded(callSid: string): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#calls.has(callSid) && this.#ended.has(callSid)) {
-        this.#ended.get(callSid)!.then(resolve);
-        return;
-      }
-      const stop = this.listen((event) => {
-        if (event.type === "call-ended" && event.call.callSid === callSid) {
-          stop();
-          // The event comes from inside endCall; resolve once the registry has forgotten the call.
-          (this.#ended.get(callSid) ?? Promise.resolve()).then(resolve);
-        }
-      });
-    });
+    // Ended or ending: done once the registry has forgotten the call.
+    const ended = this.#ended.get(callSid);
+    if (ended) return ended;
+    const waiter = Promise.withResolvers<void>();
+    this.#endWaiters.set(callSid, [...(this.#endWaiters.get(callSid) ?? []), waiter.resolve]);
+    return waiter.promise;
   }
 
   /** Ends every call (server shutdown): each flushes what it heard. */
@@ -122,24 +119,13 @@ export class CallRegistry {
   #dispatch(event: CallEvent): void {
     const callSid = event.call.callSid;
     const delivered = (this.#delivery.get(callSid) ?? Promise.resolve()).then(() =>
-      this.#deliver(event)
+      this.pipeline.run(event)
     );
     this.#delivery.set(callSid, delivered);
     if (event.type === "call-ended") {
       delivered.then(() => {
         if (this.#delivery.get(callSid) === delivered) this.#delivery.delete(callSid);
       });
-    }
-  }
-
-  async #deliver(event: CallEvent): Promise<void> {
-    for (const listener of [...this.#listeners]) {
-      try {
-        await listener(event);
-      } catch (error) {
-        // A broken listener must not break the call or the other listeners.
-        console.error(`callscribe: listener failed: ${(error as Error).message}`);
-      }
     }
   }
 }

@@ -14,7 +14,8 @@ import type {
   TranscriberEngine,
   Transcript,
 } from "../transcribe/engine.ts";
-import type { CallAudioSummary, CallInfo, CallListener, LaptopInput } from "./events.ts";
+import type { CallInfo, CallListener } from "./events.ts";
+import type { CallAudioSummary, LaptopInput } from "../recording/call_audio_summary.ts";
 import type { RedactPolicy } from "../redact/policies.ts";
 import { TrackRedactor } from "../redact/track_redactor.ts";
 

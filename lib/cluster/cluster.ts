@@ -8,8 +8,8 @@
  */
 import type { Logger } from "../log.ts";
 import type { PostgresStore } from "../store/postgres.ts";
-import type { LiveHub } from "../server/live.ts";
-import type { Webhooks } from "../delivery/start.ts";
+import type { LiveHub } from "../live/live_hub.ts";
+import type { OutgoingWebhooks } from "../delivery/outgoing_webhooks.ts";
 import { PostgresLiveBus } from "./live_bus.ts";
 import { InstanceHeartbeat } from "./instance.ts";
 
@@ -27,8 +27,8 @@ export class Cluster {
       url: () => string;
       timeoutMs: number;
       log: Logger;
-      /** Webhooks: queues each interrupted call's `call-ended` in its transaction, then sends. */
-      webhooks?: Pick<Webhooks, "interrupted" | "worker">;
+      /** Outgoing webhooks: queues each interrupted call's `call-ended` in its transaction, then sends. */
+      webhooks?: Pick<OutgoingWebhooks, "interrupted" | "worker">;
     },
   ) {
     this.#store = store;

@@ -13,8 +13,8 @@
  */
 import type { FinalHook } from "../store/db.ts";
 import { placeholders, type PostgresStore } from "../store/postgres.ts";
-import type { LiveBus, LiveEvent } from "../server/live.ts";
-import { segmentData } from "../server/live.ts";
+import type { LiveBus, LiveEvent } from "../live/live_hub.ts";
+import { segmentData } from "../live/live_hub.ts";
 import type { Logger } from "../log.ts";
 
 /** The NOTIFY channel. */

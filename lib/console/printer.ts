@@ -32,7 +32,7 @@ export function formatFinal(transcript: Transcript): string {
   } [${transcript.startMs} - ${transcript.endMs}]`;
 }
 
-/** Returns a listener that prints events as configured. */
+/** Returns a publisher (for the call-event pipeline) that prints events as configured. */
 export function createPrinter(options: PrinterOptions): CallListener {
   const encoder = new TextEncoder();
   const write = options.write ?? ((text: string) => Deno.stdout.writeSync(encoder.encode(text)));

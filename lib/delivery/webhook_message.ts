@@ -9,7 +9,7 @@
 import type { CallEvent } from "../call/events.ts";
 import { eventRecord } from "../console/printer.ts";
 import type { Segment, StoredCall } from "../store/db.ts";
-import { mergeByTime, transcriptRecord } from "../store/export.ts";
+import { mergeByTime, transcriptRecord } from "../export/transcript_export.ts";
 
 /** The events a webhook endpoint can ask for (`WEBHOOK_EVENTS`). */
 export const WEBHOOK_EVENT_TYPES = ["call-started", "final", "call-ended", "partial"] as const;

@@ -16,7 +16,7 @@
  * @module
  */
 import { MULAW_SILENCE, mulawDecodeSample } from "../audio/mulaw.ts";
-import type { CallAudioSummary } from "../call/events.ts";
+import type { CallAudioSummary } from "./call_audio_summary.ts";
 import type { Logger } from "../log.ts";
 import type { Track } from "../transcribe/engine.ts";
 import {

@@ -9,9 +9,6 @@
  * @module
  */
 import type { Logger } from "../log.ts";
-import type { TranscriptStore } from "../store/db.ts";
-import { loadCallAudio } from "../store/call_audio.ts";
-import type { CallAudio } from "../store/export.ts";
 import { CallRecorder, type TrackLevels } from "./call_recorder.ts";
 import { recordedMs, releaseLock, repairRecording, takeLock } from "./recording_file.ts";
 
@@ -212,26 +209,6 @@ export class Recordings {
       );
     }
   }
-}
-
-/** A call's recording (when on disk) and stored quality, as the exports and the call page show them. */
-export async function callAudio(
-  store: Pick<TranscriptStore, "transaction">,
-  recordings: Recordings | undefined,
-  callSid: string,
-): Promise<CallAudio> {
-  const recording = await recordings?.info(callSid);
-  const stored = await loadCallAudio(store, callSid);
-  return {
-    recording: recording
-      ? {
-        durationMs: recording.durationMs,
-        url: `/api/calls/${encodeURIComponent(callSid)}/recording.wav`,
-      }
-      : null,
-    quality: stored?.quality ?? null,
-    laptopInput: stored?.laptopInput ?? null,
-  };
 }
 
 function formatGb(bytes: number): string {

@@ -7,7 +7,7 @@
  */
 import { mulawDecodeSample } from "../audio/mulaw.ts";
 import type { Track } from "../transcribe/engine.ts";
-import type { LaptopInput } from "../call/events.ts";
+import type { LaptopInput } from "./call_audio_summary.ts";
 
 /** One track's quality, as stored with the call and exported. */
 export interface TrackQualityStats {

@@ -28,7 +28,7 @@ import type { Logger } from "../log.ts";
 import { signatureValid } from "../twilio/signature.ts";
 import { CallStatusBook } from "../twilio/call_status.ts";
 import { type CallStreams, callTwiml } from "../twilio/twiml.ts";
-import { refuseCall, registerWebhooks } from "./webhooks.ts";
+import { refuseCall, registerTwilioWebhooks } from "./twilio_webhooks.ts";
 import { type AppEnv, mountGroups, RouteGroup } from "./route_group.ts";
 import { DashboardAuth } from "./dashboard_auth.ts";
 import { hostProblem } from "./host_check.ts";
@@ -36,14 +36,13 @@ import { sameOrigin } from "./same_origin.ts";
 import { securityHeaders } from "./security_headers.ts";
 import { UserError } from "../user_error.ts";
 import { STREAM_ROUTES, StreamAccess } from "./stream_access.ts";
-import { upgradeMediaStream } from "./deno_websocket.ts";
 import {
   LaptopAudioStream,
   type MediaStreamHandler,
   type StreamKind,
-  type StreamSocket,
   TranscriptionStream,
 } from "./media_stream.ts";
+import type { StreamSocket, UpgradeStream } from "./stream_socket.ts";
 import { Softphone } from "./softphone.ts";
 import { type DialOut, registerDialOut } from "./dial_out.ts";
 import { registerTranscriptRoutes, type TranscriptRoutesOptions } from "./transcripts_api.ts";
@@ -55,6 +54,8 @@ import { printable } from "../text/printable.ts";
 export interface AppOptions {
   registry: CallRegistry;
   log: Logger;
+  /** Upgrades a stream request to a socket: the server adapter's (`./deno_websocket.ts` on Deno.serve). */
+  upgrade: UpgradeStream;
   /** The public base URL (known only once the server is bound). */
   publicBase: () => string;
   /** Token for signature checks; undefined only when checks are explicitly skipped. */
@@ -233,7 +234,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     const release = access.claim(callSid, kind);
     if (!release) return refuse(409, `a ${kind} stream of this call is already open`);
     try {
-      return upgradeMediaStream(c.req.raw, (socket) => makeStream[kind](socket, callSid), release);
+      return options.upgrade(c.req.raw, (socket) => makeStream[kind](socket, callSid), release);
     } catch (error) {
       release();
       throw error;
@@ -291,7 +292,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     return false;
   }
 
-  registerWebhooks(twilio, {
+  registerTwilioWebhooks(twilio, {
     publicBase: options.publicBase,
     streams,
     draining,

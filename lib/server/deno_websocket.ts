@@ -1,24 +1,18 @@
 /**
- * The Deno adapter: upgrades a request with `Deno.upgradeWebSocket` and wires
- * the native socket to a transport-independent {@link MediaStreamHandler}.
+ * The Deno adapter of {@link UpgradeStream}: upgrades a request with
+ * `Deno.upgradeWebSocket` and wires the native socket to a
+ * transport-independent listener (a media stream handler).
  *
  * @module
  */
-import type { MediaStreamHandler, StreamSocket } from "./media_stream.ts";
+import type { UpgradeStream } from "./stream_socket.ts";
 
-/**
- * Upgrades `request` and hands every message of the socket to the handler
- * `make` returns; `onClosed` runs after the handler heard the close.
- */
-export function upgradeMediaStream(
-  request: Request,
-  make: (socket: StreamSocket) => MediaStreamHandler,
-  onClosed?: () => void,
-): Response {
+/** {@link UpgradeStream} on `Deno.upgradeWebSocket`. */
+export const upgradeDenoWebSocket: UpgradeStream = (request, make, onClosed) => {
   // No ping timer: Deno re-arms it on every message, and the handler's own idle check already
   // ends a stream that goes quiet (Twilio sends media every 20 ms while a call lives).
   const { socket, response } = Deno.upgradeWebSocket(request, { idleTimeout: 0 });
-  const handler = make({
+  const listener = make({
     send: (text) => {
       if (socket.readyState === WebSocket.OPEN) socket.send(text);
     },
@@ -27,12 +21,12 @@ export function upgradeMediaStream(
     },
     unsentBytes: () => socket.bufferedAmount,
   });
-  socket.onmessage = (event) => handler.onMessage(event.data);
+  socket.onmessage = (event) => listener.onMessage(event.data);
   socket.onclose = () => {
-    handler.onClose();
+    listener.onClose();
     onClosed?.();
   };
   // An error is followed by close, which ends the stream; nothing more to do here.
   socket.onerror = () => {};
   return response;
-}
+};

@@ -1,6 +1,7 @@
 /**
  * One Twilio Media Stream connection, independent of the socket library:
- * the Deno adapter hands it text frames and a way to send and close.
+ * the server adapter hands it text frames and a way to send and close
+ * (the contract of `./stream_socket.ts`).
  *
  * {@link MediaStreamHandler} is the lifecycle every stream shares (limits,
  * idle and unread-peer checks, strict parsing, start and stop, ending the
@@ -16,6 +17,7 @@ import type { CallRegistry } from "../call/registry.ts";
 import type { CallSession } from "../call/session.ts";
 import type { Logger } from "../log.ts";
 import type { OfferedLeg, Softphone } from "./softphone.ts";
+import type { SocketListener, StreamSocket } from "./stream_socket.ts";
 import { parseKeytermList } from "../transcribe/keyterms.ts";
 import { decodeBase64 } from "../twilio/base64.ts";
 import {
@@ -24,14 +26,6 @@ import {
   ProtocolError,
   type StartMessage,
 } from "../twilio/protocol.ts";
-
-/** What a stream handler needs from its socket. */
-export interface StreamSocket {
-  send(text: string): void;
-  close(code: number, reason: string): void;
-  /** Bytes sent but not yet taken by the other side (grows when it stops reading). */
-  unsentBytes(): number;
-}
 
 /** Which of the two streams of a call this is. */
 export type StreamKind = "transcription" | "audio";
@@ -75,7 +69,7 @@ export interface MediaStreamOptions {
 }
 
 /** Handles the messages of one stream, from `connected` to `stop`; one subclass per stream kind. */
-export abstract class MediaStreamHandler {
+export abstract class MediaStreamHandler implements SocketListener {
   /** Which of the two streams of a call this is (for log lines). */
   abstract readonly kind: StreamKind;
   protected readonly options: MediaStreamOptions;

@@ -10,7 +10,12 @@
  * @module
  */
 import type { CallPage, CallQuery, Segment, StoredCall } from "../store/db.ts";
-import { type CallAudio, describeQuality, EXPORT_FORMATS, mergeByTime } from "../store/export.ts";
+import {
+  type CallAudio,
+  describeQuality,
+  EXPORT_FORMATS,
+  mergeByTime,
+} from "../export/transcript_export.ts";
 import { clock, formatDuration } from "../text/time_format.ts";
 import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";

@@ -26,15 +26,16 @@ import {
   type ExportFormat,
   exportTranscript,
   mergeByTime,
-} from "../store/export.ts";
-import type { LiveHub } from "./live.ts";
-import { callAudio, type Recordings } from "../recording/recordings.ts";
+} from "../export/transcript_export.ts";
+import type { LiveHub } from "../live/live_hub.ts";
+import type { Recordings } from "../recording/recordings.ts";
+import { callAudio } from "../export/call_audio.ts";
 import { fileRangeResponse } from "./recording_response.ts";
 import { callPage, dashboardPage, notFoundPage } from "./pages.ts";
 import { BROWSER_ASSETS, readBrowserAsset } from "./browser_assets.ts";
 import { parseWholeNumber } from "../parse.ts";
 import { UserError } from "../user_error.ts";
-import type { Webhooks } from "../delivery/start.ts";
+import type { OutgoingWebhooks } from "../delivery/outgoing_webhooks.ts";
 import { registerDeliveryRoutes } from "./deliveries_api.ts";
 import type { RouteGroup } from "./route_group.ts";
 
@@ -47,7 +48,7 @@ export interface TranscriptRoutesOptions {
   /** True when the dashboard needs a credential (its pages then offer to log out). */
   loginRequired?: boolean;
   /** Webhook delivery: mounts the deliveries API and shows counts on the dashboard. */
-  webhooks?: Pick<Webhooks, "outbox" | "worker">;
+  webhooks?: Pick<OutgoingWebhooks, "outbox" | "worker">;
 }
 
 const MAX_LIMIT = 200;

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { CallAudioSummary } from "../call/events.ts";
+import type { CallAudioSummary } from "../recording/call_audio_summary.ts";
 import type { TranscriptStore } from "./db.ts";
 
 /** Stores a call's audio summary, replacing any. */

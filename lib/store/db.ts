@@ -7,9 +7,9 @@
  *
  * Every method is async (PostgreSQL is). Each final is committed in its own
  * transaction before the promise of {@link TranscriptStore.addSegment}
- * resolves; {@link attachStore} subscribes the store first in the
- * registry's listener chain, which awaits it, so a final that was printed
- * or sent anywhere is already committed, even if the process is killed.
+ * resolves; the call-event pipeline (`../call/pipeline.ts`) awaits that
+ * commit before anyone hears of the final, so a final that was printed or
+ * sent anywhere is already committed, even if the process is killed.
  *
  * Work that must commit or fail together with a final (a webhook outbox
  * row, say) goes into that final's transaction: register it once with
@@ -18,9 +18,6 @@
  *
  * @module
  */
-import type { CallEvent, CallListener } from "../call/events.ts";
-import type { CallRegistry } from "../call/registry.ts";
-import { saveCallAudio } from "./call_audio.ts";
 import type { Track, Transcript, Word } from "../transcribe/engine.ts";
 
 /** The database file inside a data folder. */
@@ -115,17 +112,6 @@ export type FinalHook = (tx: StoreTransaction, segment: Segment) => void | Promi
 export type TransactionWork = (tx: StoreTransaction) => void | Promise<void>;
 
 /**
- * Work done inside the transaction that stores a call event (the webhook
- * outbox): `ended` is, for `call-ended`, the call as stored once ended, with
- * its segments.
- */
-export type StoreEventHook = (
-  tx: StoreTransaction,
-  event: CallEvent,
-  ended?: { call: StoredCall; segments: Segment[] },
-) => void | Promise<void>;
-
-/**
  * Work done inside the transaction that marks calls interrupted, once for
  * each call: the call as marked, with its segments (the webhook outbox
  * queues its `call-ended` there).
@@ -202,100 +188,6 @@ export interface TranscriptStore {
   deleteCall(callSid: string): Promise<boolean>;
   /** Closes the database. */
   close(): Promise<void>;
-}
-
-/**
- * Subscribes `store` to `registry`'s events (finals only; partials are not
- * kept). Subscribe it before anything that prints or sends: the registry
- * awaits the store's commit before later listeners hear the event.
- * `onSegment` hears each final once it is committed; `within` runs inside
- * the transaction of each stored event. Returns the unsubscribe function.
- */
-export function attachStore(
-  registry: CallRegistry,
-  store: TranscriptStore,
-  onSegment?: (segment: Segment) => void,
-  within?: StoreEventHook,
-): () => void {
-  return registry.listen(storeListener(store, registry.engine.name, onSegment, within));
-}
-
-/** The registry listener that writes call events to `store`. */
-export function storeListener(
-  store: TranscriptStore,
-  engine?: string,
-  onSegment?: (segment: Segment) => void,
-  within?: StoreEventHook,
-): CallListener {
-  return async (event: CallEvent) => {
-    const callSid = event.call.callSid;
-    switch (event.type) {
-      case "call-started":
-        await store.callStarted(event.call, event.at, engine, {
-          within: within && ((tx) => within(tx, event)),
-        });
-        return;
-      case "transcript":
-        if (event.transcript.type === "final") {
-          const final = event.transcript;
-          const segment = await store.addSegment(
-            callSid,
-            { ...final, engine: final.engine ?? engine },
-            { within: within && ((tx) => within(tx, event)) },
-          );
-          onSegment?.(segment);
-        }
-        return;
-      case "call-ended": {
-        // Read before the end's transaction (SQLite runs one at a time); the call's finals are all committed.
-        const stored = within && await store.getCall(callSid);
-        const audioMs = event.audio
-          ? Math.max(
-            event.audio.recordedMs ?? 0,
-            event.audio.quality.inbound.receivedMs,
-            event.audio.quality.outbound.receivedMs,
-          )
-          : 0;
-        const ended = stored
-          ? {
-            call: {
-              ...stored,
-              endedAt: event.at,
-              status: "completed",
-              endReason: event.reason,
-              durationMs: Math.round(Math.max(0, event.at - stored.startedAt, audioMs)),
-            },
-            segments: await store.segments(callSid),
-          }
-          : undefined;
-        await store.callEnded(callSid, event.at, event.reason, undefined, {
-          within: within && ((tx) => within(tx, event, ended)),
-          audioMs,
-        });
-        if (event.audio) await saveCallAudio(store, callSid, event.audio);
-        return;
-      }
-    }
-  };
-}
-
-/**
- * The `call-ended` event of a call marked interrupted (no registry ended
- * it): what the webhook outbox queues for it, with the stored call's status.
- */
-export function interruptedEvent(call: StoredCall): CallEvent {
-  return {
-    type: "call-ended",
-    call: {
-      callSid: call.callSid,
-      label: call.callSid,
-      direction: call.direction,
-      from: call.from ?? undefined,
-      to: call.to ?? undefined,
-    },
-    at: call.endedAt ?? call.startedAt,
-    reason: call.endReason ?? "interrupted",
-  };
 }
 
 /** Mean word confidence, or null when the engine gave none. */

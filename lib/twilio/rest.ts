@@ -3,7 +3,7 @@
  * checked up front, and its errors turned into one readable line.
  *
  * `TWILIO_API_URL` (testing only) points the client at another base URL,
- * e.g. the simulator in lib/sim/twilio_rest.ts: a custom `httpClient` (the
+ * e.g. the simulator in tests/fakes/twilio_rest.ts: a custom `httpClient` (the
  * package's supported hook) rewrites the origin of each request, so
  * everything else — auth, parameters, parsing, errors — is the package's own.
  *

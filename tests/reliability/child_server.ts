@@ -12,7 +12,7 @@
 import { parseArgs } from "node:util";
 import { loadConfig } from "../../app/config.ts";
 import { stderrLogger } from "../../lib/log.ts";
-import { startServer } from "../../app/server.ts";
+import { startServer } from "../../app/start_server.ts";
 import { createEngine } from "../../app/engine.ts";
 import type { TranscriberEngine } from "../../lib/transcribe/engine.ts";
 import { NullEngine } from "../../lib/transcribe/null_engine.ts";

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { CallRegistry } from "../../lib/call/registry.ts";
 import type { CallEvent } from "../../lib/call/events.ts";
 import { memoryLogger } from "../../lib/log.ts";
-import { startFakeAssemblyAI } from "../../lib/sim/fake_assemblyai.ts";
+import { startFakeAssemblyAI } from "../fakes/fake_assemblyai.ts";
 import { makeSid, simulateCall } from "../../lib/sim/twilio_sim.ts";
 import { AssemblyAIEngine } from "../../lib/transcribe/assemblyai.ts";
 import type {
@@ -230,7 +230,7 @@ Deno.test("a transcriber whose flush never finishes: the call still ends, report
   };
   const registry = new CallRegistry(hanging, { flushTimeoutMs: 300 });
   const events: CallEvent[] = [];
-  registry.listen((e) => events.push(e));
+  registry.pipeline.publish((e) => events.push(e));
   const session = registry.attachStream("MZ1", { callSid: "CA1", direction: "outbound" });
   session.openTrack("inbound");
   session.media("inbound", 0, new Uint8Array(160));

@@ -5,7 +5,7 @@
  * `503`, and a `Range` of an unknown unit is ignored (RFC 9110 §14.2).
  */
 import assert from "node:assert/strict";
-import { LiveHub } from "../../lib/server/live.ts";
+import { LiveHub } from "../../lib/live/live_hub.ts";
 import { CallRegistry } from "../../lib/call/registry.ts";
 import { NullEngine } from "../../lib/transcribe/null_engine.ts";
 import { parseRange } from "../../lib/server/recording_response.ts";
@@ -34,7 +34,7 @@ function startCall(registry: CallRegistry, callSid: string) {
 Deno.test("a call's level stream ends when the call ends", async () => {
   const registry = new CallRegistry(new NullEngine());
   const hub = new LiveHub();
-  hub.attach(registry);
+  registry.pipeline.publish(hub.publisher());
   const callSid = "CA" + "1".repeat(32);
   startCall(registry, callSid);
   // call-started reaches listeners asynchronously.

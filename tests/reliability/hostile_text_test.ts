@@ -10,10 +10,11 @@ import { printable } from "../../lib/text/printable.ts";
 import { RefusalLog } from "../../lib/server/refusal_log.ts";
 import { clientAddress } from "../../lib/server/client_address.ts";
 import { createApp } from "../../lib/server/app.ts";
+import { upgradeDenoWebSocket } from "../../lib/server/deno_websocket.ts";
 import { CallRegistry } from "../../lib/call/registry.ts";
 import { NullEngine } from "../../lib/transcribe/null_engine.ts";
 import { memoryLogger } from "../../lib/log.ts";
-import { exportTranscript } from "../../lib/store/export.ts";
+import { exportTranscript } from "../../lib/export/transcript_export.ts";
 import type { Segment, StoredCall } from "../../lib/store/db.ts";
 import { formatFinal } from "../../lib/console/printer.ts";
 import { makeSid, simulateCall } from "../../lib/sim/twilio_sim.ts";
@@ -77,6 +78,7 @@ Deno.test("a flood of unsigned webhooks with 60 KiB of X-Forwarded-For writes on
   const app = createApp({
     registry: new CallRegistry(new NullEngine()),
     log,
+    upgrade: upgradeDenoWebSocket,
     publicBase: () => "https://example.test",
     authToken: "flood-token-0123456789",
   });

@@ -13,7 +13,7 @@ import { type CallStreams, callTwiml, STATUS_PATHS } from "../twilio/twiml.ts";
 import type { AppEnv, RouteGroup } from "./route_group.ts";
 
 /** What the webhook routes need from the app. */
-export interface WebhookOptions {
+export interface TwilioWebhookOptions {
   /** The public base URL (`PUBLIC_URL`, the tunnel, or the local address). */
   publicBase: () => string;
   /** Where this instance's streams go, and their per-call paths. */
@@ -26,7 +26,7 @@ export interface WebhookOptions {
 }
 
 /** Adds `/twiml/inbound`, `/twilio/status` and `/twilio/stream-status` to the Twilio group. */
-export function registerWebhooks(twilio: RouteGroup, options: WebhookOptions): void {
+export function registerTwilioWebhooks(twilio: RouteGroup, options: TwilioWebhookOptions): void {
   twilio.post("/twiml/inbound", (c) => {
     const params = c.get("twilioParams");
     const refused = refuseCall(c, options, params);
@@ -63,7 +63,7 @@ export function registerWebhooks(twilio: RouteGroup, options: WebhookOptions): v
  */
 export function refuseCall(
   c: Context,
-  options: Pick<WebhookOptions, "draining">,
+  options: Pick<TwilioWebhookOptions, "draining">,
   params: Record<string, string>,
 ): Response | null {
   if (options.draining()) {

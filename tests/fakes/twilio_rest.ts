@@ -14,11 +14,16 @@
  *
  * @module
  */
-import { E164 } from "../parse.ts";
-import type { Logger } from "../log.ts";
-import { errorDocs } from "../twilio/rest.ts";
-import { makeSid, postSigned, simulateCall, type SimulatedCallResult } from "./twilio_sim.ts";
-import { sleep } from "../async/sleep.ts";
+import { E164 } from "../../lib/parse.ts";
+import type { Logger } from "../../lib/log.ts";
+import { errorDocs } from "../../lib/twilio/rest.ts";
+import {
+  makeSid,
+  postSigned,
+  simulateCall,
+  type SimulatedCallResult,
+} from "../../lib/sim/twilio_sim.ts";
+import { sleep } from "../../lib/async/sleep.ts";
 
 /** Options of the simulated REST API. */
 export interface TwilioRestSimOptions {

@@ -1,18 +1,15 @@
 /**
- * Webhook delivery for one server: the queue that writes the outbox in the
+ * Outgoing webhooks (ours, to the user's product; Twilio's incoming ones are routes in
+ * `../server/twilio_webhooks.ts`) for one server: the queue that writes the outbox in the
  * store's transactions, the worker that sends it, and partials sent
  * straight away.
  *
  * @module
  */
-import type { CallListener } from "../call/events.ts";
+import type { Publisher } from "../call/pipeline.ts";
+import { interruptedEvent, type StoreEventHook } from "../call/store_commit.ts";
 import type { Logger } from "../log.ts";
-import {
-  interruptedEvent,
-  type InterruptedHook,
-  type StoreEventHook,
-  type TranscriptStore,
-} from "../store/db.ts";
+import type { InterruptedHook, TranscriptStore } from "../store/db.ts";
 import { SqlOutbox } from "./sql_outbox.ts";
 import { endpointLabel, type WebhookSettings } from "./settings.ts";
 import { webhookMessage } from "./webhook_message.ts";
@@ -20,11 +17,11 @@ import { WebhookQueue } from "./webhook_queue.ts";
 import { DeliveryWorker, type DeliveryWorkerOptions } from "./worker.ts";
 
 /** Running webhook delivery. */
-export interface Webhooks {
-  /** Give to `attachStore`: queues events in the store's transactions. */
+export interface OutgoingWebhooks {
+  /** Give to the pipeline's commit stage (`storeCommit`): queues events in the store's transactions. */
   inTransaction: StoreEventHook;
-  /** Subscribe after the store: wakes the worker once an event is committed, sends partials. */
-  listener: CallListener;
+  /** Register with the pipeline: wakes the worker once an event is committed, sends partials. */
+  publisher: Publisher;
   /**
    * Give to the store's `markInterrupted` (or the cluster's sweep): queues the
    * `call-ended` of each call marked interrupted, in that transaction; wake the
@@ -36,12 +33,12 @@ export interface Webhooks {
 }
 
 /** Starts delivery from `store`'s outbox (and of partials, when asked for). */
-export async function startWebhooks(
+export async function startOutgoingWebhooks(
   settings: WebhookSettings,
   store: TranscriptStore,
   log: Logger,
   workerOptions: Partial<DeliveryWorkerOptions> = {},
-): Promise<Webhooks> {
+): Promise<OutgoingWebhooks> {
   const outbox = new SqlOutbox(store);
   // One process writes a SQLite store: claims a killed run left behind are void. On
   // PostgreSQL other instances may hold claims; a dead one's lapse with their lease.
@@ -71,8 +68,8 @@ export async function startWebhooks(
     inTransaction: async (tx, event, ended) => {
       if (await queue.queue(outbox, tx, event, ended)) queued.add(event.call.callSid);
     },
-    listener: (event) => {
-      // The registry calls this once the store's transaction has committed.
+    publisher: (event) => {
+      // The pipeline calls this once the store's transaction has committed.
       if (queued.delete(event.call.callSid)) worker.wake();
       if (partials && event.type === "transcript" && event.transcript.type === "partial") {
         const message = webhookMessage(event);

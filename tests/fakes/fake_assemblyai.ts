@@ -36,16 +36,23 @@
  *
  * @module
  */
-import { mulawEncode } from "../audio/mulaw.ts";
-import { findEntities, normalizeToken } from "../redact/find_entities.ts";
-import type { RedactPolicy } from "../redact/policies.ts";
-import { ASSEMBLYAI_PII_POLICIES, policyOfAssemblyAI } from "../redact/assemblyai_policies.ts";
-import type { TrackTranscriber, TranscriberEngine, Transcript } from "../transcribe/engine.ts";
+import { mulawEncode } from "../../lib/audio/mulaw.ts";
+import { findEntities, normalizeToken } from "../../lib/redact/find_entities.ts";
+import type { RedactPolicy } from "../../lib/redact/policies.ts";
+import {
+  ASSEMBLYAI_PII_POLICIES,
+  policyOfAssemblyAI,
+} from "../../lib/redact/assemblyai_policies.ts";
+import type {
+  TrackTranscriber,
+  TranscriberEngine,
+  Transcript,
+} from "../../lib/transcribe/engine.ts";
 import {
   type AssemblyAIWord,
   SPEECH_MODELS,
   type TurnMessage,
-} from "../transcribe/assemblyai_protocol.ts";
+} from "../../lib/transcribe/assemblyai_protocol.ts";
 
 /** How the fake behaves. */
 export interface FakeAssemblyAIOptions {

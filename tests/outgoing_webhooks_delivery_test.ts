@@ -21,7 +21,8 @@ import { generateSecret, WebhookSigner } from "../lib/delivery/signer.ts";
 import { WebhookQueue } from "../lib/delivery/webhook_queue.ts";
 import { DeliveryWorker } from "../lib/delivery/worker.ts";
 import { memoryLogger } from "../lib/log.ts";
-import { storeListener, type TranscriptStore } from "../lib/store/db.ts";
+import { storeCommit } from "../lib/call/store_commit.ts";
+import type { TranscriptStore } from "../lib/store/db.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
 import { SqlOutbox } from "../lib/delivery/sql_outbox.ts";
 import { checkArrivals, misbehaving, WebhookReceiver } from "./webhook_receiver.ts";
@@ -76,9 +77,12 @@ function harness(
   const queue = new WebhookQueue(settings, log);
   const worker = new DeliveryWorker(outbox, settings, { log, pollMs: 100, owner });
   const sent: { id: string; callSid: string }[] = [];
-  const write = storeListener(store, "test", undefined, async (tx, event, ended) => {
-    const message = await queue.queue(outbox, tx, event, ended);
-    if (message) sent.push({ id: message.id, callSid: message.callSid });
+  const write = storeCommit(store, {
+    engine: "test",
+    within: async (tx, event, ended) => {
+      const message = await queue.queue(outbox, tx, event, ended);
+      if (message) sent.push({ id: message.id, callSid: message.callSid });
+    },
   });
   const emit = async (event: CallEvent) => {
     await write(event);

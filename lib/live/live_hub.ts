@@ -13,8 +13,7 @@
  *
  * @module
  */
-import type { CallEvent } from "../call/events.ts";
-import type { CallRegistry } from "../call/registry.ts";
+import type { Publisher } from "../call/pipeline.ts";
 import type { Segment, StoredCall, TranscriptStore } from "../store/db.ts";
 
 /** One event as the dashboard receives it. */
@@ -85,11 +84,12 @@ export class LiveHub {
   }
 
   /**
-   * The registry listener. Finals are published by {@link publishSegment}
-   * (from the store, so they carry their stored id) when a store is attached.
+   * The hub's publisher, for the call-event pipeline. A final that was
+   * stored is published with its stored id; on a bus, the bus publishes it
+   * from inside the final's transaction (`../cluster/live_bus.ts`).
    */
-  listener(): (event: CallEvent) => void {
-    return (event) => {
+  publisher(): Publisher {
+    return (event, stored) => {
       const callSid = event.call.callSid;
       switch (event.type) {
         case "call-started": {
@@ -105,7 +105,10 @@ export class LiveHub {
         }
         case "transcript": {
           const t = event.transcript;
-          if (t.type === "final" && this.#store) return;
+          if (t.type === "final" && stored) {
+            if (!this.#bus) this.publishSegment(stored);
+            return;
+          }
           this.#publish(t.type, callSid, {
             callSid,
             track: t.track,
@@ -131,11 +134,6 @@ export class LiveHub {
           this.#publish("call-error", callSid, { callSid, message: event.message });
       }
     };
-  }
-
-  /** Subscribes to `registry` (after the store, so finals are stored first). */
-  attach(registry: CallRegistry): () => void {
-    return registry.listen(this.listener());
   }
 
   /**

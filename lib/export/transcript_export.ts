@@ -12,9 +12,9 @@
  */
 import { speakerName, TRACK_LABELS } from "../transcribe/engine.ts";
 import type { CallQuality } from "../recording/track_quality.ts";
-import type { LaptopInput } from "../call/events.ts";
+import type { LaptopInput } from "../recording/call_audio_summary.ts";
 import { qualityWarnings } from "../recording/track_quality.ts";
-import type { Segment, StoredCall } from "./db.ts";
+import type { Segment, StoredCall } from "../store/db.ts";
 import { clock, formatDuration, timestamp } from "../text/time_format.ts";
 import { printable } from "../text/printable.ts";
 
