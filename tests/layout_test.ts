@@ -15,8 +15,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
  * directly in lib/ (log, parse, user_error, seeded_random).
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ["lib/text", "lib/async", "lib/server/static"],
-  ["lib"],
+  ["lib/text", "lib/async"],
+  ["lib", "lib/server/static"],
   ["lib/audio", "lib/twilio", "lib/model"],
   ["lib/transcribe", "lib/laptop_audio"],
   ["lib/redact", "lib/metrics", "lib/recording", "lib/sim"],
