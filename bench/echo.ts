@@ -26,7 +26,12 @@ import { fileURLToPath } from "node:url";
 import { floatToMulaw, mulawDecode, mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { readWavFile, resample, writeWav } from "../lib/audio/wav.ts";
 import { EchoCanceller, type EchoCancellerOptions } from "../lib/laptop_audio/echo_canceller.ts";
-import { EchoTimeline, WARMUP_FILTER_LENGTH } from "../lib/laptop_audio/echo_timeline.ts";
+import {
+  ALIGNED_FILTER_LENGTH,
+  EchoTimeline,
+  WARMUP_FILTER_LENGTH,
+} from "../lib/laptop_audio/echo_timeline.ts";
+import { loadSpeexDsp } from "../lib/laptop_audio/speexdsp.ts";
 import {
   DEFAULT_ROOM,
   parseRoomSettings,
@@ -137,9 +142,14 @@ export async function erleInRoom(
 ) {
   const simulated = new SimulatedRoom(room);
   // As the bridge makes it: the long filter and the short one for the first seconds.
+  const speexdsp = await loadSpeexDsp();
   const timeline = new EchoTimeline(
-    await EchoCanceller.create(options),
-    await EchoCanceller.create({ ...options, filterLength: WARMUP_FILTER_LENGTH }),
+    new EchoCanceller(speexdsp, options),
+    {
+      warmup: new EchoCanceller(speexdsp, { ...options, filterLength: WARMUP_FILTER_LENGTH }),
+      aligned: () =>
+        new EchoCanceller(speexdsp, { ...options, filterLength: ALIGNED_FILTER_LENGTH }),
+    },
   );
   const erle: number[] = [];
   let cpuMs = 0;
