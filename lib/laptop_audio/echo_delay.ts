@@ -41,6 +41,9 @@ export interface EchoDelay {
 /** Feeds on each frame's reference and microphone samples; says the delay once sure of it. */
 export class EchoDelayEstimator {
   readonly #ref = new Float64Array(WINDOW_BLOCKS + MAX_LAG_BLOCKS);
+  /** Log envelopes, as correlated. */
+  readonly #refLog = new Float64Array(WINDOW_BLOCKS + MAX_LAG_BLOCKS);
+  readonly #micLog = new Float64Array(WINDOW_BLOCKS + MAX_LAG_BLOCKS);
   readonly #mic = new Float64Array(WINDOW_BLOCKS + MAX_LAG_BLOCKS);
   /** Blocks written so far (their place in the rings is modulo the ring length). */
   #blocks = 0;
@@ -59,6 +62,10 @@ export class EchoDelayEstimator {
       const at = this.#blocks % this.#ref.length;
       this.#ref[at] = Math.sqrt(p.ref / BLOCK);
       this.#mic[at] = Math.sqrt(p.mic / BLOCK);
+      // Log envelopes: the echo's level follows the reference's by a constant in dB, and a few
+      // loud blocks (or the laptop user's voice) weigh no more than many quiet ones.
+      this.#refLog[at] = Math.log(this.#ref[at] + 30);
+      this.#micLog[at] = Math.log(this.#mic[at] + 30);
       this.#pending = { ref: 0, mic: 0, n: 0 };
       if (++this.#blocks % EVERY_BLOCKS === 0) this.#estimate();
     }
@@ -84,26 +91,40 @@ export class EchoDelayEstimator {
     let loud = 0;
     for (let b = 0; b < window; b++) if (ref(b) > LOUD_RMS) loud++;
     if (loud < MIN_LOUD_BLOCKS) return;
-    // Log envelopes: the echo's level follows the reference's by a constant in dB, and a few
-    // loud blocks (or the laptop user's voice) weigh no more than many quiet ones.
-    const log = (x: number) => Math.log(x + 30);
+    const silent = Math.log(30);
+    const micLog = new Float64Array(window);
+    const refLog = new Float64Array(window + MAX_LAG_BLOCKS);
+    for (let b = 0; b < window; b++) micLog[b] = this.#micLog[(newest - b) % n];
+    for (let b = 0; b < refLog.length; b++) {
+      refLog[b] = b <= newest ? this.#refLog[(newest - b) % n] : silent;
+    }
     let mMean = 0;
-    let mVar = 0;
-    for (let b = 0; b < window; b++) mMean += log(mic(b));
+    for (let b = 0; b < window; b++) mMean += micLog[b];
     mMean /= window;
-    for (let b = 0; b < window; b++) mVar += (log(mic(b)) - mMean) ** 2;
+    let mVar = 0;
+    for (let b = 0; b < window; b++) {
+      micLog[b] -= mMean;
+      mVar += micLog[b] * micLog[b];
+    }
+    // Sums of the reference over the window at each lag, slid one block at a time.
+    let rSum = 0;
+    let rSquares = 0;
+    for (let b = 0; b < window; b++) {
+      rSum += refLog[b];
+      rSquares += refLog[b] * refLog[b];
+    }
     let best = { lag: -1, r: -1 };
     for (let lag = 0; lag < MAX_LAG_BLOCKS; lag++) {
-      let rMean = 0;
-      for (let b = 0; b < window; b++) rMean += log(ref(b + lag));
-      rMean /= window;
-      let cov = 0;
-      let rVar = 0;
-      for (let b = 0; b < window; b++) {
-        const r = log(ref(b + lag)) - rMean;
-        cov += (log(mic(b)) - mMean) * r;
-        rVar += r * r;
+      if (lag > 0) {
+        const out = refLog[lag - 1];
+        const enter = refLog[lag + window - 1];
+        rSum += enter - out;
+        rSquares += enter * enter - out * out;
       }
+      // The mic's deviations sum to zero: the reference's mean drops out of the covariance.
+      let cov = 0;
+      for (let b = 0; b < window; b++) cov += micLog[b] * refLog[b + lag];
+      const rVar = rSquares - (rSum * rSum) / window;
       const r = cov / Math.sqrt(mVar * rVar || 1);
       if (r > best.r) best = { lag, r };
     }
