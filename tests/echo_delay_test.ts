@@ -7,7 +7,8 @@ import assert from "node:assert/strict";
 import { floatToMulaw, mulawDecode, mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { EchoDelayEstimator } from "../lib/laptop_audio/echo_delay.ts";
 import { EchoCanceller } from "../lib/laptop_audio/echo_canceller.ts";
-import { EchoTimeline } from "../lib/laptop_audio/echo_timeline.ts";
+import { ALIGNED_FILTER_LENGTH, EchoTimeline } from "../lib/laptop_audio/echo_timeline.ts";
+import { loadSpeexDsp } from "../lib/laptop_audio/speexdsp.ts";
 import { parseRoomSettings, SimulatedRoom } from "../lib/laptop_audio/room.ts";
 import { audioSet, conversation } from "./helpers.ts";
 
@@ -86,4 +87,39 @@ Deno.test("the start gate keeps the unconverged echo out and lets the laptop use
   assert.ok(gated.erle >= without.erle + 10, `ERLE ${gated.erle} dB with the gate`);
   // The user's speech (and the echo under it) comes through at its level, give or take 3 dB.
   assert.ok(Math.abs(gated.near) < 3, `the user's speech: ${gated.near} dB through the gate`);
+});
+
+Deno.test("with a long device delay, the filter placed on the echo cancels its tail, which the long filter cannot reach", async () => {
+  const far = await farSpeech();
+  const run = async (aligned: boolean) => {
+    const room = new SimulatedRoom(
+      parseRoomSettings("delay=450,rt60=0.4,gain=-3,noise=-120,drift=0"),
+    );
+    const timeline = new EchoTimeline(await EchoCanceller.create(), {
+      aligned: aligned
+        ? () => new EchoCanceller(speexdsp, { filterLength: ALIGNED_FILTER_LENGTH })
+        : null,
+      startGate: false,
+    });
+    let mic = 0;
+    let out = 0;
+    const frames = Math.floor(far.length / FRAME);
+    for (let k = 0; k < frames; k++) {
+      const speaker = floatToMulaw(far.subarray(k * FRAME, (k + 1) * FRAME));
+      timeline.played(speaker, k * FRAME);
+      room.play(mulawToFloat32(speaker));
+      const heard = floatToMulaw(room.capture(new Float32Array(FRAME)));
+      const cancelled = timeline.cancel(heard, (k - 1) * FRAME);
+      // The last 5 s: both have converged as far as they can.
+      if (k >= frames - 250) {
+        mic += mulawDecode(heard).reduce((s, x) => s + x * x, 0);
+        out += mulawDecode(cancelled).reduce((s, x) => s + x * x, 0);
+      }
+    }
+    timeline.close();
+    return 10 * Math.log10(mic / out);
+  };
+  const speexdsp = await loadSpeexDsp();
+  const [long, placed] = [await run(false), await run(true)];
+  assert.ok(placed >= long + 5, `ERLE of the last 5 s: ${placed} dB placed, ${long} dB long only`);
 });
