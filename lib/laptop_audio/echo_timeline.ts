@@ -128,6 +128,8 @@ export class EchoTimeline {
   /** Loud frames while several cancellers ran. */
   #raceFrames = 0;
   readonly #aligned: (() => EchoCanceller) | null;
+  /** The delay was found (and the aligned filter started, unless the echo is that close). */
+  #alignedStarted = false;
   readonly #delay = new EchoDelayEstimator();
   /** The start gate: on until the canceller has converged. */
   #gate: boolean;
@@ -197,16 +199,16 @@ export class EchoTimeline {
     const unaligned = this.#candidates.find((c) => c.bulk === 0);
     if (unaligned) this.#delay.feed(unaligned.reference, this.#mic);
     const delay = this.#delay.delay;
-    if (delay && this.#aligned && this.#candidates.every((c) => c.bulk === 0)) {
-      const c = this.#aligned();
-      this.#candidates.push({
-        canceller: c,
-        bulk: Math.max(0, delay.samples - ALIGN_MARGIN_SAMPLES),
-        reference: new Int16Array(n),
-        out: new Int16Array(n),
-        power: 0,
-      });
-      this.#read(end - this.#candidates.at(-1)!.bulk, this.#candidates.at(-1)!.reference);
+    if (delay && this.#aligned && !this.#alignedStarted) {
+      this.#alignedStarted = true;
+      const bulk = delay.samples - ALIGN_MARGIN_SAMPLES;
+      // An echo that close is where the warm-up filter has it already.
+      if (bulk > 0) {
+        const reference = new Int16Array(n);
+        this.#read(end - bulk, reference);
+        const canceller = this.#aligned();
+        this.#candidates.push({ canceller, bulk, reference, out: new Int16Array(n), power: 0 });
+      }
     }
     const p = (x: Int16Array) => x.reduce((s, v) => s + v * v, 0) / n;
     for (const c of this.#candidates) {
@@ -263,7 +265,7 @@ export class EchoTimeline {
     this.#raceFrames++;
     this.#heardBetter = best === this.#heard ? this.#heardBetter + 1 : 0;
     // An aligned filter still to come (the delay not yet known) may do better: keep racing.
-    const waiting = this.#aligned !== null && all.every((c) => c.bulk === 0);
+    const waiting = this.#aligned !== null && !this.#alignedStarted;
     if ((this.#heardBetter >= 100 && !waiting) || this.#raceFrames >= 500) {
       const kept = all[this.#heard];
       for (const c of all) if (c !== kept) c.canceller.close();
