@@ -91,13 +91,17 @@ Deno.test("the start gate keeps the unconverged echo out and lets the laptop use
 
 Deno.test("with a long device delay, the filter placed on the echo cancels its tail, which the long filter cannot reach", async () => {
   const far = await farSpeech();
+  let started = 0;
   const run = async (aligned: boolean) => {
     const room = new SimulatedRoom(
       parseRoomSettings("delay=450,rt60=0.4,gain=-3,noise=-120,drift=0"),
     );
     const timeline = new EchoTimeline(await EchoCanceller.create(), {
       aligned: aligned
-        ? () => new EchoCanceller(speexdsp, { filterLength: ALIGNED_FILTER_LENGTH })
+        ? () => {
+          started++;
+          return new EchoCanceller(speexdsp, { filterLength: ALIGNED_FILTER_LENGTH });
+        }
         : null,
       startGate: false,
     });
@@ -122,4 +126,28 @@ Deno.test("with a long device delay, the filter placed on the echo cancels its t
   const speexdsp = await loadSpeexDsp();
   const [long, placed] = [await run(false), await run(true)];
   assert.ok(placed >= long + 5, `ERLE of the last 5 s: ${placed} dB placed, ${long} dB long only`);
+  assert.equal(started, 1, "one filter placed on the echo, once its delay is known");
+});
+
+Deno.test("an echo closer than the aligned filter's margin starts no extra filter (the warm-up one has it)", async () => {
+  const far = await farSpeech();
+  const speexdsp = await loadSpeexDsp();
+  let started = 0;
+  const room = new SimulatedRoom(parseRoomSettings("delay=60,gain=-10,noise=-120"));
+  const timeline = new EchoTimeline(new EchoCanceller(speexdsp), {
+    warmup: new EchoCanceller(speexdsp, { filterLength: ALIGNED_FILTER_LENGTH }),
+    aligned: () => {
+      started++;
+      return new EchoCanceller(speexdsp, { filterLength: ALIGNED_FILTER_LENGTH });
+    },
+  });
+  for (let k = 0; k < 400; k++) {
+    const speaker = floatToMulaw(far.subarray(k * FRAME, (k + 1) * FRAME));
+    timeline.played(speaker, k * FRAME);
+    room.play(mulawToFloat32(speaker));
+    timeline.cancel(floatToMulaw(room.capture(new Float32Array(FRAME))), (k - 1) * FRAME);
+  }
+  timeline.close();
+  assert.ok(timeline.delaySamples !== null, "the delay was found");
+  assert.equal(started, 0);
 });
