@@ -13,8 +13,10 @@
  *    no echo, echo with the canceller off, echo with it on (the default
  *    room). Outbound WER with the canceller against no echo (target within 2
  *    points), and the phone party's words found again in the Outbound
- *    transcript (an inbound final's words in an outbound final within 1 s),
- *    cut by the canceller against off (target ≥ 95 %).
+ *    transcript (an inbound final's words in an outbound final within 1 s,
+ *    beyond those the call without echo has: the laptop user's own words that
+ *    coincide), cut by the canceller against off (target ≥ 95 %; the raw cut
+ *    is reported too).
  *
  * `deno run -P=app bench/echo.ts [--quick] [--out bench/results.json]` runs it alone and
  * writes its `echo` entry into the results; `bench/run.ts` runs it too.
