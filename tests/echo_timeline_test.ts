@@ -46,10 +46,11 @@ Deno.test("while the long filter converges, the short warm-up filter beside it c
     const room = new SimulatedRoom(
       parseRoomSettings("delay=100,rt60=0.15,gain=-3,noise=-120,drift=0"),
     );
-    const timeline = new EchoTimeline(
-      await EchoCanceller.create(),
-      warmup ? await EchoCanceller.create({ filterLength: WARMUP_FILTER_LENGTH }) : null,
-    );
+    // The linear filters alone: the start gate (tested on its own) would hide the difference.
+    const timeline = new EchoTimeline(await EchoCanceller.create(), {
+      warmup: warmup ? await EchoCanceller.create({ filterLength: WARMUP_FILTER_LENGTH }) : null,
+      startGate: false,
+    });
     const far = phoneBandBursts(4, 5, 0.2);
     let mic = 0;
     let out = 0;

@@ -178,6 +178,54 @@ Deno.test("softphone socket: relays both ways; a second tab is refused; leaving 
   }
 });
 
+Deno.test("softphone socket: logging out closes the tab's socket (the leg freed, the call goes on) and the old session cannot reopen it", async () => {
+  const server = await testServer({ dashboardToken: DASHBOARD_TOKEN });
+  try {
+    const cookie = await loginCookie(server.loginLink()!);
+    const other = await loginCookie(server.loginLink()!);
+    const callee = await conversation((await audioSet("librispeech-samples")).slice(0, 1), 500);
+    const callSid = makeSid("CA");
+    const call = simulateCall({
+      serverUrl: server.url,
+      authToken: server.token,
+      callSid,
+      calleeAudio: toMulaw(callee.samples),
+      tailMs: 3000,
+    });
+    const url = `${server.url.replace(/^http/, "ws")}/api/calls/${callSid}/softphone`;
+    const tab = await takeLeg(url, cookie);
+    assert.equal((await tab.first).type, "ready");
+    const messages: string[] = [];
+    tab.ws.addEventListener("message", (e) => {
+      if (typeof e.data === "string") messages.push(JSON.parse(e.data).message);
+    });
+    const own = new URL(server.url).origin;
+    const logout = await fetch(`${server.url}/logout`, {
+      method: "POST",
+      headers: { cookie, origin: own },
+      redirect: "manual",
+    });
+    await logout.body?.cancel();
+    assert.equal(logout.status, 303);
+    const closed = await tab.closed;
+    assert.equal(closed.reason, "logged out");
+    assert.deepEqual(messages, ["you logged out"]);
+    assert.equal(server.registry.hasEnded(callSid), false, "the call goes on");
+    assert.equal(
+      await upgradeStatus(url.replace(/^ws/, "http"), { Origin: own, Cookie: cookie }),
+      401,
+      "the logged-out session opens no new socket",
+    );
+    // Another session's tab takes the freed leg.
+    const again = await takeLeg(url, other);
+    assert.equal((await again.first).type, "ready");
+    await call;
+    await again.closed;
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("softphone socket: a call the ffmpeg bridge has refuses the browser (one laptop leg per call)", async () => {
   const caller = await conversation((await audioSet("librivox-sense-and-sensibility")).slice(0, 1));
   const server = await testServer({

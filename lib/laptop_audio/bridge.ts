@@ -16,7 +16,7 @@ import { describeFfmpeg, findFfmpeg } from "./find_ffmpeg.ts";
 import { Microphone } from "./microphone.ts";
 import { Speaker } from "./speaker.ts";
 import { ECHO_CANCELLER_DEFAULTS, EchoCanceller } from "./echo_canceller.ts";
-import { EchoTimeline, WARMUP_FILTER_LENGTH } from "./echo_timeline.ts";
+import { ALIGNED_FILTER_LENGTH, EchoTimeline, WARMUP_FILTER_LENGTH } from "./echo_timeline.ts";
 import { type RoomSettings, SimulatedRoom } from "./room.ts";
 import { loadSpeexDsp } from "./speexdsp.ts";
 
@@ -141,9 +141,13 @@ export class AudioBridge {
     this.input = options.input.kind;
     this.#log = options.log;
     if (options.speexdsp) {
+      const speexdsp = options.speexdsp;
       this.#echo = new EchoTimeline(
-        new EchoCanceller(options.speexdsp),
-        new EchoCanceller(options.speexdsp, { filterLength: WARMUP_FILTER_LENGTH }),
+        new EchoCanceller(speexdsp),
+        {
+          warmup: new EchoCanceller(speexdsp, { filterLength: WARMUP_FILTER_LENGTH }),
+          aligned: () => new EchoCanceller(speexdsp, { filterLength: ALIGNED_FILTER_LENGTH }),
+        },
       );
     }
     if (options.room) this.#room = new SimulatedRoom(options.room);

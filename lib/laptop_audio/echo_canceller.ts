@@ -31,7 +31,8 @@ export interface EchoCancellerOptions {
   sampleRate?: number;
   /** Residual echo attenuation while only the far end talks, dB (default −45). */
   echoSuppressDb?: number;
-  /** Residual echo attenuation during double talk, dB (default −15: the near speech stays). */
+  /** Residual echo attenuation during double talk, dB (default −5: in the bench, −15 cost the
+   * laptop user's words in double talk, Outbound WER +4.6 points against −5, the same ERLE). */
   echoSuppressActiveDb?: number;
   /** Background noise attenuation, dB (default 0: none; the transcriber copes with noise, and
    * in the bench −3 dB already cost Outbound words). */
@@ -44,7 +45,7 @@ export const ECHO_CANCELLER_DEFAULTS: Required<EchoCancellerOptions> = {
   filterLength: 4096,
   sampleRate: 8000,
   echoSuppressDb: -45,
-  echoSuppressActiveDb: -15,
+  echoSuppressActiveDb: -5,
   noiseSuppressDb: 0,
 };
 

@@ -11,14 +11,19 @@
  * earlier or later, by fractions of a sample, at the rate it slides.
  *
  * While the long filter converges (its first seconds), a short one runs beside
- * it, and whichever leaves less echo is heard; once the long one has done as
- * well for 2 s of the speaker playing, or after 10 s, the short one is dropped.
+ * it, and, once the echo's bulk delay is estimated (EchoDelayEstimator, about a
+ * second of the phone party talking), a short one placed on the echo; whichever
+ * leaves less echo is heard, and once it has done best for 2 s of the speaker
+ * playing, or after 10 s, the others are dropped. Until the canceller has
+ * converged, a start gate attenuates frames no louder than the predicted echo,
+ * so the call's first words are not heard back nor transcribed twice.
  *
  * @module
  */
 import { mulawDecode, mulawEncode } from "../audio/mulaw.ts";
 import type { EchoCanceller } from "./echo_canceller.ts";
 import { FRACTIONAL_HALF_WIDTH, fractionalWeights } from "../audio/fractional.ts";
+import { EchoDelayEstimator } from "./echo_delay.ts";
 
 /**
  * The warm-up filter's length (256 ms): speexdsp's filter needs about four times its length of
@@ -26,6 +31,11 @@ import { FRACTIONAL_HALF_WIDTH, fractionalWeights } from "../audio/fractional.ts
  * bench, Outbound WER 17 % instead of 21 % in the call's first seconds, one duplicated word less).
  */
 export const WARMUP_FILTER_LENGTH = 2048;
+/**
+ * The aligned filter's length (256 ms): placed on the echo by its estimated delay, it spans the
+ * room's tail rather than the device delay, and converges like the warm-up filter.
+ */
+export const ALIGNED_FILTER_LENGTH = 2048;
 /** Speaker audio kept: 2 s, more than the filter spans (older audio cannot echo any more). */
 const RING_SAMPLES = 16384;
 /** The filter's impulse response is looked at every this many frames (0.5 s). */
@@ -44,16 +54,52 @@ const LOUD_ENERGY = 100_000;
 /** Drift beyond this (ppm) is not clock drift. */
 const MAX_DRIFT_PPM = 300;
 
+/**
+ * Where the reference is placed for the aligned filter: this much before the echo's delay as
+ * estimated (the estimate runs 15-20 ms late, ±10 ms; the filter must not start after the echo).
+ */
+const ALIGN_MARGIN_SAMPLES = 480;
+/** The start gate's attenuation of a frame it judges to be echo only (−30 dB). */
+const GATE_GAIN = 0.03;
+/** A frame is the laptop user speaking when the output is this many times the echo's power. */
+const GATE_SPEECH_RATIO = 2;
+/** The gate stays on until the canceller removes this much of the echo (mic/out power, 15 dB). */
+const GATE_CONVERGED_RATIO = 10 ** 1.5;
+/** …or until the speaker has played this many frames (10 s). */
+const GATE_MAX_FRAMES = 500;
+/** Reverberation the gate's echo estimate spans after the delay, in envelope blocks (100 ms). */
+const GATE_TAIL_BLOCKS = 20;
+/** Before the delay is known, the echo is taken as loud as the loudest reference this far back. */
+const GATE_UNKNOWN_BLOCKS = 120;
+
+/** An echo canceller fed the reference `bulk` samples earlier than the microphone's place. */
+interface Candidate {
+  canceller: EchoCanceller;
+  bulk: number;
+  reference: Int16Array;
+  out: Int16Array;
+  /** Smoothed output power. */
+  power: number;
+}
+
+/** What runs beside the main canceller of an {@link EchoTimeline}. */
+export interface EchoTimelineOptions {
+  /** A shorter filter that converges sooner, heard while it leaves less echo (first seconds). */
+  warmup?: EchoCanceller | null;
+  /** Makes a short filter placed on the echo once its delay is known (heard likewise). */
+  aligned?: (() => EchoCanceller) | null;
+  /** Attenuate frames no louder than the predicted echo until the canceller converges (default on). */
+  startGate?: boolean;
+}
+
 /** µ-law frames in, µ-law frames out, the reference read from the speaker's timeline. */
 export class EchoTimeline {
-  readonly #canceller: EchoCanceller;
+  #canceller: EchoCanceller;
   readonly #frameSize: number;
   #ring = new Float32Array(RING_SAMPLES);
   /** One past the newest speaker sample written. */
   #newest = 0;
   #mic: Int16Array;
-  #reference: Int16Array;
-  #out: Int16Array;
   #weights = new Float64Array(2 * FRACTIONAL_HALF_WIDTH);
   /** Samples the reference is read earlier than the microphone's place says (drift so far). */
   #shift = 0;
@@ -70,30 +116,54 @@ export class EchoTimeline {
   /** Microphone frames cancelled. */
   frames = 0;
 
-  /** A short filter that converges twice as fast, used while the long one is still converging. */
-  #warmup: EchoCanceller | null;
-  #warmOut: Int16Array;
-  /** Smoothed output power of the long and the short filter. */
-  #power = { main: 0, warm: 0 };
-  #useWarm = false;
-  /** Loud frames since the long filter last did worse than the short one. */
-  #mainBetter = 0;
-  /** Loud frames while the short filter ran. */
-  #warmFrames = 0;
+  /**
+   * The cancellers running, the main one first. While the main one converges (the call's first
+   * seconds) others run beside it: a short filter that converges faster, and once the echo's
+   * delay is known a short filter placed on it; whichever leaves less echo is heard.
+   */
+  #candidates: Candidate[];
+  #heard = 0;
+  /** Loud frames since the heard canceller last did worse than the best other one. */
+  #heardBetter = 0;
+  /** Loud frames while several cancellers ran. */
+  #raceFrames = 0;
+  readonly #aligned: (() => EchoCanceller) | null;
+  /** The delay was found (and the aligned filter started, unless the echo is that close). */
+  #alignedStarted = false;
+  readonly #delay = new EchoDelayEstimator();
+  /** The start gate: on until the canceller has converged. */
+  #gate: boolean;
+  #gateGain = 1;
+  #gatePower = { mic: 0, out: 0 };
+  #gateFrames = 0;
 
-  constructor(canceller: EchoCanceller, warmup: EchoCanceller | null = null) {
+  /** `canceller` spans the longest delay plus the room's tail. */
+  constructor(canceller: EchoCanceller, options: EchoTimelineOptions = {}) {
+    const { warmup = null, aligned = null, startGate = true } = options;
+    this.#gate = startGate;
     this.#canceller = canceller;
-    this.#warmup = warmup;
-    this.#warmOut = new Int16Array(canceller.options.frameSize);
+    this.#aligned = aligned;
     this.#frameSize = canceller.options.frameSize;
+    const candidate = (c: EchoCanceller, bulk: number): Candidate => ({
+      canceller: c,
+      bulk,
+      reference: new Int16Array(this.#frameSize),
+      out: new Int16Array(this.#frameSize),
+      power: 0,
+    });
+    this.#candidates = [candidate(canceller, 0)];
+    if (warmup) this.#candidates.push(candidate(warmup, 0));
     this.#mic = new Int16Array(this.#frameSize);
-    this.#reference = new Int16Array(this.#frameSize);
-    this.#out = new Int16Array(this.#frameSize);
   }
 
   /** The drift the timeline corrects, ppm (speaker clock fast: positive). */
   get driftPpm(): number {
     return -this.#rate / this.#frameSize * 1e6;
+  }
+
+  /** The echo's delay behind the reference as estimated, in samples, once known. */
+  get delaySamples(): number | null {
+    return this.#delay.delay?.samples ?? null;
   }
 
   /** The speaker played `mulaw` starting at sample `at` of the timeline. */
@@ -116,6 +186,51 @@ export class EchoTimeline {
   cancel(mulaw: Uint8Array, end: number): Uint8Array {
     const n = this.#frameSize;
     this.#shift += this.#rate;
+    mulawDecode(mulaw, this.#mic);
+    // The speaker is playing (for the filters) if the main filter's reference is loud.
+    let energy = 0;
+    for (const c of this.#candidates) {
+      const e = this.#read(end - c.bulk, c.reference);
+      if (c === this.#candidates[0]) energy = e;
+    }
+    const loud = energy > LOUD_ENERGY * n;
+    if (loud) this.#loudFrames++;
+    // The delay is estimated against the reference in place (until a canceller is aligned).
+    const unaligned = this.#candidates.find((c) => c.bulk === 0);
+    if (unaligned) this.#delay.feed(unaligned.reference, this.#mic);
+    const delay = this.#delay.delay;
+    if (delay && this.#aligned && !this.#alignedStarted) {
+      this.#alignedStarted = true;
+      const bulk = delay.samples - ALIGN_MARGIN_SAMPLES;
+      // An echo that close is where the warm-up filter has it already.
+      if (bulk > 0) {
+        const reference = new Int16Array(n);
+        this.#read(end - bulk, reference);
+        const canceller = this.#aligned();
+        this.#candidates.push({ canceller, bulk, reference, out: new Int16Array(n), power: 0 });
+      }
+    }
+    const p = (x: Int16Array) => x.reduce((s, v) => s + v * v, 0) / n;
+    for (const c of this.#candidates) {
+      c.canceller.process(this.#mic, c.reference, c.out);
+      c.power = 0.9 * c.power + 0.1 * p(c.out);
+    }
+    if (this.#candidates.length > 1) this.#race(loud);
+    const out = this.#candidates[this.#heard].out;
+    if (this.#gate) this.#startGate(out, loud);
+    this.frames++;
+    if (this.frames % TRACK_FRAMES === 0) this.#track();
+    return mulawEncode(out);
+  }
+
+  /** Frees the cancellers. */
+  close(): void {
+    for (const c of this.#candidates) c.canceller.close();
+  }
+
+  /** Reads the reference for the microphone frame ending at `end` into `into`; its energy. */
+  #read(end: number, into: Int16Array): number {
+    const n = this.#frameSize;
     // The whole frame is read at one fraction of a sample: one set of weights.
     const start = end - n - this.#shift;
     const first = Math.floor(start);
@@ -130,41 +245,99 @@ export class EchoTimeline {
         for (let k = 0; k < weights.length; k++) x += this.#sample(from + k) * weights[k];
       }
       x = Math.max(-32768, Math.min(32767, Math.round(x)));
-      this.#reference[i] = x;
+      into[i] = x;
       energy += x * x;
     }
-    if (energy > LOUD_ENERGY * n) this.#loudFrames++;
-    mulawDecode(mulaw, this.#mic);
-    this.#canceller.process(this.#mic, this.#reference, this.#out);
-    let out = this.#out;
-    if (this.#warmup) {
-      this.#warmup.process(this.#mic, this.#reference, this.#warmOut);
-      const p = (x: Int16Array) => x.reduce((s, v) => s + v * v, 0) / n;
-      this.#power.main = 0.9 * this.#power.main + 0.1 * p(this.#out);
-      this.#power.warm = 0.9 * this.#power.warm + 0.1 * p(this.#warmOut);
-      if (this.#power.warm < 0.5 * this.#power.main) this.#useWarm = true;
-      else if (this.#power.main < this.#power.warm) this.#useWarm = false;
-      if (energy > LOUD_ENERGY * n) {
-        this.#warmFrames++;
-        this.#mainBetter = this.#power.main <= this.#power.warm ? this.#mainBetter + 1 : 0;
-      }
-      if (this.#useWarm) out = this.#warmOut;
-      // The long filter has caught up for 2 s of the speaker playing, or has had 10 s (it has
-      // converged by then): the short one is done.
-      if (this.#mainBetter >= 100 || this.#warmFrames >= 500) {
-        this.#warmup.close();
-        this.#warmup = null;
-      }
-    }
-    this.frames++;
-    if (this.frames % TRACK_FRAMES === 0) this.#track();
-    return mulawEncode(out);
+    return energy;
   }
 
-  /** Frees the canceller. */
-  close(): void {
-    this.#canceller.close();
-    this.#warmup?.close();
+  /**
+   * Several cancellers run: the one with the least smoothed output power is heard (a converging
+   * one does not take over until it leaves half the echo). Once the heard one has done best for
+   * 2 s of the speaker playing, or after 10 s, it is the main one and the others are dropped.
+   */
+  #race(loud: boolean): void {
+    const all = this.#candidates;
+    let best = 0;
+    for (let i = 1; i < all.length; i++) if (all[i].power < all[best].power) best = i;
+    if (best !== this.#heard && all[best].power < 0.5 * all[this.#heard].power) this.#heard = best;
+    if (!loud) return;
+    this.#raceFrames++;
+    this.#heardBetter = best === this.#heard ? this.#heardBetter + 1 : 0;
+    // An aligned filter still to come (the delay not yet known) may do better: keep racing.
+    const waiting = this.#aligned !== null && !this.#alignedStarted;
+    if ((this.#heardBetter >= 100 && !waiting) || this.#raceFrames >= 500) {
+      const kept = all[this.#heard];
+      for (const c of all) if (c !== kept) c.canceller.close();
+      this.#candidates = [kept];
+      this.#heard = 0;
+      if (kept.canceller !== this.#canceller) {
+        // A new main filter: its response is tracked afresh (the drift rate found is kept).
+        this.#canceller = kept.canceller;
+        this.#previous = null;
+        this.#taps = [];
+        this.#tap = 0;
+      }
+    }
+  }
+
+  /**
+   * Until the canceller has converged (its first seconds of the speaker playing), it leaves
+   * much of the echo, loud enough to be transcribed as the laptop user's words: frames no louder
+   * than the echo would be are attenuated by 30 dB. The echo is predicted from the reference's
+   * envelope at the estimated delay and gain (before the delay is known: as loud as the loudest
+   * reference in the last 600 ms); a frame louder than that is the laptop user, and kept.
+   */
+  #startGate(out: Int16Array, loud: boolean): void {
+    const n = this.#frameSize;
+    let outPower = 0;
+    let micPower = 0;
+    for (let i = 0; i < n; i++) {
+      outPower += out[i] * out[i];
+      micPower += this.#mic[i] * this.#mic[i];
+    }
+    if (loud) {
+      this.#gateFrames++;
+      this.#gatePower.mic = 0.95 * this.#gatePower.mic + 0.05 * micPower;
+      this.#gatePower.out = 0.95 * this.#gatePower.out + 0.05 * outPower;
+      if (
+        this.#gateFrames >= GATE_MAX_FRAMES ||
+        (this.#gateFrames >= 50 &&
+          this.#gatePower.mic >= GATE_CONVERGED_RATIO * this.#gatePower.out)
+      ) {
+        this.#gate = false;
+        return;
+      }
+    }
+    const delay = this.#delay.delay;
+    const blocks = n / EchoDelayEstimator.BLOCK;
+    let echo = 0;
+    if (delay) {
+      // The frame's newest block is 0 blocks ago; its echo comes from the reference `lag` before.
+      const lag = Math.round(delay.samples / EchoDelayEstimator.BLOCK);
+      for (let b = 0; b < blocks; b++) {
+        let rms = 0;
+        for (let t = 0; t <= GATE_TAIL_BLOCKS; t++) {
+          rms = Math.max(rms, this.#delay.referenceRms(b + lag + t));
+        }
+        echo += (delay.gain * rms) ** 2;
+      }
+    } else {
+      let rms = 0;
+      for (let b = 0; b < GATE_UNKNOWN_BLOCKS; b++) {
+        rms = Math.max(rms, this.#delay.referenceRms(b));
+      }
+      echo = blocks * rms * rms;
+    }
+    // Mean squares per sample, over the frame.
+    const echoPower = (echo / blocks) * n;
+    const gain = outPower > GATE_SPEECH_RATIO * echoPower ? 1 : GATE_GAIN;
+    // A ramp across the frame from the last gain to this one: no click.
+    for (let i = 0; i < n; i++) {
+      const g = this.#gateGain + ((gain - this.#gateGain) * (i + 1)) / n;
+      out[i] = Math.round(out[i] * g);
+    }
+    this.#gateGain = gain;
   }
 
   /**

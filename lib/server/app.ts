@@ -163,7 +163,8 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
   const publicOrigins = () =>
     [options.publicBase(), streams.base()].map((url) => new URL(url).origin);
   const ownOrigin = sameOrigin(publicOrigins);
-  const softphone = new Softphone({ log, publicOrigins });
+  const softphone = new Softphone({ log, publicOrigins, sessionOf: (c) => auth.sessionId(c) });
+  auth.onLogout((sessionId) => softphone.closeSession(sessionId));
   const publicRoutes = new RouteGroup("public", [securityHeaders, ownOrigin]);
   const twilio = new RouteGroup("twilio", [twilioForm]);
   const streamRoutes = new RouteGroup("streams", [websocketUpgrade]);

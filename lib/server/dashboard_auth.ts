@@ -41,6 +41,7 @@ export class DashboardAuth {
   readonly #log: Logger;
   readonly #limiter: LoginLimiter;
   readonly #publicBase: () => string;
+  readonly #logoutListeners: ((sessionId: string) => void)[] = [];
 
   constructor(options: DashboardAuthOptions) {
     this.#token = options.token;
@@ -113,10 +114,24 @@ export class DashboardAuth {
     });
     guarded.post("/logout", (c) => {
       const id = readCookie(c.req.header("cookie"), SESSION_COOKIE);
-      if (id) this.sessions.revoke(id);
+      if (id) {
+        this.sessions.revoke(id);
+        for (const listener of this.#logoutListeners) listener(id);
+      }
       c.header("set-cookie", `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
       return c.redirect(this.#token === undefined ? "/" : "/login", 303);
     });
+  }
+
+  /** Calls `listener` with the session id (the cookie's value) of each logout. */
+  onLogout(listener: (sessionId: string) => void): void {
+    this.#logoutListeners.push(listener);
+  }
+
+  /** The request's session id (its cookie's value) if it names a live session. */
+  sessionId(c: Context): string | undefined {
+    const id = readCookie(c.req.header("cookie"), SESSION_COOKIE);
+    return id !== undefined && this.#session(c) ? id : undefined;
   }
 
   /** A new one-time login link's ticket. */

@@ -76,11 +76,33 @@ export class Softphone {
   readonly #log: Logger;
   readonly #legs = new Map<string, Leg>();
   readonly #publicOrigins: () => string[];
+  readonly #sessionOf: (c: Context<AppEnv>) => string | undefined;
+  /** Open sockets by the dashboard session that opened them (logout closes them). */
+  readonly #bySession = new Map<string, Set<WebSocket>>();
 
-  /** `publicOrigins`: origins of this server's pages besides the request's own Host. */
-  constructor(options: { log: Logger; publicOrigins: () => string[] }) {
+  /**
+   * `publicOrigins`: origins of this server's pages besides the request's own Host;
+   * `sessionOf`: the dashboard session of a request, if it has one (not a bearer token).
+   */
+  constructor(options: {
+    log: Logger;
+    publicOrigins: () => string[];
+    sessionOf?: (c: Context<AppEnv>) => string | undefined;
+  }) {
     this.#log = options.log;
     this.#publicOrigins = options.publicOrigins;
+    this.#sessionOf = options.sessionOf ?? (() => undefined);
+  }
+
+  /** The session logged out: its sockets are told and closed (their legs freed, calls go on). */
+  closeSession(sessionId: string): void {
+    const sockets = this.#bySession.get(sessionId);
+    this.#bySession.delete(sessionId);
+    for (const socket of sockets ?? []) {
+      if (socket.readyState !== WebSocket.OPEN) continue;
+      socket.send(JSON.stringify({ type: "ended", message: "you logged out" }));
+      socket.close(1000, "logged out");
+    }
   }
 
   /** True while a browser tab holds the call's leg. */
@@ -138,8 +160,19 @@ export class Softphone {
         }),
       });
     }
+    const session = this.#sessionOf(c);
     const { socket, response } = Deno.upgradeWebSocket(c.req.raw);
     socket.binaryType = "arraybuffer";
+    if (session !== undefined) {
+      const sockets = this.#bySession.get(session) ?? new Set();
+      this.#bySession.set(session, sockets.add(socket));
+      socket.addEventListener("close", () => {
+        sockets.delete(socket);
+        if (!sockets.size && this.#bySession.get(session) === sockets) {
+          this.#bySession.delete(session);
+        }
+      });
+    }
     socket.onopen = () => this.#attach(socket, callSid);
     socket.onerror = () => {};
     return response;
