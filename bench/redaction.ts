@@ -36,12 +36,7 @@ import { TrackRedactor } from "../lib/redact/track_redactor.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { progress, quantile, report } from "./common.ts";
 import { readSet, SPEECH_SETS } from "./audio.ts";
-import {
-  type RedactionCall,
-  redactionCalls,
-  REPEATED_DIGITS_CALL,
-  scoreRedaction,
-} from "./redaction_calls.ts";
+import { type RedactionCall, redactionCalls, scoreRedaction } from "./redaction_calls.ts";
 
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
 
@@ -77,8 +72,6 @@ export interface RedactionBench {
   /** Per policy: its tags that cover a sensitive entity / its tags. */
   precision: Record<string, number | null>;
   entities: Record<string, number>;
-  /** Cards with a digit twice in a row (the engine drops the repeat), scored apart. */
-  recallCardWithRepeatedDigits: number | null;
   falsePositiveWords: number;
   falsePositiveWordsReference: number;
   falsePositiveWordsEngine: number;
@@ -183,8 +176,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
     await server.shutdown();
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
-  const main = scoreRedaction(scored.filter((s) => s.call.name !== REPEATED_DIGITS_CALL));
-  const repeats = scoreRedaction(scored.filter((s) => s.call.name === REPEATED_DIGITS_CALL));
+  const main = scoreRedaction(scored);
   const fraction = (a: number, b: number) => (b ? a / b : null);
 
   const falsePositiveWordsReference = await referenceFalsePositives();
@@ -204,10 +196,6 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
       REDACT_POLICIES.map((p) => [p, fraction(main.policies[p].correct, main.policies[p].tags)]),
     ),
     entities: Object.fromEntries(REDACT_POLICIES.map((p) => [p, main.policies[p].entities])),
-    recallCardWithRepeatedDigits: fraction(
-      repeats.policies.card.caught,
-      repeats.policies.card.entities,
-    ),
     falsePositiveWords: falsePositiveWordsReference + falsePositiveWordsEngine,
     falsePositiveWordsReference,
     falsePositiveWordsEngine,
@@ -232,7 +220,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
       max: Math.round(Math.max(0, ...ordinary)),
       slowest: ordinaryFinals.sort((a, b) => b.ms - a.ms).slice(0, 3),
     },
-    missed: [...main.missed, ...repeats.missed].map(({ policy, value, heard }) => ({
+    missed: main.missed.map(({ policy, value, heard }) => ({
       policy,
       value,
       heard,

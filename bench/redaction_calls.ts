@@ -48,7 +48,7 @@ export interface RedactionCall {
 /** How an entity is read: groups of characters (digits or letters, `@`, `.`). */
 type Reading = { policy: RedactPolicy; groups: string[]; pairs?: boolean };
 
-/** Card numbers pass Luhn; none has a digit twice in a row (see README: the engine drops those). */
+/** Card numbers pass Luhn; test cards made of repeated digits (4111…, 5555…) among them. */
 const CALLS: Array<{ name: string; parts: Array<string | Reading> }> = [
   {
     name: "card-expiry-cvv",
@@ -92,7 +92,8 @@ const CALLS: Array<{ name: string; parts: Array<string | Reading> }> = [
     ],
   },
   {
-    // Repeated digits: scored apart (the engine drops a digit said twice in a row).
+    // A digit that repeats the previous utterance's last word was dropped before the local
+    // engine started a new stream for each utterance ("Four", "One" for the whole 4111… card).
     name: "repeated-digits",
     parts: [
       "pbx-invalidpark",
@@ -102,9 +103,6 @@ const CALLS: Array<{ name: string; parts: Array<string | Reading> }> = [
     ],
   },
 ];
-
-/** The call whose cards have repeated digits, scored apart from the others. */
-export const REPEATED_DIGITS_CALL = "repeated-digits";
 
 const cache = new Map<string, Float32Array>();
 async function clip(path: string): Promise<Float32Array> {

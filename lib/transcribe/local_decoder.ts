@@ -453,6 +453,8 @@ class LocalTrack implements TrackTranscriber {
    * the track) minus silence skipped (not in the stream).
    */
   #streamAheadMs = 0;
+  /** Audio fed to the current stream, in ms of its clock (its results' times count from it). */
+  #streamFedMs = 0;
   /** The model is being fed: speech is on, or the track has no voice detector. */
   #feeding: boolean;
   /** The last frames heard while not feeding (16 kHz), fed first when speech starts. */
@@ -515,10 +517,7 @@ class LocalTrack implements TrackTranscriber {
       this.#guard(() => {
         this.#accept(this.#batcher.drain());
         if (!this.#feeding) return;
-        this.#stream.acceptWaveform({
-          samples: new Float32Array(Math.round(MODEL_RATE * TAIL_SECONDS)),
-          sampleRate: MODEL_RATE,
-        });
+        this.#feed(new Float32Array(Math.round(MODEL_RATE * TAIL_SECONDS)));
         this.#stream.inputFinished();
         this.#queue.decodeAll(this.#stream);
         this.#emitFinal();
@@ -545,13 +544,11 @@ class LocalTrack implements TrackTranscriber {
       if (this.#vad) ended = this.#listen(this.#vad, samples, pcm);
       if (!this.#feeding && this.#vad?.speaking) {
         this.#feeding = true;
-        for (const frame of this.#preRoll) {
-          this.#stream.acceptWaveform({ samples: frame, sampleRate: MODEL_RATE });
-        }
+        for (const frame of this.#preRoll) this.#feed(frame);
         this.#preRoll = [];
       }
       if (this.#feeding) {
-        this.#stream.acceptWaveform({ samples: pcm, sampleRate: MODEL_RATE });
+        this.#feed(pcm);
         return;
       }
       this.#preRoll.push(pcm);
@@ -587,18 +584,30 @@ class LocalTrack implements TrackTranscriber {
     return ended;
   }
 
-  /** The VAD's end of speech: padding makes the model emit the last words, then the final. */
+  /** Hands 16 kHz samples to the model's stream. */
+  #feed(samples: Float32Array): void {
+    this.#stream.acceptWaveform({ samples, sampleRate: MODEL_RATE });
+    this.#streamFedMs += (samples.length / MODEL_RATE) * 1000;
+  }
+
+  /**
+   * The VAD's end of speech: padding makes the model emit the last words,
+   * then the final; the next utterance gets a new stream. sherpa-onnx's
+   * `reset` keeps the last tokens as the decoder's context, and this model
+   * then drops a word that repeats the previous utterance's last one: a card
+   * read digit by digit, 4111 1111 1111 1111, came out as "Four", "One"
+   * (15 ones lost); with a new stream, all 16 digits. Nothing is waiting in
+   * the stream here: all of it was decoded with the padding.
+   */
   #flushUtterance(): void {
     this.#guard(() => {
-      const recognizer = this.#recognizer;
-      this.#stream.acceptWaveform({
-        samples: new Float32Array(FLUSH_SAMPLES),
-        sampleRate: MODEL_RATE,
-      });
+      this.#feed(new Float32Array(FLUSH_SAMPLES));
       this.#queue.decodeAll(this.#stream);
       this.#emitFinal();
-      recognizer.reset(this.#stream);
-      this.#streamAheadMs += (FLUSH_SAMPLES / MODEL_RATE) * 1000;
+      // The new stream's clock starts where the old one's audio (the padding not the track's) ended.
+      this.#streamAheadMs += (FLUSH_SAMPLES / MODEL_RATE) * 1000 - this.#streamFedMs;
+      this.#streamFedMs = 0;
+      this.#stream = this.#recognizer.createStream();
       this.#feeding = false;
     });
   }
