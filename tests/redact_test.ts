@@ -105,6 +105,28 @@ Deno.test("phone numbers, e-mail addresses and dates of birth", () => {
   );
 });
 
+Deno.test("a spelled e-mail address as the engine hears it: letters as words, at as add", () => {
+  // What the local engine heard for "j o h n at e x dot c o m" read letter by letter.
+  assert.equal(
+    redacted("J Oh Age M Add E X Dot See Oh M Good by thank you"),
+    "<email> Good by thank you",
+  );
+  assert.equal(redacted("it is j o h n at e x dot c o m you know"), "it is <email> you know");
+  assert.equal(redacted("thank you j o h n at example dot com"), "thank you <email>");
+  assert.equal(redacted("b e at x y dot org"), "<email>");
+  assert.equal(redacted("j a n e dot d o e at gmail dot com"), "<email>");
+  // Words that are also letters' names, in ordinary speech, are not letters.
+  for (
+    const text of [
+      "i see you at example dot com",
+      "see you at home dot com",
+      "oh see you at the gym",
+      "I will add you at some point",
+      "we are at the office dot com",
+    ]
+  ) assert.equal(redacted(text), text);
+});
+
 Deno.test("ordinary speech with numbers keeps its words", () => {
   for (
     const text of [
@@ -213,6 +235,23 @@ Deno.test("ordinary finals go out at once; partials never show digits", () => {
   assert.equal(out.length, 3, "a final ending in a number waits");
   redactor.onTranscript(transcript("final", "kids and a dog", 8000));
   assert.deepEqual(out.slice(3).map((t) => t.text), ["I have two kids and a dog"]);
+});
+
+Deno.test("an address spelled one letter a final is held until it ends; partials show none of it", () => {
+  const { out, redactor } = collect();
+  redactor.onTranscript(transcript("final", "Nine", 0));
+  let at = 1000;
+  for (const text of ["J", "Oh", "Age", "M", "Add", "E", "X", "Dot", "See", "Oh", "M"]) {
+    redactor.onTranscript(transcript("partial", text, at));
+    redactor.onTranscript(transcript("final", text, at));
+    at += 1000;
+  }
+  assert.equal(out.length, 0, "nothing out while the address is spelled (partials included)");
+  redactor.onTranscript(transcript("final", "Good by", at));
+  assert.deepEqual(out.map((t) => t.text), ["Nine [EMAIL] Good by"]);
+  // With nothing held, a final of such words is ordinary speech and goes out at once.
+  redactor.onTranscript(transcript("final", "See you", at + 3000));
+  assert.equal(out.at(-1)!.text, "See you");
 });
 
 Deno.test("a held run goes out when no digit comes for the hold time, and when the track ends", async () => {

@@ -563,6 +563,62 @@ function isDateJoiner(tokens: string[], i: number): boolean {
     i + 1 < tokens.length && isDateWord(tokens[i + 1]);
 }
 
+/**
+ * Words a recognizer writes for a letter said alone ("see" for c, "age" for
+ * h, "em" for m): in a spelled address they are its letters. The local engine
+ * heard "j o h n at e x dot c o m" read letter by letter as "J Oh Age M Add E
+ * X Dot See Oh M".
+ */
+const LETTER_WORDS: Record<string, string> = {
+  ay: "a",
+  bee: "b",
+  be: "b",
+  see: "c",
+  sea: "c",
+  dee: "d",
+  ef: "f",
+  eff: "f",
+  gee: "g",
+  age: "h",
+  aitch: "h",
+  eye: "i",
+  jay: "j",
+  kay: "k",
+  el: "l",
+  em: "m",
+  en: "n",
+  oh: "o",
+  pee: "p",
+  pea: "p",
+  queue: "q",
+  cue: "q",
+  are: "r",
+  es: "s",
+  ess: "s",
+  tee: "t",
+  tea: "t",
+  you: "u",
+  vee: "v",
+  ex: "x",
+  why: "y",
+  zee: "z",
+  zed: "z",
+};
+/** "at" as the engine may hear it between spelled letters ("j o h n add e x dot …"). */
+const SPELLED_AT = new Set(["at", "@", "add"]);
+
+/** The letter a (normalized) token says when spelling: itself if one character, or a letter word's. */
+export function spelledLetter(token: string | undefined): string | undefined {
+  if (token === undefined) return undefined;
+  return /^[a-z0-9]$/.test(token) ? token : LETTER_WORDS[token];
+}
+
+/** True when a token may be part of an address being spelled (a letter, "at", "dot"…). */
+export function isSpellingToken(token: string): boolean {
+  return spelledLetter(token) !== undefined || SPELLED_AT.has(token) ||
+    EMAIL_JOINERS.has(token);
+}
+
 /** Finds written and spoken e-mail addresses. */
 function findEmails(
   tokens: string[],
@@ -570,24 +626,44 @@ function findEmails(
 ): void {
   const isLabel = (t: string | undefined) => t !== undefined && /^[a-z0-9][a-z0-9.-]*$/.test(t);
   const single = (j: number) => j >= 0 && j < tokens.length && /^[a-z0-9]$/.test(tokens[j]);
+  const letter = (j: number) => j >= 0 && spelledLetter(tokens[j]) !== undefined;
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (/^[^@\s]+@[^@\s]+\.[a-z]{2,}$/.test(t)) {
       add(i, i + 1, "email");
       continue;
     }
-    if (t !== "at" && t !== "@") continue;
+    if (!SPELLED_AT.has(t)) continue;
     // The domain: labels (words, or letters spelled one by one) joined by "dot", the last
     // one a known top-level domain.
     let end = i + 1;
     let k = i + 1;
     for (let labels = 0;; labels++) {
       let label = "";
-      if (single(k)) { while (single(k)) label += tokens[k++]; }
-      else if (isLabel(tokens[k]) && !EMAIL_JOINERS.has(tokens[k])) label = tokens[k++];
-      else break;
+      // Spelled: letter words count only beside a letter said alone, or spelling a
+      // top-level domain ("see oh em"), so that "at home dot …" stays a word.
+      let spelled = "";
+      let j = k;
+      let singles = 0;
+      while (letter(j)) {
+        if (single(j)) singles++;
+        spelled += spelledLetter(tokens[j++]);
+      }
+      // A spelled top-level domain may run into the words after it ("c o m you know").
+      let tldEnd = -1;
+      for (let p = j; p > k && tldEnd < 0; p--) {
+        if (TLDS.has(spelled.slice(0, p - k))) tldEnd = p;
+      }
+      if (spelled && (singles > 0 || tldEnd === j) && (j - k > 1 || singles > 0)) {
+        label = spelled;
+        k = j;
+      } else if (isLabel(tokens[k]) && !EMAIL_JOINERS.has(tokens[k])) {
+        label = tokens[k++];
+        tldEnd = -1;
+      } else break;
       const tld = label.split(".").at(-1)!;
       if (TLDS.has(tld) && (labels > 0 || label.includes("."))) end = k;
+      else if (tldEnd > 0 && labels > 0) end = tldEnd;
       if (tokens[k] !== "dot") break;
       k++;
     }
@@ -595,7 +671,20 @@ function findEmails(
     // The local part: spelled letters (and digits, dots) or a word, back from "at".
     let start = i - 1;
     if (start < 0 || !isLabel(tokens[start])) continue;
-    if (single(start)) {
+    // Spelled: at least two letters said alone (not "a" or "i", words of their own), so
+    // that "see you at …" is not taken for letters.
+    let from = i;
+    let alone = 0;
+    while (letter(from - 1) || (EMAIL_JOINERS.has(tokens[from - 1]) && letter(from - 2))) {
+      from--;
+      if (single(from) && tokens[from] !== "a" && tokens[from] !== "i") alone++;
+    }
+    if (alone >= 2) {
+      start = from;
+      // Letter words before the first letter said alone are words ("thank you j o h n").
+      while (!single(start)) start++;
+    } else if (t === "add") continue;
+    else if (single(start)) {
       while (single(start - 1) || (EMAIL_JOINERS.has(tokens[start - 1]) && single(start - 2))) {
         start--;
       }

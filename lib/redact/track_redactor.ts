@@ -11,8 +11,9 @@
  * read). The held finals and the one that closes the run go out as one final.
  * Finals without digits are never held while nothing is held.
  *
- * Partials never show what their final may redact: digit words (and a
- * spelled e-mail address in progress) are left out of them.
+ * Partials never show what their final may redact: digit words, letters
+ * said alone, and a spelled e-mail address in progress (while finals are
+ * held, the words of letters too: "see", "oh") are left out of them.
  *
  * Each entity becomes its tag (`[CARD]`) as one word spanning the times of
  * the words it replaces; the other words keep their times.
@@ -25,6 +26,7 @@ import {
   type EntitySpan,
   findEntities,
   isNumberToken,
+  isSpellingToken,
   normalizeToken,
   numberRunMask,
 } from "./find_entities.ts";
@@ -116,9 +118,10 @@ export class TrackRedactor implements TranscriptSink {
     if (last === undefined) return false;
     if (this.#numeric && isNumberToken(last)) return true;
     if (!this.#email) return false;
-    // "j o h n at e x dot …": an address spelled over several finals.
+    // "j o h n at e x dot …": an address spelled over several finals; once one is held, a
+    // final of letters alone goes on spelling it ("J", "Oh", "Age", "M", "Add", …).
     return last === "at" || last === "dot" || /^[a-z]$/.test(last) ||
-      norms.slice(-2).includes("at");
+      norms.slice(-2).includes("at") || (this.#held.length > 1 && norms.every(isSpellingToken));
   }
 
   #restartTimer(): void {
@@ -161,6 +164,13 @@ export class TrackRedactor implements TranscriptSink {
       if (cut > 0) cut--;
       while (cut > 0 && /^[a-z0-9]$/.test(out[cut - 1].norm)) cut--;
       if (cut >= 0) out = out.slice(0, cut);
+      // Letters said alone (not the words "a" and "I"), and while an address may be being
+      // spelled over held finals, the words of letters too.
+      const spelling = this.#held.length > 0;
+      out = out.filter((t) =>
+        !(/^[a-z]$/.test(t.norm) && t.norm !== "a" && t.norm !== "i") &&
+        !(spelling && isSpellingToken(t.norm))
+      );
     }
     if (out.length === 0) return;
     this.#sink.onTranscript({
