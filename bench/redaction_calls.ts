@@ -1,7 +1,7 @@
 /**
  * Test calls for redaction: a caller reads card numbers (with expiry and
- * CVV), SSNs, phone numbers and a spelled e-mail address amid ordinary
- * sentences, all in one voice: the single digits and letters of
+ * CVV), SSNs, phone numbers, a spelled e-mail address and a date of birth
+ * amid ordinary sentences, all in one voice: the single digits and letters of
  * `../shared/audio/asterisk-allison-8k/digits` and `letters`
  * (spoken-characters.tsv) joined with pauses as people read them (short
  * within a group, longer between groups), and that set's prompts as the
@@ -47,9 +47,11 @@ export interface RedactionCall {
 
 /** How an entity is read: groups of characters (digits or letters, `@`, `.`). */
 type Reading = { policy: RedactPolicy; groups: string[]; pairs?: boolean };
+/** Letters spelled that are no entity ("d o b" before a date of birth). */
+type Spelling = { spell: string };
 
 /** Card numbers pass Luhn; test cards made of repeated digits (4111…, 5555…) among them. */
-const CALLS: Array<{ name: string; parts: Array<string | Reading> }> = [
+const CALLS: Array<{ name: string; parts: Array<string | Reading | Spelling> }> = [
   {
     name: "card-expiry-cvv",
     parts: [
@@ -102,6 +104,17 @@ const CALLS: Array<{ name: string; parts: Array<string | Reading> }> = [
       "demo-thanks",
     ],
   },
+  {
+    // The set has no "born" or "birth": the keyword is spelled, the date read in pairs
+    // ("oh four, twelve, nineteen eighty five").
+    name: "dob",
+    parts: [
+      "vm-newuser",
+      { spell: "dob" },
+      { policy: "dob", groups: ["04", "12", "1985"], pairs: true },
+      "demo-thanks",
+    ],
+  },
 ];
 
 const cache = new Map<string, Float32Array>();
@@ -149,6 +162,14 @@ export async function redactionCalls(): Promise<RedactionCall[]> {
         pause(PHRASE_PAUSE_MS);
         continue;
       }
+      if ("spell" in part) {
+        groupClips(part.spell, false).forEach((path, c) => {
+          if (c > 0) pause(CHARACTER_PAUSE_MS);
+          push(cache.get(path)!);
+        });
+        pause(PHRASE_PAUSE_MS);
+        continue;
+      }
       const startMs = at / 8;
       part.groups.forEach((group, g) => {
         if (g > 0) pause(GROUP_PAUSE_MS);
@@ -180,6 +201,10 @@ async function loadClips(): Promise<void> {
   for (const call of CALLS) {
     for (const part of call.parts) {
       if (typeof part === "string") continue;
+      if ("spell" in part) {
+        for (const path of groupClips(part.spell, false)) await clip(path);
+        continue;
+      }
       for (const group of part.groups) {
         for (const path of groupClips(group, part.pairs ?? false)) await clip(path);
       }

@@ -99,6 +99,17 @@ Deno.test("phone numbers, e-mail addresses and dates of birth", () => {
   assert.equal(redacted("look at this dot com"), "look at this dot com");
   assert.equal(redacted("I was born on march fourth nineteen eighty five"), "I was born on <dob>");
   assert.equal(redacted("date of birth 04/12/1985"), "date of birth <dob>");
+  // Spelled, as the engine heard "d o b oh four twelve nineteen eighty five".
+  assert.equal(
+    redacted("D Oh B Oh Four Twelve Nineteen Eighty Five"),
+    "D Oh B <dob>",
+  );
+  assert.equal(redacted("The Oh B Oh Four Twelve Nineteen Eighty Five"), "The Oh B <dob>");
+  // Without a keyword, a date read out is kept.
+  assert.equal(
+    redacted("oh four twelve nineteen eighty five"),
+    "oh four twelve nineteen eighty five",
+  );
   assert.equal(
     redacted("we met in march nineteen eighty five"),
     "we met in march nineteen eighty five",

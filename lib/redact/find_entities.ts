@@ -17,8 +17,8 @@
  * - expiry: after "expires", "expiration", "valid thru" or right after a card:
  *   4 digits whose first two are a month ("oh four twenty eight"), or a
  *   month name and year, or written `04/28`.
- * - dob: a date (month name, day, year, or written) after "born", "birth",
- *   "birthday" or "DOB".
+ * - dob: a date (month name, day, year, digits, or written) after "born",
+ *   "birth", "birthday" or "DOB" (also spelled: "d oh b").
  * - email: written `a@b.c`; spoken `local at domain dot tld` with a known
  *   top-level domain, the local part a word or spelled letters.
  *
@@ -192,7 +192,10 @@ const CONTEXT: Record<"card" | "ssn" | "cvv" | "expiry" | "dob" | "phone", strin
     ["good", "thru"],
     ["good", "through"],
   ],
-  dob: [["born"], ["birth"], ["birthday"], ["dob"], ["d", "o", "b"], ["birthdate"]],
+  // "d o b" spelled: the local engine heard it as "D Oh B", and after a sentence "The Oh B".
+  dob: [["born"], ["birth"], ["birthday"], ["dob"], ["d", "o", "b"], ["the", "o", "b"], [
+    "birthdate",
+  ]],
   phone: [["plus"], ["+"]],
 };
 /** How many words before an entity its keyword may be. */
@@ -364,12 +367,17 @@ function contextDistance(tokens: string[], at: number, kind: keyof typeof CONTEX
   let best = Infinity;
   for (const phrase of CONTEXT[kind]) {
     for (let i = Math.max(0, at - CONTEXT_WORDS - phrase.length); i + phrase.length <= at; i++) {
-      if (phrase.every((w, k) => tokens[i + k] === w)) {
+      if (phrase.every((w, k) => tokens[i + k] === w || isSpelled(tokens[i + k], w))) {
         best = Math.min(best, at - i - phrase.length);
       }
     }
   }
   return best;
+}
+
+/** True when `token` says the one letter `letter` ("oh" for o in "d oh b"). */
+function isSpelled(token: string | undefined, letter: string): boolean {
+  return letter.length === 1 && spelledLetter(token) === letter;
 }
 
 /** The part of a run (whole pieces) of 13–19 digits passing Luhn, if any. */
