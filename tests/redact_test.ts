@@ -191,7 +191,7 @@ function collect(holdMs = 60_000) {
   return { out, spans, redactor };
 }
 
-Deno.test("a card read over many finals is held until judged, then goes out as one redacted final", () => {
+Deno.test("a card read over many finals is held until it is whole, then goes out as one redacted final", () => {
   const { out, spans, redactor } = collect();
   const pieces = [
     "My card number is four",
@@ -207,31 +207,27 @@ Deno.test("a card read over many finals is held until judged, then goes out as o
   }
   redactor.onTranscript(transcript("partial", "Three oh", at));
   assert.equal(out.length, 0, "nothing out while the run goes on (the partial shows no digit)");
-  for (const text of ["Three oh three six six"]) {
-    redactor.onTranscript(transcript("final", text, at));
-    at += 3000;
-  }
-  assert.equal(out.length, 0);
-  redactor.onTranscript(transcript("final", "Thank you", at));
+  redactor.onTranscript(transcript("final", "Three oh three six", at));
+  assert.equal(out.length, 0, "15 digits: not a whole card yet");
+  at += 3000;
+  // The 16th digit makes a whole card (Luhn): out at once, without waiting for the hold.
+  redactor.onTranscript(transcript("final", "Six", at));
   assert.equal(out.length, 1);
-  assert.equal(out[0].text, "My card number is [CARD] Thank you");
-  assert.deepEqual(out[0].words.map((w) => w.text), [
-    "My",
-    "card",
-    "number",
-    "is",
-    "[CARD]",
-    "Thank",
-    "you",
-  ]);
+  assert.equal(out[0].text, "My card number is [CARD]");
+  assert.deepEqual(out[0].words.map((w) => w.text), ["My", "card", "number", "is", "[CARD]"]);
+  // What follows a card is judged with it: its expiry and CVV are held and tagged.
+  redactor.onTranscript(transcript("final", "Oh four two eight", at + 3000));
+  redactor.onTranscript(transcript("final", "Seven two four", at + 6000));
+  redactor.onTranscript(transcript("final", "Thank you", at + 9000));
+  assert.deepEqual(out.slice(1).map((t) => t.text), ["[EXPIRY] [CVV] Thank you"]);
   // The tag spans the times of the words it replaced: from "four" to the last "six".
-  assert.deepEqual(out[0].words[4], {
-    text: "[CARD]",
-    startMs: 2000,
-    endMs: 15000 + 4 * 500 + 400,
-  });
+  assert.deepEqual(out[0].words[4], { text: "[CARD]", startMs: 2000, endMs: 18400 });
   assert.equal(out[0].startMs, 0);
-  assert.deepEqual(spans, [{ startMs: 2000, endMs: 17400 }]);
+  assert.deepEqual(spans, [
+    { startMs: 2000, endMs: 18400 },
+    { startMs: 21000, endMs: 22900 },
+    { startMs: 24000, endMs: 25400 },
+  ]);
 });
 
 Deno.test("ordinary finals go out at once; partials never show digits", () => {

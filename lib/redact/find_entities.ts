@@ -399,6 +399,38 @@ function luhnPart(run: NumberRun): { start: number; end: number } | null {
   return best && { start: best.start, end: best.end };
 }
 
+/**
+ * True when the tokens end in a whole card: a run whose last 16 digits (15
+ * for American Express, 34… or 37…) pass Luhn and end at the last token.
+ * More digits after it would be an expiry or a CVV, not more of the card.
+ */
+export function endsInCard(tokens: string[]): boolean {
+  const run = numberRuns(tokens).at(-1);
+  if (!run || run.end !== tokens.length) return false;
+  let digits = "";
+  for (let p = run.pieces.length - 1; p >= 0 && digits.length < 16; p--) {
+    digits = run.pieces[p].digits + digits;
+    const amex = digits.length === 15 && /^3[47]/.test(digits);
+    if ((digits.length === 16 || amex) && luhnValid(digits)) return true;
+  }
+  return false;
+}
+
+/**
+ * The last piece of an expiry when the pieces are an expiry (4 digits, a
+ * month first) then a CVV (3–4 digits), else -1.
+ */
+function expiryCvvSplit(pieces: Piece[]): number {
+  let head = "";
+  for (let k = 0; k < pieces.length - 1 && head.length < 4; k++) {
+    head += pieces[k].digits;
+    if (head.length !== 4) continue;
+    const tail = pieces.slice(k + 1).reduce((n, p) => n + p.digits.length, 0);
+    return looksLikeExpiry(head) && (tail === 3 || tail === 4) ? k : -1;
+  }
+  return -1;
+}
+
 /** True when digits look like a month then a year: `0428`, `428`, `042028`. */
 function looksLikeExpiry(digits: string): boolean {
   const month = digits.length === 3 || digits.length === 5
@@ -463,7 +495,9 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
       cardEnds.push(run.end);
     } else if (
       n >= 7 && !hasContext(tokens, run.start, "dob") &&
-      !tokens.slice(run.start, run.end).some((t) => /\d[/.]\d/.test(t))
+      !tokens.slice(run.start, run.end).some((t) => /\d[/.]\d/.test(t)) &&
+      // An expiry and a CVV read after a card (judged below), not an identifier.
+      !(afterCard(run.start) && expiryCvvSplit(run.pieces) >= 0)
     ) {
       // No keyword: a long run read out is an identifier; its length says which is likeliest
       // (the engine may have dropped a digit or two). Runs of years ("nineteen eighty
@@ -503,17 +537,8 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
         continue;
       }
       // Expiry and CVV read on after the card without a pause: "… oh four two eight seven two four".
-      let head = "";
-      let split = -1;
-      for (let k = 0; k < group.length - 1 && head.length < 4; k++) {
-        head += group[k].digits;
-        if (head.length === 4) split = k;
-      }
-      const tail = digits.slice(4);
-      if (
-        afterCard(start) && split >= 0 && looksLikeExpiry(head) &&
-        (tail.length === 3 || tail.length === 4)
-      ) {
+      const split = expiryCvvSplit(group);
+      if (afterCard(start) && split >= 0) {
         add(start, group[split].end, "expiry");
         add(group[split + 1].start, end, "cvv");
         continue;

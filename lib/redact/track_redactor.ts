@@ -6,9 +6,9 @@
  * A card read digit by digit comes out of the local engine as many short
  * finals ("Four", "Five two", …). A final that ends in a run of digits (or
  * in the middle of a spelled e-mail address) is held back until the run can
- * be judged: the next final that does not end in one, or {@link HOLD_MS}
- * without a new digit (partials with digits count: the next group is being
- * read). The held finals and the one that closes the run go out as one final.
+ * be judged: the next final that does not end in one, a whole card (16
+ * digits passing Luhn, 15 for American Express), or {@link HOLD_MS} without
+ * a new digit (partials with digits count: the next group is being read). The held finals and the one that closes the run go out as one final.
  * Finals without digits are never held while nothing is held.
  *
  * Partials never show what their final may redact: digit words, letters
@@ -23,6 +23,7 @@
 import type { Transcript, TranscriptSink, Word } from "../transcribe/engine.ts";
 import {
   CARD_MARK,
+  endsInCard,
   type EntitySpan,
   findEntities,
   isNumberToken,
@@ -95,7 +96,11 @@ export class TrackRedactor implements TranscriptSink {
     const tokens = tokensOf(transcript);
     this.#held.push(transcript);
     const heldTokens = this.#held.reduce((n, t) => n + tokensOf(t).length, 0);
-    if (this.#pending(tokens.map((t) => t.norm)) && heldTokens < MAX_HELD_TOKENS) {
+    const norms = tokens.map((t) => t.norm);
+    // A whole card heard needs no more waiting: what is read after it is judged with it as context.
+    const card = this.#policies.has("card") &&
+      endsInCard(this.#held.flatMap(tokensOf).map((t) => t.norm));
+    if (this.#pending(norms) && !card && heldTokens < MAX_HELD_TOKENS) {
       this.#restartTimer();
       return;
     }
