@@ -463,6 +463,8 @@ class LocalTrack implements TrackTranscriber {
   #preRoll: Float32Array[] = [];
   #skipFrames: number;
   #lastPartial = "";
+  /** Words of the last final emitted (0 once a new stream followed it). */
+  #lastFinalWords = 0;
   #failed = false;
   #closed = false;
 
@@ -608,9 +610,12 @@ class LocalTrack implements TrackTranscriber {
     this.#guard(() => {
       this.#feed(new Float32Array(FLUSH_SAMPLES));
       this.#queue.decodeAll(this.#stream);
-      const words = this.#emitFinal();
+      this.#emitFinal();
       this.#streamAheadMs += (FLUSH_SAMPLES / MODEL_RATE) * 1000;
-      if (words > 0 && words <= NEW_STREAM_MAX_WORDS) {
+      // The last final may have come from the endpoint rules just before (their reset keeps the
+      // context too): a new stream can only start here, where all audio fed has been decoded.
+      if (this.#lastFinalWords > 0 && this.#lastFinalWords <= NEW_STREAM_MAX_WORDS) {
+        this.#lastFinalWords = 0;
         // The new stream's clock starts where the old one's audio ended; what the old stream
         // has not decoded is padding.
         this.#streamAheadMs -= this.#streamFedMs;
@@ -640,14 +645,13 @@ class LocalTrack implements TrackTranscriber {
     });
   }
 
-  /** Emits the stream's result as a final (if it has words); returns how many words. */
-  #emitFinal(): number {
+  #emitFinal(): void {
     const result: SherpaResult = this.#recognizer.getResult(this.#stream);
     this.#lastPartial = "";
-    if (!result.text.trim()) return 0;
+    if (!result.text.trim()) return;
     const final = this.#toTranscript("final", result);
+    this.#lastFinalWords = final.words.length;
     this.#sink.onTranscript(final);
-    return final.words.length;
   }
 
   /** Runs native work; an engine fault stops this track only and is reported once. */
