@@ -261,6 +261,25 @@ Deno.test("an address spelled one letter a final is held until it ends; partials
   assert.equal(out.at(-1)!.text, "See you");
 });
 
+Deno.test("a number read in four groups or more is a card when no rule on its digits took it", () => {
+  // 4111 1111 1111 1111 read briskly, as the local engine heard it: repeats inside a group lost.
+  for (
+    const [finals, expected] of [
+      [["Four one", "One", "One", "One", "Thanks"], "[CARD] Thanks"],
+      [["My card is four one", "One", "One", "One", "Thanks"], "My card is [CARD] Thanks"],
+      [["Five", "Five", "Five", "Four four", "Or"], "[CARD] Or"],
+      // Three groups are not enough.
+      [["Two", "Four", "Six", "Thanks"], "Two Four Six Thanks"],
+      // A group with other words in it ends the groups.
+      [["Four one", "One", "One and one", "One", "Thanks"], "Four one One One and one One Thanks"],
+    ] as const
+  ) {
+    const { out, redactor } = collect();
+    finals.forEach((text, i) => redactor.onTranscript(transcript("final", text, i * 1000)));
+    assert.equal(out.map((t) => t.text).join(" | "), expected);
+  }
+});
+
 Deno.test("a held run goes out when no digit comes for the hold time, and when the track ends", async () => {
   const { out, redactor } = collect(50);
   redactor.onTranscript(transcript("final", "the code is four four", 0));

@@ -36,6 +36,8 @@ import { policyOfAssemblyAI } from "./assemblyai_policies.ts";
 
 /** How long a held run of digits waits for its next digit (wall clock, ms). */
 export const HOLD_MS = 3000;
+/** Finals in a row of nothing but a number's words that make a card, when no other rule took them. */
+const CARD_GROUPS = 4;
 /** Words of earlier finals kept as context ("my card number is" before the digits). */
 const CONTEXT_TOKENS = 24;
 /** A run held this long (in words) is judged anyway. */
@@ -143,7 +145,7 @@ export class TrackRedactor implements TranscriptSink {
     this.#held = [];
     const tokens = held.flatMap(tokensOf);
     if (tokens.length === 0) return;
-    const out = this.#redact(tokens, true);
+    const out = this.#redact(tokens, true, this.#policies.has("card") ? readInGroups(held) : []);
     const last = held.at(-1)!;
     this.#sink.onTranscript({
       ...last,
@@ -185,8 +187,12 @@ export class TrackRedactor implements TranscriptSink {
     });
   }
 
-  /** Replaces each entity in `tokens` by its tag; a final's also become context. */
-  #redact(tokens: Token[], final: boolean): Token[] {
+  /**
+   * Replaces each entity in `tokens` by its tag; a final's also become
+   * context. `groups` (token ranges of numbers read in groups) become cards
+   * where nothing else was found in them.
+   */
+  #redact(tokens: Token[], final: boolean, groups: EntitySpan[] = []): Token[] {
     const context = this.#context;
     // An engine that redacts itself (AssemblyAI's `[CREDIT_CARD_NUMBER]`): its tags become ours.
     const theirs = tokens.flatMap((t, i) => {
@@ -206,7 +212,11 @@ export class TrackRedactor implements TranscriptSink {
       .filter((s) => s.end > 0)
       .map((s) => ({ ...s, start: Math.max(0, s.start) }))
       .filter((s) => !theirs.some((t) => t.start < s.end && s.start < t.end));
-    const spans = [...ours, ...theirs].sort((a, b) => a.start - b.start);
+    const found = [...ours, ...theirs];
+    const spans = [
+      ...found,
+      ...groups.filter((g) => !found.some((s) => s.start < g.end && g.start < s.end)),
+    ].sort((a, b) => a.start - b.start);
     const out = applySpans(tokens, spans);
     if (final) {
       for (const s of spans) {
@@ -220,6 +230,45 @@ export class TrackRedactor implements TranscriptSink {
     }
     return out;
   }
+}
+
+/**
+ * The token ranges (of the finals' tokens joined) where a number was read in
+ * {@link CARD_GROUPS} or more groups: finals in a row of nothing but number
+ * words. Read briskly, a group of repeated digits comes out of the local
+ * engine as one word ("one one one one" → "One"): 4111 1111 1111 1111 read
+ * in groups was heard as "Four one", "One", "One", "One", five digits, too
+ * few for any rule on digits alone.
+ */
+function readInGroups(finals: Transcript[]): EntitySpan[] {
+  const spans: EntitySpan[] = [];
+  let at = 0;
+  let start = 0;
+  let count = 0;
+  const close = () => {
+    if (count >= CARD_GROUPS) spans.push({ start, end: at, policy: "card" });
+    count = 0;
+  };
+  for (const final of finals) {
+    const norms = tokensOf(final).map((t) => t.norm);
+    const mask = numberRunMask(norms);
+    if (norms.length > 0 && mask.every(Boolean)) {
+      if (count === 0) start = at;
+      count++;
+    } else {
+      close();
+      // "My card is four one": the first group ends a final of other words.
+      let first = norms.length;
+      while (first > 0 && mask[first - 1]) first--;
+      if (first < norms.length) {
+        start = at + first;
+        count = 1;
+      }
+    }
+    at += norms.length;
+  }
+  close();
+  return spans;
 }
 
 /** The tokens with each span replaced by one tag word spanning its words' times. */
