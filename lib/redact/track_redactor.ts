@@ -8,8 +8,10 @@
  * in the middle of a spelled e-mail address) is held back until the run can
  * be judged: the next final that does not end in one, a whole card (16
  * digits passing Luhn, 15 for American Express), or {@link HOLD_MS} without
- * a new digit (partials with digits count: the next group is being read). The held finals and the one that closes the run go out as one final.
- * Finals without digits are never held while nothing is held.
+ * a new digit (partials with digits count: the next group is being read).
+ * The held finals and the one that closes the run go out as one final, where
+ * a number read in {@link CARD_GROUPS} groups or more is a card if nothing
+ * else took it. Finals without digits are never held while nothing is held.
  *
  * Partials never show what their final may redact: digit words, letters
  * said alone, and a spelled e-mail address in progress (while finals are
