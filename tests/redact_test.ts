@@ -291,6 +291,29 @@ Deno.test("a held run goes out when no digit comes for the hold time, and when t
   assert.deepEqual(out.map((t) => t.text).at(-1), "social security number [SSN]");
 });
 
+Deno.test("a held run waits for the engine to catch up before it is judged without its next digit", async () => {
+  const out: Transcript[] = [];
+  let caughtUp = () => {};
+  const redactor = new TrackRedactor({ onTranscript: (t) => out.push(t) }, {
+    policies: REDACT_POLICIES,
+    holdMs: 20,
+    caughtUp: () => new Promise<void>((resolve) => caughtUp = resolve),
+  });
+  redactor.onTranscript(transcript("final", "My card is four five three two", 0));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(out.length, 0, "the engine is behind: the next digits may be in its queue");
+  redactor.onTranscript(transcript("final", "Five two five nine six five eight nine", 3000));
+  redactor.onTranscript(transcript("final", "Oh nine two nine", 8000));
+  assert.deepEqual(out.map((t) => t.text), ["My card is [CARD]"]);
+  redactor.onTranscript(transcript("final", "two", 12_000));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(out.length, 1);
+  caughtUp();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(out.length, 2, "caught up and no digit came: judged");
+  redactor.flush();
+});
+
 Deno.test("the recording is silenced under redacted words, before and after that audio was written", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/CA1.wav`;

@@ -119,6 +119,7 @@ export class CallSession {
     const redactor = this.#redact.length
       ? new TrackRedactor(sink, {
         policies: this.#redact,
+        caughtUp: () => this.#engine.whenCaughtUp(),
         onRedacted: ({ startMs, endMs }) =>
           this.#audio?.silence?.(
             track,

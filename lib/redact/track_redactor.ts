@@ -8,7 +8,8 @@
  * in the middle of a spelled e-mail address) is held back until the run can
  * be judged: the next final that does not end in one, a whole card (16
  * digits passing Luhn, 15 for American Express), or {@link HOLD_MS} without
- * a new digit (partials with digits count: the next group is being read).
+ * a new digit (partials with digits count: the next group is being read)
+ * and the engine caught up with the audio.
  * The held finals and the one that closes the run go out as one final, where
  * a number read in {@link CARD_GROUPS} groups or more is a card if nothing
  * else took it. Finals without digits are never held while nothing is held.
@@ -58,6 +59,13 @@ export interface TrackRedactorOptions {
   /** Each entity redacted from a final, with its words' times. */
   onRedacted?: (span: RedactedSpan) => void;
   holdMs?: number;
+  /**
+   * Resolves once the engine has decoded the audio it was given (its
+   * `whenCaughtUp`): a held run is judged only after that too, so an engine
+   * running late on a loaded machine does not split a number whose next
+   * digit it has not decoded yet.
+   */
+  caughtUp?: () => Promise<void>;
 }
 
 /** A word as displayed (the transcript's own spelling) and as matched. */
@@ -75,6 +83,7 @@ export class TrackRedactor implements TranscriptSink {
   #email: boolean;
   #onRedacted?: (span: RedactedSpan) => void;
   #holdMs: number;
+  #caughtUp?: () => Promise<void>;
   #held: Transcript[] = [];
   #context: string[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -87,6 +96,7 @@ export class TrackRedactor implements TranscriptSink {
     this.#email = this.#policies.has("email");
     this.#onRedacted = options.onRedacted;
     this.#holdMs = options.holdMs ?? HOLD_MS;
+    this.#caughtUp = options.caughtUp;
   }
 
   /** Finals held back right now (waiting for their run to be judged). */
@@ -135,7 +145,12 @@ export class TrackRedactor implements TranscriptSink {
 
   #restartTimer(): void {
     clearTimeout(this.#timer);
-    this.#timer = setTimeout(() => this.#release(), this.#holdMs);
+    const timer = setTimeout(async () => {
+      await this.#caughtUp?.();
+      // Unless a final or a partial with digits came meanwhile (or the run went out).
+      if (this.#timer === timer) this.#release();
+    }, this.#holdMs);
+    this.#timer = timer;
   }
 
   /** Judges the held finals as one run and emits them as one redacted final. */
