@@ -28,6 +28,7 @@ import type { TranscriberEngine, Transcript, Word } from "../lib/transcribe/engi
 import {
   findEntities,
   isNumberToken,
+  isSpellingToken,
   normalizeToken,
   numberRunMask,
 } from "../lib/redact/find_entities.ts";
@@ -82,7 +83,7 @@ export interface RedactionBench {
    * holding adds after the number was said (the rest is the number's own length).
    */
   afterRunMs: { runs: number; p50: number; max: number };
-  /** ...finals ending in a spelled letter, "at" or "dot" (an address may go on)... */
+  /** ...finals ending in a spelled letter, "at" or "dot" (an address may go on), or held letters... */
   spellingDelayMs: { finals: number; p50: number; max: number };
   /** ...and every other final (the slowest few shown with their words). */
   ordinaryDelayMs: { finals: number; max: number; slowest: Array<{ text: string; ms: number }> };
@@ -161,11 +162,17 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
           o.transcript.startMs <= r.transcript.startMs && r.transcript.endMs <= o.transcript.endMs
         );
         if (!carrier) continue;
+        const carried = inbound.filter((c) =>
+          carrier.transcript.startMs <= c.transcript.startMs &&
+          c.transcript.endMs <= carrier.transcript.endMs
+        );
         const norms = r.transcript.words.map((w) => normalizeToken(w.text));
         const last = norms.at(-1) ?? "";
         // As the redactor judges: digits, or a last word that may be one ("oh", "for").
         const digits = numberRunMask(norms).some(Boolean) || isNumberToken(last);
-        const spelled = last === "at" || last === "dot" || /^[a-z]$/.test(last);
+        // Or letters of an address being spelled, as the engine writes them ("Age", "See").
+        const spelled = last === "at" || last === "dot" || /^[a-z]$/.test(last) ||
+          (carried.length > 1 && norms.every(isSpellingToken));
         (digits ? held : spelled ? spelling : ordinary).push(carrier.at - r.at);
         if (!digits && !spelled) {
           ordinaryFinals.push({ text: r.transcript.text, ms: Math.round(carrier.at - r.at) });
