@@ -641,7 +641,7 @@ const LETTER_WORDS: Record<string, string> = {
 const SPELLED_AT = new Set(["at", "@", "add"]);
 
 /** The letter a (normalized) token says when spelling: itself if one character, or a letter word's. */
-export function spelledLetter(token: string | undefined): string | undefined {
+function spelledLetter(token: string | undefined): string | undefined {
   if (token === undefined) return undefined;
   return /^[a-z0-9]$/.test(token) ? token : LETTER_WORDS[token];
 }
