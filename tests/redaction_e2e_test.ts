@@ -44,6 +44,12 @@ Deno.test("test cards of repeated digits (4111 1111 1111 1111, 5555 5555 5555 44
   await assertRedactedCall("repeated-digits");
 });
 
+Deno.test("cards read briskly in groups of four, 4111 1111 1111 1111 among them, are redacted and silenced", async () => {
+  // Each group is one utterance, and the engine says "one one one one" as "One": five digits
+  // heard for 4111…, caught as a number read in four groups.
+  await assertRedactedCall("cards-read-briskly");
+});
+
 /**
  * Runs a test call through the server: no digit of its entities in any
  * event, the store, search or an export; the recording silent under them.

@@ -120,6 +120,7 @@ export class CallSession {
       ? new TrackRedactor(sink, {
         policies: this.#redact,
         caughtUp: () => this.#engine.whenCaughtUp(),
+        marginMs: REDACT_MARGIN_MS.after,
         onRedacted: ({ startMs, endMs }) =>
           this.#audio?.silence?.(
             track,

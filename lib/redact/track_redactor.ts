@@ -34,7 +34,7 @@ import {
   normalizeToken,
   numberRunMask,
 } from "./find_entities.ts";
-import { REDACT_TAGS, type RedactPolicy } from "./policies.ts";
+import { REDACT_POLICIES, REDACT_TAGS, type RedactPolicy } from "./policies.ts";
 import { policyOfAssemblyAI } from "./assemblyai_policies.ts";
 
 /** How long a held run of digits waits for its next digit (wall clock, ms). */
@@ -66,6 +66,11 @@ export interface TrackRedactorOptions {
    * digit it has not decoded yet.
    */
   caughtUp?: () => Promise<void>;
+  /**
+   * The margin `onRedacted`'s receiver silences after a span, ms: a number's
+   * tag, reaching on to the next word, stops this much before it.
+   */
+  marginMs?: number;
 }
 
 /** A word as displayed (the transcript's own spelling) and as matched. */
@@ -73,7 +78,11 @@ interface Token {
   display: string;
   norm: string;
   word: Word;
+  /** A tag put in here (not one the engine wrote). */
+  tag?: boolean;
 }
+
+const TAG_POLICIES = new Map(REDACT_POLICIES.map((p) => [REDACT_TAGS[p], p]));
 
 /** Redacts one track's transcripts on their way to `sink`. */
 export class TrackRedactor implements TranscriptSink {
@@ -84,6 +93,7 @@ export class TrackRedactor implements TranscriptSink {
   #onRedacted?: (span: RedactedSpan) => void;
   #holdMs: number;
   #caughtUp?: () => Promise<void>;
+  #marginMs: number;
   #held: Transcript[] = [];
   #context: string[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
@@ -97,6 +107,7 @@ export class TrackRedactor implements TranscriptSink {
     this.#onRedacted = options.onRedacted;
     this.#holdMs = options.holdMs ?? HOLD_MS;
     this.#caughtUp = options.caughtUp;
+    this.#marginMs = options.marginMs ?? 0;
   }
 
   /** Finals held back right now (waiting for their run to be judged). */
@@ -234,14 +245,13 @@ export class TrackRedactor implements TranscriptSink {
       ...found,
       ...groups.filter((g) => !found.some((s) => s.start < g.end && g.start < s.end)),
     ].sort((a, b) => a.start - b.start);
-    const out = applySpans(tokens, spans);
+    const out = applySpans(tokens, spans, this.#marginMs);
     if (final) {
-      for (const s of spans) {
-        this.#onRedacted?.({
-          policy: s.policy,
-          startMs: tokens[s.start].word.startMs,
-          endMs: tokens[s.end - 1].word.endMs,
-        });
+      for (const t of out) {
+        const policy = TAG_POLICIES.get(t.word.text);
+        if (policy && t.tag) {
+          this.#onRedacted?.({ policy, startMs: t.word.startMs, endMs: t.word.endMs });
+        }
       }
       this.#context = [...context, ...out.map((t) => t.norm)].slice(-CONTEXT_TOKENS);
     }
@@ -289,7 +299,7 @@ function readInGroups(finals: Transcript[]): EntitySpan[] {
 }
 
 /** The tokens with each span replaced by one tag word spanning its words' times. */
-function applySpans(tokens: Token[], spans: EntitySpan[]): Token[] {
+function applySpans(tokens: Token[], spans: EntitySpan[], marginMs: number): Token[] {
   const out: Token[] = [];
   let i = 0;
   for (const span of spans) {
@@ -299,10 +309,19 @@ function applySpans(tokens: Token[], spans: EntitySpan[]): Token[] {
     const tag = REDACT_TAGS[span.policy];
     // Punctuation after the last word stays ("…1111." → "[CARD].").
     const trailing = /[.,!?;:]+$/.exec(last.display)?.[0] ?? "";
+    // A number's tag reaches to the next word heard (less the silencing margin), at most
+    // HOLD_MS on: digits the engine did not write are in that gap ("one one one one" said
+    // as "One": three ones after its time).
+    let endMs = last.word.endMs;
+    const next = tokens[span.end];
+    if (span.policy !== "email" && next) {
+      endMs = Math.max(endMs, Math.min(endMs + HOLD_MS, next.word.startMs - marginMs));
+    }
     out.push({
       display: tag + trailing,
       norm: span.policy === "card" ? CARD_MARK : tag.toLowerCase(),
-      word: { text: tag, startMs: first.startMs, endMs: last.word.endMs },
+      word: { text: tag, startMs: first.startMs, endMs },
+      tag: true,
     });
     i = span.end;
   }
