@@ -37,8 +37,14 @@ import {
 import { REDACT_POLICIES, REDACT_TAGS, type RedactPolicy } from "./policies.ts";
 import { policyOfAssemblyAI } from "./assemblyai_policies.ts";
 
-/** How long a held run of digits waits for its next digit (wall clock, ms). */
-export const HOLD_MS = 3000;
+/**
+ * How long a held run of digits waits for its next digit (wall clock, ms).
+ * Read briskly, a group of repeated digits ("one one one one") comes out of
+ * the local engine as one word at the group's end, 3.0 s after the previous
+ * group's final, with no partial between: with 3 s the bench once judged
+ * 4111 1111 1111 1111 group by group and let its digits out.
+ */
+export const HOLD_MS = 4000;
 /** Finals in a row of nothing but a number's words that make a card, when no other rule took them. */
 const CARD_GROUPS = 4;
 /** Words of earlier finals kept as context ("my card number is" before the digits). */
