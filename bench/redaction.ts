@@ -28,6 +28,7 @@ import type { TranscriberEngine, Transcript, Word } from "../lib/transcribe/engi
 import {
   findEntities,
   isNumberToken,
+  isSpellingToken,
   normalizeToken,
   numberRunMask,
 } from "../lib/redact/find_entities.ts";
@@ -36,12 +37,7 @@ import { TrackRedactor } from "../lib/redact/track_redactor.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { progress, quantile, report } from "./common.ts";
 import { readSet, SPEECH_SETS } from "./audio.ts";
-import {
-  type RedactionCall,
-  redactionCalls,
-  REPEATED_DIGITS_CALL,
-  scoreRedaction,
-} from "./redaction_calls.ts";
+import { type RedactionCall, redactionCalls, scoreRedaction } from "./redaction_calls.ts";
 
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
 
@@ -77,8 +73,6 @@ export interface RedactionBench {
   /** Per policy: its tags that cover a sensitive entity / its tags. */
   precision: Record<string, number | null>;
   entities: Record<string, number>;
-  /** Cards with a digit twice in a row (the engine drops the repeat), scored apart. */
-  recallCardWithRepeatedDigits: number | null;
   falsePositiveWords: number;
   falsePositiveWordsReference: number;
   falsePositiveWordsEngine: number;
@@ -89,7 +83,7 @@ export interface RedactionBench {
    * holding adds after the number was said (the rest is the number's own length).
    */
   afterRunMs: { runs: number; p50: number; max: number };
-  /** ...finals ending in a spelled letter, "at" or "dot" (an address may go on)... */
+  /** ...finals ending in a spelled letter, "at" or "dot" (an address may go on), or held letters... */
   spellingDelayMs: { finals: number; p50: number; max: number };
   /** ...and every other final (the slowest few shown with their words). */
   ordinaryDelayMs: { finals: number; max: number; slowest: Array<{ text: string; ms: number }> };
@@ -168,11 +162,17 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
           o.transcript.startMs <= r.transcript.startMs && r.transcript.endMs <= o.transcript.endMs
         );
         if (!carrier) continue;
+        const carried = inbound.filter((c) =>
+          carrier.transcript.startMs <= c.transcript.startMs &&
+          c.transcript.endMs <= carrier.transcript.endMs
+        );
         const norms = r.transcript.words.map((w) => normalizeToken(w.text));
         const last = norms.at(-1) ?? "";
         // As the redactor judges: digits, or a last word that may be one ("oh", "for").
         const digits = numberRunMask(norms).some(Boolean) || isNumberToken(last);
-        const spelled = last === "at" || last === "dot" || /^[a-z]$/.test(last);
+        // Or letters of an address being spelled, as the engine writes them ("Age", "See").
+        const spelled = last === "at" || last === "dot" || /^[a-z]$/.test(last) ||
+          (carried.length > 1 && norms.every(isSpellingToken));
         (digits ? held : spelled ? spelling : ordinary).push(carrier.at - r.at);
         if (!digits && !spelled) {
           ordinaryFinals.push({ text: r.transcript.text, ms: Math.round(carrier.at - r.at) });
@@ -183,8 +183,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
     await server.shutdown();
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
-  const main = scoreRedaction(scored.filter((s) => s.call.name !== REPEATED_DIGITS_CALL));
-  const repeats = scoreRedaction(scored.filter((s) => s.call.name === REPEATED_DIGITS_CALL));
+  const main = scoreRedaction(scored);
   const fraction = (a: number, b: number) => (b ? a / b : null);
 
   const falsePositiveWordsReference = await referenceFalsePositives();
@@ -204,10 +203,6 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
       REDACT_POLICIES.map((p) => [p, fraction(main.policies[p].correct, main.policies[p].tags)]),
     ),
     entities: Object.fromEntries(REDACT_POLICIES.map((p) => [p, main.policies[p].entities])),
-    recallCardWithRepeatedDigits: fraction(
-      repeats.policies.card.caught,
-      repeats.policies.card.entities,
-    ),
     falsePositiveWords: falsePositiveWordsReference + falsePositiveWordsEngine,
     falsePositiveWordsReference,
     falsePositiveWordsEngine,
@@ -232,7 +227,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
       max: Math.round(Math.max(0, ...ordinary)),
       slowest: ordinaryFinals.sort((a, b) => b.ms - a.ms).slice(0, 3),
     },
-    missed: [...main.missed, ...repeats.missed].map(({ policy, value, heard }) => ({
+    missed: main.missed.map(({ policy, value, heard }) => ({
       policy,
       value,
       heard,

@@ -1,10 +1,11 @@
 /**
  * Test calls for redaction: a caller reads card numbers (with expiry and
- * CVV), SSNs, phone numbers and a spelled e-mail address amid ordinary
- * sentences, all in one voice: the single digits and letters of
+ * CVV), SSNs, phone numbers, a spelled e-mail address and a date of birth
+ * amid ordinary sentences, all in one voice: the single digits and letters of
  * `../shared/audio/asterisk-allison-8k/digits` and `letters`
  * (spoken-characters.tsv) joined with pauses as people read them (short
- * within a group, longer between groups), and that set's prompts as the
+ * within a group, longer between groups; slowly, each digit an utterance of
+ * its own, or briskly, each group one), and that set's prompts as the
  * sentences. Each call knows where every entity is on its track, so what
  * the pipeline emitted can be scored: an entity is caught when a tag covers
  * it and none of its digits (or spelled letters) is left in the clear; it is
@@ -45,11 +46,24 @@ export interface RedactionCall {
   entities: PlacedEntity[];
 }
 
-/** How an entity is read: groups of characters (digits or letters, `@`, `.`). */
-type Reading = { policy: RedactPolicy; groups: string[]; pairs?: boolean };
+/**
+ * Read briskly: each clip cut to its speech (the clips carry 150–200 ms of
+ * silence at each end), this pause within a group, ms...
+ */
+const BRISK_CHARACTER_PAUSE_MS = 100;
+/** ...and this between groups. */
+const BRISK_GROUP_PAUSE_MS = 600;
 
-/** Card numbers pass Luhn; none has a digit twice in a row (see README: the engine drops those). */
-const CALLS: Array<{ name: string; parts: Array<string | Reading> }> = [
+/**
+ * How an entity is read: groups of characters (digits or letters, `@`, `.`),
+ * one by one or in pairs ("forty five"), slowly or briskly.
+ */
+type Reading = { policy: RedactPolicy; groups: string[]; pairs?: boolean; brisk?: boolean };
+/** Letters spelled that are no entity ("d o b" before a date of birth). */
+type Spelling = { spell: string };
+
+/** Card numbers pass Luhn; test cards made of repeated digits (4111…, 5555…) among them. */
+const CALLS: Array<{ name: string; parts: Array<string | Reading | Spelling> }> = [
   {
     name: "card-expiry-cvv",
     parts: [
@@ -92,7 +106,8 @@ const CALLS: Array<{ name: string; parts: Array<string | Reading> }> = [
     ],
   },
   {
-    // Repeated digits: scored apart (the engine drops a digit said twice in a row).
+    // A digit that repeats the previous utterance's last word was dropped before the local
+    // engine started a new stream for each utterance ("Four", "One" for the whole 4111… card).
     name: "repeated-digits",
     parts: [
       "pbx-invalidpark",
@@ -101,10 +116,30 @@ const CALLS: Array<{ name: string; parts: Array<string | Reading> }> = [
       "demo-thanks",
     ],
   },
+  {
+    // Groups read briskly, each one utterance: the engine says a group of repeated digits once
+    // ("one one one one" → "One").
+    name: "cards-read-briskly",
+    parts: [
+      "vm-newuser",
+      { policy: "card", groups: ["4111", "1111", "1111", "1111"], brisk: true },
+      "pbx-invalid",
+      { policy: "card", groups: ["4916", "3850", "6082", "2830"], brisk: true },
+      "demo-thanks",
+    ],
+  },
+  {
+    // The set has no "born" or "birth": the keyword is spelled, the date read in pairs
+    // ("oh four, twelve, nineteen eighty five").
+    name: "dob",
+    parts: [
+      "vm-newuser",
+      { spell: "dob" },
+      { policy: "dob", groups: ["04", "12", "1985"], pairs: true },
+      "demo-thanks",
+    ],
+  },
 ];
-
-/** The call whose cards have repeated digits, scored apart from the others. */
-export const REPEATED_DIGITS_CALL = "repeated-digits";
 
 const cache = new Map<string, Float32Array>();
 async function clip(path: string): Promise<Float32Array> {
@@ -113,6 +148,16 @@ async function clip(path: string): Promise<Float32Array> {
     cache.set(path, resample(wav.samples, wav.sampleRate, 8000));
   }
   return cache.get(path)!;
+}
+
+/** A clip cut to its speech, with 30 ms before and 40 ms after (a word's soft ends kept). */
+function speechOf(samples: Float32Array): Float32Array {
+  const loud = (x: number) => Math.abs(x) > 0.01;
+  const first = samples.findIndex(loud);
+  if (first < 0) return samples;
+  let last = samples.length - 1;
+  while (!loud(samples[last])) last--;
+  return samples.subarray(Math.max(0, first - 240), Math.min(samples.length, last + 320));
 }
 
 /** The clips that say a group: digit by digit, or in pairs ("forty five"), or letters. */
@@ -151,12 +196,20 @@ export async function redactionCalls(): Promise<RedactionCall[]> {
         pause(PHRASE_PAUSE_MS);
         continue;
       }
-      const startMs = at / 8;
-      part.groups.forEach((group, g) => {
-        if (g > 0) pause(GROUP_PAUSE_MS);
-        groupClips(group, part.pairs ?? false).forEach((path, c) => {
+      if ("spell" in part) {
+        groupClips(part.spell, false).forEach((path, c) => {
           if (c > 0) pause(CHARACTER_PAUSE_MS);
           push(cache.get(path)!);
+        });
+        pause(PHRASE_PAUSE_MS);
+        continue;
+      }
+      const startMs = at / 8;
+      part.groups.forEach((group, g) => {
+        if (g > 0) pause(part.brisk ? BRISK_GROUP_PAUSE_MS : GROUP_PAUSE_MS);
+        groupClips(group, part.pairs ?? false).forEach((path, c) => {
+          if (c > 0) pause(part.brisk ? BRISK_CHARACTER_PAUSE_MS : CHARACTER_PAUSE_MS);
+          push(part.brisk ? speechOf(cache.get(path)!) : cache.get(path)!);
         });
       });
       entities.push({ policy: part.policy, value: part.groups.join(" "), startMs, endMs: at / 8 });
@@ -182,6 +235,10 @@ async function loadClips(): Promise<void> {
   for (const call of CALLS) {
     for (const part of call.parts) {
       if (typeof part === "string") continue;
+      if ("spell" in part) {
+        for (const path of groupClips(part.spell, false)) await clip(path);
+        continue;
+      }
       for (const group of part.groups) {
         for (const path of groupClips(group, part.pairs ?? false)) await clip(path);
       }

@@ -99,10 +99,43 @@ Deno.test("phone numbers, e-mail addresses and dates of birth", () => {
   assert.equal(redacted("look at this dot com"), "look at this dot com");
   assert.equal(redacted("I was born on march fourth nineteen eighty five"), "I was born on <dob>");
   assert.equal(redacted("date of birth 04/12/1985"), "date of birth <dob>");
+  // Spelled, as the engine heard "d o b oh four twelve nineteen eighty five".
+  assert.equal(
+    redacted("D Oh B Oh Four Twelve Nineteen Eighty Five"),
+    "D Oh B <dob>",
+  );
+  assert.equal(redacted("The Oh B Oh Four Twelve Nineteen Eighty Five"), "The Oh B <dob>");
+  // Without a keyword, a date read out is kept.
+  assert.equal(
+    redacted("oh four twelve nineteen eighty five"),
+    "oh four twelve nineteen eighty five",
+  );
   assert.equal(
     redacted("we met in march nineteen eighty five"),
     "we met in march nineteen eighty five",
   );
+});
+
+Deno.test("a spelled e-mail address as the engine hears it: letters as words, at as add", () => {
+  // What the local engine heard for "j o h n at e x dot c o m" read letter by letter.
+  assert.equal(
+    redacted("J Oh Age M Add E X Dot See Oh M Good by thank you"),
+    "<email> Good by thank you",
+  );
+  assert.equal(redacted("it is j o h n at e x dot c o m you know"), "it is <email> you know");
+  assert.equal(redacted("thank you j o h n at example dot com"), "thank you <email>");
+  assert.equal(redacted("b e at x y dot org"), "<email>");
+  assert.equal(redacted("j a n e dot d o e at gmail dot com"), "<email>");
+  // Words that are also letters' names, in ordinary speech, are not letters.
+  for (
+    const text of [
+      "i see you at example dot com",
+      "see you at home dot com",
+      "oh see you at the gym",
+      "I will add you at some point",
+      "we are at the office dot com",
+    ]
+  ) assert.equal(redacted(text), text);
 });
 
 Deno.test("ordinary speech with numbers keeps its words", () => {
@@ -158,7 +191,7 @@ function collect(holdMs = 60_000) {
   return { out, spans, redactor };
 }
 
-Deno.test("a card read over many finals is held until judged, then goes out as one redacted final", () => {
+Deno.test("a card read over many finals is held until it is whole, then goes out as one redacted final", () => {
   const { out, spans, redactor } = collect();
   const pieces = [
     "My card number is four",
@@ -174,31 +207,28 @@ Deno.test("a card read over many finals is held until judged, then goes out as o
   }
   redactor.onTranscript(transcript("partial", "Three oh", at));
   assert.equal(out.length, 0, "nothing out while the run goes on (the partial shows no digit)");
-  for (const text of ["Three oh three six six"]) {
-    redactor.onTranscript(transcript("final", text, at));
-    at += 3000;
-  }
-  assert.equal(out.length, 0);
-  redactor.onTranscript(transcript("final", "Thank you", at));
+  redactor.onTranscript(transcript("final", "Three oh three six", at));
+  assert.equal(out.length, 0, "15 digits: not a whole card yet");
+  at += 3000;
+  // The 16th digit makes a whole card (Luhn): out at once, without waiting for the hold.
+  redactor.onTranscript(transcript("final", "Six", at));
   assert.equal(out.length, 1);
-  assert.equal(out[0].text, "My card number is [CARD] Thank you");
-  assert.deepEqual(out[0].words.map((w) => w.text), [
-    "My",
-    "card",
-    "number",
-    "is",
-    "[CARD]",
-    "Thank",
-    "you",
-  ]);
+  assert.equal(out[0].text, "My card number is [CARD]");
+  assert.deepEqual(out[0].words.map((w) => w.text), ["My", "card", "number", "is", "[CARD]"]);
+  // What follows a card is judged with it: its expiry and CVV are held and tagged.
+  redactor.onTranscript(transcript("final", "Oh four two eight", at + 3000));
+  redactor.onTranscript(transcript("final", "Seven two four", at + 6000));
+  redactor.onTranscript(transcript("final", "Thank you", at + 9000));
+  assert.deepEqual(out.slice(1).map((t) => t.text), ["[EXPIRY] [CVV] Thank you"]);
   // The tag spans the times of the words it replaced: from "four" to the last "six".
-  assert.deepEqual(out[0].words[4], {
-    text: "[CARD]",
-    startMs: 2000,
-    endMs: 15000 + 4 * 500 + 400,
-  });
+  assert.deepEqual(out[0].words[4], { text: "[CARD]", startMs: 2000, endMs: 18400 });
   assert.equal(out[0].startMs, 0);
-  assert.deepEqual(spans, [{ startMs: 2000, endMs: 17400 }]);
+  // A number's tag reaches on to the next word (digits the engine dropped may be in the gap).
+  assert.deepEqual(spans, [
+    { startMs: 2000, endMs: 18400 },
+    { startMs: 21000, endMs: 24000 },
+    { startMs: 24000, endMs: 27000 },
+  ]);
 });
 
 Deno.test("ordinary finals go out at once; partials never show digits", () => {
@@ -215,6 +245,42 @@ Deno.test("ordinary finals go out at once; partials never show digits", () => {
   assert.deepEqual(out.slice(3).map((t) => t.text), ["I have two kids and a dog"]);
 });
 
+Deno.test("an address spelled one letter a final is held until it ends; partials show none of it", () => {
+  const { out, redactor } = collect();
+  redactor.onTranscript(transcript("final", "Nine", 0));
+  let at = 1000;
+  for (const text of ["J", "Oh", "Age", "M", "Add", "E", "X", "Dot", "See", "Oh", "M"]) {
+    redactor.onTranscript(transcript("partial", text, at));
+    redactor.onTranscript(transcript("final", text, at));
+    at += 1000;
+  }
+  assert.equal(out.length, 0, "nothing out while the address is spelled (partials included)");
+  redactor.onTranscript(transcript("final", "Good by", at));
+  assert.deepEqual(out.map((t) => t.text), ["Nine [EMAIL] Good by"]);
+  // With nothing held, a final of such words is ordinary speech and goes out at once.
+  redactor.onTranscript(transcript("final", "See you", at + 3000));
+  assert.equal(out.at(-1)!.text, "See you");
+});
+
+Deno.test("a number read in four groups or more is a card when no rule on its digits took it", () => {
+  // 4111 1111 1111 1111 read briskly, as the local engine heard it: repeats inside a group lost.
+  for (
+    const [finals, expected] of [
+      [["Four one", "One", "One", "One", "Thanks"], "[CARD] Thanks"],
+      [["My card is four one", "One", "One", "One", "Thanks"], "My card is [CARD] Thanks"],
+      [["Five", "Five", "Five", "Four four", "Or"], "[CARD] Or"],
+      // Three groups are not enough.
+      [["Two", "Four", "Six", "Thanks"], "Two Four Six Thanks"],
+      // A group with other words in it ends the groups.
+      [["Four one", "One", "One and one", "One", "Thanks"], "Four one One One and one One Thanks"],
+    ] as const
+  ) {
+    const { out, redactor } = collect();
+    finals.forEach((text, i) => redactor.onTranscript(transcript("final", text, i * 1000)));
+    assert.equal(out.map((t) => t.text).join(" | "), expected);
+  }
+});
+
 Deno.test("a held run goes out when no digit comes for the hold time, and when the track ends", async () => {
   const { out, redactor } = collect(50);
   redactor.onTranscript(transcript("final", "the code is four four", 0));
@@ -224,6 +290,29 @@ Deno.test("a held run goes out when no digit comes for the hold time, and when t
   redactor.onTranscript(transcript("final", "four five six seven eight nine", 8000));
   redactor.flush();
   assert.deepEqual(out.map((t) => t.text).at(-1), "social security number [SSN]");
+});
+
+Deno.test("a held run waits for the engine to catch up before it is judged without its next digit", async () => {
+  const out: Transcript[] = [];
+  let caughtUp = () => {};
+  const redactor = new TrackRedactor({ onTranscript: (t) => out.push(t) }, {
+    policies: REDACT_POLICIES,
+    holdMs: 20,
+    caughtUp: () => new Promise<void>((resolve) => caughtUp = resolve),
+  });
+  redactor.onTranscript(transcript("final", "My card is four five three two", 0));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(out.length, 0, "the engine is behind: the next digits may be in its queue");
+  redactor.onTranscript(transcript("final", "Five two five nine six five eight nine", 3000));
+  redactor.onTranscript(transcript("final", "Oh nine two nine", 8000));
+  assert.deepEqual(out.map((t) => t.text), ["My card is [CARD]"]);
+  redactor.onTranscript(transcript("final", "two", 12_000));
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(out.length, 1);
+  caughtUp();
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(out.length, 2, "caught up and no digit came: judged");
+  redactor.flush();
 });
 
 Deno.test("the recording is silenced under redacted words, before and after that audio was written", async () => {

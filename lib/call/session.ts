@@ -120,6 +120,8 @@ export class CallSession {
     const redactor = this.#redact.length
       ? new TrackRedactor(sink, {
         policies: this.#redact,
+        caughtUp: () => this.#engine.whenCaughtUp(),
+        marginMs: REDACT_MARGIN_MS.after,
         onRedacted: ({ startMs, endMs }) =>
           this.#audio?.silence?.(
             track,

@@ -17,8 +17,8 @@
  * - expiry: after "expires", "expiration", "valid thru" or right after a card:
  *   4 digits whose first two are a month ("oh four twenty eight"), or a
  *   month name and year, or written `04/28`.
- * - dob: a date (month name, day, year, or written) after "born", "birth",
- *   "birthday" or "DOB".
+ * - dob: a date (month name, day, year, digits, or written) after "born",
+ *   "birth", "birthday" or "DOB" (also spelled: "d oh b").
  * - email: written `a@b.c`; spoken `local at domain dot tld` with a known
  *   top-level domain, the local part a word or spelled letters.
  *
@@ -192,7 +192,10 @@ const CONTEXT: Record<"card" | "ssn" | "cvv" | "expiry" | "dob" | "phone", strin
     ["good", "thru"],
     ["good", "through"],
   ],
-  dob: [["born"], ["birth"], ["birthday"], ["dob"], ["d", "o", "b"], ["birthdate"]],
+  // "d o b" spelled: the local engine heard it as "D Oh B", and after a sentence "The Oh B".
+  dob: [["born"], ["birth"], ["birthday"], ["dob"], ["d", "o", "b"], ["the", "o", "b"], [
+    "birthdate",
+  ]],
   phone: [["plus"], ["+"]],
 };
 /** How many words before an entity its keyword may be. */
@@ -364,12 +367,17 @@ function contextDistance(tokens: string[], at: number, kind: keyof typeof CONTEX
   let best = Infinity;
   for (const phrase of CONTEXT[kind]) {
     for (let i = Math.max(0, at - CONTEXT_WORDS - phrase.length); i + phrase.length <= at; i++) {
-      if (phrase.every((w, k) => tokens[i + k] === w)) {
+      if (phrase.every((w, k) => tokens[i + k] === w || isSpelled(tokens[i + k], w))) {
         best = Math.min(best, at - i - phrase.length);
       }
     }
   }
   return best;
+}
+
+/** True when `token` says the one letter `letter` ("oh" for o in "d oh b"). */
+function isSpelled(token: string | undefined, letter: string): boolean {
+  return letter.length === 1 && spelledLetter(token) === letter;
 }
 
 /** The part of a run (whole pieces) of 13–19 digits passing Luhn, if any. */
@@ -389,6 +397,38 @@ function luhnPart(run: NumberRun): { start: number; end: number } | null {
     }
   }
   return best && { start: best.start, end: best.end };
+}
+
+/**
+ * True when the tokens end in a whole card: a run whose last 16 digits (15
+ * for American Express, 34… or 37…) pass Luhn and end at the last token.
+ * More digits after it would be an expiry or a CVV, not more of the card.
+ */
+export function endsInCard(tokens: string[]): boolean {
+  const run = numberRuns(tokens).at(-1);
+  if (!run || run.end !== tokens.length) return false;
+  let digits = "";
+  for (let p = run.pieces.length - 1; p >= 0 && digits.length < 16; p--) {
+    digits = run.pieces[p].digits + digits;
+    const amex = digits.length === 15 && /^3[47]/.test(digits);
+    if ((digits.length === 16 || amex) && luhnValid(digits)) return true;
+  }
+  return false;
+}
+
+/**
+ * The last piece of an expiry when the pieces are an expiry (4 digits, a
+ * month first) then a CVV (3–4 digits), else -1.
+ */
+function expiryCvvSplit(pieces: Piece[]): number {
+  let head = "";
+  for (let k = 0; k < pieces.length - 1 && head.length < 4; k++) {
+    head += pieces[k].digits;
+    if (head.length !== 4) continue;
+    const tail = pieces.slice(k + 1).reduce((n, p) => n + p.digits.length, 0);
+    return looksLikeExpiry(head) && (tail === 3 || tail === 4) ? k : -1;
+  }
+  return -1;
 }
 
 /** True when digits look like a month then a year: `0428`, `428`, `042028`. */
@@ -455,7 +495,9 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
       cardEnds.push(run.end);
     } else if (
       n >= 7 && !hasContext(tokens, run.start, "dob") &&
-      !tokens.slice(run.start, run.end).some((t) => /\d[/.]\d/.test(t))
+      !tokens.slice(run.start, run.end).some((t) => /\d[/.]\d/.test(t)) &&
+      // An expiry and a CVV read after a card (judged below), not an identifier.
+      !(afterCard(run.start) && expiryCvvSplit(run.pieces) >= 0)
     ) {
       // No keyword: a long run read out is an identifier; its length says which is likeliest
       // (the engine may have dropped a digit or two). Runs of years ("nineteen eighty
@@ -495,17 +537,8 @@ export function findEntities(tokens: string[], policies: ReadonlySet<RedactPolic
         continue;
       }
       // Expiry and CVV read on after the card without a pause: "… oh four two eight seven two four".
-      let head = "";
-      let split = -1;
-      for (let k = 0; k < group.length - 1 && head.length < 4; k++) {
-        head += group[k].digits;
-        if (head.length === 4) split = k;
-      }
-      const tail = digits.slice(4);
-      if (
-        afterCard(start) && split >= 0 && looksLikeExpiry(head) &&
-        (tail.length === 3 || tail.length === 4)
-      ) {
+      const split = expiryCvvSplit(group);
+      if (afterCard(start) && split >= 0) {
         add(start, group[split].end, "expiry");
         add(group[split + 1].start, end, "cvv");
         continue;
@@ -563,6 +596,62 @@ function isDateJoiner(tokens: string[], i: number): boolean {
     i + 1 < tokens.length && isDateWord(tokens[i + 1]);
 }
 
+/**
+ * Words a recognizer writes for a letter said alone ("see" for c, "age" for
+ * h, "em" for m): in a spelled address they are its letters. The local engine
+ * heard "j o h n at e x dot c o m" read letter by letter as "J Oh Age M Add E
+ * X Dot See Oh M".
+ */
+const LETTER_WORDS: Record<string, string> = {
+  ay: "a",
+  bee: "b",
+  be: "b",
+  see: "c",
+  sea: "c",
+  dee: "d",
+  ef: "f",
+  eff: "f",
+  gee: "g",
+  age: "h",
+  aitch: "h",
+  eye: "i",
+  jay: "j",
+  kay: "k",
+  el: "l",
+  em: "m",
+  en: "n",
+  oh: "o",
+  pee: "p",
+  pea: "p",
+  queue: "q",
+  cue: "q",
+  are: "r",
+  es: "s",
+  ess: "s",
+  tee: "t",
+  tea: "t",
+  you: "u",
+  vee: "v",
+  ex: "x",
+  why: "y",
+  zee: "z",
+  zed: "z",
+};
+/** "at" as the engine may hear it between spelled letters ("j o h n add e x dot …"). */
+const SPELLED_AT = new Set(["at", "@", "add"]);
+
+/** The letter a (normalized) token says when spelling: itself if one character, or a letter word's. */
+function spelledLetter(token: string | undefined): string | undefined {
+  if (token === undefined) return undefined;
+  return /^[a-z0-9]$/.test(token) ? token : LETTER_WORDS[token];
+}
+
+/** True when a token may be part of an address being spelled (a letter, "at", "dot"…). */
+export function isSpellingToken(token: string): boolean {
+  return spelledLetter(token) !== undefined || SPELLED_AT.has(token) ||
+    EMAIL_JOINERS.has(token);
+}
+
 /** Finds written and spoken e-mail addresses. */
 function findEmails(
   tokens: string[],
@@ -570,24 +659,44 @@ function findEmails(
 ): void {
   const isLabel = (t: string | undefined) => t !== undefined && /^[a-z0-9][a-z0-9.-]*$/.test(t);
   const single = (j: number) => j >= 0 && j < tokens.length && /^[a-z0-9]$/.test(tokens[j]);
+  const letter = (j: number) => j >= 0 && spelledLetter(tokens[j]) !== undefined;
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     if (/^[^@\s]+@[^@\s]+\.[a-z]{2,}$/.test(t)) {
       add(i, i + 1, "email");
       continue;
     }
-    if (t !== "at" && t !== "@") continue;
+    if (!SPELLED_AT.has(t)) continue;
     // The domain: labels (words, or letters spelled one by one) joined by "dot", the last
     // one a known top-level domain.
     let end = i + 1;
     let k = i + 1;
     for (let labels = 0;; labels++) {
       let label = "";
-      if (single(k)) { while (single(k)) label += tokens[k++]; }
-      else if (isLabel(tokens[k]) && !EMAIL_JOINERS.has(tokens[k])) label = tokens[k++];
-      else break;
+      // Spelled: letter words count only beside a letter said alone, or spelling a
+      // top-level domain ("see oh em"), so that "at home dot …" stays a word.
+      let spelled = "";
+      let j = k;
+      let singles = 0;
+      while (letter(j)) {
+        if (single(j)) singles++;
+        spelled += spelledLetter(tokens[j++]);
+      }
+      // A spelled top-level domain may run into the words after it ("c o m you know").
+      let tldEnd = -1;
+      for (let p = j; p > k && tldEnd < 0; p--) {
+        if (TLDS.has(spelled.slice(0, p - k))) tldEnd = p;
+      }
+      if (spelled && (singles > 0 || tldEnd === j) && (j - k > 1 || singles > 0)) {
+        label = spelled;
+        k = j;
+      } else if (isLabel(tokens[k]) && !EMAIL_JOINERS.has(tokens[k])) {
+        label = tokens[k++];
+        tldEnd = -1;
+      } else break;
       const tld = label.split(".").at(-1)!;
       if (TLDS.has(tld) && (labels > 0 || label.includes("."))) end = k;
+      else if (tldEnd > 0 && labels > 0) end = tldEnd;
       if (tokens[k] !== "dot") break;
       k++;
     }
@@ -595,7 +704,20 @@ function findEmails(
     // The local part: spelled letters (and digits, dots) or a word, back from "at".
     let start = i - 1;
     if (start < 0 || !isLabel(tokens[start])) continue;
-    if (single(start)) {
+    // Spelled: at least two letters said alone (not "a" or "i", words of their own), so
+    // that "see you at …" is not taken for letters.
+    let from = i;
+    let alone = 0;
+    while (letter(from - 1) || (EMAIL_JOINERS.has(tokens[from - 1]) && letter(from - 2))) {
+      from--;
+      if (single(from) && tokens[from] !== "a" && tokens[from] !== "i") alone++;
+    }
+    if (alone >= 2) {
+      start = from;
+      // Letter words before the first letter said alone are words ("thank you j o h n").
+      while (!single(start)) start++;
+    } else if (t === "add") continue;
+    else if (single(start)) {
       while (single(start - 1) || (EMAIL_JOINERS.has(tokens[start - 1]) && single(start - 2))) {
         start--;
       }

@@ -35,6 +35,8 @@ const FLUSH_SAMPLES = Math.round(MODEL_RATE * 0.6);
  * point of decoding everything; 200–520 ms lost 1.4 points on two of them.
  */
 const PRE_ROLL_FRAMES = 25;
+/** A final of at most this many words gets a new stream after it (see `#flushUtterance`). */
+const NEW_STREAM_MAX_WORDS = 4;
 
 /**
  * One track's transcription on a recognizer: runs its voice detector, feeds
@@ -62,12 +64,16 @@ export class LocalTrack implements TrackTranscriber {
    * the track) minus silence skipped (not in the stream).
    */
   #streamAheadMs = 0;
+  /** Audio fed to the current stream, in ms of its clock (its results' times count from it). */
+  #streamFedMs = 0;
   /** The model is being fed: speech is on, or the track has no voice detector. */
   #feeding: boolean;
   /** The last frames heard while not feeding (16 kHz), fed first when speech starts. */
   #preRoll: Float32Array[] = [];
   #skipFrames: number;
   #lastPartial = "";
+  /** Words of the last final emitted (0 once a new stream followed it). */
+  #lastFinalWords = 0;
   #failed = false;
   #closed = false;
 
@@ -130,10 +136,7 @@ export class LocalTrack implements TrackTranscriber {
       this.#guard(() => {
         this.#accept(this.#batcher.drain());
         if (!this.#feeding) return;
-        this.#stream.acceptWaveform({
-          samples: new Float32Array(Math.round(MODEL_RATE * TAIL_SECONDS)),
-          sampleRate: MODEL_RATE,
-        });
+        this.#feed(new Float32Array(Math.round(MODEL_RATE * TAIL_SECONDS)));
         this.#stream.inputFinished();
         this.#queue.decodeAll(this.#stream);
         this.#emitFinal();
@@ -162,13 +165,11 @@ export class LocalTrack implements TrackTranscriber {
       if (vad) ended = endsSpeech(vad.push(vad.sampleRate === MODEL_RATE ? pcm : samples));
       if (!this.#feeding && this.#vad?.speaking) {
         this.#feeding = true;
-        for (const frame of this.#preRoll) {
-          this.#stream.acceptWaveform({ samples: frame, sampleRate: MODEL_RATE });
-        }
+        for (const frame of this.#preRoll) this.#feed(frame);
         this.#preRoll = [];
       }
       if (this.#feeding) {
-        this.#stream.acceptWaveform({ samples: pcm, sampleRate: MODEL_RATE });
+        this.#feed(pcm);
         return;
       }
       this.#preRoll.push(pcm);
@@ -181,18 +182,40 @@ export class LocalTrack implements TrackTranscriber {
     return ended;
   }
 
-  /** The VAD's end of speech: padding makes the model emit the last words, then the final. */
+  /** Hands 16 kHz samples to the model's stream. */
+  #feed(samples: Float32Array): void {
+    this.#stream.acceptWaveform({ samples, sampleRate: MODEL_RATE });
+    this.#streamFedMs += (samples.length / MODEL_RATE) * 1000;
+  }
+
+  /**
+   * The VAD's end of speech: padding makes the model emit the last words,
+   * then the final. sherpa-onnx's `reset` keeps the last tokens as the
+   * decoder's context, and this model then drops a word that repeats the
+   * previous utterance's last one: a card read digit by digit, 4111 1111
+   * 1111 1111, came out as "Four", "One" (15 ones lost). After a short final
+   * (a digit, a group of them, a letter, a "yes"), where the next utterance
+   * often says the same word again, the next one gets a new stream and all
+   * 16 digits come out. Long utterances keep the context (and their chunks'
+   * place): word times of the shared sets moved with a new stream after each
+   * (one end by 310 ms against 230), though their errors did not grow.
+   */
   #flushUtterance(): void {
     this.#guard(() => {
-      const recognizer = this.#recognizer;
-      this.#stream.acceptWaveform({
-        samples: new Float32Array(FLUSH_SAMPLES),
-        sampleRate: MODEL_RATE,
-      });
+      this.#feed(new Float32Array(FLUSH_SAMPLES));
       this.#queue.decodeAll(this.#stream);
       this.#emitFinal();
-      recognizer.reset(this.#stream);
       this.#streamAheadMs += (FLUSH_SAMPLES / MODEL_RATE) * 1000;
+      // The last final may have come from the endpoint rules just before (their reset keeps the
+      // context too): a new stream can only start here, where all audio fed has been decoded.
+      if (this.#lastFinalWords > 0 && this.#lastFinalWords <= NEW_STREAM_MAX_WORDS) {
+        this.#lastFinalWords = 0;
+        // The new stream's clock starts where the old one's audio ended; what the old stream
+        // has not decoded is padding.
+        this.#streamAheadMs -= this.#streamFedMs;
+        this.#streamFedMs = 0;
+        this.#stream = this.#recognizer.createStream();
+      } else this.#recognizer.reset(this.#stream);
       this.#feeding = false;
     });
   }
@@ -219,7 +242,10 @@ export class LocalTrack implements TrackTranscriber {
   #emitFinal(): void {
     const result: RecognizerResult = this.#recognizer.getResult(this.#stream);
     this.#lastPartial = "";
-    if (result.text.trim()) this.#sink.onTranscript(this.#toTranscript("final", result));
+    if (!result.text.trim()) return;
+    const final = this.#toTranscript("final", result);
+    this.#lastFinalWords = final.words.length;
+    this.#sink.onTranscript(final);
   }
 
   /** Runs native work; an engine fault stops this track only and is reported once. */
