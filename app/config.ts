@@ -20,7 +20,7 @@ import {
   validateSettings,
 } from "../lib/transcribe/assemblyai_protocol.ts";
 import type { Track } from "../lib/transcribe/engine.ts";
-import type { LocalEngineOptions } from "../lib/transcribe/local_decoder.ts";
+import type { LocalEngineOptions } from "../lib/transcribe/local_engine_options.ts";
 import {
   VOICE_DETECTOR_KINDS,
   type VoiceDetectorKind,

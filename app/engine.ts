@@ -11,7 +11,7 @@ import { redactedUrl, sessionUrl } from "../lib/transcribe/assemblyai_protocol.t
 import { HybridEngine } from "../lib/transcribe/hybrid.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
 import { PerTrackEngine } from "../lib/transcribe/per_track.ts";
-import { LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local_engine_options.ts";
 import { createVoiceDetector } from "../lib/transcribe/voice_detector.ts";
 import { progressBar } from "../lib/console/progress_bar.ts";
 import type { ProgressCallback } from "../lib/model/download.ts";

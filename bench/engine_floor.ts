@@ -17,12 +17,9 @@ import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { Upsampler2x } from "../lib/audio/upsample.ts";
 import { loadConfig } from "../app/config.ts";
 import { findModel } from "../app/engine.ts";
-import {
-  createRecognizer,
-  LOCAL_DEFAULTS,
-  sentenceCase,
-  tokensToWords,
-} from "../lib/transcribe/local_decoder.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local_engine_options.ts";
+import { createRecognizer } from "../lib/transcribe/recognizer.ts";
+import { sentenceCase, tokensToWords } from "../lib/transcribe/tokens_to_words.ts";
 import { epochMs, report, sleep } from "./common.ts";
 import type { EmittedTranscript } from "./latency.ts";
 

@@ -24,7 +24,8 @@ import { mulawToFloat32 } from "../lib/audio/mulaw.ts";
 import { Upsampler2x } from "../lib/audio/upsample.ts";
 import { loadConfig } from "../app/config.ts";
 import { findModel } from "../app/engine.ts";
-import { createRecognizer, LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local_engine_options.ts";
+import { createRecognizer } from "../lib/transcribe/recognizer.ts";
 import { ownCpuUs, report, sleep } from "./common.ts";
 
 const { values: flags, positionals } = parseArgs({

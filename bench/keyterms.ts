@@ -24,7 +24,8 @@ import { loadConfig } from "../app/config.ts";
 import { findModel } from "../app/engine.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { normalizeWords, wordErrorRate } from "../lib/metrics/wer.ts";
-import { LOCAL_DEFAULTS, LocalDecoder } from "../lib/transcribe/local_decoder.ts";
+import { LocalDecoder } from "../lib/transcribe/local_decoder.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local_engine_options.ts";
 import { readSet, SPEECH_SETS, type Utterance } from "./audio.ts";
 import { ownCpuUs, progress, report } from "./common.ts";
 

@@ -28,7 +28,7 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { makeSid } from "../lib/sim/twilio_sim.ts";
-import { LOCAL_DEFAULTS } from "../lib/transcribe/local_decoder.ts";
+import { LOCAL_DEFAULTS } from "../lib/transcribe/local_engine_options.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { loadConfig } from "../app/config.ts";
 import { packTracks, readSet, SPEECH_SETS, type SpeechTrack } from "./audio.ts";

@@ -13,7 +13,8 @@ import type {
   Transcript,
 } from "../lib/transcribe/engine.ts";
 import { LocalEngine } from "../lib/transcribe/local.ts";
-import { LocalDecoder, sentenceCase, tokensToWords } from "../lib/transcribe/local_decoder.ts";
+import { LocalDecoder } from "../lib/transcribe/local_decoder.ts";
+import { sentenceCase, tokensToWords } from "../lib/transcribe/tokens_to_words.ts";
 import type { VoiceDetectorKind } from "../lib/transcribe/voice_detector_kind.ts";
 import { inspectOnnxModel } from "../lib/transcribe/onnx_model.ts";
 import {

@@ -14,7 +14,8 @@ import type {
   TranscriberEngine,
   TranscriptSink,
 } from "./engine.ts";
-import { LOCAL_DEFAULTS, LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
+import { LocalDecoder } from "./local_decoder.ts";
+import { LOCAL_DEFAULTS, type LocalEngineOptions } from "./local_engine_options.ts";
 import type { FromWorker, LoadMessage } from "./local_worker.ts";
 import { COUNTER_SLOTS, COUNTERS, type DecoderCommand, encodeCommand } from "./decoder_channel.ts";
 import { SharedRing } from "../async/shared_ring.ts";

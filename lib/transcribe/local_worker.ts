@@ -9,7 +9,8 @@
  * @module
  */
 import type { TrackTranscriber, Transcript } from "./engine.ts";
-import { LocalDecoder, type LocalEngineOptions } from "./local_decoder.ts";
+import { LocalDecoder } from "./local_decoder.ts";
+import type { LocalEngineOptions } from "./local_engine_options.ts";
 import type { ModelFiles } from "../model/model_files.ts";
 import { SharedRing } from "../async/shared_ring.ts";
 import { COUNTERS, decodeCommand } from "./decoder_channel.ts";
