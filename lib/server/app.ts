@@ -37,7 +37,6 @@ import { securityHeaders } from "./security_headers.ts";
 import { UserError } from "../user_error.ts";
 import { STREAM_ROUTES, StreamAccess } from "./stream_access.ts";
 import { upgradeMediaStream } from "./deno_websocket.ts";
-import type { StreamHandoff } from "./stream_handoff.ts";
 import {
   LaptopAudioStream,
   type MediaStreamHandler,
@@ -55,8 +54,6 @@ import { printable } from "../text/printable.ts";
 /** What the routes need. */
 export interface AppOptions {
   registry: CallRegistry;
-  /** Streams accepted through the connection front are served by it (see {@link StreamHandoff}). */
-  handoff?: StreamHandoff;
   log: Logger;
   /** The public base URL (known only once the server is bound). */
   publicBase: () => string;
@@ -236,12 +233,7 @@ export function createApp(options: AppOptions): Hono<AppEnv> {
     const release = access.claim(callSid, kind);
     if (!release) return refuse(409, `a ${kind} stream of this call is already open`);
     try {
-      return upgradeMediaStream(
-        c.req.raw,
-        (socket) => makeStream[kind](socket, callSid),
-        release,
-        options.handoff,
-      );
+      return upgradeMediaStream(c.req.raw, (socket) => makeStream[kind](socket, callSid), release);
     } catch (error) {
       release();
       throw error;

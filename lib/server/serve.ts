@@ -33,7 +33,6 @@ import {
   defaultConnectionLimits,
 } from "./connection_front.ts";
 import { printable } from "../text/printable.ts";
-import { StreamHandoff } from "./stream_handoff.ts";
 
 import { startWebhooks, type Webhooks } from "../delivery/start.ts";
 import type { WebhookSettings } from "../delivery/settings.ts";
@@ -89,8 +88,8 @@ export interface ServerOptions {
   log: Logger;
 }
 
-/** Where `Deno.serve` listens behind the front (a loopback port). */
-type HttpTarget = Deno.ConnectOptions;
+/** Where `Deno.serve` listens behind the front. */
+type HttpTarget = Deno.ConnectOptions | Deno.UnixConnectOptions;
 
 /** The connection limits of the front and the time a request body may take. */
 export interface HttpLimits extends ConnectionLimits {
@@ -208,9 +207,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   const http = options.http ?? defaultConnectionLimits();
   const statuses = new CallStatusBook(log);
   const dashboardAuth = new DashboardAuth({ token: options.dashboardToken, log, publicBase });
-  const handoff = new StreamHandoff();
   const app = createApp({
-    handoff,
     dashboardAuth,
     bind: { host: options.host, port: () => boundPort },
     allowedHosts: options.allowedHosts,
@@ -243,17 +240,31 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   // descriptors), it is started again on a new port and the front sent there.
   let stopping = false;
   let front: ConnectionFront | undefined;
+  // On Unix, Deno.serve listens on a socket in a folder only this user may enter: the front's
+  // hop to it costs about half a loopback TCP hop, and no other local user can reach the app
+  // past the front's limits. Windows keeps a loopback port.
+  const socketDir = Deno.build.os === "windows"
+    ? null
+    : await Deno.makeTempDir({ prefix: "callscribe-http-" });
+  let serverCount = 0;
   const serveHttp = async (): Promise<{ server: Deno.HttpServer; target: HttpTarget }> => {
     const ready = Promise.withResolvers<HttpTarget>();
-    const server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: 0,
-      onListen: ({ port }) => ready.resolve({ hostname: "127.0.0.1", port }),
-      onError: (error) => {
-        log.error(`request failed: ${(error as Error).message}`);
-        return new Response("internal error", { status: 500 });
-      },
-    }, app.fetch);
+    const onError = (error: unknown) => {
+      log.error(`request failed: ${(error as Error).message}`);
+      return new Response("internal error", { status: 500 });
+    };
+    const server = socketDir
+      ? Deno.serve({
+        path: `${socketDir}/http-${++serverCount}.sock`,
+        onListen: ({ path }) => ready.resolve({ transport: "unix", path }),
+        onError,
+      }, app.fetch)
+      : Deno.serve({
+        hostname: "127.0.0.1",
+        port: 0,
+        onListen: ({ port }) => ready.resolve({ hostname: "127.0.0.1", port }),
+        onError,
+      }, app.fetch);
     server.finished.catch(async (error) => {
       if (stopping) return;
       log.error(`the HTTP server stopped (${error.message}); starting it again`);
@@ -277,12 +288,12 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       hostname: options.host,
       port: options.port,
       target: httpServer.target,
-      handoff,
       ...http,
       log,
     });
   } catch (error) {
     await httpServer.server.shutdown();
+    if (socketDir) await Deno.remove(socketDir, { recursive: true }).catch(() => {});
     throw error;
   }
   const publicFront = front;
@@ -333,6 +344,7 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       await publicFront.stop();
       await httpServer.server.shutdown();
       publicFront.closeAll();
+      if (socketDir) await Deno.remove(socketDir, { recursive: true }).catch(() => {});
       // A few seconds to send the last events (call-ended); what is left waits for the next start.
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();
