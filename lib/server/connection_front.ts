@@ -78,7 +78,7 @@ const SWEEP_MS = 250;
 /** One accepted connection. */
 interface Connection {
   client: Deno.TcpConn;
-  server?: Deno.Conn;
+  server?: Deno.TcpConn;
   /** `head` until the request head is complete, then `piped`; `stream` after a `101`. */
   phase: "head" | "piped" | "stream";
   /** Closed at this time (performance.now()) unless moved on. */
@@ -93,8 +93,8 @@ export interface ConnectionFrontOptions extends ConnectionLimits {
   hostname: string;
   /** 0 picks a free port. */
   port: number;
-  /** Where `Deno.serve` listens: a Unix socket in a private folder, or a loopback port. */
-  target: Deno.ConnectOptions | Deno.UnixConnectOptions;
+  /** Where `Deno.serve` listens (loopback). */
+  target: { hostname: string; port: number };
   log: Logger;
 }
 
@@ -229,20 +229,16 @@ export class ConnectionFront {
       return this.#refuse(connection, 431, "request head too large");
     }
     if (head === null) return this.#close(connection);
-    const target = this.#options.target;
+    const { hostname, port } = this.#options.target;
     try {
-      if ("path" in target) connection.server = await Deno.connect(target);
-      else {
-        const server = await Deno.connect(target);
-        // Frames go on at once, as they would without the front.
-        server.setNoDelay(true);
-        connection.server = server;
-      }
+      connection.server = await Deno.connect({ hostname, port });
     } catch (error) {
       this.#refusals.note(`cannot reach the HTTP server: ${(error as Error).message}`);
       return this.#refuse(connection, 503, "server busy; try again shortly");
     }
     if (connection.closed) return this.#close(connection);
+    // Frames go on at once, as they would without the front.
+    connection.server.setNoDelay(true);
     connection.client.setNoDelay(true);
     connection.phase = "piped";
     this.#touch(connection);
@@ -292,9 +288,7 @@ export class ConnectionFront {
         } else if (connection.answered) {
           continue;
         }
-        // One write op per chunk, as a rule (the socket takes it whole); no helper's promise.
-        let written = await to.write(buffer.subarray(0, n));
-        while (written < n) written += await to.write(buffer.subarray(written, n));
+        await writeAll(to, buffer.subarray(0, n));
       }
       // Either side gone ends both (Deno.serve, too, takes a client's half-close for gone).
       this.#close(connection);

@@ -88,9 +88,6 @@ export interface ServerOptions {
   log: Logger;
 }
 
-/** Where `Deno.serve` listens behind the front. */
-type HttpTarget = Deno.ConnectOptions | Deno.UnixConnectOptions;
-
 /** The connection limits of the front and the time a request body may take. */
 export interface HttpLimits extends ConnectionLimits {
   /** A request body must have arrived this long after its head, else `408`. */
@@ -240,31 +237,17 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
   // descriptors), it is started again on a new port and the front sent there.
   let stopping = false;
   let front: ConnectionFront | undefined;
-  // On Unix, Deno.serve listens on a socket in a folder only this user may enter: the front's
-  // hop to it costs about half a loopback TCP hop, and no other local user can reach the app
-  // past the front's limits. Windows keeps a loopback port.
-  const socketDir = Deno.build.os === "windows"
-    ? null
-    : await Deno.makeTempDir({ prefix: "callscribe-http-" });
-  let serverCount = 0;
-  const serveHttp = async (): Promise<{ server: Deno.HttpServer; target: HttpTarget }> => {
-    const ready = Promise.withResolvers<HttpTarget>();
-    const onError = (error: unknown) => {
-      log.error(`request failed: ${(error as Error).message}`);
-      return new Response("internal error", { status: 500 });
-    };
-    const server = socketDir
-      ? Deno.serve({
-        path: `${socketDir}/http-${++serverCount}.sock`,
-        onListen: ({ path }) => ready.resolve({ transport: "unix", path }),
-        onError,
-      }, app.fetch)
-      : Deno.serve({
-        hostname: "127.0.0.1",
-        port: 0,
-        onListen: ({ port }) => ready.resolve({ hostname: "127.0.0.1", port }),
-        onError,
-      }, app.fetch);
+  const serveHttp = async (): Promise<{ server: Deno.HttpServer; port: number }> => {
+    const ready = Promise.withResolvers<number>();
+    const server = Deno.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      onListen: ({ port }) => ready.resolve(port),
+      onError: (error) => {
+        log.error(`request failed: ${(error as Error).message}`);
+        return new Response("internal error", { status: 500 });
+      },
+    }, app.fetch);
     server.finished.catch(async (error) => {
       if (stopping) return;
       log.error(`the HTTP server stopped (${error.message}); starting it again`);
@@ -278,22 +261,24 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
         }
       }
     });
-    const target = await ready.promise;
-    front?.retarget(target);
-    return { server, target };
+    const port = await ready.promise;
+    front?.retarget({ hostname: "127.0.0.1", port });
+    return { server, port };
   };
   let httpServer = await serveHttp();
   try {
     front = ConnectionFront.start({
       hostname: options.host,
       port: options.port,
-      target: httpServer.target,
+      target: {
+        hostname: "127.0.0.1",
+        port: httpServer.port,
+      },
       ...http,
       log,
     });
   } catch (error) {
     await httpServer.server.shutdown();
-    if (socketDir) await Deno.remove(socketDir, { recursive: true }).catch(() => {});
     throw error;
   }
   const publicFront = front;
@@ -344,7 +329,6 @@ export async function listen(options: ServerOptions): Promise<RunningServer> {
       await publicFront.stop();
       await httpServer.server.shutdown();
       publicFront.closeAll();
-      if (socketDir) await Deno.remove(socketDir, { recursive: true }).catch(() => {});
       // A few seconds to send the last events (call-ended); what is left waits for the next start.
       await webhooks?.worker.drain(WEBHOOK_DRAIN_MS);
       await webhooks?.worker.stop();
