@@ -8,6 +8,8 @@
  * - {@link measuredCapacity}: our server with more and more speech tracks at
  *   once in real time, until decoding falls behind (audio waits longer than
  *   {@link MAX_DECODE_DELAY_MS} to be decoded) or audio is dropped.
+ * - {@link measuredRawCapacity}: the same steps for raw sherpa-onnx, in as
+ *   many paced loops as our decoder workers.
  *
  * @module
  */
@@ -86,15 +88,7 @@ export async function measuredCapacity(run: {
   server: Server;
   spawn: (script: string, args: string[]) => ChildProc;
 }): Promise<{ measuredRealtimeTracks: number; steps: CapacityStep[] }> {
-  // Each call's audio cut to `seconds`, so a step takes that long whatever the set.
-  const cut = await Promise.all(run.files.map(async (f, i) => {
-    const out = { inbound: `${run.dir}/cut${i}-in.ulaw`, outbound: `${run.dir}/cut${i}-out.ulaw` };
-    for (const side of ["inbound", "outbound"] as const) {
-      const bytes = await Deno.readFile(f[side]);
-      await Deno.writeFile(out[side], bytes.subarray(0, run.seconds * 8000));
-    }
-    return out;
-  }));
+  const cut = await cutCalls(run.files, run.seconds, run.dir);
   const json = async (path: string, init?: RequestInit) =>
     await (await fetch(`${run.server.control}${path}`, init)).json();
   const steps: CapacityStep[] = [];
@@ -132,6 +126,78 @@ export async function measuredCapacity(run: {
       `engine capacity: ${step.tracks} tracks, audio waited up to ${
         step.maxDecodeDelayMs.toFixed(0)
       } ms to be decoded, ${step.callErrors} errors${step.passed ? "" : " (behind real time)"}`,
+    );
+    if (!step.passed) break;
+    measured = step.tracks;
+  }
+  return { measuredRealtimeTracks: measured, steps };
+}
+
+/** Each call's audio cut to `seconds`, so a capacity step takes that long whatever the set. */
+function cutCalls(
+  files: Array<{ inbound: string; outbound: string }>,
+  seconds: number,
+  dir: string,
+): Promise<Array<{ inbound: string; outbound: string }>> {
+  return Promise.all(files.map(async (f, i) => {
+    const out = { inbound: `${dir}/cut${i}-in.ulaw`, outbound: `${dir}/cut${i}-out.ulaw` };
+    for (const side of ["inbound", "outbound"] as const) {
+      const bytes = await Deno.readFile(f[side]);
+      await Deno.writeFile(out[side], bytes.subarray(0, seconds * 8000));
+    }
+    return out;
+  }));
+}
+
+/**
+ * {@link measuredCapacity} for raw sherpa-onnx: the same steps of the same
+ * calls, the tracks dealt round-robin to `threads` raw loops at once, each
+ * fed 20 ms frames in real time from staggered starts and asking for
+ * partials (`engine_raw.ts --paced --frames --partials`); a step holds while
+ * no audio waited more than {@link MAX_DECODE_DELAY_MS} to be decoded.
+ */
+export async function measuredRawCapacity(run: {
+  files: Array<{ inbound: string; outbound: string }>;
+  ladder: number[];
+  seconds: number;
+  threads: number;
+  dir: string;
+  spawn: (script: string, args: string[]) => ChildProc;
+}): Promise<{ measuredRealtimeTracks: number; steps: CapacityStep[] }> {
+  const cut = await cutCalls(run.files, run.seconds, run.dir);
+  const steps: CapacityStep[] = [];
+  let measured = 0;
+  for (const calls of run.ladder) {
+    const tracks = Array.from({ length: calls }, (_, i) => cut[i % cut.length])
+      .flatMap((c) => [c.inbound, c.outbound]);
+    const procs = await Promise.all(Array.from({ length: run.threads }, async (_, p) => {
+      const list = `${run.dir}/raw-capacity-${calls}-${p}.json`;
+      await Deno.writeTextFile(
+        list,
+        JSON.stringify(tracks.filter((_, t) => t % run.threads === p)),
+      );
+      return run.spawn("engine_raw.ts", [list, "--paced", "--frames", "--partials"]);
+    }));
+    let maxDecodeDelayMs = 0;
+    for (const proc of procs) {
+      const line = await proc.nextLine();
+      await proc.child.status;
+      if (line === null) {
+        throw new Error("bench: engine_raw.ts exited early (see its errors above)");
+      }
+      maxDecodeDelayMs = Math.max(maxDecodeDelayMs, JSON.parse(line).maxDecodeDelayMs);
+    }
+    const step: CapacityStep = {
+      tracks: calls * 2,
+      maxDecodeDelayMs,
+      callErrors: 0,
+      passed: maxDecodeDelayMs <= MAX_DECODE_DELAY_MS,
+    };
+    steps.push(step);
+    progress(
+      `raw capacity: ${step.tracks} tracks, audio waited up to ${
+        maxDecodeDelayMs.toFixed(0)
+      } ms to be decoded${step.passed ? "" : " (behind real time)"}`,
     );
     if (!step.passed) break;
     measured = step.tracks;

@@ -12,7 +12,10 @@
  * our time goes:
  * `--partials` asks for the result after every decode (a partial transcript),
  * `--paced` feeds all tracks at once in real time, 100 ms per track per tick,
- * as calls deliver them.
+ * as calls deliver them. `--frames` (with `--paced`) feeds 20 ms per tick
+ * instead, each track starting on a staggered frame as the capacity run's
+ * calls do, and reports `maxDecodeDelayMs`: the longest any audio waited,
+ * from when it was due, until it was decoded (the capacity run's measure).
  *
  * @module
  */
@@ -27,14 +30,20 @@ import { ownCpuUs, report, sleep } from "./common.ts";
 
 const { values: flags, positionals } = parseArgs({
   allowPositionals: true,
-  options: { partials: { type: "boolean" }, paced: { type: "boolean" } },
+  options: {
+    partials: { type: "boolean" },
+    paced: { type: "boolean" },
+    frames: { type: "boolean" },
+  },
 });
 const paths: string[] = JSON.parse(Deno.readTextFileSync(positionals[0]));
 const config = loadConfig();
 const options = { ...LOCAL_DEFAULTS, ...config.local };
 const recognizer = createRecognizer(await findModel(config), options);
 
-const BATCH = 1600; // 100 ms at 16 kHz
+/** Samples per tick: 100 ms at 16 kHz, or one 20 ms frame with `--frames`. */
+const BATCH = flags.frames ? 320 : 1600;
+const TICK_MS = flags.frames ? 20 : 100;
 const tracks = paths.map((path) => {
   const mulaw = Deno.readFileSync(path);
   return { audioMs: mulaw.length / 8, samples: new Upsampler2x().process(mulawToFloat32(mulaw)) };
@@ -73,15 +82,24 @@ function finish(stream: Stream): void {
 
 const cpuStart = ownCpuUs();
 const wallStart = performance.now();
+let maxDecodeDelayMs = 0;
 if (flags.paced) {
   const streams = tracks.map(() => recognizer.createStream());
-  const longest = Math.max(...tracks.map((t) => t.samples.length));
-  for (let tick = 0, offset = 0; offset < longest; tick++, offset += BATCH) {
+  // As the capacity run's calls (bench/run.ts): track i starts (i × 7) mod 16 frames late.
+  const startTick = (i: number) => flags.frames ? (i * 7) % 16 : 0;
+  const ticks = Math.max(
+    ...tracks.map((t, i) => startTick(i) + Math.ceil(t.samples.length / BATCH)),
+  );
+  for (let tick = 0; tick < ticks; tick++) {
     tracks.forEach(({ samples }, i) => {
-      if (offset < samples.length) step(streams[i], samples.slice(offset, offset + BATCH));
-      if (offset < samples.length && offset + BATCH >= samples.length) finish(streams[i]);
+      const offset = (tick - startTick(i)) * BATCH;
+      if (offset < 0 || offset >= samples.length) return;
+      step(streams[i], samples.slice(offset, offset + BATCH));
+      if (offset + BATCH >= samples.length) finish(streams[i]);
     });
-    const due = wallStart + (tick + 1) * 100;
+    // This tick's audio was due at the tick's end; it is decoded now.
+    const due = wallStart + (tick + 1) * TICK_MS;
+    maxDecodeDelayMs = Math.max(maxDecodeDelayMs, performance.now() - due);
     await sleep(Math.max(0, due - performance.now()));
   }
 } else {
@@ -99,4 +117,5 @@ report({
   audioMs: tracks.reduce((n, t) => n + t.audioMs, 0),
   tracks: tracks.length,
   chunksDecoded,
+  maxDecodeDelayMs,
 });

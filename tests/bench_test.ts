@@ -36,6 +36,8 @@ const REQUIRED = [
   "engine.serverRtf",
   "engine.serverRatioToParallelRaw",
   "engine.measuredRealtimeTracks",
+  "engine.rawMeasuredRealtimeTracks",
+  "relay.floorMemoryKbPerCall",
   "engine.chunksPerAudioSecond",
   "engine.rawChunksPerAudioSecond",
   "engine.cpuPerChunkRatio",

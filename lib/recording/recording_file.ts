@@ -129,3 +129,8 @@ export async function releaseLock(path: string, file: Deno.FsFile): Promise<void
 export async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   for (let done = 0; done < bytes.length;) done += await file.write(bytes.subarray(done));
 }
+
+/** Writes all of `bytes` at the file's position, in place (for small writes to the page cache). */
+export function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length;) done += file.writeSync(bytes.subarray(done));
+}
