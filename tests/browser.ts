@@ -84,6 +84,36 @@ function isFile(path: string): boolean {
   }
 }
 
+/**
+ * Runs `unpack` holding a lock folder beside the one @sparticuz/chromium unpacks to. It unpacks
+ * to a fixed temp path and takes any file there as done: without the lock, a test file run in
+ * parallel with another would launch the other's half-written Chromium. A lock left by a killed
+ * run is taken over after two minutes.
+ */
+async function whileUnpackLocked<T>(unpack: () => Promise<T>): Promise<T> {
+  const tmp = Deno.env.get("TMPDIR") || "/tmp";
+  const lock = `${tmp}/callscribe-chromium-unpack.lock`;
+  for (;;) {
+    try {
+      await Deno.mkdir(lock);
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      const since = await Deno.stat(lock).then(
+        (s) => Date.now() - (s.mtime?.getTime() ?? 0),
+        () => 0,
+      );
+      if (since > 120_000) await Deno.remove(lock).catch(() => {});
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  try {
+    return await unpack();
+  } finally {
+    await Deno.remove(lock).catch(() => {});
+  }
+}
+
 /** Finds a Chromium: `CHROME_PATH`, a system Chrome/Chromium, or `@sparticuz/chromium`. */
 export async function findChromium(): Promise<ChromiumLocation> {
   const configured = Deno.env.get("CHROME_PATH");
@@ -102,7 +132,8 @@ export async function findChromium(): Promise<ChromiumLocation> {
   }
   try {
     const { default: packaged } = await import("@sparticuz/chromium");
-    return { path: await packaged.executablePath(), source: "@sparticuz/chromium" };
+    const path = await whileUnpackLocked(() => packaged.executablePath());
+    return { path, source: "@sparticuz/chromium" };
   } catch (error) {
     return {
       path: undefined,
