@@ -85,14 +85,17 @@ function isFile(path: string): boolean {
 }
 
 /**
- * Runs `unpack` holding a lock folder beside the one @sparticuz/chromium unpacks to. It unpacks
- * to a fixed temp path and takes any file there as done: without the lock, a test file run in
- * parallel with another would launch the other's half-written Chromium. A lock left by a killed
- * run is taken over after two minutes.
+ * @sparticuz/chromium's `executablePath()`, made safe for test files run side by side: the
+ * package unpacks to a fixed temp path and takes any file there as done, so a file run in
+ * parallel with another could launch the other's half-written Chromium, and a run killed while
+ * unpacking would leave a cut binary for good. Here the unpacking holds a lock folder (taken
+ * over after two minutes, from a killed run), and a binary whose size is not the one recorded
+ * after a complete unpack is unpacked again.
  */
-async function whileUnpackLocked<T>(unpack: () => Promise<T>): Promise<T> {
+async function unpackedChromium(unpack: () => Promise<string>): Promise<string> {
   const tmp = Deno.env.get("TMPDIR") || "/tmp";
   const lock = `${tmp}/callscribe-chromium-unpack.lock`;
+  const sizeFile = `${tmp}/callscribe-chromium-unpacked-size`;
   for (;;) {
     try {
       await Deno.mkdir(lock);
@@ -108,7 +111,13 @@ async function whileUnpackLocked<T>(unpack: () => Promise<T>): Promise<T> {
     }
   }
   try {
-    return await unpack();
+    const binary = `${tmp}/chromium`;
+    const size = await Deno.stat(binary).then((s) => s.size, () => undefined);
+    const complete = await Deno.readTextFile(sizeFile).then(Number, () => undefined);
+    if (size !== undefined && size !== complete) await Deno.remove(binary);
+    const path = await unpack();
+    await Deno.writeTextFile(sizeFile, String((await Deno.stat(path)).size));
+    return path;
   } finally {
     await Deno.remove(lock).catch(() => {});
   }
@@ -132,7 +141,7 @@ export async function findChromium(): Promise<ChromiumLocation> {
   }
   try {
     const { default: packaged } = await import("@sparticuz/chromium");
-    const path = await whileUnpackLocked(() => packaged.executablePath());
+    const path = await unpackedChromium(() => packaged.executablePath());
     return { path, source: "@sparticuz/chromium" };
   } catch (error) {
     return {
