@@ -416,6 +416,7 @@ Deno.test("ffmpeg that does not run: one plain note; the call is transcribed and
       NO_COLOR: "1",
       HOME: Deno.env.get("HOME") ?? "/tmp",
       FFMPEG_PATH: `${bin}/ffmpeg`,
+      DATA_DIR: `${bin}/data`,
     },
     clearEnv: true,
     stdout: "piped",

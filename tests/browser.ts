@@ -84,6 +84,45 @@ function isFile(path: string): boolean {
   }
 }
 
+/**
+ * @sparticuz/chromium's `executablePath()`, made safe for test files run side by side: the
+ * package unpacks to a fixed temp path and takes any file there as done, so a file run in
+ * parallel with another could launch the other's half-written Chromium, and a run killed while
+ * unpacking would leave a cut binary for good. Here the unpacking holds a lock folder (taken
+ * over after two minutes, from a killed run), and a binary whose size is not the one recorded
+ * after a complete unpack is unpacked again.
+ */
+async function unpackedChromium(unpack: () => Promise<string>): Promise<string> {
+  const tmp = Deno.env.get("TMPDIR") || "/tmp";
+  const lock = `${tmp}/callscribe-chromium-unpack.lock`;
+  const sizeFile = `${tmp}/callscribe-chromium-unpacked-size`;
+  for (;;) {
+    try {
+      await Deno.mkdir(lock);
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+      const since = await Deno.stat(lock).then(
+        (s) => Date.now() - (s.mtime?.getTime() ?? 0),
+        () => 0,
+      );
+      if (since > 120_000) await Deno.remove(lock).catch(() => {});
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  try {
+    const binary = `${tmp}/chromium`;
+    const size = await Deno.stat(binary).then((s) => s.size, () => undefined);
+    const complete = await Deno.readTextFile(sizeFile).then(Number, () => undefined);
+    if (size !== undefined && size !== complete) await Deno.remove(binary);
+    const path = await unpack();
+    await Deno.writeTextFile(sizeFile, String((await Deno.stat(path)).size));
+    return path;
+  } finally {
+    await Deno.remove(lock).catch(() => {});
+  }
+}
+
 /** Finds a Chromium: `CHROME_PATH`, a system Chrome/Chromium, or `@sparticuz/chromium`. */
 export async function findChromium(): Promise<ChromiumLocation> {
   const configured = Deno.env.get("CHROME_PATH");
@@ -102,7 +141,8 @@ export async function findChromium(): Promise<ChromiumLocation> {
   }
   try {
     const { default: packaged } = await import("@sparticuz/chromium");
-    return { path: await packaged.executablePath(), source: "@sparticuz/chromium" };
+    const path = await unpackedChromium(() => packaged.executablePath());
+    return { path, source: "@sparticuz/chromium" };
   } catch (error) {
     return {
       path: undefined,

@@ -217,7 +217,9 @@ function withDatabases(source: string, url: string, stop: () => Promise<void>): 
     source,
     url,
     async createDatabase() {
-      const name = `callscribe_test_${Date.now().toString(36)}_${Deno.pid.toString(36)}_${++n}`;
+      // Test files run in parallel share one process (and its pid): a random part keeps names apart.
+      const unique = crypto.randomUUID().slice(0, 8);
+      const name = `callscribe_test_${Date.now().toString(36)}_${unique}_${++n}`;
       const sql = admin();
       try {
         await sql.unsafe(`CREATE DATABASE ${name}`);
