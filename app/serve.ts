@@ -89,6 +89,12 @@ export async function serveCommand(args: string[]): Promise<number> {
     });
   // Stream URLs and signature checks follow the tunnel's URL from here on.
   if (endpoint.source === "ngrok") server.usePublicUrl(endpoint.url);
+  // Listening before the lines that say the server is up: a stop sent as soon as they appear (a
+  // supervisor, a test) still shuts down cleanly, releasing the instance lock.
+  const stop = Promise.withResolvers<string>();
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop.resolve(signal));
+  }
   if (config.localOnly) {
     log.info(
       "no TWILIO_AUTH_TOKEN: local mode, on this machine only; Twilio cannot reach this server " +
@@ -113,10 +119,6 @@ export async function serveCommand(args: string[]): Promise<number> {
     );
   }
 
-  const stop = Promise.withResolvers<string>();
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop.resolve(signal));
-  }
   const restoreTerminal = watchKeys({
     onClear: () => {
       if (!server.bridges.clear()) log.info("c: no call is bridged to the laptop");
