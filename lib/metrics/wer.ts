@@ -6,7 +6,8 @@
  * @module
  */
 
-const ONES = [
+/** The number words from zero to nineteen, each at its value's index. */
+export const ONES: readonly string[] = [
   "zero",
   "one",
   "two",
