@@ -1,0 +1,218 @@
+/**
+ * `deno task test`: every test file in its own `deno test` process, several at once.
+ *
+ * Most of the suite waits on calls played in real time, so files run side by side (`--jobs`,
+ * default {@link defaultJobs}). Each file is a process of its own, not a worker of one
+ * `deno test --parallel`: sherpa-onnx and ONNX Runtime are native and process-wide, and one hung
+ * file must not hold the others (it is ended after `--file-timeout` minutes and counted failed).
+ * A file's output is printed whole when it ends, so files never interleave; each ends with
+ * `deno test`'s own summary line, and the last line adds them up.
+ *
+ * Files whose checks are wall-clock deadlines of a few seconds run after the rest, one at a time
+ * ({@link ALONE}), so no neighbour's decoding can make them miss one.
+ *
+ * ```sh
+ * deno task test                       # everything
+ * deno task test tests/store_test.ts   # some files (or folders)
+ * deno task test --jobs 1              # one file at a time
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+
+const TESTS = fileURLToPath(new URL("./", import.meta.url));
+const ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/**
+ * The files that run alone after the rest: their checks are deadlines of a few seconds (frames
+ * or player positions against the clock, dead peers, slow clients, timeouts, a soak).
+ */
+const ALONE = new Set([
+  "bridge_test.ts",
+  "call_page_browser_test.ts",
+  "cluster_test.ts",
+  "engine_faults_test.ts",
+  "hostile_streams_http_test.ts",
+  "reliability/dead_peer_test.ts",
+  "reliability/soak_test.ts",
+  "slow_clients_test.ts",
+  "softphone_browser_test.ts",
+  "softphone_test.ts",
+]);
+
+/**
+ * The longest files, started first so the run does not end waiting on one of them (measured on 2
+ * cores; the rest start in name order).
+ */
+const LONGEST_FIRST = [
+  "fast_mode_test.ts",
+  "bench_test.ts",
+];
+
+/** Side by side by default: the calls mostly wait on real time, so twice the cores and one. */
+export function defaultJobs(): number {
+  return navigator.hardwareConcurrency * 2 + 1;
+}
+
+/** One test file's run: its output, its summary and how it ended. */
+interface FileRun {
+  file: string;
+  output: string;
+  code: number;
+  ms: number;
+  timedOut: boolean;
+}
+
+const SUMMARY =
+  /^(ok|FAILED) \| (\d+) passed(?: \((\d+) steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/m;
+
+function testFilesIn(path: string): string[] {
+  const info = Deno.statSync(path);
+  if (info.isFile) return [path];
+  const found: string[] = [];
+  for (const entry of Deno.readDirSync(path)) {
+    const child = `${path.replace(/\/$/, "")}/${entry.name}`;
+    if (entry.isDirectory && !["fixtures", "artifacts", "fakes"].includes(entry.name)) {
+      found.push(...testFilesIn(child));
+    } else if (entry.isFile && /(^|[._])test\.ts$/.test(entry.name)) found.push(child);
+  }
+  return found.sort();
+}
+
+/** The file's name relative to tests/, as the lists above name it. */
+function suiteName(file: string): string {
+  const absolute = file.startsWith("/") ? file : `${Deno.cwd()}/${file}`;
+  return absolute.startsWith(TESTS) ? absolute.slice(TESTS.length) : file;
+}
+
+async function runFile(file: string, timeoutMs: number): Promise<FileRun> {
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["test", "-q", "-P=app", file],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill("SIGKILL");
+  }, timeoutMs);
+  // stdout and stderr into one text in arrival order, as a terminal would show them.
+  const chunks: Uint8Array[] = [];
+  const drain = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const chunk of stream) chunks.push(chunk);
+  };
+  const [status] = await Promise.all([child.status, drain(child.stdout), drain(child.stderr)]);
+  clearTimeout(timer);
+  const output = new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
+  return { file, output, code: status.code, ms: performance.now() - started, timedOut };
+}
+
+/** Runs `files` with at most `jobs` at once, calling `done` as each ends. */
+async function runPool(
+  files: string[],
+  jobs: number,
+  timeoutMs: number,
+  done: (run: FileRun) => void,
+): Promise<void> {
+  const queue = [...files];
+  const worker = async () => {
+    for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
+      done(await runFile(file, timeoutMs));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, worker));
+}
+
+function minutes(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    allowPositionals: true,
+    options: {
+      jobs: { type: "string" },
+      "file-timeout": { type: "string", default: "20" },
+    },
+  });
+  const jobs = values.jobs === undefined ? defaultJobs() : Number(values.jobs);
+  const timeoutMinutes = Number(values["file-timeout"]);
+  if (!Number.isInteger(jobs) || jobs < 1) {
+    console.error(`Cannot run the suite: --jobs ${values.jobs} is not a whole number above 0`);
+    return 2;
+  }
+  if (!(timeoutMinutes > 0)) {
+    console.error(
+      `Cannot run the suite: --file-timeout ${
+        values["file-timeout"]
+      } is not a number of minutes above 0`,
+    );
+    return 2;
+  }
+  const files = (positionals.length ? positionals : [TESTS]).flatMap((path) => {
+    try {
+      return testFilesIn(path);
+    } catch {
+      console.error(`Cannot run ${path}: no such file or folder`);
+      Deno.exit(2);
+    }
+  });
+  const rank = (file: string) => {
+    const i = LONGEST_FIRST.indexOf(suiteName(file));
+    return i === -1 ? LONGEST_FIRST.length : i;
+  };
+  const together = files.filter((f) => !ALONE.has(suiteName(f))).sort((a, b) => rank(a) - rank(b));
+  const alone = files.filter((f) => ALONE.has(suiteName(f)));
+
+  const started = performance.now();
+  const totals = { passed: 0, steps: 0, failed: 0, ignored: 0 };
+  const failedFiles: string[] = [];
+  let finished = 0;
+  const report = (run: FileRun) => {
+    finished++;
+    const summary = run.output.match(SUMMARY);
+    const failed = run.code !== 0 || !summary;
+    if (summary) {
+      totals.passed += Number(summary[2]);
+      totals.steps += Number(summary[3] ?? 0);
+      totals.failed += Number(summary[4]);
+      totals.ignored += Number(summary[5] ?? 0);
+    }
+    if (failed) failedFiles.push(suiteName(run.file));
+    if (failed && (!summary || Number(summary[4]) === 0)) totals.failed++;
+    const why = run.timedOut
+      ? ` (ended after ${timeoutMinutes} minutes: it hung or ran too long)`
+      : failed && !summary
+      ? ` (exit ${run.code} before its summary)`
+      : "";
+    console.log(
+      `── ${suiteName(run.file)}: ${failed ? "FAILED" : "ok"} in ${minutes(run.ms)}${why}` +
+        ` [${finished}/${files.length}, ${minutes(performance.now() - started)}]`,
+    );
+    const text = run.output.trimEnd();
+    if (text) console.log(text);
+  };
+  console.log(
+    `suite: ${files.length} files, ${jobs} at a time` +
+      (alone.length ? `, then ${alone.length} that check deadlines one at a time` : ""),
+  );
+  await runPool(together, jobs, timeoutMinutes * 60_000, report);
+  await runPool(alone, 1, timeoutMinutes * 60_000, report);
+
+  console.log(
+    `suite: ${totals.passed} passed (${totals.steps} steps), ${totals.failed} failed, ` +
+      (totals.ignored ? `${totals.ignored} ignored, ` : "") +
+      `${files.length} files in ${minutes(performance.now() - started)}` +
+      (failedFiles.length ? `; failed: ${failedFiles.join(", ")}` : ""),
+  );
+  return failedFiles.length ? 1 : 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
