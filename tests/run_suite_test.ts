@@ -59,3 +59,23 @@ Deno.test("the runner refuses a bad --jobs or a missing path before running anyt
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /Cannot run .*no_such_test\.ts: no such file or folder/);
 });
+
+Deno.test("a type error fails the run in its type check, though the file's tests run unchecked", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "callscribe-suite-" });
+  try {
+    await Deno.writeTextFile(
+      `${dir}/typo_test.ts`,
+      'const n: number = "not a number";\nDeno.test("runs", () => void n);\n',
+    );
+    const { code, stdout } = await runSuite(dir);
+    assert.equal(code, 1, stdout);
+    assert.match(stdout, /── deno check: FAILED in \d+m\d\ds \(exit 1\)/);
+    assert.match(stdout, /TS2322/);
+    assert.match(
+      stdout,
+      /^suite: 1 passed \(0 steps\), 1 failed, 1 files in \d+m\d\ds; failed: deno check$/m,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
