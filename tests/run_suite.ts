@@ -8,8 +8,9 @@
  * A file's output is printed whole when it ends, so files never interleave; each ends with
  * `deno test`'s own summary line, and the last line adds them up.
  *
- * Files whose checks are wall-clock deadlines of a few seconds ({@link DEADLINES}) run after the
- * rest, fewer at a time (`--deadline-jobs`), so no neighbour decoding speech can make them miss one.
+ * Files whose checks are wall-clock deadlines of a few seconds ({@link DEADLINES}) run at the
+ * normal priority and at most `--deadline-jobs` at once; every other file runs at a lower one,
+ * so no neighbour decoding speech can make them miss a deadline.
  *
  * ```sh
  * deno task test                       # everything
@@ -21,13 +22,16 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { setPriority } from "node:os";
 
 const TESTS = fileURLToPath(new URL("./", import.meta.url));
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /**
- * The files that run after the rest, fewer at a time: their checks are deadlines of a few seconds
- * (frames or player positions against the clock, dead peers, slow clients, timeouts, a soak).
+ * The files whose checks are deadlines of a few seconds (frames or player positions against the
+ * clock, dead peers, slow clients, engine faults): they run at the normal priority, at most
+ * `--deadline-jobs` at once, while every other file runs at a lower one (nice 10), so decoding
+ * next door never makes them miss one.
  */
 const DEADLINES = new Set([
   "bridge_test.ts",
@@ -37,23 +41,30 @@ const DEADLINES = new Set([
   "reliability/engine_faults_test.ts",
   "reliability/hostile_streams_http_test.ts",
   "reliability/slow_clients_test.ts",
-  "reliability/soak_test.ts",
   "softphone_browser_test.ts",
   "softphone_test.ts",
 ]);
 
 /**
- * The longest files, started first so the run does not end waiting on one of them (measured on 2
- * cores; the rest start in name order).
+ * The files that take longest (measured on 2 cores), started first so the run does not end
+ * waiting on one of them; the rest start in name order.
  */
 const LONGEST_FIRST = [
-  "fast_mode_test.ts",
+  "reliability/soak_test.ts",
+  "outgoing_webhooks_server_test.ts",
   "bench_test.ts",
+  "fast_mode_test.ts",
+  "bridge_test.ts",
+  "assemblyai_hybrid_test.ts",
+  "local_engine_test.ts",
 ];
 
-/** Side by side by default: the calls mostly wait on real time, so twice the cores and one. */
+/** The lower priority of the files that do not check deadlines. */
+const NICE = 10;
+
+/** Side by side by default: the files mostly wait on calls played in real time. */
 export function defaultJobs(): number {
-  return navigator.hardwareConcurrency * 2 + 1;
+  return navigator.hardwareConcurrency * 3 + 2;
 }
 
 /** One test file's run: its output, its summary and how it ended. */
@@ -91,6 +102,10 @@ function suiteName(file: string): string {
 interface Job {
   name: string;
   args: string[];
+  /** Run at the lower priority ({@link NICE}): it checks no deadline. */
+  niced: boolean;
+  /** Checks deadlines: at most `--deadline-jobs` of these at once. */
+  deadlines: boolean;
   /** Whether it ends with `deno test`'s summary line (the type check has none). */
   tests: boolean;
 }
@@ -104,6 +119,7 @@ async function runJob(job: Job, timeoutMs: number): Promise<FileRun> {
     stderr: "piped",
     env: { NO_COLOR: "1" },
   }).spawn();
+  if (job.niced) lowerPriority(child.pid);
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
@@ -120,19 +136,42 @@ async function runJob(job: Job, timeoutMs: number): Promise<FileRun> {
   return { job, output, code: status.code, ms: performance.now() - started, timedOut };
 }
 
-/** Runs `queue` with at most `jobs` at once, calling `done` as each ends. */
-async function runPool(
+/**
+ * Lowers a child's priority where the platform lets us (its threads and children inherit it);
+ * where it does not, the file runs at the normal priority.
+ */
+function lowerPriority(pid: number): void {
+  try {
+    setPriority(pid, NICE);
+  } catch {
+    // Not permitted here: the file runs at the normal priority.
+  }
+}
+
+/**
+ * Runs `queue` in order with at most `jobs` at once, of which at most `deadlineJobs` check
+ * deadlines, calling `done` as each ends.
+ */
+async function runAll(
   queue: Job[],
-  jobs: number,
-  timeoutMs: number,
+  limits: { jobs: number; deadlineJobs: number; timeoutMs: number },
   done: (run: FileRun) => void,
 ): Promise<void> {
-  const worker = async () => {
-    for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
-      done(await runJob(job, timeoutMs));
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, worker));
+  let deadlinesRunning = 0;
+  const running = new Set<Promise<void>>();
+  while (queue.length || running.size) {
+    const i = queue.findIndex((job) => !job.deadlines || deadlinesRunning < limits.deadlineJobs);
+    if (i !== -1 && running.size < limits.jobs) {
+      const [job] = queue.splice(i, 1);
+      if (job.deadlines) deadlinesRunning++;
+      const run: Promise<void> = runJob(job, limits.timeoutMs).then((result) => {
+        if (job.deadlines) deadlinesRunning--;
+        running.delete(run);
+        done(result);
+      });
+      running.add(run);
+    } else await Promise.race(running);
+  }
 }
 
 /**
@@ -143,6 +182,8 @@ const testFile = (file: string): Job => ({
   name: suiteName(file),
   args: ["test", "-q", "--no-check", "-P=app", file],
   tests: true,
+  deadlines: DEADLINES.has(suiteName(file)),
+  niced: !DEADLINES.has(suiteName(file)),
 });
 
 /** The type check of every file, as `deno test` would have done; a type error fails the run. */
@@ -150,6 +191,8 @@ const typeCheck = (files: string[]): Job => ({
   name: "deno check",
   args: ["check", "-q", ...files],
   tests: false,
+  deadlines: false,
+  niced: true,
 });
 
 function minutes(ms: number): string {
@@ -201,9 +244,8 @@ async function main(): Promise<number> {
     const i = LONGEST_FIRST.indexOf(suiteName(file));
     return i === -1 ? LONGEST_FIRST.length : i;
   };
-  const together = files.filter((f) => !DEADLINES.has(suiteName(f)))
-    .sort((a, b) => rank(a) - rank(b));
-  const timed = files.filter((f) => DEADLINES.has(suiteName(f)));
+  const ordered = [...files].sort((a, b) => rank(a) - rank(b));
+  const deadlineFiles = files.filter((f) => DEADLINES.has(suiteName(f))).length;
 
   const started = performance.now();
   const totals = { passed: 0, steps: 0, failed: 0, ignored: 0 };
@@ -235,15 +277,15 @@ async function main(): Promise<number> {
   };
   console.log(
     `suite: ${files.length} files, ${jobs} at a time` +
-      (timed.length ? `, then ${timed.length} that check deadlines ${deadlineJobs} at a time` : ""),
+      (deadlineFiles
+        ? `; the ${deadlineFiles} that check deadlines at most ${deadlineJobs} at a time, the rest at nice ${NICE}`
+        : ""),
   );
-  await runPool(
-    [typeCheck(files), ...together.map(testFile)],
-    jobs,
-    timeoutMinutes * 60_000,
+  await runAll(
+    [typeCheck(files), ...ordered.map(testFile)],
+    { jobs, deadlineJobs, timeoutMs: timeoutMinutes * 60_000 },
     report,
   );
-  await runPool(timed.map(testFile), deadlineJobs, timeoutMinutes * 60_000, report);
 
   console.log(
     `suite: ${totals.passed} passed (${totals.steps} steps), ${totals.failed} failed, ` +
