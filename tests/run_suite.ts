@@ -29,9 +29,9 @@ const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
 /**
  * The files whose checks are deadlines of a few seconds (frames or player positions against the
- * clock, dead peers, slow clients, engine faults): they run at the normal priority, at most
- * `--deadline-jobs` at once, while every other file runs at a lower one (nice 10), so decoding
- * next door never makes them miss one.
+ * clock, dead peers, slow clients, engine faults, a soak whose streams end after 30 s without a
+ * frame): they run at the normal priority, at most `--deadline-jobs` at once, while every other
+ * file runs at a lower one (nice 10), so decoding next door never makes them miss one.
  */
 const DEADLINES = new Set([
   "bridge_test.ts",
@@ -41,6 +41,7 @@ const DEADLINES = new Set([
   "reliability/engine_faults_test.ts",
   "reliability/hostile_streams_http_test.ts",
   "reliability/slow_clients_test.ts",
+  "reliability/soak_test.ts",
   "softphone_browser_test.ts",
   "softphone_test.ts",
 ]);
