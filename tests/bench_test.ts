@@ -41,6 +41,7 @@ const REQUIRED = [
   "engine.chunksPerAudioSecond",
   "engine.rawChunksPerAudioSecond",
   "engine.cpuPerChunkRatio",
+  "engine.cpuPerChunkRatioToPacedRaw",
   "baseline.latency.wordEmissionP50Ms",
   "fanout.p50Ms",
   "fanout.p99Ms",
