@@ -8,15 +8,18 @@
  *    over far-end-only speech after its first 2 s. Target ≥ 25 dB.
  * 2. CPU of the canceller per call, from the same run: % of one core.
  *    Target ≤ 5 %.
- * 3. Three simulated calls with the local engine, the same conversation
- *    (the laptop user talks over half the phone party's utterances):
- *    no echo, echo with the canceller off, echo with it on (the default
- *    room). Outbound WER with the canceller against no echo (target within 2
- *    points), and the phone party's words found again in the Outbound
- *    transcript (an inbound final's words in an outbound final within 1 s,
- *    beyond those the call without echo has: the laptop user's own words that
- *    coincide), cut by the canceller against off (target ≥ 95 %; the raw cut
- *    is reported too).
+ * 3. Simulated calls with the local engine, the same conversation (27 replies
+ *    of the laptop user, 347 words, half of them over the phone party; see
+ *    {@link conversation}), in each of the three rooms: without echo (the room's
+ *    noise, the speaker not heard), echo with the canceller off, echo with it
+ *    on; and once with no room at all. Outbound WER with the canceller against
+ *    the same rooms without echo (target within 2 points; against no room too),
+ *    and the phone party's words found again in the Outbound transcript (an
+ *    inbound final's words in an outbound final within 1 s), cut by the
+ *    canceller against off (target ≥ 95 %; the cut counting only the words
+ *    beyond those the room without echo has, the laptop user's own words that
+ *    coincide, is reported too). Each call's word diff is printed, reply by
+ *    reply.
  *
  * `deno run -P=app bench/echo.ts [--quick] [--out bench/results.json]` runs it alone and
  * writes its `echo` entry into the results; `bench/run.ts` runs it too.
@@ -34,11 +37,7 @@ import {
   WARMUP_FILTER_LENGTH,
 } from "../lib/laptop_audio/echo_timeline.ts";
 import { loadSpeexDsp } from "../lib/laptop_audio/speexdsp.ts";
-import {
-  parseRoomSettings,
-  type RoomSettings,
-  SimulatedRoom,
-} from "../lib/laptop_audio/room.ts";
+import { parseRoomSettings, type RoomSettings, SimulatedRoom } from "../lib/laptop_audio/room.ts";
 import { alignWords, normalizeWords, wordErrorRate } from "../lib/metrics/wer.ts";
 import { duplicatedWords } from "../lib/metrics/duplicated_words.ts";
 import { loadConfig } from "../app/config.ts";
@@ -73,9 +72,19 @@ export interface EchoBench {
   erleDbByRoom: Record<string, number>;
   /** The same with each room's background noise on. */
   erleDbP50WithNoise: number;
-  /** Outbound WER with echo and the canceller, minus without echo, in points. */
+  /**
+   * Outbound WER with echo and the canceller, minus the same calls without echo (the same
+   * rooms, their noise included, the speaker not heard), in points.
+   */
   doubleTalkWerDeltaPoints: number;
-  outboundWer: { noEcho: number; echoCancelled: number; echoNotCancelled: number };
+  /** The same against the call with no room at all (no echo, no background noise). */
+  doubleTalkWerDeltaPointsVsNoRoom: number;
+  outboundWer: {
+    noEcho: number;
+    noRoom: number;
+    echoCancelled: number;
+    echoNotCancelled: number;
+  };
   /** Reference words of one call's Outbound track, and of all the calls with the canceller on. */
   outboundWords: { perCall: number; cancelled: number };
   /** The rooms the calls ran in (each with the canceller off and on). */
@@ -87,12 +96,12 @@ export interface EchoBench {
    */
   duplicateWordsCutPct: number;
   /**
-   * The same, counting only the duplicated words beyond those the call without echo has (its
-   * count once per room, in `duplicateWords.noEcho`).
+   * The same, counting only the duplicated words beyond those the same room without echo has
+   * (in `duplicateWords.noEcho`).
    */
   duplicateWordsCutPctBeyondNoEcho: number;
   duplicateWords: { noEcho: number; echoCancelled: number; echoNotCancelled: number };
-  /** Duplicated words beyond the call without echo's. */
+  /** Duplicated words beyond the same room without echo's. */
   phonePartyWords: { echoCancelled: number; echoNotCancelled: number };
   /** Those left with the canceller on. */
   phonePartyWordsLeft: string[];
@@ -308,8 +317,9 @@ interface CallCounts {
 }
 
 /**
- * Runs the echo bench. The calls run in each of the three rooms (with the canceller off and
- * on) and once without echo; `quick`: the first 6 replies, the middle room only.
+ * Runs the echo bench. The calls run in each of the three rooms (without echo, with the
+ * canceller off and on) and once with no room; `quick`: the first 6 replies, the middle room
+ * only.
  */
 export async function echoPhase(options: { quick?: boolean } = {}): Promise<EchoBench> {
   const started = performance.now();
@@ -365,27 +375,34 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
     duplicates: calls.flatMap((c) => c.duplicates),
   });
   try {
-    progress("echo: call without echo");
-    const noEcho = measure(await call(engine, audio, {}), "no echo");
+    const noRoom = measure(await call(engine, audio, {}), "no room");
+    const quiet: CallCounts[] = [];
     const on: CallCounts[] = [];
     const off: CallCounts[] = [];
     for (const spec of callRooms) {
       const room = parseRoomSettings(spec);
+      // The same call in the same room, its background noise included, with the speaker not
+      // heard (a headset): the call with no echo the canceller is held against.
+      quiet.push(
+        measure(
+          await call(engine, audio, { AEC: "off" }, { ...room, gainDb: -Infinity }),
+          `${spec}, no echo`,
+        ),
+      );
       off.push(measure(await call(engine, audio, { AEC: "off" }, room), `${spec}, canceller off`));
       on.push(measure(await call(engine, audio, { AEC: "on" }, room), `${spec}, canceller on`));
     }
-    const onAll = sum(on);
-    const offAll = sum(off);
-    // The call without echo, once per room: the laptop user's own words that an inbound final
-    // happens to share ("the", "and") are found without any echo too; only the words beyond
-    // those are the phone party's.
-    const noEchoDuplicates = callRooms.flatMap(() => noEcho.duplicates);
+    const [quietAll, onAll, offAll] = [sum(quiet), sum(on), sum(off)];
+    // The laptop user's own words that an inbound final happens to share ("the", "and") are
+    // found without any echo too: only the words beyond those of the same room without echo are
+    // the phone party's.
     const echoed = {
-      echoCancelled: on.flatMap((c) => beyond(c.duplicates, noEcho.duplicates)),
-      echoNotCancelled: off.flatMap((c) => beyond(c.duplicates, noEcho.duplicates)),
+      echoCancelled: on.flatMap((c, i) => beyond(c.duplicates, quiet[i].duplicates)),
+      echoNotCancelled: off.flatMap((c, i) => beyond(c.duplicates, quiet[i].duplicates)),
     };
     const wer = {
-      noEcho: noEcho.errors / noEcho.words,
+      noEcho: quietAll.errors / quietAll.words,
+      noRoom: noRoom.errors / noRoom.words,
       echoCancelled: onAll.errors / onAll.words,
       echoNotCancelled: offAll.errors / offAll.words,
     };
@@ -394,6 +411,7 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
       erleDbByRoom: byRoom,
       erleDbP50WithNoise: quantile(withNoise, 0.5),
       doubleTalkWerDeltaPoints: (wer.echoCancelled - wer.noEcho) * 100,
+      doubleTalkWerDeltaPointsVsNoRoom: (wer.echoCancelled - wer.noRoom) * 100,
       outboundWer: wer,
       outboundWords: { perCall: words, cancelled: onAll.words },
       callRooms,
@@ -402,7 +420,7 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
       duplicateWordsCutPctBeyondNoEcho: 100 *
         (1 - echoed.echoCancelled.length / Math.max(1, echoed.echoNotCancelled.length)),
       duplicateWords: {
-        noEcho: noEchoDuplicates.length,
+        noEcho: quietAll.duplicates.length,
         echoCancelled: onAll.duplicates.length,
         echoNotCancelled: offAll.duplicates.length,
       },
@@ -433,9 +451,13 @@ if (import.meta.main) {
       `(target ≥ 25); with the room noise on: ${f(echo.erleDbP50WithNoise)} dB`,
       ...Object.entries(echo.erleDbByRoom).map(([room, db]) => `  ${room}: ${f(db)} dB`),
       `Outbound WER in double talk: ${f(echo.outboundWer.echoCancelled * 100)} % with echo and ` +
-      `the canceller, ${f(echo.outboundWer.noEcho * 100)} % without echo, ` +
+      `the canceller, ${f(echo.outboundWer.noEcho * 100)} % the same rooms without echo, ` +
       `${f(echo.outboundWer.echoNotCancelled * 100)} % canceller off: delta ` +
-      `${f(echo.doubleTalkWerDeltaPoints)} points (target ≤ 2)`,
+      `${f(echo.doubleTalkWerDeltaPoints)} points (target ≤ 2); against no room ` +
+      `(${f(echo.outboundWer.noRoom * 100)} %): ${
+        f(echo.doubleTalkWerDeltaPointsVsNoRoom)
+      } points; ` +
+      `${echo.outboundWords.cancelled} words with the canceller in ${echo.callRooms.length} room(s)`,
       `Inbound words found again in the Outbound transcript: ${echo.duplicateWords.echoNotCancelled} ` +
       `canceller off, ${echo.duplicateWords.echoCancelled} on, ${echo.duplicateWords.noEcho} ` +
       `without echo: cut ${
