@@ -114,18 +114,22 @@ export function alignWords(reference: string, hypothesis: string): AlignedWord[]
   const steps: AlignedWord[] = [];
   let i = ref.length;
   let j = hyp.length;
+  // Ties go to a kept word, then to a word lost or added, then to a changed one: "a b c" heard
+  // as "a c d" reads as b lost and d added, not as two words changed.
   while (i > 0 || j > 0) {
-    if (
-      i > 0 && j > 0 && cost[i][j] === cost[i - 1][j - 1] + (ref[i - 1] === hyp[j - 1] ? 0 : 1)
-    ) {
+    if (i > 0 && j > 0 && ref[i - 1] === hyp[j - 1] && cost[i][j] === cost[i - 1][j - 1]) {
       steps.push({ reference: ref[i - 1], hypothesis: hyp[j - 1], at: i - 1 });
       i--;
       j--;
     } else if (i > 0 && cost[i][j] === cost[i - 1][j] + 1) {
       steps.push({ reference: ref[i - 1], at: i - 1 });
       i--;
-    } else {
+    } else if (j > 0 && cost[i][j] === cost[i][j - 1] + 1) {
       steps.push({ hypothesis: hyp[j - 1], at: i });
+      j--;
+    } else {
+      steps.push({ reference: ref[i - 1], hypothesis: hyp[j - 1], at: i - 1 });
+      i--;
       j--;
     }
   }
