@@ -8,15 +8,18 @@
  *    over far-end-only speech after its first 2 s. Target ≥ 25 dB.
  * 2. CPU of the canceller per call, from the same run: % of one core.
  *    Target ≤ 5 %.
- * 3. Three simulated calls with the local engine, the same conversation
- *    (the laptop user talks over half the phone party's utterances):
- *    no echo, echo with the canceller off, echo with it on (the default
- *    room). Outbound WER with the canceller against no echo (target within 2
- *    points), and the phone party's words found again in the Outbound
- *    transcript (an inbound final's words in an outbound final within 1 s,
- *    beyond those the call without echo has: the laptop user's own words that
- *    coincide), cut by the canceller against off (target ≥ 95 %; the raw cut
- *    is reported too).
+ * 3. Simulated calls with the local engine, the same conversation (27 replies
+ *    of the laptop user, 347 words, half of them over the phone party; see
+ *    {@link conversation}), in each of the three rooms: without echo (the room's
+ *    noise, the speaker not heard), echo with the canceller off, echo with it
+ *    on; and once with no room at all. Outbound WER with the canceller against
+ *    the same rooms without echo (target within 2 points; against no room too),
+ *    and the phone party's words found again in the Outbound transcript (an
+ *    inbound final's words in an outbound final within 1 s), cut by the
+ *    canceller against off (target ≥ 95 %; the cut counting only the words
+ *    beyond those the room without echo has, the laptop user's own words that
+ *    coincide, is reported too). Each call's word diff is printed, reply by
+ *    reply.
  *
  * `deno run -P=app bench/echo.ts [--quick] [--out bench/results.json]` runs it alone and
  * writes its `echo` entry into the results; `bench/run.ts` runs it too.
@@ -34,13 +37,8 @@ import {
   WARMUP_FILTER_LENGTH,
 } from "../lib/laptop_audio/echo_timeline.ts";
 import { loadSpeexDsp } from "../lib/laptop_audio/speexdsp.ts";
-import {
-  DEFAULT_ROOM,
-  parseRoomSettings,
-  type RoomSettings,
-  SimulatedRoom,
-} from "../lib/laptop_audio/room.ts";
-import { wordErrorRate } from "../lib/metrics/wer.ts";
+import { parseRoomSettings, type RoomSettings, SimulatedRoom } from "../lib/laptop_audio/room.ts";
+import { alignWords, normalizeWords, wordErrorRate } from "../lib/metrics/wer.ts";
 import { duplicatedWords } from "../lib/metrics/duplicated_words.ts";
 import { loadConfig } from "../app/config.ts";
 import { createEngine } from "../app/engine.ts";
@@ -74,19 +72,36 @@ export interface EchoBench {
   erleDbByRoom: Record<string, number>;
   /** The same with each room's background noise on. */
   erleDbP50WithNoise: number;
-  /** Outbound WER with echo and the canceller, minus without echo, in points. */
+  /**
+   * Outbound WER with echo and the canceller, minus the same calls without echo (the same
+   * rooms, their noise included, the speaker not heard), in points.
+   */
   doubleTalkWerDeltaPoints: number;
-  outboundWer: { noEcho: number; echoCancelled: number; echoNotCancelled: number };
+  /** The same against the call with no room at all (no echo, no background noise). */
+  doubleTalkWerDeltaPointsVsNoRoom: number;
+  outboundWer: {
+    noEcho: number;
+    noRoom: number;
+    echoCancelled: number;
+    echoNotCancelled: number;
+  };
+  /** Reference words of one call's Outbound track, and of all the calls with the canceller on. */
+  outboundWords: { perCall: number; cancelled: number };
+  /** The rooms the calls ran in (each with the canceller off and on). */
+  callRooms: string[];
   /**
    * Phone-party words found again in the Outbound transcript, cut by the canceller, %: every
    * duplicated word (an inbound final's words in an outbound final within 1 s), as the target
    * counts them, the laptop user's own words that coincide included.
    */
   duplicateWordsCutPct: number;
-  /** The same, counting only the duplicated words beyond those the call without echo has. */
+  /**
+   * The same, counting only the duplicated words beyond those the same room without echo has
+   * (in `duplicateWords.noEcho`).
+   */
   duplicateWordsCutPctBeyondNoEcho: number;
   duplicateWords: { noEcho: number; echoCancelled: number; echoNotCancelled: number };
-  /** Duplicated words beyond the call without echo's. */
+  /** Duplicated words beyond the same room without echo's. */
   phonePartyWords: { echoCancelled: number; echoNotCancelled: number };
   /** Those left with the canceller on. */
   phonePartyWordsLeft: string[];
@@ -117,35 +132,48 @@ async function load(utterances: Utterance[]): Promise<{ samples: Float32Array; t
   }));
 }
 
+/** The laptop user's replies: every prompt of the 8 kHz set up to this long (8 s); the longer
+ * ones are announcements of 9-30 s, not a turn in a conversation. */
+const MAX_REPLY_SAMPLES = 8 * 8000;
+
+/** One reply of the laptop user in a {@link conversation}. */
+export interface Reply {
+  text: string;
+  /** Where it starts on the outbound track, s. */
+  atS: number;
+  /** Said over the phone party (double talk), or after it. */
+  overlapped: boolean;
+}
+
 /**
- * The conversation: the phone party's utterances one after another (1.5 s apart); the laptop
- * user answers each, alternately after it (1 s later) and over it (from 1 s into it).
+ * The conversation: the laptop user's replies (every prompt of asterisk-allison-8k up to 8 s,
+ * in its list's order, the first `replies` of them), each answering the phone party (the 11
+ * utterances of librispeech-samples and librivox-sense-and-sensibility, in turn, again from the
+ * first when used up): alternately after it (1 s later) and over it (from 1 s into it).
  */
-export async function conversation(utterances = 11) {
-  const inbound = await load([
+export async function conversation(replies = Infinity) {
+  const prompts = await load(await readSet(`${SHARED_AUDIO}asterisk-allison-8k`));
+  const outbound = prompts.filter((p) => p.samples.length <= MAX_REPLY_SAMPLES).slice(0, replies);
+  const said = await load([
     ...await readSet(`${SHARED_AUDIO}librispeech-samples`),
     ...await readSet(`${SHARED_AUDIO}librivox-sense-and-sensibility`),
-  ].slice(0, utterances));
-  const prompts = await load(await readSet(`${SHARED_AUDIO}asterisk-allison-8k`));
-  const outbound = prompts.filter((p) => p.samples.length <= 5 * 8000).slice(0, inbound.length);
+  ]);
   const inTrack: number[] = [];
   const outTrack: number[] = [];
   const place = (track: number[], at: number, samples: Float32Array) => {
     while (track.length < at + samples.length) track.push(0);
     for (let i = 0; i < samples.length; i++) track[at + i] += samples[i];
   };
+  const placed: Reply[] = [];
   let at = 8000;
-  inbound.forEach((u, i) => {
+  outbound.forEach((reply, i) => {
+    const u = said[i % said.length];
     place(inTrack, at, u.samples);
-    const reply = outbound[i];
-    if (i % 2 === 1) {
-      place(outTrack, at + 8000, reply.samples);
-      at = Math.max(at + u.samples.length, at + 8000 + reply.samples.length) + 12000;
-    } else {
-      at += u.samples.length + 8000;
-      place(outTrack, at, reply.samples);
-      at += reply.samples.length + 12000;
-    }
+    const overlapped = i % 2 === 1;
+    const start = overlapped ? at + 8000 : at + u.samples.length + 8000;
+    place(outTrack, start, reply.samples);
+    placed.push({ text: reply.text, atS: start / 8000, overlapped });
+    at = Math.max(at + u.samples.length, start + reply.samples.length) + 12000;
   });
   const length = Math.max(inTrack.length, outTrack.length) + 8000;
   const pad = (t: number[]) => {
@@ -157,7 +185,31 @@ export async function conversation(utterances = 11) {
     inbound: pad(inTrack),
     outbound: pad(outTrack),
     outboundText: outbound.map((u) => u.text).join(" "),
+    replies: placed,
   };
+}
+
+/** The Outbound transcript's errors against the replies, reply by reply. */
+export function errorsByReply(replies: Reply[], transcript: string) {
+  const owner: number[] = [];
+  replies.forEach((r, i) => normalizeWords(r.text).forEach(() => owner.push(i)));
+  const errors = replies.map((reply) => ({
+    reply,
+    words: normalizeWords(reply.text).length,
+    diff: [] as string[],
+  }));
+  for (const step of alignWords(replies.map((r) => r.text).join(" "), transcript)) {
+    if (step.reference === step.hypothesis) continue;
+    const i = owner[Math.min(step.at, owner.length - 1)];
+    errors[i].diff.push(
+      step.hypothesis === undefined
+        ? `-${step.reference}`
+        : step.reference === undefined
+        ? `+${step.hypothesis}`
+        : `${step.reference}>${step.hypothesis}`,
+    );
+  }
+  return errors;
 }
 
 /**
@@ -257,10 +309,22 @@ async function call(
   return finals;
 }
 
-/** Runs the echo bench; `quick`: a conversation of 4 utterances a side instead of 11. */
+/** Words of the calls with the canceller on and off, summed over the rooms. */
+interface CallCounts {
+  errors: number;
+  words: number;
+  duplicates: string[];
+}
+
+/**
+ * Runs the echo bench. The calls run in each of the three rooms (without echo, with the
+ * canceller off and on) and once with no room; `quick`: the first 6 replies, the middle room
+ * only.
+ */
 export async function echoPhase(options: { quick?: boolean } = {}): Promise<EchoBench> {
   const started = performance.now();
-  const talk = await conversation(options.quick ? 4 : 11);
+  const talk = await conversation(options.quick ? 6 : Infinity);
+  const callRooms = options.quick ? [ROOMS[1]] : ROOMS;
   progress(
     `echo: ERLE in ${ROOMS.length} rooms, ${
       (talk.inbound.length / 8000).toFixed(0)
@@ -290,48 +354,76 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
   const audio = { inbound: floatToMulaw(talk.inbound), outboundPath };
   const engine = await createEngine(loadConfig({}), memoryLogger());
   const track = (finals: Transcript[], name: string) => finals.filter((t) => t.track === name);
-  const duplicated = (finals: Transcript[]) =>
-    duplicatedWords(track(finals, "inbound"), track(finals, "outbound"));
-  const outboundWer = (finals: Transcript[]) =>
-    wordErrorRate(
-      talk.outboundText,
-      finals.filter((t) => t.track === "outbound").map((t) => t.text).join(" "),
-    ).wer;
+  const words = talk.replies.reduce((n, r) => n + normalizeWords(r.text).length, 0);
+  /** One call's Outbound errors and duplicated words; prints its word diff, reply by reply. */
+  const measure = (finals: Transcript[], name: string): CallCounts => {
+    const text = track(finals, "outbound").map((t) => t.text).join(" ");
+    const { errors } = wordErrorRate(talk.outboundText, text);
+    const duplicates = duplicatedWords(track(finals, "inbound"), track(finals, "outbound"));
+    const lines = errorsByReply(talk.replies, text).filter((r) => r.diff.length > 0).map((r) =>
+      `  ${r.reply.atS.toFixed(1)} s ${r.reply.overlapped ? "over" : "after"}: ${r.diff.join(" ")}`
+    );
+    progress(
+      `echo: ${name}: Outbound ${errors} errors in ${words} words; ${duplicates.length} ` +
+        `duplicated [${duplicates.join(" ")}]\n${lines.join("\n")}`,
+    );
+    return { errors, words, duplicates };
+  };
+  const sum = (calls: CallCounts[]): CallCounts => ({
+    errors: calls.reduce((n, c) => n + c.errors, 0),
+    words: calls.reduce((n, c) => n + c.words, 0),
+    duplicates: calls.flatMap((c) => c.duplicates),
+  });
   try {
-    progress("echo: call without echo");
-    const noEcho = await call(engine, audio, {});
-    progress("echo: call with echo, canceller off");
-    const off = await call(engine, audio, { AEC: "off" }, DEFAULT_ROOM);
-    progress("echo: call with echo, canceller on");
-    const on = await call(engine, audio, { AEC: "on" }, DEFAULT_ROOM);
-    const words = { noEcho: duplicated(noEcho), on: duplicated(on), off: duplicated(off) };
-    const duplicates = {
-      noEcho: words.noEcho.length,
-      echoCancelled: words.on.length,
-      echoNotCancelled: words.off.length,
-    };
+    const noRoom = measure(await call(engine, audio, {}), "no room");
+    const quiet: CallCounts[] = [];
+    const on: CallCounts[] = [];
+    const off: CallCounts[] = [];
+    for (const spec of callRooms) {
+      const room = parseRoomSettings(spec);
+      // The same call in the same room, its background noise included, with the speaker not
+      // heard (a headset): the call with no echo the canceller is held against.
+      quiet.push(
+        measure(
+          await call(engine, audio, { AEC: "off" }, { ...room, gainDb: -Infinity }),
+          `${spec}, no echo`,
+        ),
+      );
+      off.push(measure(await call(engine, audio, { AEC: "off" }, room), `${spec}, canceller off`));
+      on.push(measure(await call(engine, audio, { AEC: "on" }, room), `${spec}, canceller on`));
+    }
+    const [quietAll, onAll, offAll] = [sum(quiet), sum(on), sum(off)];
     // The laptop user's own words that an inbound final happens to share ("the", "and") are
-    // found without any echo too: only the words beyond those are the phone party's.
+    // found without any echo too: only the words beyond those of the same room without echo are
+    // the phone party's.
     const echoed = {
-      echoCancelled: beyond(words.on, words.noEcho),
-      echoNotCancelled: beyond(words.off, words.noEcho),
+      echoCancelled: on.flatMap((c, i) => beyond(c.duplicates, quiet[i].duplicates)),
+      echoNotCancelled: off.flatMap((c, i) => beyond(c.duplicates, quiet[i].duplicates)),
     };
     const wer = {
-      noEcho: outboundWer(noEcho),
-      echoCancelled: outboundWer(on),
-      echoNotCancelled: outboundWer(off),
+      noEcho: quietAll.errors / quietAll.words,
+      noRoom: noRoom.errors / noRoom.words,
+      echoCancelled: onAll.errors / onAll.words,
+      echoNotCancelled: offAll.errors / offAll.words,
     };
     return {
       erleDbP50: quantile(all, 0.5),
       erleDbByRoom: byRoom,
       erleDbP50WithNoise: quantile(withNoise, 0.5),
       doubleTalkWerDeltaPoints: (wer.echoCancelled - wer.noEcho) * 100,
+      doubleTalkWerDeltaPointsVsNoRoom: (wer.echoCancelled - wer.noRoom) * 100,
       outboundWer: wer,
+      outboundWords: { perCall: words, cancelled: onAll.words },
+      callRooms,
       duplicateWordsCutPct: 100 *
-        (1 - duplicates.echoCancelled / Math.max(1, duplicates.echoNotCancelled)),
+        (1 - onAll.duplicates.length / Math.max(1, offAll.duplicates.length)),
       duplicateWordsCutPctBeyondNoEcho: 100 *
         (1 - echoed.echoCancelled.length / Math.max(1, echoed.echoNotCancelled.length)),
-      duplicateWords: duplicates,
+      duplicateWords: {
+        noEcho: quietAll.duplicates.length,
+        echoCancelled: onAll.duplicates.length,
+        echoNotCancelled: offAll.duplicates.length,
+      },
       phonePartyWords: {
         echoCancelled: echoed.echoCancelled.length,
         echoNotCancelled: echoed.echoNotCancelled.length,
@@ -359,9 +451,13 @@ if (import.meta.main) {
       `(target ≥ 25); with the room noise on: ${f(echo.erleDbP50WithNoise)} dB`,
       ...Object.entries(echo.erleDbByRoom).map(([room, db]) => `  ${room}: ${f(db)} dB`),
       `Outbound WER in double talk: ${f(echo.outboundWer.echoCancelled * 100)} % with echo and ` +
-      `the canceller, ${f(echo.outboundWer.noEcho * 100)} % without echo, ` +
+      `the canceller, ${f(echo.outboundWer.noEcho * 100)} % the same rooms without echo, ` +
       `${f(echo.outboundWer.echoNotCancelled * 100)} % canceller off: delta ` +
-      `${f(echo.doubleTalkWerDeltaPoints)} points (target ≤ 2)`,
+      `${f(echo.doubleTalkWerDeltaPoints)} points (target ≤ 2); against no room ` +
+      `(${f(echo.outboundWer.noRoom * 100)} %): ${
+        f(echo.doubleTalkWerDeltaPointsVsNoRoom)
+      } points; ` +
+      `${echo.outboundWords.cancelled} words with the canceller in ${echo.callRooms.length} room(s)`,
       `Inbound words found again in the Outbound transcript: ${echo.duplicateWords.echoNotCancelled} ` +
       `canceller off, ${echo.duplicateWords.echoCancelled} on, ${echo.duplicateWords.noEcho} ` +
       `without echo: cut ${

@@ -271,14 +271,18 @@ export class AudioBridge {
   }
 
   /**
-   * Room: microphone frame k is made once speaker frames up to k − 2 have played (the room's
-   * echo comes at least 50 ms late, so nothing it needs is missing), and is cancelled against
-   * those: the speaker's timeline is its frame count, the microphone's its own.
+   * Room: microphone frame k is made once speaker frames up to k + 1 have been written (the
+   * room's echo comes at least 50 ms late, so nothing it needs is missing), and is cancelled
+   * against those up to k − 2: the speaker's timeline is its frame count, the microphone's its
+   * own. The speaker written ahead is its device buffer, as on a laptop: correcting a fast
+   * speaker clock, the echo timeline reads the reference later than the microphone's place (by
+   * 30 ms after 5 min at 100 ppm). With only up to k − 2 written, it read silence there, and
+   * the canceller lost the echo: in the bench's default room, 9 dB left after 4 min.
    */
   #drainRoom(): void {
     if (this.#closed) return;
     const room = this.#room!;
-    while (this.#speech.length && this.#roomFrames <= this.#speakerFrames + 1) {
+    while (this.#speech.length && this.#roomFrames + 2 <= this.#speakerFrames) {
       const speech = this.#speech.shift()!;
       const heard = floatToMulaw(room.capture(mulawToFloat32(speech)));
       const end = (this.#roomFrames - 1) * speech.length;

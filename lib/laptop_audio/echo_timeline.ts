@@ -80,6 +80,21 @@ interface Candidate {
   out: Int16Array;
   /** Smoothed output power. */
   power: number;
+  /** Output power smoothed over the frames with the speaker playing only (about 2 s of them). */
+  loudPower: number;
+  /** The short warm-up filter: heard while it does best, never kept as the main one. */
+  warmup: boolean;
+}
+
+function candidate(
+  canceller: EchoCanceller,
+  bulk: number,
+  frameSize: number,
+  warmup: boolean,
+): Candidate {
+  const reference = new Int16Array(frameSize);
+  const out = new Int16Array(frameSize);
+  return { canceller, bulk, reference, out, power: 0, loudPower: 0, warmup };
 }
 
 /** What runs beside the main canceller of an {@link EchoTimeline}. */
@@ -123,8 +138,9 @@ export class EchoTimeline {
    */
   #candidates: Candidate[];
   #heard = 0;
-  /** Loud frames since the heard canceller last did worse than the best other one. */
-  #heardBetter = 0;
+  /** The filter to keep as the race stands (index), and for how many loud frames it has been. */
+  #keep = 0;
+  #keepBetter = 0;
   /** Loud frames while several cancellers ran. */
   #raceFrames = 0;
   readonly #aligned: (() => EchoCanceller) | null;
@@ -144,15 +160,8 @@ export class EchoTimeline {
     this.#canceller = canceller;
     this.#aligned = aligned;
     this.#frameSize = canceller.options.frameSize;
-    const candidate = (c: EchoCanceller, bulk: number): Candidate => ({
-      canceller: c,
-      bulk,
-      reference: new Int16Array(this.#frameSize),
-      out: new Int16Array(this.#frameSize),
-      power: 0,
-    });
-    this.#candidates = [candidate(canceller, 0)];
-    if (warmup) this.#candidates.push(candidate(warmup, 0));
+    this.#candidates = [candidate(canceller, 0, this.#frameSize, false)];
+    if (warmup) this.#candidates.push(candidate(warmup, 0, this.#frameSize, true));
     this.#mic = new Int16Array(this.#frameSize);
   }
 
@@ -204,16 +213,17 @@ export class EchoTimeline {
       const bulk = delay.samples - ALIGN_MARGIN_SAMPLES;
       // An echo that close is where the warm-up filter has it already.
       if (bulk > 0) {
-        const reference = new Int16Array(n);
-        this.#read(end - bulk, reference);
-        const canceller = this.#aligned();
-        this.#candidates.push({ canceller, bulk, reference, out: new Int16Array(n), power: 0 });
+        const aligned = candidate(this.#aligned(), bulk, n, false);
+        this.#read(end - bulk, aligned.reference);
+        this.#candidates.push(aligned);
       }
     }
     const p = (x: Int16Array) => x.reduce((s, v) => s + v * v, 0) / n;
     for (const c of this.#candidates) {
       c.canceller.process(this.#mic, c.reference, c.out);
-      c.power = 0.9 * c.power + 0.1 * p(c.out);
+      const power = p(c.out);
+      c.power = 0.9 * c.power + 0.1 * power;
+      if (loud) c.loudPower = 0.99 * c.loudPower + 0.01 * power;
     }
     if (this.#candidates.length > 1) this.#race(loud);
     const out = this.#candidates[this.#heard].out;
@@ -253,8 +263,13 @@ export class EchoTimeline {
 
   /**
    * Several cancellers run: the one with the least smoothed output power is heard (a converging
-   * one does not take over until it leaves half the echo). Once the heard one has done best for
-   * 2 s of the speaker playing, or after 10 s, it is the main one and the others are dropped.
+   * one does not take over until it leaves half the echo). The one kept is the filter spanning
+   * the echo (the long one or the aligned one, never the warm-up one, whose 256 ms miss the
+   * tail of a room with a longer delay) that leaves the least output over the speaker's last
+   * 2 s: once it has for 2 s of the speaker playing and is heard, or after 10 s, the others are
+   * dropped. Judged while the speaker plays only: in double talk the laptop user's speech, the
+   * same in every output, made them look alike (in the bench, the warm-up filter was kept in
+   * the default room, and the tail it missed put 39 phone-party words in the transcript).
    */
   #race(loud: boolean): void {
     const all = this.#candidates;
@@ -263,11 +278,18 @@ export class EchoTimeline {
     if (best !== this.#heard && all[best].power < 0.5 * all[this.#heard].power) this.#heard = best;
     if (!loud) return;
     this.#raceFrames++;
-    this.#heardBetter = best === this.#heard ? this.#heardBetter + 1 : 0;
+    let keep = -1;
+    for (let i = 0; i < all.length; i++) {
+      if (!all[i].warmup && (keep < 0 || all[i].loudPower < all[keep].loudPower)) keep = i;
+    }
+    this.#keepBetter = keep === this.#keep ? this.#keepBetter + 1 : 0;
+    this.#keep = keep;
     // An aligned filter still to come (the delay not yet known) may do better: keep racing.
     const waiting = this.#aligned !== null && !this.#alignedStarted;
-    if ((this.#heardBetter >= 100 && !waiting) || this.#raceFrames >= 500) {
-      const kept = all[this.#heard];
+    if (
+      (this.#keepBetter >= 100 && keep === this.#heard && !waiting) || this.#raceFrames >= 500
+    ) {
+      const kept = all[keep];
       for (const c of all) if (c !== kept) c.canceller.close();
       this.#candidates = [kept];
       this.#heard = 0;

@@ -81,3 +81,57 @@ export function wordErrorRate(reference: string, hypothesis: string): WerResult 
     referenceWords: ref.length,
   };
 }
+
+/** One step of a word alignment: a word kept, substituted, deleted or inserted. */
+export interface AlignedWord {
+  /** The reference's word (undefined: inserted). */
+  reference?: string;
+  /** The hypothesis's word (undefined: deleted). */
+  hypothesis?: string;
+  /** Index of the reference word (for an insertion, of the next reference word). */
+  at: number;
+}
+
+/**
+ * The minimum-edit alignment of a hypothesis to a reference (both free text), word by word:
+ * which words were lost, changed or added, for reading a WER's errors.
+ */
+export function alignWords(reference: string, hypothesis: string): AlignedWord[] {
+  const ref = normalizeWords(reference);
+  const hyp = normalizeWords(hypothesis);
+  const cost = Array.from({ length: ref.length + 1 }, () => new Int32Array(hyp.length + 1));
+  for (let j = 0; j <= hyp.length; j++) cost[0][j] = j;
+  for (let i = 1; i <= ref.length; i++) {
+    cost[i][0] = i;
+    for (let j = 1; j <= hyp.length; j++) {
+      cost[i][j] = Math.min(
+        cost[i - 1][j - 1] + (ref[i - 1] === hyp[j - 1] ? 0 : 1),
+        cost[i - 1][j] + 1,
+        cost[i][j - 1] + 1,
+      );
+    }
+  }
+  const steps: AlignedWord[] = [];
+  let i = ref.length;
+  let j = hyp.length;
+  // Ties go to a kept word, then to a word lost or added, then to a changed one: "a b c" heard
+  // as "a c d" reads as b lost and d added, not as two words changed.
+  while (i > 0 || j > 0) {
+    if (i > 0 && j > 0 && ref[i - 1] === hyp[j - 1] && cost[i][j] === cost[i - 1][j - 1]) {
+      steps.push({ reference: ref[i - 1], hypothesis: hyp[j - 1], at: i - 1 });
+      i--;
+      j--;
+    } else if (i > 0 && cost[i][j] === cost[i - 1][j] + 1) {
+      steps.push({ reference: ref[i - 1], at: i - 1 });
+      i--;
+    } else if (j > 0 && cost[i][j] === cost[i][j - 1] + 1) {
+      steps.push({ hypothesis: hyp[j - 1], at: i });
+      j--;
+    } else {
+      steps.push({ reference: ref[i - 1], hypothesis: hyp[j - 1], at: i - 1 });
+      i--;
+      j--;
+    }
+  }
+  return steps.reverse();
+}
