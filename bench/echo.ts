@@ -49,7 +49,7 @@ import { memoryLogger } from "../lib/log.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
 import type { TranscriberEngine, Transcript } from "../lib/transcribe/engine.ts";
 import { ownCpuUs, progress, quantile } from "./common.ts";
-import { readSet, type Utterance } from "./audio.ts";
+import { readSet, shortest, type Utterance } from "./audio.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
@@ -120,12 +120,16 @@ async function load(utterances: Utterance[]): Promise<{ samples: Float32Array; t
 /**
  * The conversation: the phone party's utterances one after another (1.5 s apart); the laptop
  * user answers each, alternately after it (1 s later) and over it (from 1 s into it).
+ * `shortest`: the shortest `utterances` of the sets instead of the first (quick runs).
  */
-export async function conversation(utterances = 11) {
-  const inbound = await load([
+export async function conversation(utterances = 11, options: { shortest?: boolean } = {}) {
+  const said = [
     ...await readSet(`${SHARED_AUDIO}librispeech-samples`),
     ...await readSet(`${SHARED_AUDIO}librivox-sense-and-sensibility`),
-  ].slice(0, utterances));
+  ];
+  const inbound = await load(
+    options.shortest ? shortest(said, utterances) : said.slice(0, utterances),
+  );
   const prompts = await load(await readSet(`${SHARED_AUDIO}asterisk-allison-8k`));
   const outbound = prompts.filter((p) => p.samples.length <= 5 * 8000).slice(0, inbound.length);
   const inTrack: number[] = [];
@@ -257,12 +261,16 @@ async function call(
   return finals;
 }
 
-/** Runs the echo bench; `quick`: a conversation of 4 utterances a side instead of 11. */
+/**
+ * Runs the echo bench; `quick`: a conversation of the 2 shortest utterances a side instead of 11
+ * (the second is double talk), its ERLE in the first room only.
+ */
 export async function echoPhase(options: { quick?: boolean } = {}): Promise<EchoBench> {
   const started = performance.now();
-  const talk = await conversation(options.quick ? 4 : 11);
+  const talk = options.quick ? await conversation(2, { shortest: true }) : await conversation(11);
+  const rooms = options.quick ? ROOMS.slice(0, 1) : ROOMS;
   progress(
-    `echo: ERLE in ${ROOMS.length} rooms, ${
+    `echo: ERLE in ${rooms.length} room${rooms.length === 1 ? "" : "s"}, ${
       (talk.inbound.length / 8000).toFixed(0)
     } s of far-end speech each`,
   );
@@ -271,7 +279,7 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
   const byRoom: Record<string, number> = {};
   let cpuMs = 0;
   let audioMs = 0;
-  for (const spec of ROOMS) {
+  for (const spec of rooms) {
     const quiet = await erleInRoom(talk.inbound, parseRoomSettings(`${spec},noise=-120`));
     const noisy = await erleInRoom(talk.inbound, parseRoomSettings(spec));
     all.push(...quiet.erle);
