@@ -45,6 +45,15 @@ export async function readSet(dir: string): Promise<Utterance[]> {
   });
 }
 
+/** Quick runs: the `count` shortest utterances (by file size), in their original order. */
+export function shortest(utterances: Utterance[], count: number): Utterance[] {
+  const sizes = new Map(utterances.map((u) => [u, Deno.statSync(u.path).size]));
+  const keep = new Set(
+    [...utterances].sort((a, b) => sizes.get(a)! - sizes.get(b)!).slice(0, count),
+  );
+  return utterances.filter((u) => keep.has(u));
+}
+
 /**
  * Where speech starts and ends in µ-law audio, in ms: the first and last
  * 10 ms window within 35 dB of the loudest one.

@@ -11,10 +11,11 @@
  * the list against greedy (the process's CPU time: the machine is shared,
  * and the wall clock counts other programs' turns).
  *
- *     deno run -P=app bench/keyterms.ts [--out bench/results.json] [--report]
+ *     deno run -P=app bench/keyterms.ts [--out bench/results.json] [--report] [--quick]
  *
  * Writes `keyterms` into the results file; with `--report` (as `bench/run.ts`
- * runs it) prints the same JSON line on stdout instead.
+ * runs it) prints the same JSON line on stdout instead. `--quick` (the quick
+ * bench) takes the first set's four shortest utterances only.
  *
  * @module
  */
@@ -26,7 +27,7 @@ import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { normalizeWords, wordErrorRate } from "../lib/metrics/wer.ts";
 import { LocalDecoder } from "../lib/transcribe/local_decoder.ts";
 import { LOCAL_DEFAULTS } from "../lib/transcribe/local_engine_options.ts";
-import { readSet, SPEECH_SETS, type Utterance } from "./audio.ts";
+import { readSet, shortest, SPEECH_SETS, type Utterance } from "./audio.ts";
 import { ownCpuUs, progress, report } from "./common.ts";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
@@ -35,14 +36,17 @@ const MIN_LETTERS = 7;
 
 const { values: flags } = parseArgs({
   args: Deno.args,
-  options: { out: { type: "string" }, report: { type: "boolean" } },
+  options: { out: { type: "string" }, report: { type: "boolean" }, quick: { type: "boolean" } },
 });
 
-const utterances: Utterance[] = [];
+/** `--quick`: utterances of the first set decoded (the shortest, with rare words still). */
+const QUICK_UTTERANCES = 4;
+
 // The asterisk set is single letters and digits: no rare words.
-for (const set of SPEECH_SETS.filter((s) => s !== "asterisk-allison-8k")) {
-  utterances.push(...await readSet(`${ROOT}../shared/audio/${set}`));
-}
+const sets = SPEECH_SETS.filter((s) => s !== "asterisk-allison-8k");
+const utterances: Utterance[] = flags.quick
+  ? shortest(await readSet(`${ROOT}../shared/audio/${sets[0]}`), QUICK_UTTERANCES)
+  : (await Promise.all(sets.map((set) => readSet(`${ROOT}../shared/audio/${set}`)))).flat();
 const utteranceCount = new Map<string, number>();
 for (const u of utterances) {
   for (const word of new Set(normalizeWords(u.text))) {

@@ -1,5 +1,5 @@
 /**
- * `deno run -P=app bench/redaction.ts [--fast] [--out bench/results.json] [--json]`:
+ * `deno run -P=app bench/redaction.ts [--fast] [--quick] [--out bench/results.json] [--json]`:
  * redaction through the whole pipeline (simulated Twilio call → our server
  * with `REDACT=all` → the local engine on real speech → the finals emitted
  * and stored) on the test calls of `./redaction_calls.ts`, and on the
@@ -11,6 +11,9 @@
  * and `falsePositiveWords`, the words redacted on the shared sets' speech
  * (their reference transcripts, and what the engine heard). Calls run in
  * real time unless `--fast` (the delay is only meaningful in real time).
+ * `--quick` (the quick bench) places the first two calls (a card, a Social
+ * Security number) and gives the engine the shortest two utterances of each
+ * set, instead of every call and utterance.
  *
  * `--out` merges the figures into that results file under `redaction`;
  * `--json` prints them on stdout for `bench/run.ts`.
@@ -36,10 +39,15 @@ import { REDACT_POLICIES, REDACT_TAGS } from "../lib/redact/policies.ts";
 import { TrackRedactor } from "../lib/redact/track_redactor.ts";
 import { readWavFile, toCallAudio } from "../lib/audio/wav.ts";
 import { progress, quantile, report } from "./common.ts";
-import { readSet, SPEECH_SETS } from "./audio.ts";
+import { readSet, shortest, SPEECH_SETS } from "./audio.ts";
 import { type RedactionCall, redactionCalls, scoreRedaction } from "./redaction_calls.ts";
 
 const SHARED_AUDIO = fileURLToPath(new URL("../../shared/audio/", import.meta.url));
+
+/** `--quick`: the test calls placed (the first: a card, a Social Security number). */
+const QUICK_CALLS = 2;
+/** `--quick`: utterances of each set the engine hears (the shortest). */
+const QUICK_UTTERANCES_A_SET = 2;
 
 /** An engine final as it left the engine, and when. */
 interface TimedFinal {
@@ -92,7 +100,9 @@ export interface RedactionBench {
 }
 
 /** Runs the test calls and the shared sets; returns the figures. */
-export async function redactionBench(options: { fast: boolean }): Promise<RedactionBench> {
+export async function redactionBench(
+  options: { fast: boolean; quick?: boolean },
+): Promise<RedactionBench> {
   const log = memoryLogger();
   const baseEngine = await createEngine(loadConfig({}), log);
   const raw: TimedFinal[] = [];
@@ -117,7 +127,7 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
     list.push({ at: performance.now(), transcript: event.transcript });
     emitted.set(event.call.callSid, list);
   });
-  const calls = await redactionCalls();
+  const calls = (await redactionCalls()).slice(0, options.quick ? QUICK_CALLS : undefined);
   const scored: Array<{ call: RedactionCall; words: Word[] }> = [];
   const held: number[] = [];
   const spelling: number[] = [];
@@ -187,7 +197,10 @@ export async function redactionBench(options: { fast: boolean }): Promise<Redact
   const fraction = (a: number, b: number) => (b ? a / b : null);
 
   const falsePositiveWordsReference = await referenceFalsePositives();
-  const falsePositiveWordsEngine = await engineFalsePositives(baseEngine);
+  const falsePositiveWordsEngine = await engineFalsePositives(
+    baseEngine,
+    options.quick ? QUICK_UTTERANCES_A_SET : Infinity,
+  );
   await baseEngine.dispose();
   return {
     recall: Object.fromEntries(
@@ -249,12 +262,13 @@ async function referenceFalsePositives(): Promise<number> {
   return words;
 }
 
-/** Words the redactor takes from what the engine heard on the shared sets. */
-async function engineFalsePositives(engine: TranscriberEngine): Promise<number> {
+/** Words the redactor takes from what the engine heard on the shared sets (`count` of each). */
+async function engineFalsePositives(engine: TranscriberEngine, count: number): Promise<number> {
   const tags = new Set(Object.values(REDACT_TAGS));
   let taken = 0;
   for (const set of SPEECH_SETS) {
-    const utterances = await readSet(`${SHARED_AUDIO}${set}`);
+    const all = await readSet(`${SHARED_AUDIO}${set}`);
+    const utterances = count < all.length ? shortest(all, count) : all;
     progress(`redaction: engine on ${set} (${utterances.length} files)`);
     for (const u of utterances) {
       const mulaw = toCallAudio(await readWavFile(u.path));
@@ -287,11 +301,12 @@ if (import.meta.main) {
   const { values: flags } = parseArgs({
     options: {
       fast: { type: "boolean", default: false },
+      quick: { type: "boolean", default: false },
       out: { type: "string" },
       json: { type: "boolean", default: false },
     },
   });
-  const result = await redactionBench({ fast: flags.fast });
+  const result = await redactionBench({ fast: flags.fast, quick: flags.quick });
   if (flags.json) report(result);
   else console.log(JSON.stringify(result, null, 2));
   if (flags.out) {

@@ -31,7 +31,7 @@ import { makeSid } from "../lib/sim/twilio_sim.ts";
 import { LOCAL_DEFAULTS } from "../lib/transcribe/local_engine_options.ts";
 import { wordErrorRate } from "../lib/metrics/wer.ts";
 import { loadConfig } from "../app/config.ts";
-import { packTracks, readSet, SPEECH_SETS, type SpeechTrack } from "./audio.ts";
+import { packTracks, readSet, shortest, SPEECH_SETS, type SpeechTrack } from "./audio.ts";
 import {
   cpuDescription,
   progress,
@@ -257,7 +257,7 @@ async function relayRun(
 }
 
 async function relayPhase() {
-  const seconds = quick ? 5 : 10;
+  const seconds = quick ? 3 : 10;
   const referenceCalls = quick ? 20 : 200;
   const ladder = quick ? [1, 20] : [1, 50, 200, 500, 750, 1000, 1500, 2000, 3000];
   progress(`relay: N = ${ladder.join(", ")} calls (until one fails), ${seconds} s each`);
@@ -347,18 +347,8 @@ async function speechCalls(dir: string): Promise<SpeechCall[]> {
     ? [["librispeech-samples", 2], ["asterisk-allison-8k", 2]] as const
     : SPEECH_SETS.map((set) => [set, 0] as const);
   for (const [set, count] of sets) {
-    let utterances = await readSet(`${SHARED_AUDIO}${set}`);
-    if (count) {
-      // Quick mode: the shortest few (by file size), in their original order.
-      const sizes = new Map(utterances.map((u) => [u, Deno.statSync(u.path).size]));
-      const keep = new Set(
-        [...utterances].sort((a, b) => sizes.get(a)! - sizes.get(b)!).slice(
-          0,
-          count,
-        ),
-      );
-      utterances = utterances.filter((u) => keep.has(u));
-    }
+    const all = await readSet(`${SHARED_AUDIO}${set}`);
+    const utterances = count ? shortest(all, count) : all;
     tracks.push(...await packTracks(set, utterances, { gapMs, maxTrackMs: 60_000 }));
   }
   const calls: SpeechCall[] = [];
@@ -521,7 +511,7 @@ async function enginePhase() {
     progress("engine: raw sherpa-onnx again, with partials, all tracks paced in real time");
     const rawPacedRtf = await rawRun(["--partials", "--paced"]);
     const pacedRoundRatios = rounds.map((r) => r.ours / r.parallelPacedRaw);
-    const ladder = quick ? [2, 4] : [8, 16, 24, 32, 40, 48, 64, 80, 96];
+    const ladder = quick ? [1, 2] : [8, 16, 24, 32, 40, 48, 64, 80, 96];
     progress(
       `engine capacity: ${ladder.map((n) => n * 2).join(", ")} tracks in real time, ` +
         `until decoding falls behind`,
@@ -532,7 +522,7 @@ async function enginePhase() {
       capacity = await measuredCapacity({
         files: calls.map((c) => c.files),
         ladder,
-        seconds: quick ? 6 : 20,
+        seconds: quick ? 3 : 20,
         dir,
         server: capacityServer,
         spawn,
@@ -546,7 +536,7 @@ async function enginePhase() {
     const rawCapacity = await measuredRawCapacity({
       files: calls.map((c) => c.files),
       ladder,
-      seconds: quick ? 6 : 20,
+      seconds: quick ? 3 : 20,
       threads: Math.max(1, workers),
       dir,
       spawn,
@@ -736,7 +726,7 @@ try {
   relay = flags["engine-only"] ? skippedRelay() : await relayPhase();
   enginePart = await enginePhase();
   const speech = await readSet(`${SHARED_AUDIO}librispeech-samples`);
-  fanout = await fanoutPhase(speech.slice(0, 4), quick ? 2 : 6);
+  fanout = await fanoutPhase(speech.slice(0, 4), quick ? 1 : 6);
   webhooks = await webhookPhase({
     calls: quick ? 20 : 100,
     seconds: quick ? 5 : 20,
@@ -744,9 +734,12 @@ try {
     dir: workDir,
   });
   // Key terms on the local engine: rare words recognised without and with them, and the cost.
-  keyterms = await nextJson(spawn("keyterms.ts", ["--report"]), "keyterms.ts");
+  keyterms = await nextJson(
+    spawn("keyterms.ts", ["--report", ...(quick ? ["--quick"] : [])]),
+    "keyterms.ts",
+  );
   progress("redaction: test calls through the pipeline, and the shared sets");
-  const redactionRun = spawn("redaction.ts", ["--json", ...(quick ? ["--fast"] : [])]);
+  const redactionRun = spawn("redaction.ts", ["--json", ...(quick ? ["--fast", "--quick"] : [])]);
   redaction = await nextJson<RedactionBench>(redactionRun, "redaction.ts");
   await redactionRun.child.status;
   echo = await echoPhase({ quick });
