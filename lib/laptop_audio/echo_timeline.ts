@@ -250,14 +250,15 @@ export class EchoTimeline {
    * as silence, it stays silence in the canceller's reference, and the echo is lost (a fast
    * speaker clock, read ever later, gets there after headroom ÷ drift; with 10 ms, 12 dB of echo
    * removed after 160 s at 100 ppm instead of 48). At that bound the read steps a frame earlier:
-   * the echo moves 20 ms along the filter, re-learnt in about 10 s, good for another frame ÷
-   * drift (200 s at 100 ppm). Stopping there instead, the filter followed the drift too poorly
-   * (9 dB at 100 ppm, 16 at 50); holding the microphone frame would add the drift to the call's
-   * latency, without bound (a drained speaker restarts, the correction does not).
+   * the echo moves 20 ms along the filter, re-learnt with the start gate on again (one second
+   * under 25 dB, 17 at worst), good for another frame ÷ drift (200 s at 100 ppm). Stopping
+   * there instead, the filter followed the drift too poorly (9 dB at 100 ppm, 16 at 50); holding
+   * the microphone frame would add the drift to the call's latency, without bound (a drained
+   * speaker restarts, the correction does not).
    */
   #correct(end: number): void {
     const written = this.#newest - end;
-    // Written not even a frame past the microphone, the speaker is idle (it plays silence).
+    // Not written within a frame of the microphone's place, the speaker is idle (or stalled).
     if (written > -this.#frameSize) this.#headroom = Math.min(this.#headroom, written);
     this.#shift += this.#rate;
     // The interpolation reads FRACTIONAL_HALF_WIDTH samples past the frame's end.
