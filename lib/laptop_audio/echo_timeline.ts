@@ -122,9 +122,11 @@ export class EchoTimeline {
   #rate = 0;
   /**
    * The least the speaker had been written past the microphone's place when a frame came, in
-   * samples, over the frames it was playing: reading later than that would read silence.
+   * samples, while it played on: reading later than that would read silence.
    */
   #headroom = Infinity;
+  /** The place of the last microphone frame (`end`). */
+  #lastEnd = -Infinity;
   /** The filter's impulse response at the last look. */
   #previous: Int32Array | null = null;
   /** How far the filter's response has slid since tracking (re)started, in samples. */
@@ -184,6 +186,8 @@ export class EchoTimeline {
 
   /** The speaker played `mulaw` starting at sample `at` of the timeline. */
   played(mulaw: Uint8Array, at: number): void {
+    // Written on from where it was (not after an idle gap): the frames since were this far ahead.
+    if (at <= this.#newest) this.#headroom = Math.min(this.#headroom, this.#newest - this.#lastEnd);
     // Nothing was played in a gap since the last frame (an idle speaker): silence.
     for (let i = Math.max(this.#newest, at - RING_SAMPLES); i < at; i++) {
       this.#ring[i % RING_SAMPLES] = 0;
@@ -257,9 +261,7 @@ export class EchoTimeline {
    * speaker restarts, the correction does not).
    */
   #correct(end: number): void {
-    const written = this.#newest - end;
-    // Not written within a frame of the microphone's place, the speaker is idle (or stalled).
-    if (written > -this.#frameSize) this.#headroom = Math.min(this.#headroom, written);
+    this.#lastEnd = end;
     this.#shift += this.#rate;
     // The interpolation reads FRACTIONAL_HALF_WIDTH samples past the frame's end.
     const least = FRACTIONAL_HALF_WIDTH - this.#headroom;
