@@ -250,15 +250,16 @@ export class EchoTimeline {
   }
 
   /**
-   * Moves the read by the drift rate, never past the newest speaker sample written: read there
-   * as silence, it stays silence in the canceller's reference, and the echo is lost (a fast
-   * speaker clock, read ever later, gets there after headroom ÷ drift; with 10 ms, 12 dB of echo
-   * removed after 160 s at 100 ppm instead of 48). At that bound the read steps a frame earlier:
-   * the echo moves 20 ms along the filter, re-learnt with the start gate on again (one second
-   * under 25 dB, 17 at worst), good for another frame ÷ drift (200 s at 100 ppm). Stopping
-   * there instead, the filter followed the drift too poorly (9 dB at 100 ppm, 16 at 50); holding
-   * the microphone frame would add the drift to the call's latency, without bound (a drained
-   * speaker restarts, the correction does not).
+   * Moves the read by the drift rate, never past the newest speaker sample written (by the least
+   * the speaker has been ahead of the microphone so far; a speaker later than ever is known when
+   * it writes, and stepped from then). Read there as silence, it stays silence in the canceller's
+   * reference, and the echo is lost (a fast speaker clock, read ever later, gets there after
+   * headroom ÷ drift; with 10 ms, 12 dB of echo removed after 160 s at 100 ppm instead of 48). At
+   * that bound the read steps a frame earlier: the echo moves 20 ms along the filter, re-learnt
+   * with the start gate on again (one second under 25 dB, 17 at worst), good for another frame ÷
+   * drift (200 s at 100 ppm). Stopping there instead, the filter followed the drift too poorly
+   * (9 dB at 100 ppm, 16 at 50); holding the microphone frame would add the drift to the call's
+   * latency, without bound (a drained speaker restarts, the correction does not).
    */
   #correct(end: number): void {
     this.#lastEnd = end;
