@@ -72,10 +72,12 @@ const GATE_TAIL_BLOCKS = 20;
 /** Before the delay is known, the echo is taken as loud as the loudest reference this far back. */
 const GATE_UNKNOWN_BLOCKS = 120;
 
-/** An echo canceller fed the reference `bulk` samples earlier than the microphone's place. */
+/** An echo canceller fed the reference `bulk` + `step` samples earlier than the microphone's place. */
 interface Candidate {
   canceller: EchoCanceller;
   bulk: number;
+  /** Stepped back from the newest speaker sample written (EchoTimeline's #keepWritten). */
+  step: number;
   reference: Int16Array;
   out: Int16Array;
   /** Smoothed output power. */
@@ -94,7 +96,7 @@ function candidate(
 ): Candidate {
   const reference = new Int16Array(frameSize);
   const out = new Int16Array(frameSize);
-  return { canceller, bulk, reference, out, power: 0, loudPower: 0, warmup };
+  return { canceller, bulk, step: 0, reference, out, power: 0, loudPower: 0, warmup };
 }
 
 /** What runs beside the main canceller of an {@link EchoTimeline}. */
@@ -205,12 +207,14 @@ export class EchoTimeline {
    */
   cancel(mulaw: Uint8Array, end: number): Uint8Array {
     const n = this.#frameSize;
-    this.#correct(end);
+    this.#shift += this.#rate;
+    this.#lastEnd = end;
     mulawDecode(mulaw, this.#mic);
     // The speaker is playing (for the filters) if the main filter's reference is loud.
     let energy = 0;
     for (const c of this.#candidates) {
-      const e = this.#read(end - c.bulk, c.reference);
+      this.#keepWritten(c);
+      const e = this.#read(end - c.bulk - c.step, c.reference);
       if (c === this.#candidates[0]) energy = e;
     }
     const loud = energy > LOUD_ENERGY * n;
@@ -225,7 +229,10 @@ export class EchoTimeline {
       // An echo that close is where the warm-up filter has it already.
       if (bulk > 0) {
         const aligned = candidate(this.#aligned(), bulk, n, false);
-        this.#read(end - bulk, aligned.reference);
+        // The delay was found against the unaligned reference, wherever that was stepped to.
+        aligned.step = unaligned?.step ?? 0;
+        this.#keepWritten(aligned);
+        this.#read(end - bulk - aligned.step, aligned.reference);
         this.#candidates.push(aligned);
       }
     }
@@ -250,26 +257,24 @@ export class EchoTimeline {
   }
 
   /**
-   * Moves the read by the drift rate, never past the newest speaker sample written (by the least
-   * the speaker has been ahead of the microphone so far; a speaker later than ever is known when
-   * it writes, and stepped from then). Read there as silence, it stays silence in the canceller's
-   * reference, and the echo is lost (a fast speaker clock, read ever later, gets there after
-   * headroom ÷ drift; with 10 ms, 12 dB of echo removed after 160 s at 100 ppm instead of 48). At
-   * that bound the read steps a frame earlier: the echo moves 20 ms along the filter, re-learnt
-   * with the start gate on again (one second under 25 dB, 17 at worst), good for another frame ÷
-   * drift (200 s at 100 ppm). Stopping there instead, the filter followed the drift too poorly
-   * (9 dB at 100 ppm, 16 at 50); holding the microphone frame would add the drift to the call's
-   * latency, without bound (a drained speaker restarts, the correction does not).
+   * Never reads past the newest speaker sample written (by the least the speaker has been ahead
+   * of the microphone so far; a speaker later than ever is known when it writes, and stepped from
+   * then). Read there as silence, it stays silence in the canceller's reference, and the echo is
+   * lost: a fast speaker clock, read ever later, gets there after headroom ÷ drift (with 10 ms,
+   * 12 dB of echo removed after 160 s at 100 ppm instead of 48). At that bound the filter's read
+   * steps a frame earlier: the echo moves 20 ms along the filter, re-learnt with the start gate
+   * on again (one second under 25 dB, 17 at worst), good for another frame ÷ drift (200 s at
+   * 100 ppm). A filter placed on the echo reads far enough back never to get there. Stopping the
+   * drift correction there instead, the filter followed the drift too poorly (9 dB at 100 ppm,
+   * 16 at 50); holding the microphone frame would add the drift to the call's latency, without
+   * bound (a drained speaker restarts, the correction does not).
    */
-  #correct(end: number): void {
-    this.#lastEnd = end;
-    this.#shift += this.#rate;
+  #keepWritten(c: Candidate): void {
     // The interpolation reads FRACTIONAL_HALF_WIDTH samples past the frame's end.
-    const least = FRACTIONAL_HALF_WIDTH - this.#headroom;
-    if (this.#shift < least) {
-      this.#shift = least + this.#frameSize;
-      this.#rearmGate();
-    }
+    const least = FRACTIONAL_HALF_WIDTH - this.#headroom - this.#shift;
+    if (c.bulk + c.step >= least) return;
+    c.step = least - c.bulk + this.#frameSize;
+    if (c === this.#candidates[this.#heard]) this.#rearmGate();
   }
 
   /** Reads the reference for the microphone frame ending at `end` into `into`; its energy. */
