@@ -277,7 +277,7 @@ export class AudioBridge {
    * own. The speaker written ahead is its device buffer, as on a laptop: correcting a fast
    * speaker clock, the echo timeline reads the reference later than the microphone's place (by
    * 30 ms after 5 min at 100 ppm). It never reads past what is written, but stepping back when
-   * it gets there costs the canceller a re-learnt echo: the lead keeps that to every 600 s at
+   * it gets there costs the canceller a re-learnt echo: with the lead, the first after 600 s at
    * 100 ppm (with only up to k − 2 written, it read silence: 9 dB left after 4 min in the bench).
    */
   #drainRoom(): void {
