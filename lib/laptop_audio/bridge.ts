@@ -276,8 +276,9 @@ export class AudioBridge {
    * against those up to k − 2: the speaker's timeline is its frame count, the microphone's its
    * own. The speaker written ahead is its device buffer, as on a laptop: correcting a fast
    * speaker clock, the echo timeline reads the reference later than the microphone's place (by
-   * 30 ms after 5 min at 100 ppm). With only up to k − 2 written, it read silence there, and
-   * the canceller lost the echo: in the bench's default room, 9 dB left after 4 min.
+   * 30 ms after 5 min at 100 ppm). It never reads past what is written, but stepping back when
+   * it gets there costs the canceller a re-learnt echo: with the lead, the first after 600 s at
+   * 100 ppm (with only up to k − 2 written, it read silence: 9 dB left after 4 min in the bench).
    */
   #drainRoom(): void {
     if (this.#closed) return;

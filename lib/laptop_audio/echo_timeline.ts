@@ -72,10 +72,12 @@ const GATE_TAIL_BLOCKS = 20;
 /** Before the delay is known, the echo is taken as loud as the loudest reference this far back. */
 const GATE_UNKNOWN_BLOCKS = 120;
 
-/** An echo canceller fed the reference `bulk` samples earlier than the microphone's place. */
+/** An echo canceller fed the reference `bulk` + `step` samples earlier than the microphone's place. */
 interface Candidate {
   canceller: EchoCanceller;
   bulk: number;
+  /** Stepped back from the newest speaker sample written (EchoTimeline's #keepWritten). */
+  step: number;
   reference: Int16Array;
   out: Int16Array;
   /** Smoothed output power. */
@@ -94,7 +96,7 @@ function candidate(
 ): Candidate {
   const reference = new Int16Array(frameSize);
   const out = new Int16Array(frameSize);
-  return { canceller, bulk, reference, out, power: 0, loudPower: 0, warmup };
+  return { canceller, bulk, step: 0, reference, out, power: 0, loudPower: 0, warmup };
 }
 
 /** What runs beside the main canceller of an {@link EchoTimeline}. */
@@ -120,6 +122,13 @@ export class EchoTimeline {
   #shift = 0;
   /** Samples added to #shift per frame: the drift rate. */
   #rate = 0;
+  /**
+   * The least the speaker had been written past the microphone's place when a frame came, in
+   * samples, while it played on: reading later than that would read silence.
+   */
+  #headroom = Infinity;
+  /** The place of the last microphone frame (`end`). */
+  #lastEnd = -Infinity;
   /** The filter's impulse response at the last look. */
   #previous: Int32Array | null = null;
   /** How far the filter's response has slid since tracking (re)started, in samples. */
@@ -149,6 +158,7 @@ export class EchoTimeline {
   readonly #delay = new EchoDelayEstimator();
   /** The start gate: on until the canceller has converged. */
   #gate: boolean;
+  readonly #gateWanted: boolean;
   #gateGain = 1;
   #gatePower = { mic: 0, out: 0 };
   #gateFrames = 0;
@@ -157,6 +167,7 @@ export class EchoTimeline {
   constructor(canceller: EchoCanceller, options: EchoTimelineOptions = {}) {
     const { warmup = null, aligned = null, startGate = true } = options;
     this.#gate = startGate;
+    this.#gateWanted = startGate;
     this.#canceller = canceller;
     this.#aligned = aligned;
     this.#frameSize = canceller.options.frameSize;
@@ -177,6 +188,8 @@ export class EchoTimeline {
 
   /** The speaker played `mulaw` starting at sample `at` of the timeline. */
   played(mulaw: Uint8Array, at: number): void {
+    // Written on from where it was (not after an idle gap): the frames since were this far ahead.
+    if (at <= this.#newest) this.#headroom = Math.min(this.#headroom, this.#newest - this.#lastEnd);
     // Nothing was played in a gap since the last frame (an idle speaker): silence.
     for (let i = Math.max(this.#newest, at - RING_SAMPLES); i < at; i++) {
       this.#ring[i % RING_SAMPLES] = 0;
@@ -195,11 +208,13 @@ export class EchoTimeline {
   cancel(mulaw: Uint8Array, end: number): Uint8Array {
     const n = this.#frameSize;
     this.#shift += this.#rate;
+    this.#lastEnd = end;
     mulawDecode(mulaw, this.#mic);
     // The speaker is playing (for the filters) if the main filter's reference is loud.
     let energy = 0;
     for (const c of this.#candidates) {
-      const e = this.#read(end - c.bulk, c.reference);
+      this.#keepWritten(c);
+      const e = this.#read(end - c.bulk - c.step, c.reference);
       if (c === this.#candidates[0]) energy = e;
     }
     const loud = energy > LOUD_ENERGY * n;
@@ -214,7 +229,10 @@ export class EchoTimeline {
       // An echo that close is where the warm-up filter has it already.
       if (bulk > 0) {
         const aligned = candidate(this.#aligned(), bulk, n, false);
-        this.#read(end - bulk, aligned.reference);
+        // The delay was found against the unaligned reference, wherever that was stepped to.
+        aligned.step = unaligned?.step ?? 0;
+        this.#keepWritten(aligned);
+        this.#read(end - bulk - aligned.step, aligned.reference);
         this.#candidates.push(aligned);
       }
     }
@@ -236,6 +254,27 @@ export class EchoTimeline {
   /** Frees the cancellers. */
   close(): void {
     for (const c of this.#candidates) c.canceller.close();
+  }
+
+  /**
+   * Never reads past the newest speaker sample written (by the least the speaker has been ahead
+   * of the microphone so far; a speaker later than ever is known when it writes, and stepped from
+   * then). Read there as silence, it stays silence in the canceller's reference, and the echo is
+   * lost: a fast speaker clock, read ever later, gets there after headroom ÷ drift (with 10 ms,
+   * 12 dB of echo removed after 160 s at 100 ppm instead of 48). At that bound the filter's read
+   * steps a frame earlier: the echo moves 20 ms along the filter, re-learnt with the start gate
+   * on again (one second under 25 dB, 17 at worst), good for another frame ÷ drift (200 s at
+   * 100 ppm). A filter placed on the echo reads far enough back never to get there. Stopping the
+   * drift correction there instead, the filter followed the drift too poorly (9 dB at 100 ppm,
+   * 16 at 50); holding the microphone frame would add the drift to the call's latency, without
+   * bound (a drained speaker restarts, the correction does not).
+   */
+  #keepWritten(c: Candidate): void {
+    // The interpolation reads FRACTIONAL_HALF_WIDTH samples past the frame's end.
+    const least = FRACTIONAL_HALF_WIDTH - this.#headroom - this.#shift;
+    if (c.bulk + c.step >= least) return;
+    c.step = least - c.bulk + this.#frameSize;
+    if (c === this.#candidates[this.#heard]) this.#rearmGate();
   }
 
   /** Reads the reference for the microphone frame ending at `end` into `into`; its energy. */
@@ -360,6 +399,14 @@ export class EchoTimeline {
       out[i] = Math.round(out[i] * g);
     }
     this.#gateGain = gain;
+  }
+
+  /** The canceller re-learns a moved echo: the start gate holds its echo back meanwhile. */
+  #rearmGate(): void {
+    if (!this.#gateWanted) return;
+    this.#gate = true;
+    this.#gateFrames = 0;
+    this.#gatePower = { mic: 0, out: 0 };
   }
 
   /**
