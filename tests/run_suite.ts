@@ -63,9 +63,13 @@ const LONGEST_FIRST = [
 /** The lower priority of the files that do not check deadlines. */
 const NICE = 10;
 
-/** Side by side by default: the files mostly wait on calls played in real time. */
+/**
+ * Side by side by default: the files mostly wait on calls played in real time. Three per core and
+ * two (8 on 2 cores), and no more than 12: each file can hold a speech model, a PostgreSQL server
+ * or a browser in memory.
+ */
 export function defaultJobs(): number {
-  return navigator.hardwareConcurrency * 3 + 2;
+  return Math.min(12, navigator.hardwareConcurrency * 3 + 2);
 }
 
 /** One test file's run: its output, its summary and how it ended. */
