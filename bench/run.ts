@@ -105,7 +105,7 @@ let serverCount = 0;
 
 function spawn(script: string, args: string[] = [], env: Record<string, string> = {}): Proc {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...PERMISSIONS, ...profileFlags(script), `${ROOT}bench/${script}`, ...args],
+    args: ["run", "-q", ...PERMISSIONS, ...profileFlags(script), `${ROOT}bench/${script}`, ...args],
     cwd: ROOT,
     env: { ...env, TWILIO_AUTH_TOKEN: token },
     stdin: "null",

@@ -79,6 +79,8 @@ Deno.test({
       const errors = new TextDecoder().decode(stderr);
       assert.equal(code, 0, `bench failed:\n${errors}`);
       assert.match(errors, /bench: relay ours +N= +1:/, "progress lines go to stderr");
+      // Its child processes run quietly: none of Deno's own warnings among the progress lines.
+      assert.doesNotMatch(errors, /Warning/);
       assert.match(new TextDecoder().decode(stdout), /relay \/ floor/, "the table goes to stdout");
 
       const results = JSON.parse(await Deno.readTextFile(out));
