@@ -22,6 +22,8 @@ import { defaultConnectionLimits } from "../lib/server/connection_front.ts";
 import { DashboardAuth } from "../lib/server/dashboard_auth.ts";
 import { loadDashboardToken } from "../lib/server/dashboard_token.ts";
 import { upgradeDenoWebSocket } from "../lib/server/deno_websocket.ts";
+import { upgradeThroughFront } from "../lib/server/front_upgrade.ts";
+import { StreamHandoff } from "../lib/server/stream_handoff.ts";
 import { listenHttp } from "../lib/server/http_listener.ts";
 import { LiveHub } from "../lib/live/live_hub.ts";
 import { localUrl } from "../lib/server/local_url.ts";
@@ -204,8 +206,10 @@ async function build(
   // The HTTP app: Twilio's routes, the dashboard and the API.
   const http = settings.http ?? defaultConnectionLimits();
   const dashboardAuth = new DashboardAuth({ token: dashboardToken, log, publicBase });
+  // Media streams the app accepts through the connection front are then served by the front.
+  const handoff = new StreamHandoff();
   const app = createApp({
-    upgrade: upgradeDenoWebSocket,
+    upgrade: upgradeThroughFront(handoff, upgradeDenoWebSocket),
     dashboardAuth,
     bind: { host: settings.host, port: () => boundPort },
     allowedHosts: settings.allowedHosts,
@@ -235,6 +239,7 @@ async function build(
     port: settings.port,
     fetch: app.fetch,
     limits: http,
+    handoff,
     log,
   });
   boundPort = listener.port;

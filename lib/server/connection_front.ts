@@ -21,6 +21,8 @@
 import type { Logger } from "../log.ts";
 import { RefusalLog } from "./refusal_log.ts";
 import { PEER_HEADER } from "./client_address.ts";
+import { FrontWebSocket } from "./front_websocket.ts";
+import { HANDOFF_HEADER, type HandoffEvents, type StreamHandoff } from "./stream_handoff.ts";
 
 /** How long a connection may take, and how many may be open. */
 export interface ConnectionLimits {
@@ -79,11 +81,18 @@ const SWEEP_MS = 250;
 interface Connection {
   client: Deno.TcpConn;
   server?: Deno.TcpConn;
-  /** `head` until the request head is complete, then `piped`; `stream` after a `101`. */
-  phase: "head" | "piped" | "stream";
+  /**
+   * `head` until the request head is complete, then `piped`; `stream` after a `101` from
+   * `Deno.serve`; `taken` once the app took the stream over (the front serves its frames).
+   */
+  phase: "head" | "piped" | "stream" | "taken";
+  /** The stream the front serves itself, once taken. */
+  taken?: FrontWebSocket;
   /** Closed at this time (performance.now()) unless moved on. */
   deadline: number;
   closed: boolean;
+  /** Withdraws this connection's handoff offer (an upgrade not yet taken). */
+  withdraw?: () => void;
   /** The server's final answer has begun (`refused`: a 4xx or 5xx): what the client still sends is not forwarded. */
   answered: false | "answered" | "refused";
 }
@@ -95,6 +104,8 @@ export interface ConnectionFrontOptions extends ConnectionLimits {
   port: number;
   /** Where `Deno.serve` listens (loopback). */
   target: { hostname: string; port: number };
+  /** Where the app takes over the WebSocket streams it accepts; none: they stay piped. */
+  handoff?: StreamHandoff;
   log: Logger;
 }
 
@@ -242,13 +253,44 @@ export class ConnectionFront {
     connection.client.setNoDelay(true);
     connection.phase = "piped";
     this.#touch(connection);
-    await writeAll(connection.server, head.bytes);
+    let bytes = head.bytes;
+    const handoff = this.#options.handoff;
+    if (head.upgrade && handoff) {
+      const id = crypto.randomUUID();
+      handoff.offer(id, (key, events) => this.#takeOver(connection, key, events));
+      connection.withdraw = () => handoff.withdraw(id);
+      bytes = withHeader(bytes, `${HANDOFF_HEADER}: ${id}`);
+    }
+    await writeAll(connection.server, bytes);
     const upgrade = head.upgrade;
     await Promise.all([
       this.#pump(connection, connection.client, connection.server, false),
       this.#pump(connection, connection.server, connection.client, upgrade),
     ]);
     this.#close(connection);
+  }
+
+  /**
+   * The app accepted this connection's upgrade and serves it from here: the
+   * connection to `Deno.serve` is closed, and the client's bytes go to the
+   * returned stream from now on.
+   */
+  #takeOver(connection: Connection, key: string, events: HandoffEvents): FrontWebSocket | null {
+    if (connection.closed || connection.phase !== "piped") return null;
+    connection.phase = "taken";
+    connection.withdraw = undefined;
+    try {
+      connection.server?.close();
+    } catch {
+      // already closed
+    }
+    const client = connection.client;
+    connection.taken = new FrontWebSocket(key, {
+      ...events,
+      write: (bytes) => writeAll(client, bytes),
+      end: () => this.#close(connection),
+    });
+    return connection.taken;
   }
 
   /** Copies `from` to `to` until either ends; a `101` answer makes the connection a stream. */
@@ -262,6 +304,13 @@ export class ConnectionFront {
     try {
       for (;;) {
         const n = await from.read(buffer);
+        if (connection.phase === "taken") {
+          // The app took the stream: the client's bytes are its frames; `Deno.serve` is gone.
+          if (from === connection.server) return;
+          if (n === null) break;
+          connection.taken!.receive(buffer.subarray(0, n));
+          continue;
+        }
         if (n === null) break;
         if (from === connection.server) {
           if (watchUpgrade) {
@@ -293,7 +342,8 @@ export class ConnectionFront {
       // Either side gone ends both (Deno.serve, too, takes a client's half-close for gone).
       this.#close(connection);
     } catch {
-      this.#close(connection);
+      // The connection to Deno.serve of a taken stream was closed on purpose.
+      if (connection.phase !== "taken" || from !== connection.server) this.#close(connection);
     }
   }
 
@@ -304,7 +354,8 @@ export class ConnectionFront {
   #sweep(): void {
     const now = performance.now();
     for (const connection of this.#open) {
-      if (connection.phase === "stream" || now < connection.deadline) continue;
+      if (connection.phase === "stream" || connection.phase === "taken") continue;
+      if (now < connection.deadline) continue;
       if (connection.phase === "head") {
         this.#refusals.note(
           `closed connections that sent no complete request head within ${this.#options.headerTimeoutMs} ms (HTTP_HEADER_TIMEOUT)`,
@@ -331,6 +382,8 @@ export class ConnectionFront {
 
   #close(connection: Connection): void {
     this.#forget(connection);
+    // A taken stream hears that its connection is gone (once; it then closes nothing more).
+    connection.taken?.ended();
     for (const conn of [connection.client, connection.server]) {
       try {
         conn?.close();
@@ -342,6 +395,8 @@ export class ConnectionFront {
 
   #forget(connection: Connection): void {
     connection.closed = true;
+    connection.withdraw?.();
+    connection.withdraw = undefined;
     this.#open.delete(connection);
     this.#heads.delete(connection);
   }
@@ -413,7 +468,7 @@ function rewriteHead(head: Uint8Array, rest: Uint8Array, peer: string): Head {
   const lines = text.slice(0, -4).split("\r\n");
   const upgrade = lines.some((line) => /^upgrade\s*:\s*websocket\s*$/i.test(line));
   const closes = !upgrade && / HTTP\/1\.[01]$/.test(lines[0]);
-  // The peer is ours to name: a client's own PEER_HEADER line is dropped.
+  // The peer and the handoff are ours to name: a client's own lines of either are dropped.
   const kept = lines.filter((line) =>
     !PEER_LINE.test(line) && !(closes && /^(connection|keep-alive)\s*:/i.test(line))
   );
@@ -422,7 +477,13 @@ function rewriteHead(head: Uint8Array, rest: Uint8Array, peer: string): Head {
   return { bytes: concat(latin1(`${kept.join("\r\n")}\r\n\r\n`), rest), upgrade };
 }
 
-const PEER_LINE = new RegExp(`^${PEER_HEADER}\\s*:`, "i");
+const PEER_LINE = new RegExp(`^(${PEER_HEADER}|${HANDOFF_HEADER})\\s*:`, "i");
+
+/** `head` (ending in an empty line) with one more header line. */
+function withHeader(head: Uint8Array, line: string): Uint8Array {
+  const end = indexOf(head, CRLFCRLF, 0, head.length);
+  return concat(concat(head.subarray(0, end + 2), latin1(`${line}\r\n`)), head.subarray(end + 2));
+}
 
 function latin1(text: string): Uint8Array {
   const bytes = new Uint8Array(text.length);

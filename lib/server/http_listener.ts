@@ -10,6 +10,7 @@
 import type { Logger } from "../log.ts";
 import { sleep } from "../async/sleep.ts";
 import { ConnectionFront, type ConnectionLimits } from "./connection_front.ts";
+import type { StreamHandoff } from "./stream_handoff.ts";
 
 /** A listening HTTP server. */
 export interface HttpListener {
@@ -26,6 +27,8 @@ export async function listenHttp(options: {
   port: number;
   fetch: (request: Request) => Response | Promise<Response>;
   limits: ConnectionLimits;
+  /** Where the app takes over the media streams it accepts (they are then served by the front). */
+  handoff?: StreamHandoff;
   log: Logger;
 }): Promise<HttpListener> {
   const { log } = options;
@@ -65,6 +68,7 @@ export async function listenHttp(options: {
       hostname: options.host,
       port: options.port,
       target: { hostname: "127.0.0.1", port: httpServer.port },
+      handoff: options.handoff,
       ...options.limits,
       log,
     });

@@ -140,6 +140,12 @@ export abstract class MediaStreamHandler implements SocketListener {
     }
   }
 
+  /** A message over {@link MAX_MESSAGE_BYTES} was refused by the socket unread. */
+  onOversized(bytes: number): void {
+    if (this.#closed) return;
+    this.#fail(CLOSE.tooBig, `message of ${bytes} bytes exceeds ${MAX_MESSAGE_BYTES}`);
+  }
+
   /** The socket closed; a transcription stream that never sent `stop` still ends its call. */
   onClose(): void {
     clearInterval(this.#idleTimer);

@@ -19,6 +19,8 @@ export interface StreamSocket {
 /** What hears a socket's messages and its close. */
 export interface SocketListener {
   onMessage(data: string | ArrayBuffer | Blob | Uint8Array): void;
+  /** A message of `bytes` over the socket's limit was refused unread (sockets that check at the header). */
+  onOversized?(bytes: number): void;
   onClose(): void;
 }
 
