@@ -74,6 +74,9 @@ function openFileLimit(): number | null {
 /** Largest request head read (request line and headers). */
 export const MAX_HEAD_BYTES = 64 * 1024;
 
+/** The read buffer of a stream the front serves (a larger message takes several reads). */
+const TAKEN_READ_BYTES = 2048;
+
 /** How often deadlines are checked. */
 const SWEEP_MS = 250;
 
@@ -300,7 +303,7 @@ export class ConnectionFront {
     to: Deno.Conn,
     watchUpgrade: boolean,
   ): Promise<void> {
-    const buffer = new Uint8Array(16 * 1024);
+    let buffer = new Uint8Array(16 * 1024);
     try {
       for (;;) {
         const n = await from.read(buffer);
@@ -309,6 +312,8 @@ export class ConnectionFront {
           if (from === connection.server) return;
           if (n === null) break;
           connection.taken!.receive(buffer.subarray(0, n));
+          // A media frame is a few hundred bytes: a small buffer for every later read (memory per call).
+          if (buffer.length > TAKEN_READ_BYTES) buffer = new Uint8Array(TAKEN_READ_BYTES);
           continue;
         }
         if (n === null) break;

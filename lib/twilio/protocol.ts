@@ -99,10 +99,20 @@ function string(parent: Json, key: string, path: string): string {
 /** Twilio's numeric fields: a string of digits. */
 function digits(parent: Json, key: string, path: string): number {
   const value = parent[key];
-  if (typeof value !== "string" || !/^\d{1,15}$/.test(value)) {
+  if (typeof value !== "string" || !isDigits(value)) {
     throw new ProtocolError(`${path}.${key} must be a string of digits, got ${describe(value)}`);
   }
   return Number(value);
+}
+
+/** 1 to 15 ASCII digits (three fields of every media frame: a loop costs half the regular expression). */
+function isDigits(value: string): boolean {
+  if (value.length === 0 || value.length > 15) return false;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 48 || code > 57) return false;
+  }
+  return true;
 }
 
 function describe(value: unknown): string {
