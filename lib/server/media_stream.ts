@@ -76,6 +76,9 @@ export abstract class MediaStreamHandler implements SocketListener {
   #session: CallSession | null = null;
   #streamSid = "";
   #closed = false;
+  /** Messages so far, and when a check last saw their count change (no clock read per message). */
+  #messages = 0;
+  #messagesAtCheck = 0;
   #lastMessageAt = performance.now();
   #idleTimer: ReturnType<typeof setInterval>;
   #unsentChecks = 0;
@@ -105,7 +108,13 @@ export abstract class MediaStreamHandler implements SocketListener {
 
   /** Ends a stream whose peer went silent, or stopped reading what we send. */
   #checkPeer(idleMs: number): void {
-    if (performance.now() - this.#lastMessageAt >= idleMs) {
+    const now = performance.now();
+    if (this.#messages !== this.#messagesAtCheck) {
+      this.#messagesAtCheck = this.#messages;
+      this.#lastMessageAt = now;
+    }
+    // Silent since a check at most a quarter of the timeout after the last message.
+    if (now - this.#lastMessageAt >= idleMs) {
       return this.#fail(
         CLOSE.policyViolation,
         `no message for ${idleMs / 1000} s (Twilio sends media every 20 ms); the call is ended`,
@@ -123,7 +132,7 @@ export abstract class MediaStreamHandler implements SocketListener {
   /** Handles one WebSocket message. */
   onMessage(data: string | ArrayBuffer | Blob | Uint8Array): void {
     if (this.#closed) return;
-    this.#lastMessageAt = performance.now();
+    this.#messages++;
     if (typeof data !== "string") {
       this.#fail(CLOSE.unsupportedData, "binary frames are not part of the Twilio protocol");
       return;
