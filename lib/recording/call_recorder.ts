@@ -91,6 +91,10 @@ export class CallRecorder {
   #options: CallRecorderOptions;
   #channels: Record<Track, Channel>;
   #file: Promise<Deno.FsFile | null>;
+  /** The file once open, while nothing else is queued on it: a batch is then written at once. */
+  #openFile: Deno.FsFile | null = null;
+  /** File operations chained on {@link #writing} and not yet done. */
+  #queuedOps = 0;
   /** Audio bytes in the file before this call (a call that restarted appends). */
   #existingBytes = 0;
   #writtenBytes = 0;
@@ -124,6 +128,7 @@ export class CallRecorder {
         return null;
       })
       : Promise.resolve(null);
+    this.#file.then((file) => this.#openFile = file);
     // Calls that start together (a load balancer's burst) flush at different moments: their
     // batches, done in one tick, would hold up every stream's frames.
     const flushMs = options.flushMs ?? FLUSH_MS;
@@ -173,9 +178,7 @@ export class CallRecorder {
     if (end <= start) return;
     if (start < this.#takenFrames) {
       const upTo = Math.min(end, this.#takenFrames);
-      this.#writing = this.#writing.then(() => this.#zero(channel, start, upTo)).catch((error) =>
-        this.#fail(error)
-      );
+      this.#queue(() => this.#zero(channel, start, upTo));
     }
     if (end > this.#takenFrames) {
       this.#silences.push({ channel, start: Math.max(start, this.#takenFrames), end });
@@ -211,6 +214,7 @@ export class CallRecorder {
       await this.#writing;
       const file = await this.#file;
       if (file) {
+        this.#openFile = null;
         file.close();
         await releaseLock(this.#options.target!.lockPath, this.#lock!);
         this.#options.onClosed?.(HEADER_BYTES + this.#existingBytes + this.#writtenBytes);
@@ -274,8 +278,8 @@ export class CallRecorder {
     const lead = Math.max(available(inbound), available(outbound));
     if (final || lead - bytes > LAG_BYTES) bytes = lead;
     bytes = Math.min(bytes, MAX_BATCH_MS * 8);
-    const left = this.#take(inbound, bytes);
-    const right = this.#take(outbound, bytes);
+    const left = this.#take(inbound, bytes, scratchBytes("left", bytes));
+    const right = this.#take(outbound, bytes, scratchBytes("right", bytes));
     if (!final) {
       this.#options.onLevels?.({
         inbound: inbound.quality.takeLevel(),
@@ -285,17 +289,29 @@ export class CallRecorder {
     const first = this.#takenFrames;
     this.#takenFrames += bytes;
     if (bytes === 0 || !this.#options.target || this.#failed) return bytes;
+    // Written at once from the shared scratch when the file is free (the usual case: no batch
+    // allocated per call per second); otherwise a copy waits its turn.
+    const now = this.#openFile !== null && this.#queuedOps === 0;
     // Interleaved 16-bit little-endian (every platform Deno runs on is little-endian).
-    const pcm = new Int16Array(bytes * 2);
+    const pcm = now ? scratchPcm(bytes * 2) : new Int16Array(bytes * 2);
     for (let i = 0, j = 0; i < bytes; i++, j += 2) {
       pcm[j] = mulawDecodeSample(left[i]);
       pcm[j + 1] = mulawDecodeSample(right[i]);
     }
     if (this.#silences.length) this.#silenceBatch(pcm, first, first + bytes);
-    const data = new Uint8Array(pcm.buffer);
-    this.#writing = this.#writing.then(() => this.#append(data)).catch((error) =>
-      this.#fail(error)
-    );
+    const data = new Uint8Array(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+    if (now) {
+      try {
+        this.#append(this.#openFile!, data);
+      } catch (error) {
+        this.#fail(error as Error);
+      }
+    } else {
+      this.#queue(async () => {
+        const file = await this.#file;
+        if (file) this.#append(file, data);
+      });
+    }
     return bytes;
   }
 
@@ -309,9 +325,17 @@ export class CallRecorder {
     this.#silences = this.#silences.filter((span) => span.end > last);
   }
 
-  /** `bytes` of a channel's timeline (silence where it has none yet, owed as skip). */
-  #take(channel: Channel, bytes: number): Uint8Array {
-    const out = new Uint8Array(bytes).fill(MULAW_SILENCE);
+  /** Chains a file operation after those queued; a failure stops the recording. */
+  #queue(operation: () => Promise<void>): void {
+    this.#queuedOps++;
+    this.#writing = this.#writing.then(operation).catch((error) => this.#fail(error)).finally(
+      () => this.#queuedOps--,
+    );
+  }
+
+  /** `bytes` of a channel's timeline into `out` (silence where it has none yet, owed as skip). */
+  #take(channel: Channel, bytes: number, out: Uint8Array): Uint8Array {
+    out.fill(MULAW_SILENCE);
     let at = 0;
     while (channel.queue.length && (channel.skip > 0 || at < bytes)) {
       const item = channel.queue[0];
@@ -338,9 +362,8 @@ export class CallRecorder {
     return out;
   }
 
-  async #append(data: Uint8Array): Promise<void> {
-    const file = await this.#file;
-    if (!file || this.#failed) return;
+  #append(file: Deno.FsFile, data: Uint8Array): void {
+    if (this.#failed) return;
     // Seeking only sets the file's offset (no disk or network I/O, even on NFS), so it is done
     // in place: as async ops, the two seeks cost the relay about 7% of its CPU. The second's
     // batch (32 KB) and the header go to the page cache in place too: an async file write is a
@@ -361,6 +384,26 @@ export class CallRecorder {
       `recording of call ${this.#options.callSid} stopped: ${error.message}; the call goes on`,
     );
   }
+}
+
+/** Scratch space of {@link CallRecorder}'s flush, shared by every call (one flush runs at a time). */
+const scratch = { left: new Uint8Array(0), right: new Uint8Array(0), pcm: new Int16Array(0) };
+
+/** A batch longer than this (a long gap, the end of a call) gets arrays of its own, not kept. */
+const SCRATCH_MAX_BYTES = 4 * BLOCK_BYTES;
+
+/** `length` bytes of one channel's scratch. */
+function scratchBytes(which: "left" | "right", length: number): Uint8Array {
+  if (length > SCRATCH_MAX_BYTES) return new Uint8Array(length);
+  if (scratch[which].length < length) scratch[which] = new Uint8Array(length);
+  return scratch[which].subarray(0, length);
+}
+
+/** `length` samples of the shared interleaving scratch. */
+function scratchPcm(length: number): Int16Array {
+  if (length > 2 * SCRATCH_MAX_BYTES) return new Int16Array(length);
+  if (scratch.pcm.length < length) scratch.pcm = new Int16Array(length);
+  return scratch.pcm.subarray(0, length);
 }
 
 /** Queues the part of a channel's block filled since it was last queued. */

@@ -41,8 +41,8 @@ const KEPT_BUFFER_BYTES = 16 * 1024;
 /** How long a close we sent waits for the peer's before the connection is ended. */
 const CLOSE_WAIT_MS = 2000;
 
-/** The queue's first size: a few messages. */
-const OUT_BUFFER_BYTES = 4096;
+/** The queue's least size once used (a transcription stream sends little: nothing is kept ahead). */
+const OUT_BUFFER_BYTES = 512;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 const encoder = new TextEncoder();
@@ -72,7 +72,8 @@ export class FrontWebSocket {
   constructor(key: string, options: FrontWebSocketOptions) {
     this.#options = options;
     const answer = handshake(key);
-    this.#out.set(answer, this.#reserve(answer.length));
+    const at = this.#reserve(answer.length);
+    this.#out.set(answer, at);
     this.#outBytes = answer.length;
     this.#drain();
   }
@@ -289,9 +290,9 @@ export class FrontWebSocket {
    * nothing); written in one write per turn, the next turn's frames going
    * to the spare buffer meanwhile.
    */
-  #out = new Uint8Array(OUT_BUFFER_BYTES);
+  #out = new Uint8Array(0);
   #outBytes = 0;
-  #spare = new Uint8Array(OUT_BUFFER_BYTES);
+  #spare = new Uint8Array(0);
   #inFlight = 0;
   #draining: Promise<void> | null = null;
 
@@ -326,7 +327,7 @@ export class FrontWebSocket {
   #reserve(bytes: number): number {
     const at = this.#outBytes;
     if (at + bytes > this.#out.length) {
-      const grown = new Uint8Array(Math.max(at + bytes, this.#out.length * 2));
+      const grown = new Uint8Array(Math.max(at + bytes, this.#out.length * 2, OUT_BUFFER_BYTES));
       grown.set(this.#out.subarray(0, at));
       this.#out = grown;
     }
