@@ -122,13 +122,16 @@ export class CallRecorder {
       quality: new TrackQuality(),
     });
     this.#channels = { inbound: channel(), outbound: channel() };
-    this.#file = options.target
-      ? this.#open(options.target).catch((error) => {
-        this.#fail(error);
-        return null;
-      })
-      : Promise.resolve(null);
-    this.#file.then((file) => this.#openFile = file);
+    let file: Deno.FsFile | null = null;
+    if (options.target) {
+      try {
+        file = this.#open(options.target);
+      } catch (error) {
+        this.#fail(error as Error);
+      }
+    }
+    this.#openFile = file;
+    this.#file = Promise.resolve(file);
     // Calls that start together (a load balancer's burst) flush at different moments: their
     // batches, done in one tick, would hold up every stream's frames.
     const flushMs = options.flushMs ?? FLUSH_MS;
@@ -216,7 +219,7 @@ export class CallRecorder {
       if (file) {
         this.#openFile = null;
         file.close();
-        await releaseLock(this.#options.target!.lockPath, this.#lock!);
+        releaseLock(this.#options.target!.lockPath, this.#lock!);
         this.#options.onClosed?.(HEADER_BYTES + this.#existingBytes + this.#writtenBytes);
       }
       return {
@@ -233,8 +236,8 @@ export class CallRecorder {
   }
 
   /** Takes the lock (or a stale one), then opens the WAV (repairing and appending to an old one). */
-  async #open(target: RecordingTarget): Promise<Deno.FsFile | null> {
-    const lock = await takeLock(target.lockPath);
+  #open(target: RecordingTarget): Deno.FsFile | null {
+    const lock = takeLock(target.lockPath);
     if (!lock) {
       this.#options.log.warn(
         `call ${this.#options.callSid} is not recorded here: another server is recording it (${target.lockPath})`,
@@ -243,24 +246,24 @@ export class CallRecorder {
     }
     this.#lock = lock.file;
     try {
-      return await this.#openWav(target.path);
+      return this.#openWav(target.path);
     } catch (error) {
-      await releaseLock(target.lockPath, lock.file);
+      releaseLock(target.lockPath, lock.file);
       this.#lock = null;
       throw error;
     }
   }
 
-  async #openWav(path: string): Promise<Deno.FsFile> {
+  #openWav(path: string): Deno.FsFile {
     try {
-      const file = await Deno.open(path, { read: true, write: true, createNew: true });
-      await writeAll(file, stereoWavHeader(0));
+      const file = Deno.openSync(path, { read: true, write: true, createNew: true });
+      writeAllSync(file, stereoWavHeader(0));
       return file;
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       // The same call again (its stream restarted): keep what was recorded, append to it.
-      this.#existingBytes = (await repairRecording(path)) * BYTES_PER_MS;
-      return await Deno.open(path, { read: true, write: true });
+      this.#existingBytes = repairRecording(path) * BYTES_PER_MS;
+      return Deno.openSync(path, { read: true, write: true });
     }
   }
 

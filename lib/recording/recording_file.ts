@@ -61,14 +61,14 @@ export function recordedMs(fileBytes: number): number {
  * the whole frames on disk (a torn last frame is cut off). Returns its
  * duration in ms.
  */
-export async function repairRecording(path: string): Promise<number> {
-  const file = await Deno.open(path, { read: true, write: true });
+export function repairRecording(path: string): number {
+  const file = Deno.openSync(path, { read: true, write: true });
   try {
-    const { size } = await file.stat();
+    const { size } = file.statSync();
     const data = recordedBytes(size);
-    if (size !== HEADER_BYTES + data) await file.truncate(HEADER_BYTES + data);
-    await file.seek(0, Deno.SeekMode.Start);
-    await writeAll(file, stereoWavHeader(data));
+    if (size !== HEADER_BYTES + data) file.truncateSync(HEADER_BYTES + data);
+    file.seekSync(0, Deno.SeekMode.Start);
+    writeAllSync(file, stereoWavHeader(data));
     return data / BYTES_PER_MS;
   } finally {
     file.close();
@@ -82,36 +82,45 @@ export async function repairRecording(path: string): Promise<number> {
  * open while writing, then {@link releaseLock}), or null when a live process
  * holds it. `stale` tells whether the file was there already (left by a
  * writer that is gone).
+ *
+ * Done in place, as are the recording's own opening and closing: a few
+ * metadata operations at a call's start. As async ops each was a hop to a
+ * blocking thread, and calls starting together kept dozens of those threads
+ * (and their memory) alive.
  */
-export async function takeLock(
-  path: string,
-): Promise<{ file: Deno.FsFile; stale: boolean } | null> {
+export function takeLock(path: string): { file: Deno.FsFile; stale: boolean } | null {
   for (let attempt = 0; attempt < 3; attempt++) {
     let stale = true;
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(path, { read: true, write: true, createNew: true });
+      file = Deno.openSync(path, { read: true, write: true, createNew: true });
       stale = false;
     } catch (error) {
       if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
       try {
-        file = await Deno.open(path, { read: true, write: true });
+        file = Deno.openSync(path, { read: true, write: true });
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) continue; // released meanwhile: take it anew
         throw error;
       }
     }
-    if (!await file.tryLock(true)) {
+    if (!file.tryLockSync(true)) {
       file.close();
       return null;
     }
     // The holder may have removed the file just before we locked it: then the lock is on a
     // file no one else will open, and the path may already be someone else's.
-    const [held, named] = await Promise.all([file.stat(), Deno.stat(path).catch(() => null)]);
+    const held = file.statSync();
+    let named: Deno.FileInfo | null = null;
+    try {
+      named = Deno.statSync(path);
+    } catch {
+      // removed meanwhile
+    }
     if (named && named.ino === held.ino && named.dev === held.dev) {
       const owner = JSON.stringify({ host: Deno.hostname(), pid: Deno.pid, at: Date.now() });
-      await file.truncate(0);
-      await writeAll(file, new TextEncoder().encode(owner));
+      file.truncateSync(0);
+      writeAllSync(file, new TextEncoder().encode(owner));
       return { file, stale };
     }
     file.close();
@@ -120,8 +129,12 @@ export async function takeLock(
 }
 
 /** Removes a lock taken with {@link takeLock}, then lets it go. */
-export async function releaseLock(path: string, file: Deno.FsFile): Promise<void> {
-  await Deno.remove(path).catch(() => {});
+export function releaseLock(path: string, file: Deno.FsFile): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // already gone
+  }
   file.close();
 }
 

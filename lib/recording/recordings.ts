@@ -82,11 +82,11 @@ export class Recordings {
       const path = sid && this.path(sid);
       if (!path) continue;
       const lockPath = `${this.dir}/${entry.name}`;
-      const lock = await takeLock(lockPath);
+      const lock = takeLock(lockPath);
       if (!lock) continue; // a live server (this host or another) is writing it
       try {
         if (!lock.stale) continue; // released meanwhile: that recording was closed properly
-        const ms = await repairRecording(path);
+        const ms = repairRecording(path);
         this.#options.log.warn(
           `recording ${path} was left open by a stopped server; repaired (${
             (ms / 1000).toFixed(1)
@@ -96,7 +96,7 @@ export class Recordings {
       } catch (error) {
         if (!(error instanceof Deno.errors.NotFound)) throw error;
       } finally {
-        await releaseLock(lockPath, lock.file);
+        releaseLock(lockPath, lock.file);
       }
     }
     await this.trim();
