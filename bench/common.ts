@@ -249,7 +249,7 @@ export function serveControl(handlers: {
     const url = new URL(request.url);
     if (url.pathname === "/stats") {
       // Read CPU and memory first: the rest of this request is not the server's load.
-      const usage = { cpuUs: ownCpuUs(), rssBytes: ownRssBytes() };
+      const usage = { cpuUs: ownCpuUs(), rssBytes: ownRssBytes(), memory: Deno.memoryUsage() };
       return Response.json({ ...usage, ...handlers.stats(url) as object });
     }
     if (url.pathname === "/exit" && request.method === "POST") {

@@ -126,7 +126,7 @@ Deno.test("a message over the limit is refused at its header, not buffered", () 
   assert.equal(messages.length, 0);
 });
 
-Deno.test("an unmasked frame closes with 1002; a close is echoed and ends the stream", async () => {
+Deno.test("an unmasked frame or an invalid close closes with 1002; a close is echoed and ends the stream", async () => {
   {
     const { socket, sent, closes } = harness();
     await settle();
@@ -146,6 +146,19 @@ Deno.test("an unmasked frame closes with 1002; a close is echoed and ends the st
     await settle();
     const echo = sent().subarray(before);
     assert.deepEqual([...echo], [0x88, 0x02, 0x03, 0xe8]);
+    assert.equal(closes(), 1);
+  }
+  // A close frame of one byte, a code no peer may send (1005, 1006 and 1015 are never sent),
+  // or a reason that is not UTF-8: a protocol error (RFC 6455 5.5.1, 7.4).
+  for (const payload of [[0x03], [0x03, 0xed], [0x03, 0xee], [0x03, 0xf7], [0x03, 0xe8, 0xff]]) {
+    const { socket, sent, closes } = harness();
+    await settle();
+    const before = sent().length;
+    socket.receive(clientFrame(8, new Uint8Array(payload)));
+    await settle();
+    const close = sent().subarray(before);
+    assert.equal(close[0], 0x88, `close frame ${payload}`);
+    assert.equal((close[2] << 8) | close[3], 1002, `close frame ${payload}`);
     assert.equal(closes(), 1);
   }
 });

@@ -252,6 +252,10 @@ export class FrontWebSocket {
         return;
       }
       case OP_CLOSE: {
+        if (!this.#closeSent && !validClosePayload(payload)) {
+          this.#fail(1002, "invalid close frame");
+          return;
+        }
         if (!this.#closeSent) {
           // Echo the peer's code (RFC 6455 5.5.1), then end.
           this.#closeSent = true;
@@ -357,6 +361,25 @@ export class FrontWebSocket {
         this.#draining = null;
       }
     })();
+  }
+}
+
+/**
+ * A close frame's payload is empty, or a code a peer may send (RFC 6455
+ * 7.4: 1000-1003, 1007-1014, 3000-4999) and a UTF-8 reason.
+ */
+function validClosePayload(payload: Uint8Array): boolean {
+  if (payload.length === 0) return true;
+  if (payload.length === 1) return false;
+  const code = (payload[0] << 8) | payload[1];
+  const allowed = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999);
+  if (!allowed) return false;
+  try {
+    utf8.decode(payload.subarray(2));
+    return true;
+  } catch {
+    return false;
   }
 }
 
