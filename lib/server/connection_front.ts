@@ -8,6 +8,11 @@
  * closed after {@link ConnectionLimits.idleTimeoutMs} without a byte from the
  * server (WebSocket streams excepted: their idle limit is the stream's own).
  *
+ * A WebSocket upgrade is marked with an id ({@link HANDOFF_HEADER}); once the
+ * app accepts it, the front takes the connection back from `Deno.serve` and
+ * serves the stream itself ({@link FrontWebSocket}): each media frame is then
+ * one read here, not a copy over loopback and `Deno.serve`'s own read.
+ *
  * Plain HTTP requests are made `Connection: close` on the way in, so every
  * request head passes through the header timeout (no idle keep-alive).
  * At the connection cap a new connection replaces the oldest one still
