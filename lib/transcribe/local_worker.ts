@@ -65,7 +65,10 @@ async function serve(decoder: LocalDecoder, ring: SharedRing, counters: Int32Arr
   for (;;) {
     ring.waitForMessage();
     let decodedBytes = 0;
-    for (let bytes = ring.tryRead(); bytes; bytes = ring.tryRead()) {
+    // Only what is there now: read until the ring is empty, a worker that is behind (the engine
+    // writes every 20 ms) would never reach the count below, and the engine would take all the
+    // audio since then for not yet decoded (the capacity run read 1 s more lag per second).
+    for (const bytes of ring.messagesNow()) {
       const command = decodeCommand(bytes);
       switch (command.op) {
         case "open": {
