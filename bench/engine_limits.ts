@@ -9,7 +9,10 @@
  *   once in real time, until decoding falls behind (audio waits longer than
  *   {@link MAX_DECODE_DELAY_MS} to be decoded) or audio is dropped.
  * - {@link measuredRawCapacity}: the same steps for raw sherpa-onnx, in as
- *   many paced loops as our decoder workers.
+ *   many paced loops as our decoder workers; with `floor`, beside the floor
+ *   server fed the same calls by the same load generator (what the platform
+ *   costs: our server's run has the load generator and a relay on the same
+ *   cores, which raw alone does not).
  *
  * @module
  */
@@ -95,23 +98,7 @@ export async function measuredCapacity(run: {
   let measured = 0;
   for (const calls of run.ladder) {
     await json("/reset", { method: "POST" });
-    const spec = `${run.dir}/capacity-${calls}.json`;
-    await Deno.writeTextFile(
-      spec,
-      JSON.stringify({
-        calls: Array.from({ length: calls }, (_, i) => ({
-          callSid: makeSid("CA"),
-          ...cut[i % cut.length],
-          startFrame: (i * 7) % 16,
-        })),
-      }),
-    );
-    const load = run.spawn("load.ts", ["--url", run.server.url, "--audio", spec]);
-    let done: Record<string, number> = {};
-    for (let line = await load.nextLine(); line !== null; line = await load.nextLine()) {
-      done = JSON.parse(line);
-    }
-    await load.child.status;
+    const done = await playCalls(cut, calls, run.server.url, run.dir, run.spawn);
     for (let i = 0; i < 100 && (await json("/stats")).activeCalls > 0; i++) await sleep(100);
     const stats = await json("/stats");
     const step: CapacityStep = {
@@ -131,6 +118,37 @@ export async function measuredCapacity(run: {
     measured = step.tracks;
   }
   return { measuredRealtimeTracks: measured, steps };
+}
+
+/**
+ * Plays `calls` of `cut` (cycled; call i starting (i × 7) mod 16 frames late)
+ * to the server at `url` with the load generator; its last report.
+ */
+async function playCalls(
+  cut: Array<{ inbound: string; outbound: string }>,
+  calls: number,
+  url: string,
+  dir: string,
+  spawn: (script: string, args: string[]) => ChildProc,
+): Promise<Record<string, number>> {
+  const spec = `${dir}/capacity-${calls}.json`;
+  await Deno.writeTextFile(
+    spec,
+    JSON.stringify({
+      calls: Array.from({ length: calls }, (_, i) => ({
+        callSid: makeSid("CA"),
+        ...cut[i % cut.length],
+        startFrame: (i * 7) % 16,
+      })),
+    }),
+  );
+  const load = spawn("load.ts", ["--url", url, "--audio", spec]);
+  let done: Record<string, number> = {};
+  for (let line = await load.nextLine(); line !== null; line = await load.nextLine()) {
+    done = JSON.parse(line);
+  }
+  await load.child.status;
+  return done;
 }
 
 /** Each call's audio cut to `seconds`, so a capacity step takes that long whatever the set. */
@@ -154,7 +172,10 @@ function cutCalls(
  * calls, the tracks dealt round-robin to `threads` raw loops at once, each
  * fed 20 ms frames in real time from staggered starts and asking for
  * partials (`engine_raw.ts --paced --frames --partials`); a step holds while
- * no audio waited more than {@link MAX_DECODE_DELAY_MS} to be decoded.
+ * no audio waited more than {@link MAX_DECODE_DELAY_MS} to be decoded. With
+ * `floor`, the load generator plays the step's calls to that server (the
+ * floor: parse and base64 only) while the raw loops decode, so the loops
+ * share the cores as our workers do in {@link measuredCapacity}.
  */
 export async function measuredRawCapacity(run: {
   files: Array<{ inbound: string; outbound: string }>;
@@ -163,11 +184,14 @@ export async function measuredRawCapacity(run: {
   threads: number;
   dir: string;
   spawn: (script: string, args: string[]) => ChildProc;
+  floor?: Server;
 }): Promise<{ measuredRealtimeTracks: number; steps: CapacityStep[] }> {
   const cut = await cutCalls(run.files, run.seconds, run.dir);
   const steps: CapacityStep[] = [];
+  const what = run.floor ? "raw capacity beside the floor server" : "raw capacity";
   let measured = 0;
   for (const calls of run.ladder) {
+    const played = run.floor && playCalls(cut, calls, run.floor.url, run.dir, run.spawn);
     const tracks = Array.from({ length: calls }, (_, i) => cut[i % cut.length])
       .flatMap((c) => [c.inbound, c.outbound]);
     const procs = await Promise.all(Array.from({ length: run.threads }, async (_, p) => {
@@ -187,15 +211,16 @@ export async function measuredRawCapacity(run: {
       }
       maxDecodeDelayMs = Math.max(maxDecodeDelayMs, JSON.parse(line).maxDecodeDelayMs);
     }
+    const done = played ? await played : {};
     const step: CapacityStep = {
       tracks: calls * 2,
       maxDecodeDelayMs,
       callErrors: 0,
-      passed: maxDecodeDelayMs <= MAX_DECODE_DELAY_MS,
+      passed: maxDecodeDelayMs <= MAX_DECODE_DELAY_MS && !done.closedAbnormally,
     };
     steps.push(step);
     progress(
-      `raw capacity: ${step.tracks} tracks, audio waited up to ${
+      `${what}: ${step.tracks} tracks, audio waited up to ${
         maxDecodeDelayMs.toFixed(0)
       } ms to be decoded${step.passed ? "" : " (behind real time)"}`,
     );

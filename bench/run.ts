@@ -541,6 +541,26 @@ async function enginePhase() {
       dir,
       spawn,
     });
+    progress(
+      `raw capacity beside the floor server: the same steps, the same raw loops while the load ` +
+        `generator plays the same calls to the floor server (our server's run shares the cores ` +
+        `with the load generator and a relay; raw alone does not)`,
+    );
+    const floorServer = await startServer("floor_server.ts");
+    let floorCapacity: Awaited<ReturnType<typeof measuredRawCapacity>>;
+    try {
+      floorCapacity = await measuredRawCapacity({
+        files: calls.map((c) => c.files),
+        ladder,
+        seconds: quick ? 3 : 20,
+        threads: Math.max(1, workers),
+        dir,
+        spawn,
+        floor: floorServer,
+      });
+    } finally {
+      await stopServer(floorServer);
+    }
 
     const serverRtf = cpuUs / 1000 / audioMs;
     const threadRtf = (us: number | undefined) => us ? us / 1000 / audioMs : null;
@@ -597,6 +617,12 @@ async function enginePhase() {
       rawCapacitySteps: rawCapacity.steps,
       measuredRealtimeShareOfRaw: capacity.measuredRealtimeTracks /
         Math.max(1, rawCapacity.measuredRealtimeTracks),
+      // The platform's capacity: the same raw loops while the load generator plays the same calls
+      // to the floor server on the same cores, as it plays them to ours.
+      floorMeasuredRealtimeTracks: floorCapacity.measuredRealtimeTracks,
+      floorCapacitySteps: floorCapacity.steps,
+      measuredRealtimeShareOfFloor: capacity.measuredRealtimeTracks /
+        Math.max(1, floorCapacity.measuredRealtimeTracks),
       // And by thread (Linux): the decoder workers (sherpa-onnx plus µ-law decoding and
       // upsampling) against the raw loop, the event loop (relay, engine proxy, transcripts,
       // storage), the rest (garbage collector, I/O). Null without /proc or decoder workers.
@@ -834,6 +860,11 @@ const rows: Array<[string, string, string]> = [
     "tracks in real time (measured run), ours / raw",
     `${engine.measuredRealtimeTracks} / ${engine.rawMeasuredRealtimeTracks}`,
     "≥ 90%",
+  ],
+  [
+    "  ours / raw beside the floor server, fed by the same load generator",
+    `${engine.measuredRealtimeTracks} / ${engine.floorMeasuredRealtimeTracks}`,
+    "",
   ],
   ["  decoder threads / raw", `${f(engine.decoderThreadsRatio, 2)}×`, ""],
   [

@@ -65,6 +65,21 @@ Deno.test("SharedRing: messages come out whole and in order across the wrap-arou
   assert.throws(() => SharedRing.create(2), /Cannot create a ring of 2 bytes/);
 });
 
+Deno.test("SharedRing: messagesNow reads the messages there when called, not those written meanwhile", () => {
+  const ring = SharedRing.create(64);
+  ring.tryWrite(Uint8Array.of(1));
+  ring.tryWrite(Uint8Array.of(2, 2));
+  const read: number[] = [];
+  for (const message of ring.messagesNow()) {
+    read.push(message[0]);
+    // A writer that keeps up with the reader: there is always one more message.
+    ring.tryWrite(Uint8Array.of(read.length + 2));
+  }
+  assert.deepEqual(read, [1, 2]);
+  assert.deepEqual([...ring.messagesNow()].map((m) => m[0]), [3, 4]);
+  assert.deepEqual([...ring.messagesNow()], []);
+});
+
 Deno.test("SharedRing: a worker asleep in waitForMessage wakes on notify and reads what was written", async () => {
   const ring = SharedRing.create(1024);
   const source = `

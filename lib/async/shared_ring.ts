@@ -85,6 +85,21 @@ export class SharedRing {
   }
 
   /**
+   * The messages in the ring when called, oldest first, each read as it is
+   * taken; messages written meanwhile are left for the next call. A reader
+   * that must do something after each batch (a decoder worker counting what
+   * it decoded) then gets to it however fast the writer keeps writing.
+   */
+  *messagesNow(): Generator<Uint8Array> {
+    for (let unread = this.usedBytes; unread > 0;) {
+      const message = this.tryRead();
+      if (message === null) return;
+      unread -= LENGTH_BYTES + message.length;
+      yield message;
+    }
+  }
+
+  /**
    * Blocks this thread until a message is there to read (returns at once if
    * one is). Only where blocking is allowed: a Web Worker, not a main thread.
    */

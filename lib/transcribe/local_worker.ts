@@ -65,7 +65,19 @@ async function serve(decoder: LocalDecoder, ring: SharedRing, counters: Int32Arr
   for (;;) {
     ring.waitForMessage();
     let decodedBytes = 0;
-    for (let bytes = ring.tryRead(); bytes; bytes = ring.tryRead()) {
+    let audioCommands = 0;
+    /** The decoder queues the chunks the writes made ready and decodes them in a microtask. */
+    const decodeAndCount = async () => {
+      await null;
+      Atomics.add(counters, COUNTERS.decodedBytes, decodedBytes);
+      decodedBytes = 0;
+      audioCommands = 0;
+    };
+    // Only what is there now: read until the ring is empty, a worker that is behind (the engine
+    // writes every 20 ms) would never reach the count, and the engine would take all the audio
+    // since then for not yet decoded (the capacity run read 1 s more lag per second). And counted
+    // a hand-off at a time (a frame per track), not once for all a worker that is behind finds.
+    for (const bytes of ring.messagesNow()) {
       const command = decodeCommand(bytes);
       switch (command.op) {
         case "open": {
@@ -84,6 +96,7 @@ async function serve(decoder: LocalDecoder, ring: SharedRing, counters: Int32Arr
             tracks.get(command.id)?.write(command.mulaw);
           }
           decodedBytes += command.mulaw.length;
+          if (++audioCommands >= tracks.size) await decodeAndCount();
           break;
         case "close": {
           const track = tracks.get(command.id);
@@ -103,8 +116,6 @@ async function serve(decoder: LocalDecoder, ring: SharedRing, counters: Int32Arr
           return;
       }
     }
-    // The decoder queues the chunks the writes made ready and decodes them in a microtask.
-    await null;
-    Atomics.add(counters, COUNTERS.decodedBytes, decodedBytes);
+    await decodeAndCount();
   }
 }
