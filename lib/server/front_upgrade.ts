@@ -18,7 +18,7 @@ export function upgradeThroughFront(
 ): UpgradeStream {
   return (request, make, onClosed) => {
     // Set before the front reads a frame: the first read comes in a later turn.
-    let listener: SocketListener | undefined;
+    let listener: SocketListener | undefined = undefined;
     const stream = handoff.take(request, {
       onMessage: (data) => listener!.onMessage(data),
       onOversized: (bytes) => listener!.onOversized?.(bytes),
