@@ -96,18 +96,16 @@ export interface EchoBench {
   outboundWerOffline: { noEcho: number; echoCancelled: number; words: number };
   /**
    * The same delta from the live calls (their transcripts as the server made them): the
-   * simulator's timing moves it by a point or more from run to run (see `silenceFrames`).
+   * simulator's timing moves it by a point or more from run to run (see `silenceFrames`): where that silence falls moves the engine's chunks.
    */
   doubleTalkWerDeltaPointsLive: number;
   /** The live calls' delta against the call with no room at all (no echo, no background noise). */
   doubleTalkWerDeltaPointsVsNoRoom: number;
-  /** Frames the simulator played as silence for audio not yet come, summed over the calls. */
-  silenceFrames: {
-    noRoom: number;
-    noEcho: number;
-    echoCancelled: number;
-    echoNotCancelled: number;
-  };
+  /**
+   * Frames the simulator played as silence in the live calls' Outbound tracks for the bridge's
+   * audio not yet come (before its first frame, and for any late one), summed over the rooms.
+   */
+  silenceFrames: { noRoom: number; noEcho: number; echoCancelled: number };
   /** The live calls' Outbound WER. */
   outboundWer: {
     noEcho: number;
@@ -381,37 +379,54 @@ export interface OfflineCounts {
   words: number;
 }
 
-/**
- * Double talk measured without the live calls' timing: in each room, the bridge's Outbound
- * track (see {@link bridgeOutbound}) without echo (the speaker not heard) and with echo and the
- * canceller, each decoded on one thread at every {@link ALIGNMENTS_MS}; `print` gets each decode's
- * word diff, reply by reply.
- */
-export async function offlineDoubleTalk(
+/** One room's Outbound tracks as the bridge makes them, without echo and with the canceller. */
+export interface BridgedRoom {
+  spec: string;
+  noEcho: Uint8Array;
+  echoCancelled: Uint8Array;
+}
+
+/** The bridge's Outbound tracks of the conversation in each room (see {@link bridgeOutbound}). */
+export async function bridgedRooms(
   talk: Awaited<ReturnType<typeof conversation>>,
   microphone: Uint8Array,
   rooms: string[],
+): Promise<BridgedRoom[]> {
+  const speexdsp = await loadSpeexDsp();
+  const inbound = floatToMulaw(talk.inbound);
+  const made: BridgedRoom[] = [];
+  for (const spec of rooms) {
+    const room = parseRoomSettings(spec);
+    made.push({
+      spec,
+      noEcho: await bridgeOutbound(inbound, microphone, { ...room, gainDb: -Infinity }),
+      echoCancelled: await bridgeOutbound(inbound, microphone, room, speexdsp),
+    });
+  }
+  return made;
+}
+
+/**
+ * Double talk measured without the live calls' timing: each room's Outbound tracks without
+ * echo and with echo and the canceller, each decoded on one thread at every
+ * {@link ALIGNMENTS_MS}; `print` gets each decode's word diff, reply by reply.
+ */
+export async function offlineDoubleTalk(
+  talk: Awaited<ReturnType<typeof conversation>>,
+  rooms: BridgedRoom[],
   print: (name: string, errors: number, diff: string[]) => void,
 ): Promise<OfflineCounts> {
   const config = loadConfig({});
   const decoder = new LocalDecoder(await findModel(config), config.local);
-  const speexdsp = await loadSpeexDsp();
-  const inbound = floatToMulaw(talk.inbound);
   const counts: OfflineCounts = { noEcho: 0, echoCancelled: 0, words: 0 };
   const perCall = talk.replies.reduce((n, r) => n + normalizeWords(r.text).length, 0);
   try {
-    for (const spec of rooms) {
-      const room = parseRoomSettings(spec);
-      const calls = [
-        { key: "noEcho" as const, room: { ...room, gainDb: -Infinity }, speexdsp: undefined },
-        { key: "echoCancelled" as const, room, speexdsp },
-      ];
-      for (const c of calls) {
-        const outbound = await bridgeOutbound(inbound, microphone, c.room, c.speexdsp);
+    for (const room of rooms) {
+      for (const key of ["noEcho", "echoCancelled"] as const) {
         for (const leadMs of ALIGNMENTS_MS) {
-          const text = await decodeOffline(decoder, outbound, leadMs);
+          const text = await decodeOffline(decoder, room[key], leadMs);
           const { errors } = wordErrorRate(talk.outboundText, text);
-          counts[c.key] += errors;
+          counts[key] += errors;
           const diff = errorsByReply(talk.replies, text).filter((r) => r.diff.length > 0).map((
             r,
           ) =>
@@ -419,7 +434,7 @@ export async function offlineDoubleTalk(
               r.diff.join(" ")
             }`
           );
-          print(`${spec}, ${c.key}, offline +${leadMs} ms`, errors, diff);
+          print(`${room.spec}, ${key}, offline +${leadMs} ms`, errors, diff);
         }
       }
       counts.words += perCall * ALIGNMENTS_MS.length;
@@ -430,13 +445,33 @@ export async function offlineDoubleTalk(
   return counts;
 }
 
+/**
+ * How the live call's Outbound track differs from the bridge's frames: the frames it has that
+ * are not the bridge's next (the simulator's silence for audio not yet come), and how many of
+ * the bridge's frames it carries, in order.
+ */
+function inserted(live: Uint8Array, bridged: Uint8Array): { frames: number; found: number } {
+  let found = 0;
+  let frames = 0;
+  const total = bridged.length / FRAME_BYTES;
+  for (let at = 0; at + FRAME_BYTES <= live.length && found < total; at += FRAME_BYTES) {
+    const next = found * FRAME_BYTES;
+    let same = true;
+    for (let i = 0; i < FRAME_BYTES && same; i++) same = live[at + i] === bridged[next + i];
+    if (same) found++;
+    else frames++;
+  }
+  return { frames, found };
+}
+
 /** One simulated call of the conversation through an in-process server; its finals. */
 async function call(
   engine: TranscriberEngine,
   audio: { inbound: Uint8Array; outboundPath: string },
   env: Record<string, string>,
   room?: RoomSettings,
-): Promise<{ finals: Transcript[]; silenceFrames: number }> {
+  bridged?: Uint8Array,
+): Promise<LiveCall> {
   const token = crypto.randomUUID().replaceAll("-", "");
   const dataDir = await Deno.makeTempDir({ prefix: "callscribe-echo-bench-" });
   const config = loadConfig(
@@ -450,7 +485,25 @@ async function call(
     },
     { audioInput: audio.outboundPath, audioInputUnpaced: true, room },
   );
-  const server = await startServer(config, engine, memoryLogger());
+  // The Outbound audio as the engine gets it, to hold against the bridge's own frames.
+  const outbound: Uint8Array[] = [];
+  const heard: TranscriberEngine = {
+    name: engine.name,
+    open(name, sink, options) {
+      const track = engine.open(name, sink, options);
+      if (name !== "outbound") return track;
+      return {
+        write: (mulaw) => {
+          outbound.push(mulaw.slice());
+          track.write(mulaw);
+        },
+        close: () => track.close(),
+      };
+    },
+    whenCaughtUp: () => engine.whenCaughtUp(),
+    dispose: () => engine.dispose(),
+  };
+  const server = await startServer(config, heard, memoryLogger());
   const finals: Transcript[] = [];
   const callSid = makeSid("CA");
   server.registry.pipeline.publish((e) => {
@@ -459,9 +512,8 @@ async function call(
     }
   });
   const ended = server.registry.whenEnded(callSid);
-  let silenceFrames = 0;
   try {
-    const result = await simulateCall({
+    await simulateCall({
       serverUrl: server.url,
       calleeAudio: audio.inbound,
       authToken: token,
@@ -469,13 +521,21 @@ async function call(
       fast: true,
       caughtUp: engine.whenCaughtUp && (() => engine.whenCaughtUp!()),
     });
-    silenceFrames = result.framesSent - result.outboundFramesPlayed;
     await ended;
   } finally {
     await server.shutdown();
     await Deno.remove(dataDir, { recursive: true });
   }
-  return { finals, silenceFrames };
+  if (!bridged) return { finals, inserted: null };
+  const live = new Uint8Array(outbound.reduce((n, m) => n + m.length, 0));
+  outbound.reduce((at, m) => (live.set(m, at), at + m.length), 0);
+  return { finals, inserted: { ...inserted(live, bridged), of: bridged.length / FRAME_BYTES } };
+}
+
+/** A live call's finals, and its Outbound track against the bridge's frames when given. */
+interface LiveCall {
+  finals: Transcript[];
+  inserted: { frames: number; found: number; of: number } | null;
 }
 
 /** Words of the calls with the canceller on and off, summed over the rooms. */
@@ -484,8 +544,8 @@ interface CallCounts {
   words: number;
   duplicates: string[];
   /**
-   * Frames the simulator played as silence because the bridge's audio had not come yet (its
-   * first frame, and any late one): they move the rest of the track by 20 ms each.
+   * Frames the simulator played as silence because the bridge's audio had not come yet (before
+   * its first frame, and for any late one): each moves the rest of the track by 20 ms.
    */
   silenceFrames: number;
 }
@@ -532,7 +592,7 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
   const words = talk.replies.reduce((n, r) => n + normalizeWords(r.text).length, 0);
   /** One call's Outbound errors and duplicated words; prints its word diff, reply by reply. */
   const measure = (
-    { finals, silenceFrames }: { finals: Transcript[]; silenceFrames: number },
+    { finals, inserted }: LiveCall,
     name: string,
   ): CallCounts => {
     const text = track(finals, "outbound").map((t) => t.text).join(" ");
@@ -543,10 +603,14 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
     );
     progress(
       `echo: ${name}: Outbound ${errors} errors in ${words} words; ${duplicates.length} ` +
-        `duplicated [${duplicates.join(" ")}]; ${silenceFrames} frames of silence played for ` +
-        `late audio\n${lines.join("\n")}`,
+        `duplicated [${duplicates.join(" ")}]${
+          inserted
+            ? `; ${inserted.frames} frames of silence played for late audio, ${inserted.found} ` +
+              `of the bridge's ${inserted.of} frames found in order`
+            : ""
+        }\n${lines.join("\n")}`,
     );
-    return { errors, words, duplicates, silenceFrames };
+    return { errors, words, duplicates, silenceFrames: inserted?.frames ?? 0 };
   };
   const sum = (calls: CallCounts[]): CallCounts => ({
     errors: calls.reduce((n, c) => n + c.errors, 0),
@@ -554,23 +618,41 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
     duplicates: calls.flatMap((c) => c.duplicates),
     silenceFrames: calls.reduce((n, c) => n + c.silenceFrames, 0),
   });
+  // The bridge's own Outbound frames: the offline measure decodes them, and each live call's
+  // track is held against them.
+  const microphone = await microphoneAudio(outboundPath);
+  const bridged = await bridgedRooms(talk, microphone, callRooms);
+  const unroomed = new Uint8Array(Math.ceil(microphone.length / FRAME_BYTES) * FRAME_BYTES)
+    .fill(MULAW_SILENCE);
+  unroomed.set(microphone);
   try {
-    const noRoom = measure(await call(engine, audio, {}), "no room");
+    const noRoom = measure(await call(engine, audio, {}, undefined, unroomed), "no room");
     const quiet: CallCounts[] = [];
     const on: CallCounts[] = [];
     const off: CallCounts[] = [];
-    for (const spec of callRooms) {
+    for (const [i, spec] of callRooms.entries()) {
       const room = parseRoomSettings(spec);
       // The same call in the same room, its background noise included, with the speaker not
       // heard (a headset): the call with no echo the canceller is held against.
       quiet.push(
         measure(
-          await call(engine, audio, { AEC: "off" }, { ...room, gainDb: -Infinity }),
+          await call(
+            engine,
+            audio,
+            { AEC: "off" },
+            { ...room, gainDb: -Infinity },
+            bridged[i].noEcho,
+          ),
           `${spec}, no echo`,
         ),
       );
       off.push(measure(await call(engine, audio, { AEC: "off" }, room), `${spec}, canceller off`));
-      on.push(measure(await call(engine, audio, { AEC: "on" }, room), `${spec}, canceller on`));
+      on.push(
+        measure(
+          await call(engine, audio, { AEC: "on" }, room, bridged[i].echoCancelled),
+          `${spec}, canceller on`,
+        ),
+      );
     }
     const [quietAll, onAll, offAll] = [sum(quiet), sum(on), sum(off)];
     // The laptop user's own words that an inbound final happens to share ("the", "and") are
@@ -591,8 +673,7 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
     );
     const offline = await offlineDoubleTalk(
       talk,
-      await microphoneAudio(outboundPath),
-      callRooms,
+      bridged,
       (name, errors, diff) =>
         progress(`echo: ${name}: Outbound ${errors} errors in ${words} words\n${diff.join("\n")}`),
     );
@@ -612,7 +693,6 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
         noRoom: noRoom.silenceFrames,
         noEcho: quietAll.silenceFrames,
         echoCancelled: onAll.silenceFrames,
-        echoNotCancelled: offAll.silenceFrames,
       },
       outboundWer: wer,
       outboundWords: { perCall: words, cancelled: onAll.words },
