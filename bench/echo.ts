@@ -25,7 +25,7 @@
  *    and a call's errors by several words. The Outbound audio of each room's
  *    calls without echo and with the canceller, made by the bridge itself
  *    (byte for byte what the live call carries after its leading silence),
- *    is decoded on one thread after 0, 107 and 213 ms of silence; the errors
+ *    is decoded on one thread after 0 to 280 ms of silence (8 places); the errors
  *    are summed. The live calls' delta is reported beside it.
  *
  * `deno run -P=app bench/echo.ts [--quick] [--out bench/results.json]` runs it alone and
@@ -89,7 +89,7 @@ export interface EchoBench {
    * Outbound WER with echo and the canceller, minus the same calls without echo (the same
    * rooms, their noise included, the speaker not heard), in points: the Outbound audio each
    * call carries, made by the bridge (see {@link bridgeOutbound}) and decoded on one thread at
-   * three chunk alignments ({@link offlineDoubleTalk}), so the same code gives the same figure.
+   * eight chunk alignments ({@link offlineDoubleTalk}), so the same code gives the same figure.
    */
   doubleTalkWerDeltaPoints: number;
   /** Its Outbound WER with echo and the canceller, and without echo, over its decodes. */
@@ -350,11 +350,12 @@ export async function bridgeOutbound(
 }
 
 /**
- * Leading silence before a track decoded offline, ms: three places for the model's 320 ms
- * chunk boundaries, as bench/latency_offline.ts uses (one place moves a track's errors by a
- * few words either way).
+ * Leading silence before a track decoded offline, ms: eight places 40 ms apart across the
+ * model's 320 ms chunk. Where the chunks fall moves a call's errors by several words either
+ * way (the rooms without echo: 38 to 55 errors of 347); the three places of
+ * bench/latency_offline.ts put one room's delta at +0.9 points where these eight put it at +1.6.
  */
-const ALIGNMENTS_MS = [0, 107, 213];
+const ALIGNMENTS_MS = [0, 40, 80, 120, 160, 200, 240, 280];
 
 /** The Outbound finals' text of `mulaw` decoded on this thread after `leadMs` of silence. */
 async function decodeOffline(decoder: LocalDecoder, mulaw: Uint8Array, leadMs: number) {
