@@ -20,6 +20,13 @@
  *    beyond those the room without echo has, the laptop user's own words that
  *    coincide, is reported too). Each call's word diff is printed, reply by
  *    reply.
+ * 4. The double-talk target itself without the live calls' timing: where the
+ *    simulator plays silence for audio not yet come moves the engine's chunks
+ *    and a call's errors by several words. The Outbound audio of each room's
+ *    calls without echo and with the canceller, made by the bridge itself
+ *    (byte for byte what the live call carries after its leading silence),
+ *    is decoded on one thread after 0 to 280 ms of silence (8 places); the errors
+ *    are summed. The live calls' delta is reported beside it.
  *
  * `deno run -P=app bench/echo.ts [--quick] [--out bench/results.json]` runs it alone and
  * writes its `echo` entry into the results; `bench/run.ts` runs it too.
@@ -28,8 +35,14 @@
  */
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
-import { floatToMulaw, mulawDecode, mulawToFloat32 } from "../lib/audio/mulaw.ts";
-import { readWavFile, resample, writeWav } from "../lib/audio/wav.ts";
+import { floatToMulaw, MULAW_SILENCE, mulawDecode, mulawToFloat32 } from "../lib/audio/mulaw.ts";
+import { readWavFile, resample, toCallAudio, writeWav } from "../lib/audio/wav.ts";
+import { FRAME_BYTES, splitFrames } from "../lib/audio/framing.ts";
+import { AudioBridge } from "../lib/laptop_audio/bridge.ts";
+import { capturePlans } from "../lib/laptop_audio/devices.ts";
+import { findFfmpeg } from "../lib/laptop_audio/find_ffmpeg.ts";
+import { LocalDecoder } from "../lib/transcribe/local_decoder.ts";
+import { decodeBase64 } from "../lib/twilio/base64.ts";
 import { EchoCanceller, type EchoCancellerOptions } from "../lib/laptop_audio/echo_canceller.ts";
 import {
   ALIGNED_FILTER_LENGTH,
@@ -41,7 +54,7 @@ import { parseRoomSettings, type RoomSettings, SimulatedRoom } from "../lib/lapt
 import { alignWords, normalizeWords, wordErrorRate } from "../lib/metrics/wer.ts";
 import { duplicatedWords } from "../lib/metrics/duplicated_words.ts";
 import { loadConfig } from "../app/config.ts";
-import { createEngine } from "../app/engine.ts";
+import { createEngine, findModel } from "../app/engine.ts";
 import { startServer } from "../app/start_server.ts";
 import { memoryLogger } from "../lib/log.ts";
 import { makeSid, simulateCall } from "../lib/sim/twilio_sim.ts";
@@ -74,11 +87,26 @@ export interface EchoBench {
   erleDbP50WithNoise: number;
   /**
    * Outbound WER with echo and the canceller, minus the same calls without echo (the same
-   * rooms, their noise included, the speaker not heard), in points.
+   * rooms, their noise included, the speaker not heard), in points: the Outbound audio each
+   * call carries, made by the bridge (see {@link bridgeOutbound}) and decoded on one thread at
+   * eight chunk alignments ({@link offlineDoubleTalk}), so the same code gives the same figure.
    */
   doubleTalkWerDeltaPoints: number;
-  /** The same against the call with no room at all (no echo, no background noise). */
+  /** Its Outbound WER with echo and the canceller, and without echo, over its decodes. */
+  outboundWerOffline: { noEcho: number; echoCancelled: number; words: number };
+  /**
+   * The same delta from the live calls (their transcripts as the server made them): the
+   * simulator's timing moves it by a point or more from run to run (see `silenceFrames`): where that silence falls moves the engine's chunks.
+   */
+  doubleTalkWerDeltaPointsLive: number;
+  /** The live calls' delta against the call with no room at all (no echo, no background noise). */
   doubleTalkWerDeltaPointsVsNoRoom: number;
+  /**
+   * Frames the simulator played as silence in the live calls' Outbound tracks for the bridge's
+   * audio not yet come (before its first frame, and for any late one), summed over the rooms.
+   */
+  silenceFrames: { noRoom: number; noEcho: number; echoCancelled: number };
+  /** The live calls' Outbound WER. */
   outboundWer: {
     noEcho: number;
     noRoom: number;
@@ -263,13 +291,188 @@ export async function erleInRoom(
   return { erle, cpuMs, audioMs: far.length / 8 };
 }
 
+/**
+ * The laptop user's track as the bridge reads it from `path` for a call: ffmpeg's µ-law, as the
+ * live calls' microphone has it (in-process where there is no ffmpeg, as the bridge does then).
+ */
+export async function microphoneAudio(path: string): Promise<Uint8Array> {
+  const found = await findFfmpeg();
+  if (!found.path) return toCallAudio(await readWavFile(path));
+  const [plan] = await capturePlans({ kind: "file", path });
+  const run = await new Deno.Command(found.path, { args: plan.args, stdout: "piped" }).output();
+  if (!run.success) throw new Error(`Cannot decode ${path} with ${found.path}: ffmpeg failed`);
+  return run.stdout;
+}
+
+/**
+ * The Outbound track the bridge sends in a call in `room`, with no clock: the laptop user's
+ * frames queued first, then the phone party's played one by one, so each microphone frame is
+ * made as the live call makes it (once the speaker has played 2 frames past it) and cancelled
+ * with `speexdsp` if given. A live call carries exactly these frames, after the silence the
+ * simulator plays while the bridge's first frame is on its way, and any it plays when a frame
+ * comes late (its timing: where they fall moves the engine's chunks, and the call's errors).
+ */
+export async function bridgeOutbound(
+  inbound: Uint8Array,
+  microphone: Uint8Array,
+  room: RoomSettings,
+  speexdsp?: WebAssembly.Module,
+): Promise<Uint8Array> {
+  const frames: Uint8Array[] = [];
+  const stream = {
+    callSid: "CA-echo-bench",
+    streamSid: "MZ-echo-bench",
+    send(text: string) {
+      const message = JSON.parse(text);
+      if (message.event === "media") frames.push(decodeBase64(message.media.payload));
+    },
+  };
+  const bridge = new AudioBridge(stream, {
+    input: { kind: "file", path: "conversation.wav" },
+    output: { kind: "none" },
+    ffmpeg: "ffmpeg",
+    log: memoryLogger(),
+    unpacedFileInput: true,
+    decodedInput: microphone,
+    speexdsp,
+    room,
+  });
+  // The microphone's frames are handed over asynchronously: all of them first.
+  const micFrames = Math.ceil(microphone.length / FRAME_BYTES);
+  while (bridge.stats().framesSent < micFrames) await new Promise((r) => setTimeout(r, 0));
+  const silence = new Uint8Array(FRAME_BYTES).fill(MULAW_SILENCE);
+  // As the simulator plays it: the phone party, then 1 s of silence.
+  for (const frame of [...splitFrames(inbound), ...Array(50).fill(silence)]) bridge.play(frame);
+  await bridge.close();
+  const out = new Uint8Array(frames.length * FRAME_BYTES);
+  frames.forEach((frame, i) => out.set(frame, i * FRAME_BYTES));
+  return out;
+}
+
+/**
+ * Leading silence before a track decoded offline, ms: eight places 40 ms apart across the
+ * model's 320 ms chunk. Where the chunks fall moves a call's errors by several words either
+ * way (the rooms without echo: 38 to 55 errors of 347); the three places of
+ * bench/latency_offline.ts put one room's delta at +0.9 points where these eight put it at +1.6.
+ */
+const ALIGNMENTS_MS = [0, 40, 80, 120, 160, 200, 240, 280];
+
+/** The Outbound finals' text of `mulaw` decoded on this thread after `leadMs` of silence. */
+async function decodeOffline(decoder: LocalDecoder, mulaw: Uint8Array, leadMs: number) {
+  const track = new Uint8Array(leadMs * 8 + mulaw.length).fill(MULAW_SILENCE);
+  track.set(mulaw, leadMs * 8);
+  const finals: string[] = [];
+  const transcriber = decoder.open("outbound", {
+    onTranscript: (t) => t.type === "final" && finals.push(t.text),
+  });
+  for (let at = 0; at < track.length; at += FRAME_BYTES) {
+    transcriber.write(track.subarray(at, at + FRAME_BYTES));
+  }
+  await transcriber.close();
+  return finals.join(" ");
+}
+
+/** Outbound errors of the calls decoded offline, each room and alignment summed. */
+export interface OfflineCounts {
+  noEcho: number;
+  echoCancelled: number;
+  /** Reference words over those decodes (of each condition). */
+  words: number;
+}
+
+/** One room's Outbound tracks as the bridge makes them, without echo and with the canceller. */
+export interface BridgedRoom {
+  spec: string;
+  noEcho: Uint8Array;
+  echoCancelled: Uint8Array;
+}
+
+/** The bridge's Outbound tracks of the conversation in each room (see {@link bridgeOutbound}). */
+export async function bridgedRooms(
+  talk: Awaited<ReturnType<typeof conversation>>,
+  microphone: Uint8Array,
+  rooms: string[],
+): Promise<BridgedRoom[]> {
+  const speexdsp = await loadSpeexDsp();
+  const inbound = floatToMulaw(talk.inbound);
+  const made: BridgedRoom[] = [];
+  for (const spec of rooms) {
+    const room = parseRoomSettings(spec);
+    made.push({
+      spec,
+      noEcho: await bridgeOutbound(inbound, microphone, { ...room, gainDb: -Infinity }),
+      echoCancelled: await bridgeOutbound(inbound, microphone, room, speexdsp),
+    });
+  }
+  return made;
+}
+
+/**
+ * Double talk measured without the live calls' timing: each room's Outbound tracks without
+ * echo and with echo and the canceller, each decoded on one thread at every
+ * {@link ALIGNMENTS_MS}; `print` gets each decode's word diff, reply by reply.
+ */
+export async function offlineDoubleTalk(
+  talk: Awaited<ReturnType<typeof conversation>>,
+  rooms: BridgedRoom[],
+  print: (name: string, errors: number, diff: string[]) => void,
+): Promise<OfflineCounts> {
+  const config = loadConfig({});
+  const decoder = new LocalDecoder(await findModel(config), config.local);
+  const counts: OfflineCounts = { noEcho: 0, echoCancelled: 0, words: 0 };
+  const perCall = talk.replies.reduce((n, r) => n + normalizeWords(r.text).length, 0);
+  try {
+    for (const room of rooms) {
+      for (const key of ["noEcho", "echoCancelled"] as const) {
+        for (const leadMs of ALIGNMENTS_MS) {
+          const text = await decodeOffline(decoder, room[key], leadMs);
+          const { errors } = wordErrorRate(talk.outboundText, text);
+          counts[key] += errors;
+          const diff = errorsByReply(talk.replies, text).filter((r) => r.diff.length > 0).map((
+            r,
+          ) =>
+            `  ${r.reply.atS.toFixed(1)} s ${r.reply.overlapped ? "over" : "after"}: ${
+              r.diff.join(" ")
+            }`
+          );
+          print(`${room.spec}, ${key}, offline +${leadMs} ms`, errors, diff);
+        }
+      }
+      counts.words += perCall * ALIGNMENTS_MS.length;
+    }
+  } finally {
+    await decoder.dispose();
+  }
+  return counts;
+}
+
+/**
+ * How the live call's Outbound track differs from the bridge's frames: the frames it has that
+ * are not the bridge's next (the simulator's silence for audio not yet come), and how many of
+ * the bridge's frames it carries, in order.
+ */
+function inserted(live: Uint8Array, bridged: Uint8Array): { frames: number; found: number } {
+  let found = 0;
+  let frames = 0;
+  const total = bridged.length / FRAME_BYTES;
+  for (let at = 0; at + FRAME_BYTES <= live.length && found < total; at += FRAME_BYTES) {
+    const next = found * FRAME_BYTES;
+    let same = true;
+    for (let i = 0; i < FRAME_BYTES && same; i++) same = live[at + i] === bridged[next + i];
+    if (same) found++;
+    else frames++;
+  }
+  return { frames, found };
+}
+
 /** One simulated call of the conversation through an in-process server; its finals. */
 async function call(
   engine: TranscriberEngine,
   audio: { inbound: Uint8Array; outboundPath: string },
   env: Record<string, string>,
   room?: RoomSettings,
-): Promise<Transcript[]> {
+  bridged?: Uint8Array,
+): Promise<LiveCall> {
   const token = crypto.randomUUID().replaceAll("-", "");
   const dataDir = await Deno.makeTempDir({ prefix: "callscribe-echo-bench-" });
   const config = loadConfig(
@@ -283,7 +486,25 @@ async function call(
     },
     { audioInput: audio.outboundPath, audioInputUnpaced: true, room },
   );
-  const server = await startServer(config, engine, memoryLogger());
+  // The Outbound audio as the engine gets it, to hold against the bridge's own frames.
+  const outbound: Uint8Array[] = [];
+  const heard: TranscriberEngine = {
+    name: engine.name,
+    open(name, sink, options) {
+      const track = engine.open(name, sink, options);
+      if (name !== "outbound") return track;
+      return {
+        write: (mulaw) => {
+          outbound.push(mulaw.slice());
+          track.write(mulaw);
+        },
+        close: () => track.close(),
+      };
+    },
+    whenCaughtUp: () => engine.whenCaughtUp(),
+    dispose: () => engine.dispose(),
+  };
+  const server = await startServer(config, heard, memoryLogger());
   const finals: Transcript[] = [];
   const callSid = makeSid("CA");
   server.registry.pipeline.publish((e) => {
@@ -306,7 +527,16 @@ async function call(
     await server.shutdown();
     await Deno.remove(dataDir, { recursive: true });
   }
-  return finals;
+  if (!bridged) return { finals, inserted: null };
+  const live = new Uint8Array(outbound.reduce((n, m) => n + m.length, 0));
+  outbound.reduce((at, m) => (live.set(m, at), at + m.length), 0);
+  return { finals, inserted: { ...inserted(live, bridged), of: bridged.length / FRAME_BYTES } };
+}
+
+/** A live call's finals, and its Outbound track against the bridge's frames when given. */
+interface LiveCall {
+  finals: Transcript[];
+  inserted: { frames: number; found: number; of: number } | null;
 }
 
 /** Words of the calls with the canceller on and off, summed over the rooms. */
@@ -314,6 +544,11 @@ interface CallCounts {
   errors: number;
   words: number;
   duplicates: string[];
+  /**
+   * Frames the simulator played as silence because the bridge's audio had not come yet (before
+   * its first frame, and for any late one): each moves the rest of the track by 20 ms.
+   */
+  silenceFrames: number;
 }
 
 /**
@@ -357,7 +592,10 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
   const track = (finals: Transcript[], name: string) => finals.filter((t) => t.track === name);
   const words = talk.replies.reduce((n, r) => n + normalizeWords(r.text).length, 0);
   /** One call's Outbound errors and duplicated words; prints its word diff, reply by reply. */
-  const measure = (finals: Transcript[], name: string): CallCounts => {
+  const measure = (
+    { finals, inserted }: LiveCall,
+    name: string,
+  ): CallCounts => {
     const text = track(finals, "outbound").map((t) => t.text).join(" ");
     const { errors } = wordErrorRate(talk.outboundText, text);
     const duplicates = duplicatedWords(track(finals, "inbound"), track(finals, "outbound"));
@@ -366,32 +604,56 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
     );
     progress(
       `echo: ${name}: Outbound ${errors} errors in ${words} words; ${duplicates.length} ` +
-        `duplicated [${duplicates.join(" ")}]\n${lines.join("\n")}`,
+        `duplicated [${duplicates.join(" ")}]${
+          inserted
+            ? `; ${inserted.frames} frames of silence played for late audio, ${inserted.found} ` +
+              `of the bridge's ${inserted.of} frames found in order`
+            : ""
+        }\n${lines.join("\n")}`,
     );
-    return { errors, words, duplicates };
+    return { errors, words, duplicates, silenceFrames: inserted?.frames ?? 0 };
   };
   const sum = (calls: CallCounts[]): CallCounts => ({
     errors: calls.reduce((n, c) => n + c.errors, 0),
     words: calls.reduce((n, c) => n + c.words, 0),
     duplicates: calls.flatMap((c) => c.duplicates),
+    silenceFrames: calls.reduce((n, c) => n + c.silenceFrames, 0),
   });
+  // The bridge's own Outbound frames: the offline measure decodes them, and each live call's
+  // track is held against them.
+  const microphone = await microphoneAudio(outboundPath);
+  const bridged = await bridgedRooms(talk, microphone, callRooms);
+  const unroomed = new Uint8Array(Math.ceil(microphone.length / FRAME_BYTES) * FRAME_BYTES)
+    .fill(MULAW_SILENCE);
+  unroomed.set(microphone);
   try {
-    const noRoom = measure(await call(engine, audio, {}), "no room");
+    const noRoom = measure(await call(engine, audio, {}, undefined, unroomed), "no room");
     const quiet: CallCounts[] = [];
     const on: CallCounts[] = [];
     const off: CallCounts[] = [];
-    for (const spec of callRooms) {
+    for (const [i, spec] of callRooms.entries()) {
       const room = parseRoomSettings(spec);
       // The same call in the same room, its background noise included, with the speaker not
       // heard (a headset): the call with no echo the canceller is held against.
       quiet.push(
         measure(
-          await call(engine, audio, { AEC: "off" }, { ...room, gainDb: -Infinity }),
+          await call(
+            engine,
+            audio,
+            { AEC: "off" },
+            { ...room, gainDb: -Infinity },
+            bridged[i].noEcho,
+          ),
           `${spec}, no echo`,
         ),
       );
       off.push(measure(await call(engine, audio, { AEC: "off" }, room), `${spec}, canceller off`));
-      on.push(measure(await call(engine, audio, { AEC: "on" }, room), `${spec}, canceller on`));
+      on.push(
+        measure(
+          await call(engine, audio, { AEC: "on" }, room, bridged[i].echoCancelled),
+          `${spec}, canceller on`,
+        ),
+      );
     }
     const [quietAll, onAll, offAll] = [sum(quiet), sum(on), sum(off)];
     // The laptop user's own words that an inbound final happens to share ("the", "and") are
@@ -407,12 +669,32 @@ export async function echoPhase(options: { quick?: boolean } = {}): Promise<Echo
       echoCancelled: onAll.errors / onAll.words,
       echoNotCancelled: offAll.errors / offAll.words,
     };
+    progress(
+      `echo: the Outbound tracks again, decoded offline at ${ALIGNMENTS_MS.length} alignments`,
+    );
+    const offline = await offlineDoubleTalk(
+      talk,
+      bridged,
+      (name, errors, diff) =>
+        progress(`echo: ${name}: Outbound ${errors} errors in ${words} words\n${diff.join("\n")}`),
+    );
     return {
       erleDbP50: quantile(all, 0.5),
       erleDbByRoom: byRoom,
       erleDbP50WithNoise: quantile(withNoise, 0.5),
-      doubleTalkWerDeltaPoints: (wer.echoCancelled - wer.noEcho) * 100,
+      doubleTalkWerDeltaPoints: (100 * (offline.echoCancelled - offline.noEcho)) / offline.words,
+      outboundWerOffline: {
+        noEcho: offline.noEcho / offline.words,
+        echoCancelled: offline.echoCancelled / offline.words,
+        words: offline.words,
+      },
+      doubleTalkWerDeltaPointsLive: (wer.echoCancelled - wer.noEcho) * 100,
       doubleTalkWerDeltaPointsVsNoRoom: (wer.echoCancelled - wer.noRoom) * 100,
+      silenceFrames: {
+        noRoom: noRoom.silenceFrames,
+        noEcho: quietAll.silenceFrames,
+        echoCancelled: onAll.silenceFrames,
+      },
       outboundWer: wer,
       outboundWords: { perCall: words, cancelled: onAll.words },
       callRooms,
@@ -451,14 +733,22 @@ if (import.meta.main) {
       `ERLE median (far end alone, after 2 s, room noise off): ${f(echo.erleDbP50)} dB ` +
       `(target ≥ 25); with the room noise on: ${f(echo.erleDbP50WithNoise)} dB`,
       ...Object.entries(echo.erleDbByRoom).map(([room, db]) => `  ${room}: ${f(db)} dB`),
-      `Outbound WER in double talk: ${f(echo.outboundWer.echoCancelled * 100)} % with echo and ` +
+      `Outbound WER in double talk, decoded offline: ${
+        f(echo.outboundWerOffline.echoCancelled * 100)
+      } % with echo and the canceller, ${
+        f(echo.outboundWerOffline.noEcho * 100)
+      } % the same rooms without echo: delta ${f(echo.doubleTalkWerDeltaPoints)} points ` +
+      `(target ≤ 2; ${echo.outboundWerOffline.words} words each)`,
+      `  live calls: ${f(echo.outboundWer.echoCancelled * 100)} % with echo and ` +
       `the canceller, ${f(echo.outboundWer.noEcho * 100)} % the same rooms without echo, ` +
       `${f(echo.outboundWer.echoNotCancelled * 100)} % canceller off: delta ` +
-      `${f(echo.doubleTalkWerDeltaPoints)} points (target ≤ 2); against no room ` +
+      `${f(echo.doubleTalkWerDeltaPointsLive)} points; against no room ` +
       `(${f(echo.outboundWer.noRoom * 100)} %): ${
         f(echo.doubleTalkWerDeltaPointsVsNoRoom)
       } points; ` +
-      `${echo.outboundWords.cancelled} words with the canceller in ${echo.callRooms.length} room(s)`,
+      `${echo.outboundWords.cancelled} words with the canceller in ${echo.callRooms.length} ` +
+      `room(s); silence played for late audio: ${echo.silenceFrames.echoCancelled} frames ` +
+      `with the canceller, ${echo.silenceFrames.noEcho} without echo`,
       `Inbound words found again in the Outbound transcript: ${echo.duplicateWords.echoNotCancelled} ` +
       `canceller off, ${echo.duplicateWords.echoCancelled} on, ${echo.duplicateWords.noEcho} ` +
       `without echo: cut ${
