@@ -300,15 +300,13 @@ Deno.test({
   ignore: Deno.build.os !== "linux",
   fn: async () => {
     const dataDir = await Deno.makeTempDir({ prefix: "callscribe-first-hour-" });
-    const { child, lines, done } = collectLines(
-      new Deno.Command("setsid", {
-        args: [Deno.execPath(), "task", "demo"],
-        cwd: ROOT,
-        env: { NO_COLOR: "1", DATA_DIR: dataDir },
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn(),
-    );
+    const { child, lines, done } = collectLines(spawnInOwnGroup({
+      args: [Deno.execPath(), "task", "demo"],
+      cwd: ROOT,
+      env: { NO_COLOR: "1", DATA_DIR: dataDir },
+      stdout: "piped",
+      stderr: "piped",
+    }));
     await until("a first line of the transcript", () => lines.stdout.length >= 1);
     // setsid made the task a group leader: its pid is the group's id.
     Deno.kill(-child.pid, "SIGINT");
@@ -351,3 +349,16 @@ Deno.test("mistakes: a stream URL the simulator cannot reach (the server's PUBLI
     await server.status;
   }
 });
+
+/** Starts `setsid` with `options` (a process group of its own); a clear error when it is missing. */
+function spawnInOwnGroup(options: Deno.CommandOptions): Deno.ChildProcess {
+  try {
+    return new Deno.Command("setsid", options).spawn();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    throw new Error(
+      "Cannot run the Ctrl-C test: setsid is not installed. Install util-linux " +
+        "(apt install util-linux), which every Debian and Ubuntu base system has.",
+    );
+  }
+}
