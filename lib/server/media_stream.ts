@@ -21,6 +21,7 @@ import type { SocketListener, StreamSocket } from "./stream_socket.ts";
 import { parseKeytermList } from "../transcribe/keyterms.ts";
 import { decodeBase64 } from "../twilio/base64.ts";
 import { type MediaBytes, readMediaBytes } from "../twilio/media_bytes.ts";
+import { PayloadSlab } from "../twilio/payload_slab.ts";
 import { parseTwilioMessage, ProtocolError, type StartMessage } from "../twilio/protocol.ts";
 
 /** Which of the two streams of a call this is. */
@@ -78,6 +79,8 @@ export abstract class MediaStreamHandler implements SocketListener {
   #lastMessageAt = performance.now();
   #idleTimer: ReturnType<typeof setInterval>;
   #unsentChecks = 0;
+  /** Space for the audio of the media messages read from their bytes. */
+  readonly #payloads = new PayloadSlab();
 
   constructor(options: MediaStreamOptions) {
     this.options = options;
@@ -150,7 +153,7 @@ export abstract class MediaStreamHandler implements SocketListener {
    */
   readText(bytes: Uint8Array): boolean {
     if (this.#closed) return true;
-    const media = readMediaBytes(bytes);
+    const media = readMediaBytes(bytes, this.#payloads);
     if (!media) return false;
     this.#messages++;
     try {

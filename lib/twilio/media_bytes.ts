@@ -15,6 +15,7 @@
  * @module
  */
 import type { MediaTrack } from "./protocol.ts";
+import type { PayloadSlab } from "./payload_slab.ts";
 
 /** A media message's audio, read by {@link readMediaBytes}. */
 export interface MediaBytes {
@@ -22,7 +23,7 @@ export interface MediaBytes {
   track: MediaTrack;
   chunk: number;
   timestamp: number;
-  /** The decoded µ-law bytes (its own copy). */
+  /** The decoded µ-law bytes (the caller's: never written again). */
   payload: Uint8Array;
 }
 
@@ -75,10 +76,11 @@ const SCAN_STARTS = new Int32Array(8);
 const SCAN_ENDS = new Int32Array(8);
 
 /**
- * Reads a media message from the bytes of a text frame; null when the
- * bytes are not a media message in its plain form (then parse the text).
+ * Reads a media message from the bytes of a text frame, its audio decoded
+ * into space from `slab`; null when the bytes are not a media message in
+ * its plain form (then parse the text).
  */
-export function readMediaBytes(bytes: Uint8Array): MediaBytes | null {
+export function readMediaBytes(bytes: Uint8Array, slab: PayloadSlab): MediaBytes | null {
   const scan: Scan = { at: 0, seen: 0, starts: SCAN_STARTS, ends: SCAN_ENDS };
   if (!object(bytes, scan, OUTER, true)) return null;
   if (whitespace(bytes, scan.at) !== bytes.length) return null;
@@ -94,7 +96,7 @@ export function readMediaBytes(bytes: Uint8Array): MediaBytes | null {
   const chunk = digits(bytes, scan, "chunk");
   const timestamp = digits(bytes, scan, "timestamp");
   if (sequenceNumber < 0 || chunk < 0 || timestamp < 0) return null;
-  const payload = base64(bytes, scan.starts[slot("payload")], scan.ends[slot("payload")]);
+  const payload = base64(bytes, scan.starts[slot("payload")], scan.ends[slot("payload")], slab);
   if (payload === null) return null;
   return { sequenceNumber, track, chunk, timestamp, payload };
 }
@@ -206,12 +208,17 @@ function digits(bytes: Uint8Array, scan: Scan, key: Key): number {
 }
 
 /** Canonical base64 in `[start, end)` decoded (padded to a multiple of 4); null otherwise. */
-function base64(bytes: Uint8Array, start: number, end: number): Uint8Array | null {
+function base64(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  slab: PayloadSlab,
+): Uint8Array | null {
   const length = end - start;
   if (length % 4 !== 0) return null;
   let padding = 0;
   if (length > 0 && bytes[end - 1] === 0x3d) padding = bytes[end - 2] === 0x3d ? 2 : 1;
-  const out = new Uint8Array((length / 4) * 3 - padding);
+  const out = slab.take((length / 4) * 3 - padding);
   let o = 0;
   const whole = end - (padding > 0 ? 4 : 0);
   for (let i = start; i < whole; i += 4) {
