@@ -6,13 +6,15 @@
  * against 0.1 µs for a view.
  *
  * Each view is the caller's for good: a block is only ever appended to, and
- * lives while any of its views does.
+ * lives while any of its views does. Blocks are small (a dozen frames) so
+ * that one is garbage before it leaves the young generation: a block that
+ * outlived it would wait for a full collection to be freed.
  *
  * @module
  */
 
-/** Bytes per block: about half a second of a call's two tracks. */
-const BLOCK_BYTES = 8192;
+/** Bytes per block: a dozen frames. */
+const BLOCK_BYTES = 2048;
 
 /** Hands out fresh byte arrays as views of shared, append-only blocks. */
 export class PayloadSlab {
