@@ -191,3 +191,44 @@ Deno.test("what is sent to a peer that does not read is counted as unsent", asyn
   await settle();
   assert.equal(socket.unsentBytes, 0);
 });
+
+Deno.test("a listener that reads text from its bytes gets them unmasked, and declines the rest to onMessage", async () => {
+  const read: string[] = [];
+  const messages: Array<string | Uint8Array> = [];
+  const written: Uint8Array[] = [];
+  const socket = new FrontWebSocket(KEY, {
+    write: (bytes) => {
+      written.push(bytes.slice());
+      return Promise.resolve();
+    },
+    end: () => {},
+    onMessage: (data) => messages.push(data),
+    // Takes messages that start with "take", straight from the bytes.
+    readText: (bytes) => {
+      const message = new TextDecoder().decode(bytes);
+      if (!message.startsWith("take")) return false;
+      read.push(message);
+      return true;
+    },
+    onOversized: () => {},
+    onClose: () => {},
+    maxMessageBytes: 1024,
+  });
+  socket.receive(clientFrame(1, text("take one")));
+  socket.receive(clientFrame(1, text("leave this")));
+  // Fragmented: read whole, once.
+  socket.receive(clientFrame(1, text("take "), { fin: false }));
+  socket.receive(clientFrame(0, text("two")));
+  assert.deepEqual(read, ["take one", "take two"]);
+  assert.deepEqual(messages, ["leave this"]);
+  // What is declined is still checked as UTF-8: invalid bytes close the stream with 1007.
+  await settle();
+  const before = written.length;
+  socket.receive(clientFrame(1, Uint8Array.of(0xc3, 0x28)));
+  await settle();
+  assert.deepEqual(messages, ["leave this"]);
+  assert.equal(written.length, before + 1);
+  const close = written[before];
+  assert.equal(close[0], 0x88);
+  assert.equal((close[2] << 8) | close[3], 1007);
+});

@@ -18,6 +18,7 @@ import {
   stereoWavHeader,
   takeLock,
 } from "../lib/recording/recording_file.ts";
+import { CallRecorder } from "../lib/recording/call_recorder.ts";
 import { Recordings } from "../lib/recording/recordings.ts";
 import { loadCallAudio, saveCallAudio } from "../lib/store/call_audio.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
@@ -377,6 +378,58 @@ Deno.test("recorder: a long gap is written batch by batch and stays aligned; the
     assert.equal(both.left[150_040 * 8], 0);
   } finally {
     await recordings.settled();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("recorder: a track that lags the other keeps its queued audio intact while blocks are reused", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "callscribe-recorder-" });
+  const path = `${dir}/call.wav`;
+  // Flushes every 200 ms of wall time, while the turns below write 240 ms of audio every 30 ms:
+  // between flushes a track queues more than a block (one second).
+  const recorder = new CallRecorder({
+    callSid: makeSid("CA"),
+    target: { path, lockPath: `${dir}/call.lock` },
+    log: memoryLogger(),
+    flushMs: 200,
+  });
+  // Every frame different: a block reused while its audio was still queued shows as a mismatch.
+  const frame = (track: number, ms: number) => {
+    const bytes = new Uint8Array(160);
+    for (let i = 0; i < 160; i++) bytes[i] = (ms / 20 * 7 + i * 3 + track * 101) & 0xff;
+    return bytes;
+  };
+  const totalMs = 9600;
+  // Outbound trails by 900 ms, under the recorder's one-second wait: each flush leaves inbound's
+  // last 900 ms queued.
+  const lagMs = 900;
+  try {
+    let outboundMs = 0;
+    for (let inboundMs = 0; inboundMs < totalMs;) {
+      for (const end = inboundMs + 240; inboundMs < end; inboundMs += 20) {
+        recorder.write("inbound", 0, frame(0, inboundMs));
+      }
+      for (; outboundMs < inboundMs - lagMs; outboundMs += 20) {
+        recorder.write("outbound", 0, frame(1, outboundMs));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    for (; outboundMs < totalMs; outboundMs += 20) {
+      recorder.write("outbound", 0, frame(1, outboundMs));
+    }
+    await recorder.end();
+    const { left, right } = readStereo(await Deno.readFile(path));
+    const expected = {
+      inbound: new Uint8Array(totalMs * 8),
+      outbound: new Uint8Array(totalMs * 8),
+    };
+    for (let ms = 0; ms < totalMs; ms += 20) {
+      expected.inbound.set(frame(0, ms), ms * 8);
+      expected.outbound.set(frame(1, ms), ms * 8);
+    }
+    assert.equal(firstMismatch(left, expected.inbound), -1);
+    assert.equal(firstMismatch(right, expected.outbound), -1);
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -21,6 +21,7 @@ export function upgradeThroughFront(
     let listener: SocketListener | undefined = undefined;
     const stream = handoff.take(request, {
       onMessage: (data) => listener!.onMessage(data),
+      readText: (bytes) => listener!.readText?.(bytes) ?? false,
       onOversized: (bytes) => listener!.onOversized?.(bytes),
       onClose: () => {
         listener!.onClose();

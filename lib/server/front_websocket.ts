@@ -20,6 +20,13 @@ export interface FrontWebSocketOptions {
   end(): void;
   /** A text message (string), or the start of a binary one (an empty array). */
   onMessage(data: string | Uint8Array): void;
+  /**
+   * Reads a text message straight from its bytes, before they are decoded
+   * (valid only during the call); true when it did, and then no
+   * {@link onMessage} follows for it. Without it, or on false, the text is
+   * checked as UTF-8 and decoded for {@link onMessage}.
+   */
+  readText?(bytes: Uint8Array): boolean;
   /** A message of this many bytes is over {@link maxMessageBytes}. */
   onOversized(bytes: number): void;
   /** The stream is over (closed by either side, or the connection lost); called once. */
@@ -207,7 +214,17 @@ export class FrontWebSocket {
     if (end > data.length) return 0;
     const mask = at + header;
     const payload = data.subarray(mask + 4, end);
-    for (let i = 0; i < payload.length; i++) payload[i] ^= data[mask + (i & 3)];
+    // Four bytes a turn with the key in locals: no load of the key per byte.
+    const m0 = data[mask], m1 = data[mask + 1], m2 = data[mask + 2], m3 = data[mask + 3];
+    const whole = payload.length & ~3;
+    let i = 0;
+    for (; i < whole; i += 4) {
+      payload[i] ^= m0;
+      payload[i + 1] ^= m1;
+      payload[i + 2] ^= m2;
+      payload[i + 3] ^= m3;
+    }
+    for (; i < payload.length; i++) payload[i] ^= data[mask + (i & 3)];
     this.#payload(opcode, fin, payload);
     return end - at;
   }
@@ -241,6 +258,7 @@ export class FrontWebSocket {
           this.#fragments = [];
           this.#fragmentBytes = 0;
         }
+        if (this.#options.readText?.(bytes)) return;
         let text: string;
         try {
           text = utf8.decode(bytes);

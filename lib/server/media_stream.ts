@@ -20,12 +20,9 @@ import type { OfferedLeg, Softphone } from "./softphone.ts";
 import type { SocketListener, StreamSocket } from "./stream_socket.ts";
 import { parseKeytermList } from "../transcribe/keyterms.ts";
 import { decodeBase64 } from "../twilio/base64.ts";
-import {
-  type MediaMessage,
-  parseTwilioMessage,
-  ProtocolError,
-  type StartMessage,
-} from "../twilio/protocol.ts";
+import { type MediaBytes, readMediaBytes } from "../twilio/media_bytes.ts";
+import { PayloadSlab } from "../twilio/payload_slab.ts";
+import { parseTwilioMessage, ProtocolError, type StartMessage } from "../twilio/protocol.ts";
 
 /** Which of the two streams of a call this is. */
 export type StreamKind = "transcription" | "audio";
@@ -82,6 +79,8 @@ export abstract class MediaStreamHandler implements SocketListener {
   #lastMessageAt = performance.now();
   #idleTimer: ReturnType<typeof setInterval>;
   #unsentChecks = 0;
+  /** Space for the audio of the media messages read from their bytes. */
+  readonly #payloads = new PayloadSlab();
 
   constructor(options: MediaStreamOptions) {
     this.options = options;
@@ -97,8 +96,8 @@ export abstract class MediaStreamHandler implements SocketListener {
 
   /** The stream started (its call's session and `start` message are known). */
   protected abstract started(session: CallSession, message: StartMessage): void;
-  /** One media message, after `start`. */
-  protected abstract media(session: CallSession, message: MediaMessage): void;
+  /** One media message's audio, after `start`. */
+  protected abstract media(session: CallSession, media: MediaBytes): void;
   /** Twilio echoed a mark we sent. */
   protected markEchoed(_name: string): void {}
   /** The stream is over; release what {@link started} took. */
@@ -144,9 +143,31 @@ export abstract class MediaStreamHandler implements SocketListener {
     try {
       this.#handle(data);
     } catch (error) {
-      if (error instanceof ProtocolError) this.#fail(CLOSE.policyViolation, error.message);
-      else this.#fail(CLOSE.policyViolation, `internal error: ${(error as Error).message}`);
+      this.#refuse(error);
     }
+  }
+
+  /**
+   * A media message read from its bytes (see {@link readMediaBytes}); any
+   * other message is left to {@link onMessage}.
+   */
+  readText(bytes: Uint8Array): boolean {
+    if (this.#closed) return true;
+    const media = readMediaBytes(bytes, this.#payloads);
+    if (!media) return false;
+    this.#messages++;
+    try {
+      this.media(this.#requireStarted("media"), media);
+    } catch (error) {
+      this.#refuse(error);
+    }
+    return true;
+  }
+
+  /** What a message's handling threw closes the stream, naming the problem. */
+  #refuse(error: unknown): void {
+    if (error instanceof ProtocolError) this.#fail(CLOSE.policyViolation, error.message);
+    else this.#fail(CLOSE.policyViolation, `internal error: ${(error as Error).message}`);
   }
 
   /** A message over {@link MAX_MESSAGE_BYTES} was refused by the socket unread. */
@@ -170,8 +191,12 @@ export abstract class MediaStreamHandler implements SocketListener {
         return;
       case "start":
         return this.#start(message);
-      case "media":
-        return this.media(this.#requireStarted("media"), message);
+      case "media": {
+        const session = this.#requireStarted("media");
+        const { sequenceNumber, media } = message;
+        const payload = decodeBase64(media.payload);
+        return this.media(session, { sequenceNumber, ...media, payload });
+      }
       case "stop":
         this.#requireStarted("stop");
         this.#closed = true;
@@ -245,14 +270,14 @@ export class TranscriptionStream extends MediaStreamHandler {
     for (const track of message.start.tracks) session.openTrack(track);
   }
 
-  protected media(session: CallSession, { media }: MediaMessage): void {
+  protected media(session: CallSession, media: MediaBytes): void {
     if (media.timestamp > MAX_CALL_MS) {
       // Gap filling would feed hours of silence: no Twilio call is that long.
       throw new ProtocolError(
         `media.timestamp ${media.timestamp} is beyond the longest call (4 hours)`,
       );
     }
-    session.media(media.track, media.timestamp, decodeBase64(media.payload));
+    session.media(media.track, media.timestamp, media.payload);
   }
 
   /** The transcription stream always ends its call. */
@@ -300,10 +325,7 @@ export class LaptopAudioStream extends MediaStreamHandler {
     this.#leg = this.#softphone?.offer({ ...stream, bridged: this.#bridge !== null }) ?? null;
   }
 
-  protected media(_session: CallSession, { media }: MediaMessage): void {
-    // Decoded only for a leg that plays it (a stream with neither takes the audio unread).
-    if (!this.#bridge && !this.#leg?.held) return;
-    const payload = decodeBase64(media.payload);
+  protected media(_session: CallSession, { payload }: MediaBytes): void {
     this.#bridge?.play(payload);
     this.#leg?.play(payload);
   }

@@ -19,7 +19,7 @@ export const HANDOFF_HEADER = "x-callscribe-handoff";
 /** What the taker listens to. */
 export type HandoffEvents = Pick<
   FrontWebSocketOptions,
-  "onMessage" | "onOversized" | "onClose" | "maxMessageBytes"
+  "onMessage" | "readText" | "onOversized" | "onClose" | "maxMessageBytes"
 >;
 
 /** Takes over one offered connection, given the request's `Sec-WebSocket-Key`; null when gone. */

@@ -19,6 +19,12 @@ export interface StreamSocket {
 /** What hears a socket's messages and its close. */
 export interface SocketListener {
   onMessage(data: string | ArrayBuffer | Blob | Uint8Array): void;
+  /**
+   * A text message as the bytes received, for sockets that frame messages
+   * themselves (valid only during the call): true when it was read, false
+   * to have it decoded and given to {@link onMessage} instead.
+   */
+  readText?(bytes: Uint8Array): boolean;
   /** A message of `bytes` over the socket's limit was refused unread (sockets that check at the header). */
   onOversized?(bytes: number): void;
   onClose(): void;
