@@ -528,3 +528,44 @@ Deno.test("decoder commands go through the ring as bytes and come back the same;
     /Cannot open track "both"/,
   );
 });
+
+Deno.test("a worker woken only when a track's audio can come to something decodes every chunk and emits every transcript at the same frame, woken far less than every frame", async () => {
+  // The decoder on this thread, fed as a worker is (a frame per track, then its decodes), and the
+  // engine's rule played over it: after each wake the decoder says how much more audio it needs
+  // (msUntilOutput, as the worker publishes it), and the next wake is when one track has had it.
+  const decoder = new LocalDecoder(await model());
+  const audios = [
+    toMulaw((await conversation((await audioSet("librispeech-samples")).slice(0, 3))).samples),
+    toMulaw((await conversation((await audioSet("asterisk-allison-8k")).slice(0, 4), 700)).samples),
+  ];
+  let transcripts = 0;
+  const tracks = audios.map((_, i) =>
+    decoder.open(i ? "outbound" : "inbound", { onTranscript: () => transcripts++ })
+  );
+  const frames = Math.ceil(Math.max(...audios.map((a) => a.length)) / 160);
+  let lastWake = 0;
+  let needsBytes = 0;
+  let wakes = 0;
+  let events = 0;
+  for (let frame = 1; frame <= frames; frame++) {
+    const before = [decoder.chunksDecoded, transcripts];
+    audios.forEach((audio, i) => tracks[i].write(audio.subarray((frame - 1) * 160, frame * 160)));
+    await null; // the chunks these frames made ready are decoded
+    const woken = (frame - lastWake) * 160 >= needsBytes;
+    if (decoder.chunksDecoded !== before[0] || transcripts !== before[1]) {
+      events++;
+      assert.ok(woken, `frame ${frame}: decoded or emitted, but the worker would sleep`);
+    }
+    if (!woken) continue;
+    wakes++;
+    lastWake = frame;
+    needsBytes = Math.floor(decoder.msUntilOutput() * 8);
+  }
+  await Promise.all(tracks.map((t) => t.close()));
+  assert.ok(events > frames / 40, `${events} frames with something to do of ${frames}`);
+  // Two tracks: a wake every ~5 frames at most in silence (a start of speech takes 100 ms), and
+  // once per chunk (16 frames) while speech goes on.
+  assert.ok(wakes < frames * 0.5, `${wakes} wakes for ${frames} frames`);
+  assert.equal(decoder.msUntilOutput(), Infinity, "no track open: nothing to wake for");
+  await decoder.dispose();
+});
