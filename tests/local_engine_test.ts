@@ -569,3 +569,37 @@ Deno.test("a worker woken only when a track's audio can come to something decode
   assert.equal(decoder.msUntilOutput(), Infinity, "no track open: nothing to wake for");
   await decoder.dispose();
 });
+
+Deno.test("decoder workers: fed 20 ms a track at a time, a worker is woken far less than once per frame, and transcribes what one thread does", async () => {
+  const set = await audioSet("librispeech-samples");
+  // Six seconds of each: a few chunks, partials and an end of speech, in real time.
+  const audios = [
+    toMulaw((await conversation(set.slice(0, 1), 500)).samples).subarray(0, 6 * 8000),
+    toMulaw((await conversation(set.slice(3, 4), 500)).samples).subarray(0, 6 * 8000),
+  ];
+  const onThread = new LocalDecoder(await model());
+  const expected = await transcribeTogether(onThread, audios);
+  await onThread.dispose();
+
+  const engine = await LocalEngine.start(await model(), { workers: 1 });
+  try {
+    const got: Transcript[][] = audios.map(() => []);
+    const tracks = audios.map((_, i) =>
+      engine.open("inbound", { onTranscript: (t) => got[i].push(t) })
+    );
+    const frames = Math.ceil(Math.max(...audios.map((a) => a.length)) / 160);
+    const wakesBefore = engine.wakes();
+    for (let frame = 0; frame < frames; frame++) {
+      audios.forEach((audio, i) => tracks[i].write(audio.subarray(frame * 160, frame * 160 + 160)));
+      // Past the engine's 20 ms hand-off: each frame goes into the ring on its own flush.
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    const wakes = engine.wakes() - wakesBefore;
+    await Promise.all(tracks.map((t) => t.close()));
+    assert.deepEqual(got, expected);
+    assert.ok(got.every((t) => t.some((x) => x.type === "final")), "each track had a final");
+    assert.ok(wakes > 0 && wakes < frames * 0.5, `${wakes} wakes for ${frames} frames`);
+  } finally {
+    await engine.dispose();
+  }
+});

@@ -250,7 +250,9 @@ class DecoderWorker {
     }
     if (written) this.#outbox.splice(0, written);
     const needs = Math.min(Atomics.load(this.#counters, COUNTERS.wakeBytes), WAKE_AT_LEAST_BYTES);
-    if (wake || (this.#heldMost > 0 && this.#heldMost >= needs)) {
+    // A ring too full for the rest needs the worker to read it, whatever it said.
+    const full = this.#outbox.length > 0;
+    if (wake || full || (this.#heldMost > 0 && this.#heldMost >= needs)) {
       this.#held.clear();
       this.#heldMost = 0;
       this.#inFlight.push([this.#ringAudioBytes, performance.now()]);
