@@ -11,8 +11,8 @@
  * worker's tracks finish their chunks on the same hand-off and are decoded
  * back to back (what that saves, and why the engine does not do it, is in
  * the README's Cost bullet). Prints `{cpuUs, audioMs, tracks, threads, maxDecodeDelayMs,
- * finals, chunksDecoded, wakes}` on stdout (`wakes`: how often the decoder workers were
- * woken); settings come from the environment, as for the server.
+ * finals, chunksDecoded}` on stdout; settings come from the environment, as
+ * for the server.
  *
  * @module
  */
@@ -68,7 +68,6 @@ await Promise.all(open.map((track) => track.close()));
 const cpuUs = ownCpuUs() - cpuStart;
 const threadsEnd = await threadCpuUs(Deno.pid);
 const chunksDecoded = await engine.chunksDecoded();
-const wakes = engine.wakes();
 await engine.dispose();
 report({
   cpuUs,
@@ -84,5 +83,4 @@ report({
   maxDecodeDelayMs,
   finals,
   chunksDecoded,
-  wakes,
 });

@@ -29,15 +29,6 @@ export const COUNTERS = {
   stopping: 0,
   /** µ-law bytes the worker has decoded, wrapping at 2³¹ (compare differences, `| 0`). */
   decodedBytes: 1,
-  /**
-   * Set by the worker each time it has read its ring: the fewest µ-law bytes
-   * of more audio any of its tracks must take before it could decode or emit
-   * anything. The engine holds back the wake until one track's audio written
-   * since the last reaches it (audio alone; commands wake at once).
-   */
-  wakeBytes: 2,
-  /** The worker's wakes so far: how often it has read its ring. */
-  wakes: 3,
 } as const;
 
 /** How many Int32 slots {@link COUNTERS} needs. */

@@ -91,17 +91,6 @@ export class EnergyVoiceDetector implements VoiceDetector {
     return this.#speaking;
   }
 
-  /**
-   * The least audio, in ms, before {@link push} could report a change: a
-   * start needs `minSpeechMs` of speech frames, an end `minSilenceMs` of
-   * silent ones, counted in whole frames.
-   */
-  get msUntilChange(): number {
-    const { minSilenceMs, minSpeechMs } = this.#options;
-    const left = this.#speaking ? minSilenceMs - this.#silenceMs : minSpeechMs - this.#speechMs;
-    return Math.max(1, Math.ceil(left / FRAME_MS)) * FRAME_MS - this.#ms(this.#filled);
-  }
-
   /** Takes the next samples (floats in −1…1); returns what changed. */
   push(samples: Float32Array): SpeechEvent[] {
     const events: SpeechEvent[] = [];

@@ -41,11 +41,6 @@ export class GatedVoiceDetector implements VoiceDetector {
     return this.#inner.speaking;
   }
 
-  /** The detector's own: the gate only holds back quiet audio, which changes nothing. */
-  get msUntilChange(): number | undefined {
-    return this.#inner.msUntilChange;
-  }
-
   /** Takes the next samples; the inner detector hears them only while the gate is open. */
   push(samples: Float32Array): SpeechEvent[] {
     if (!this.#open) {

@@ -25,19 +25,12 @@ import { UserError } from "../user_error.ts";
 import { waitAtMost } from "../async/wait_at_most.ts";
 
 /**
- * Audio for a worker waits up to this long and goes into its ring together,
- * so a worker wakes at most once per tick, not once per track (3× fewer wakes
- * with 16 tracks a worker; the event loop used ~10% less CPU in the
- * benchmark).
+ * Audio for a worker waits up to this long and goes into its ring together:
+ * every flush wakes the worker's thread, so a worker wakes once per tick, not
+ * once per track (3× fewer wakes with 16 tracks a worker; the event loop
+ * used ~10% less CPU in the benchmark).
  */
 const SEND_MS = 20;
-/**
- * A worker is woken for audio only once some track has taken what the worker
- * said it needs before anything can come of it (`COUNTERS.wakeBytes`: a
- * model chunk, the voice detector's start or end of speech), and at least
- * after this much of a track's audio (a model chunk), should it be wrong.
- */
-const WAKE_AT_LEAST_BYTES = 320 * 8;
 /** {@link LocalEngine.whenCaughtUp}: at most this much audio per track queued and not decoded. */
 const CAUGHT_UP_SECONDS = 1;
 /**
@@ -106,8 +99,7 @@ export class LocalEngine implements TranscriberEngine {
   /**
    * How long the oldest audio not yet decoded has waited, in ms, on the
    * worker furthest behind (0 on one thread): what says whether decoding
-   * keeps up with real time. Counted from the wake that handed it over:
-   * audio held back before it had nothing ready to decode.
+   * keeps up with real time.
    */
   decodeDelayMs(): number {
     return Math.max(0, ...this.#workers.map((w) => w.decodeDelayMs()));
@@ -118,15 +110,6 @@ export class LocalEngine implements TranscriberEngine {
     if (this.#decoder) return this.#decoder.chunksDecoded;
     const counts = await Promise.all(this.#workers.map((w) => w.chunksDecoded()));
     return counts.reduce((a, b) => a + b, 0);
-  }
-
-  /**
-   * How often the decoder workers have been woken so far, all together (0
-   * on one thread): each wake costs a sleeping thread's start-up, so the
-   * engine wakes a worker only when its audio can come to something.
-   */
-  wakes(): number {
-    return this.#workers.reduce((n, w) => n + w.wakes, 0);
   }
 
   /** Resolves when no worker has more than a second per track queued and not yet decoded. */
@@ -152,21 +135,14 @@ class DecoderWorker {
   readonly #ring = SharedRing.create(RING_BYTES);
   /** {@link COUNTERS}, shared with the worker. */
   readonly #counters = new Int32Array(new SharedArrayBuffer(4 * COUNTER_SLOTS));
-  /**
-   * Commands waiting for the next flush (or for room in the ring), in order,
-   * with their µ-law bytes and their track's id (0: not audio).
-   */
-  #outbox: Array<[Uint8Array, number, number]> = [];
+  /** Commands waiting for the next flush (or for room in the ring), in order, with their µ-law bytes. */
+  #outbox: Array<[Uint8Array, number]> = [];
   /** µ-law bytes in {@link #outbox}. */
   #outboxAudioBytes = 0;
   /** µ-law bytes put in the ring so far, wrapping like {@link COUNTERS.decodedBytes}. */
   #ringAudioBytes = 0;
-  /** Wakes not yet all decoded: [{@link #ringAudioBytes} then, when (performance.now())]. */
+  /** Flushes not yet all decoded: [{@link #ringAudioBytes} after it, when (performance.now())]. */
   #inFlight: Array<[number, number]> = [];
-  /** µ-law bytes put in the ring since the worker was last woken, by track id. */
-  #held = new Map<number, number>();
-  /** The most of them of any one track. */
-  #heldMost = 0;
   #sendTimer: ReturnType<typeof setTimeout> | undefined;
   #loaded: PromiseWithResolvers<void> = Promise.withResolvers();
   #stopped: PromiseWithResolvers<void> | null = null;
@@ -214,47 +190,30 @@ class DecoderWorker {
   }
 
   #enqueue(command: Uint8Array): void {
-    this.#outbox.push([command, 0, 0]);
+    this.#outbox.push([command, 0]);
     this.#flush();
   }
 
   /** Queues a track's audio for the next flush. */
   sendAudio(id: number, mulaw: Uint8Array): void {
-    this.#outbox.push([encodeCommand({ op: "audio", id, mulaw }), mulaw.length, id]);
+    this.#outbox.push([encodeCommand({ op: "audio", id, mulaw }), mulaw.length]);
     this.#outboxAudioBytes += mulaw.length;
     this.#sendTimer ??= setTimeout(() => this.#flush(), SEND_MS);
   }
 
-  /**
-   * Moves the outbox into the ring, as far as there is room, and wakes the
-   * worker once if a command went in or some track's audio has reached what
-   * the worker needs (see {@link WAKE_AT_LEAST_BYTES}).
-   */
+  /** Moves the outbox into the ring, as far as there is room, and wakes the worker once. */
   #flush(): void {
     clearTimeout(this.#sendTimer);
     this.#sendTimer = undefined;
     let written = 0;
-    let wake = false;
-    for (const [command, audioBytes, id] of this.#outbox) {
+    for (const [command, audioBytes] of this.#outbox) {
       if (!this.#ring.tryWrite(command)) break;
       written++;
-      if (audioBytes === 0) {
-        wake = true;
-        continue;
-      }
       this.#outboxAudioBytes -= audioBytes;
       this.#ringAudioBytes = (this.#ringAudioBytes + audioBytes) | 0;
-      const held = (this.#held.get(id) ?? 0) + audioBytes;
-      this.#held.set(id, held);
-      this.#heldMost = Math.max(this.#heldMost, held);
     }
-    if (written) this.#outbox.splice(0, written);
-    const needs = Math.min(Atomics.load(this.#counters, COUNTERS.wakeBytes), WAKE_AT_LEAST_BYTES);
-    // A ring too full for the rest needs the worker to read it, whatever it said.
-    const full = this.#outbox.length > 0;
-    if (wake || full || (this.#heldMost > 0 && this.#heldMost >= needs)) {
-      this.#held.clear();
-      this.#heldMost = 0;
+    if (written) {
+      this.#outbox.splice(0, written);
       this.#inFlight.push([this.#ringAudioBytes, performance.now()]);
       this.#ring.notify();
     }
@@ -271,12 +230,6 @@ class DecoderWorker {
     return this.#outboxAudioBytes + ((this.#ringAudioBytes - decoded) | 0);
   }
 
-  /** See {@link LocalEngine.wakes}. */
-  get wakes(): number {
-    return Atomics.load(this.#counters, COUNTERS.wakes);
-  }
-
-  /** How long the oldest audio the worker was woken for and has not decoded has waited. */
   decodeDelayMs(): number {
     this.#lagBytes();
     const oldest = this.#inFlight[0];

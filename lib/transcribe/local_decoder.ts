@@ -66,10 +66,6 @@ export class LocalDecoder implements TranscriberEngine {
   #chunksFreed = 0;
   /** Silence not fed to the model goes in steps of this many 20 ms frames (whole chunks). */
   readonly #skipFrames: number;
-  /** 16 kHz samples in one model chunk (its 10 ms feature frames). */
-  readonly #chunkSamples: number;
-  /** Tracks open now. */
-  readonly #open = new Set<LocalTrack>();
   /** Detectors of closed tracks, reset for the next (a Silero one loads its own copy of the model). */
   readonly #idleDetectors: VoiceDetector[] = [];
 
@@ -91,7 +87,6 @@ export class LocalDecoder implements TranscriberEngine {
     // Silence is skipped a whole chunk at a time, so the model's chunks fall where they would
     // have on all of the audio: moving them moved a set's errors by several words either way.
     this.#skipFrames = chunkFrames % 2 ? chunkFrames : chunkFrames / 2;
-    this.#chunkSamples = (chunkFrames * MODEL_RATE) / 100;
     // Loading a Silero detector takes 30–250 ms (ONNX Runtime's session set-up), which would hold
     // up every track of this thread when a call comes in: load a few now, at start-up.
     if (this.options.vadSilenceMs > 0) {
@@ -158,12 +153,11 @@ export class LocalDecoder implements TranscriberEngine {
     const vad = this.options.vadSilenceMs > 0
       ? this.#idleDetectors.pop() ?? this.#newDetector()
       : null;
-    const opened: LocalTrack = new LocalTrack(entry.recognizer, track, sink, {
+    return new LocalTrack(entry.recognizer, track, sink, {
       options: this.options,
       queue: entry.queue,
       vad,
       release: () => {
-        this.#open.delete(opened);
         if (vad) {
           vad.reset();
           this.#idleDetectors.push(vad);
@@ -171,21 +165,7 @@ export class LocalDecoder implements TranscriberEngine {
         done();
       },
       skipFrames: this.#skipFrames,
-      chunkSamples: this.#chunkSamples,
     });
-    this.#open.add(opened);
-    return opened;
-  }
-
-  /**
-   * The least audio, in ms, any open track must take before it could decode
-   * or emit anything (see {@link LocalTrack.msUntilOutput}); Infinity with
-   * none open. A decoder worker need not be woken for less.
-   */
-  msUntilOutput(): number {
-    let ms = Infinity;
-    for (const track of this.#open) ms = Math.min(ms, track.msUntilOutput());
-    return ms;
   }
 
   /**

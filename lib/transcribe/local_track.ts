@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { ByteBatcher, FRAME_BYTES, FRAME_MS } from "../audio/framing.ts";
+import { ByteBatcher, FRAME_BYTES } from "../audio/framing.ts";
 import { mulawToFloat32 } from "../audio/mulaw.ts";
 import { Upsampler2x } from "../audio/upsample.ts";
 import type { Track, TrackTranscriber, Transcript, TranscriptSink } from "./engine.ts";
@@ -71,14 +71,6 @@ export class LocalTrack implements TrackTranscriber {
   /** The last frames heard while not feeding (16 kHz), fed first when speech starts. */
   #preRoll: Float32Array[] = [];
   #skipFrames: number;
-  /** 16 kHz samples in one model chunk: a stream fed frame by frame has one ready that often. */
-  #chunkSamples: number;
-  /**
-   * 16 kHz samples fed since the stream last had a chunk ready; null while
-   * that phase is not known (a new or reset stream, or one fed many frames at
-   * once, whose decode left an unknown part of a chunk behind).
-   */
-  #fedSinceReady: number | null = null;
   #lastPartial = "";
   /** Words of the last final emitted (0 once a new stream followed it). */
   #lastFinalWords = 0;
@@ -88,8 +80,7 @@ export class LocalTrack implements TrackTranscriber {
   /**
    * A track on a stream of `recognizer`: `vad` is its voice detector (null:
    * none, the model hears everything), `release` runs once at close, and
-   * silence is skipped `skipFrames` 20 ms frames at a time, and the model
-   * decodes `chunkSamples` (16 kHz) at a time.
+   * silence is skipped `skipFrames` 20 ms frames at a time.
    */
   constructor(
     // deno-lint-ignore no-explicit-any
@@ -102,7 +93,6 @@ export class LocalTrack implements TrackTranscriber {
       vad: VoiceDetector | null;
       release: () => void;
       skipFrames: number;
-      chunkSamples: number;
     },
   ) {
     this.#recognizer = recognizer;
@@ -115,7 +105,6 @@ export class LocalTrack implements TrackTranscriber {
     this.#feeding = parts.vad === null;
     this.#release = parts.release;
     this.#skipFrames = parts.skipFrames;
-    this.#chunkSamples = parts.chunkSamples;
   }
 
   /** The track's recognizer stream (null once closed). */
@@ -131,16 +120,11 @@ export class LocalTrack implements TrackTranscriber {
       // A chunk still waiting is decoded before more audio goes in, so endpoints are checked
       // chunk by chunk however fast audio arrives.
       if (this.#queue.take(this)) this.decodeReady();
-      const fedBefore = this.#streamFedMs;
       const speechEnded = this.#accept(batch);
       if (this.#failed) return;
       if (speechEnded) return this.#flushUtterance();
       this.#guard(() => {
-        if (!this.#recognizer.isReady(this.#stream)) return;
-        this.#queue.add(this);
-        // The stream was not ready before this batch (its chunks were decoded first): after one
-        // frame it holds a chunk and at most a frame more, and the next is ready a chunk later.
-        this.#fedSinceReady = this.#streamFedMs - fedBefore <= FRAME_MS ? 0 : null;
+        if (this.#recognizer.isReady(this.#stream)) this.#queue.add(this);
       });
     });
   }
@@ -166,23 +150,6 @@ export class LocalTrack implements TrackTranscriber {
   }
 
   /**
-   * The least audio, in ms, this track must take before it could decode or
-   * emit anything: a model chunk ready, or its voice detector's start or end
-   * of speech (a start feeds the pre-roll, which makes a chunk ready).
-   * Audio before then only waits to be fed, so the engine need not wake the
-   * worker for it; 0 when it cannot say.
-   */
-  msUntilOutput(): number {
-    if (this.#failed || this.#closed) return Infinity;
-    const vad = this.#vad ? this.#vad.msUntilChange ?? 0 : Infinity;
-    if (!this.#feeding) return vad;
-    const chunk = this.#fedSinceReady === null
-      ? 0
-      : ((this.#chunkSamples - this.#fedSinceReady) / MODEL_RATE) * 1000;
-    return Math.max(0, Math.min(vad, chunk));
-  }
-
-  /**
    * Hands a batch of audio (decoded from µ-law and upsampled) to the VAD and,
    * while it hears speech, to the model; true when the VAD saw the end of
    * speech.
@@ -200,7 +167,6 @@ export class LocalTrack implements TrackTranscriber {
         this.#feeding = true;
         for (const frame of this.#preRoll) this.#feed(frame);
         this.#preRoll = [];
-        this.#fedSinceReady = null;
       }
       if (this.#feeding) {
         this.#feed(pcm);
@@ -220,7 +186,6 @@ export class LocalTrack implements TrackTranscriber {
   #feed(samples: Float32Array): void {
     this.#stream.acceptWaveform({ samples, sampleRate: MODEL_RATE });
     this.#streamFedMs += (samples.length / MODEL_RATE) * 1000;
-    if (this.#fedSinceReady !== null) this.#fedSinceReady += samples.length;
   }
 
   /**
@@ -252,7 +217,6 @@ export class LocalTrack implements TrackTranscriber {
         this.#stream = this.#recognizer.createStream();
       } else this.#recognizer.reset(this.#stream);
       this.#feeding = false;
-      this.#fedSinceReady = null;
     });
   }
 
@@ -265,7 +229,6 @@ export class LocalTrack implements TrackTranscriber {
       if (recognizer.isEndpoint(this.#stream)) {
         this.#emitFinal();
         recognizer.reset(this.#stream);
-        this.#fedSinceReady = null;
       } else {
         const result: RecognizerResult = recognizer.getResult(this.#stream);
         if (result.text !== this.#lastPartial) {

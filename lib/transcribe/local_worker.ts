@@ -36,9 +36,6 @@ export type FromWorker =
   | { op: "stopped" }
   | { op: "stats"; chunksDecoded: number };
 
-/** The calls' 8 kHz µ-law: a byte a sample. */
-const MULAW_BYTES_PER_MS = 8;
-
 const scope = globalThis as unknown as {
   onmessage: ((event: MessageEvent<LoadMessage>) => void) | null;
   postMessage(message: FromWorker): void;
@@ -67,7 +64,6 @@ async function serve(decoder: LocalDecoder, ring: SharedRing, counters: Int32Arr
   const tracks = new Map<number, TrackTranscriber>();
   for (;;) {
     ring.waitForMessage();
-    Atomics.add(counters, COUNTERS.wakes, 1);
     let decodedBytes = 0;
     let audioCommands = 0;
     /** The decoder queues the chunks the writes made ready and decodes them in a microtask. */
@@ -121,12 +117,5 @@ async function serve(decoder: LocalDecoder, ring: SharedRing, counters: Int32Arr
       }
     }
     await decodeAndCount();
-    // Published before the ring is checked again: audio the engine writes after this is held
-    // against it, and audio written before is read now (see SharedRing.waitForMessage).
-    Atomics.store(
-      counters,
-      COUNTERS.wakeBytes,
-      Math.min(2 ** 31 - 1, Math.floor(decoder.msUntilOutput() * MULAW_BYTES_PER_MS)),
-    );
   }
 }

@@ -37,12 +37,6 @@ export interface VoiceDetector {
   readonly sampleRate: number;
   /** True between a speech start and its end. */
   readonly speaking: boolean;
-  /**
-   * The least audio, in ms, it must take before {@link push} could report a
-   * change (a start or an end); undefined when it cannot say (Silero), so a
-   * caller that skips looking until then looks at every push.
-   */
-  readonly msUntilChange?: number;
   /** Takes the next samples (floats in −1…1, at {@link sampleRate}); returns what changed. */
   push(samples: Float32Array): SpeechEvent[];
   /** Starts over on a new stream (a loaded model is kept, so a detector can be reused). */
