@@ -21,6 +21,8 @@ async function echoServer() {
   const seen = {
     fallbackUpgrades: 0,
     messages: [] as string[],
+    /** Messages the listener read from their bytes (the media fast path's way). */
+    readFromBytes: [] as string[],
     oversized: [] as number[],
     closes: 0,
     closedAfterListener: 0,
@@ -40,6 +42,14 @@ async function echoServer() {
         seen.messages.push(String(data));
         socket.send(String(data).toUpperCase());
         if (data === "bye") socket.close(1000, "bye received");
+      },
+      // Takes messages starting with "raw:" from their bytes, as media messages are taken.
+      readText(bytes) {
+        const message = new TextDecoder().decode(bytes);
+        if (!message.startsWith("raw:")) return false;
+        seen.readFromBytes.push(message);
+        socket.send(message.toUpperCase());
+        return true;
       },
       onOversized(bytes) {
         seen.oversized.push(bytes);
@@ -84,13 +94,16 @@ Deno.test("a stream accepted through the front is served by the front: messages 
       socket.onopen = resolve;
       socket.onerror = reject;
     });
-    for (const text of ["hello", "ünïcode ✓", "x".repeat(40_000), "bye"]) {
+    for (const text of ["hello", "raw:bytes", "ünïcode ✓", "x".repeat(40_000), "bye"]) {
       socket.send(text);
     }
     const event = await closed;
     assert.equal(event.code, 1000);
     assert.equal(event.reason, "bye received");
-    assert.deepEqual(received, ["HELLO", "ÜNÏCODE ✓", "X".repeat(40_000), "BYE"]);
+    assert.deepEqual(received, ["HELLO", "RAW:BYTES", "ÜNÏCODE ✓", "X".repeat(40_000), "BYE"]);
+    // The front hands the listener a message's bytes first; what it declines comes as text.
+    assert.deepEqual(seen.readFromBytes, ["raw:bytes"]);
+    assert.deepEqual(seen.messages, ["hello", "ünïcode ✓", "x".repeat(40_000), "bye"]);
     await until(() => seen.closes === 1, "the listener's close");
     assert.equal(seen.closedAfterListener, 1);
     assert.equal(seen.fallbackUpgrades, 0, "the stream went through Deno.upgradeWebSocket");
