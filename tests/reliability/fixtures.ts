@@ -56,12 +56,27 @@ export function finalsOf(events: CallEvent[], callSid: string) {
   );
 }
 
-/** A free TCP port on 127.0.0.1 (for child servers that need PUBLIC_URL before listening). */
+/** Ports {@link freePort} picks from: below the kernels' ranges for outgoing connections. */
+const FREE_PORTS = { from: 20_000, to: 32_767 };
+
+/**
+ * A free TCP port on 127.0.0.1 (for child servers that need PUBLIC_URL
+ * before listening). Not one the kernel picks for port 0: those come from
+ * the range it hands out to outgoing connections (Linux 32768–60999, macOS
+ * and Windows 49152–65535), so another test's client could take it before
+ * the child binds it (the suite saw "port … is in use" so).
+ */
 export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = FREE_PORTS.from + Math.floor(Math.random() * (FREE_PORTS.to - FREE_PORTS.from));
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
+  throw new Error(`no free port on 127.0.0.1 in ${FREE_PORTS.from}-${FREE_PORTS.to}`);
 }
 
 /** A server in a child process, with every line it wrote kept. */
