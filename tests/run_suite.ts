@@ -171,7 +171,10 @@ async function runAll(
     if (i !== -1 && running.size < limits.jobs) {
       const [job] = queue.splice(i, 1);
       if (job.deadlines) deadlinesRunning++;
-      const run: Promise<void> = runJob(job, limits.timeoutMs).then((result) => {
+      // The type check is not a file: a short --file-timeout (run_suite_test's) must not end it
+      // while, at its lowered priority, the suite's other files hold the cores.
+      const timeoutMs = job.tests ? limits.timeoutMs : Math.max(limits.timeoutMs, CHECK_TIMEOUT_MS);
+      const run: Promise<void> = runJob(job, timeoutMs).then((result) => {
         if (job.deadlines) deadlinesRunning--;
         running.delete(run);
         done(result);
@@ -192,6 +195,9 @@ const testFile = (file: string): Job => ({
   deadlines: DEADLINES.has(suiteName(file)),
   niced: !DEADLINES.has(suiteName(file)),
 });
+
+/** The type check gets at least this long, whatever `--file-timeout` says. */
+const CHECK_TIMEOUT_MS = 5 * 60_000;
 
 /** The type check of every file, as `deno test` would have done; a type error fails the run. */
 const typeCheck = (files: string[]): Job => ({
