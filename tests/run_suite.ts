@@ -208,6 +208,27 @@ const typeCheck = (files: string[]): Job => ({
   niced: true,
 });
 
+/** Lines of each failed file's output shown again at the end. */
+const RECAP_LINES = 60;
+
+/**
+ * The failed files' headings and the ends of their outputs again, just above the totals, where a
+ * CI log cut to its last lines still shows why. Indented, so that no summary line in it is counted
+ * twice by whatever adds up `deno test`'s summaries.
+ */
+function recap(runs: Array<{ heading: string; output: string }>): string {
+  const parts = runs.map(({ heading, output }) => {
+    const lines = output ? output.split("\n") : ["(it printed nothing)"];
+    const shown = lines.slice(-RECAP_LINES);
+    const cut = lines.length - shown.length;
+    return [
+      `   ${heading}${cut ? ` (its last ${shown.length} lines of ${lines.length})` : ""}`,
+      ...shown.map((line) => `   | ${line}`),
+    ].join("\n");
+  });
+  return [`suite: ${runs.length} failed; again, from the end of each:`, ...parts].join("\n");
+}
+
 function minutes(ms: number): string {
   const s = Math.round(ms / 1000);
   return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s`;
@@ -263,6 +284,7 @@ async function main(): Promise<number> {
   const started = performance.now();
   const totals = { passed: 0, steps: 0, failed: 0, ignored: 0 };
   const failedFiles: string[] = [];
+  const failedRuns: Array<{ heading: string; output: string }> = [];
   let finished = 0;
   const report = (run: FileRun) => {
     finished++;
@@ -281,12 +303,13 @@ async function main(): Promise<number> {
       : failed && !summary
       ? ` (exit ${run.code}${run.job.tests ? " before its summary" : ""})`
       : "";
+    const heading = `── ${run.job.name}: ${failed ? "FAILED" : "ok"} in ${minutes(run.ms)}${why}`;
     console.log(
-      `── ${run.job.name}: ${failed ? "FAILED" : "ok"} in ${minutes(run.ms)}${why}` +
-        ` [${finished}/${files.length + 1}, ${minutes(performance.now() - started)}]`,
+      `${heading} [${finished}/${files.length + 1}, ${minutes(performance.now() - started)}]`,
     );
     const text = run.output.trimEnd();
     if (text) console.log(text);
+    if (failed) failedRuns.push({ heading, output: text });
   };
   console.log(
     `suite: ${files.length} files, ${jobs} at a time` +
@@ -300,6 +323,7 @@ async function main(): Promise<number> {
     report,
   );
 
+  if (failedRuns.length) console.log(recap(failedRuns));
   console.log(
     `suite: ${totals.passed} passed (${totals.steps} steps), ${totals.failed} failed, ` +
       (totals.ignored ? `${totals.ignored} ignored, ` : "") +

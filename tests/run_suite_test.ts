@@ -48,6 +48,14 @@ Deno.test("the runner adds up every file's summary, names the failed and hung fi
   assert.match(failsOutput, /^FAILED \| 1 passed \| 1 failed/m);
   // deno test's own summary line once per finished file: CI adds them up.
   assert.equal(stdout.match(/^(ok|FAILED) \| \d+ passed/gm)?.length, 3);
+  // Above the totals, the failed files again, so that a log cut to its end still says why.
+  const recapAt = lines.indexOf("suite: 2 failed; again, from the end of each:");
+  assert.ok(recapAt > nextHeading, stdout);
+  const recap = lines.slice(recapAt, -1).join("\n");
+  assert.match(recap, /^ {3}── fixtures\/suite\/fails_test\.ts: FAILED in \d+m\d\ds$/m);
+  assert.match(recap, /^ {3}\| .*this failure is expected by run_suite_test/m);
+  assert.match(recap, /^ {3}── fixtures\/suite\/hangs_test\.ts: FAILED in 0m1\ds \(ended after/m);
+  assert.doesNotMatch(recap, /passes_test/);
 });
 
 Deno.test("the runner exits 0 when every file passes, one file at a time too", async () => {
