@@ -91,18 +91,19 @@ Deno.test("key terms change what the local decoder hears: its hotwords are the t
     keyterms: ["Hester Prynne"],
     keytermsScore: 8,
   });
+  // The same terms given by the call, on a decoder without any of its own.
+  const perCall = new LocalDecoder(await model(), { keytermsScore: 8 });
   try {
     const text = async (decoder: LocalDecoder, options?: TrackOptions) =>
       (await decode(decoder, audio, options)).finals.map((t) => t.text).join(" ");
     const without = await text(plain);
     assert.notEqual(await text(biased), without);
-    // The same terms given by the call, on a decoder without any of its own.
-    const perCall = new LocalDecoder(await model(), { keytermsScore: 8 });
     assert.equal(await text(perCall, { keyterms: ["Hester Prynne"] }), await text(biased));
     assert.equal(await text(perCall), without, "the call's recognizer is the call's only");
   } finally {
     await plain.dispose();
     await biased.dispose();
+    await perCall.dispose();
   }
 });
 
