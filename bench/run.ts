@@ -226,7 +226,8 @@ async function relayRun(
   await sleep(Math.max(0, t0 - Date.now()) + warmupMs);
   const a = await stats(server);
   const rssSamples: number[] = [];
-  for (let due = performance.now() + windowMs; performance.now() < due - MEMORY_SAMPLE_MS;) {
+  const due = performance.now() + windowMs;
+  while (performance.now() < due - MEMORY_SAMPLE_MS) {
     await sleep(MEMORY_SAMPLE_MS);
     rssSamples.push((await stats(server)).rssBytes);
   }
