@@ -361,6 +361,69 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
       ]);
     }),
 
+  "writes made at once: each resolves once committed, one that fails is rolled back alone": (
+    backend,
+  ) =>
+    withStore(backend, async (store, open) => {
+      await store.transaction((tx) =>
+        tx.query("CREATE TABLE hook_log (segment_id INTEGER NOT NULL, note TEXT NOT NULL)")
+      );
+      const remove = store.addFinalHook(async (tx, segment) => {
+        await tx.query("INSERT INTO hook_log (segment_id, note) VALUES (?, ?)", [
+          segment.id,
+          segment.text,
+        ]);
+      });
+      // Another connection, as another process would read it: what a promise promised is there.
+      const reader = await open();
+      try {
+        const final = (text: string, within?: () => never) =>
+          store.addSegment("CAburst", { track: "inbound", text, startMs: 0, endMs: 1, words: [] }, {
+            within,
+          });
+        const checks: Promise<void>[] = [];
+        for (let i = 0; i < 40; i++) {
+          const callSid = `CAburst${i}`;
+          checks.push(
+            store.callStarted({ callSid, direction: "inbound" }, 1000 + i).then(async () => {
+              assert.ok(await reader.getCall(callSid), `${callSid} is committed`);
+            }),
+          );
+          checks.push(
+            final(`final ${i}`).then(async (segment) => {
+              const stored = await reader.segments("CAburst");
+              assert.ok(stored.some((s) => s.id === segment.id), `final ${i} is committed`);
+            }),
+          );
+          if (i === 20) {
+            checks.push(assert.rejects(
+              final("rolled back", () => {
+                throw new Error("the outbox is full");
+              }),
+              /the outbox is full/,
+            ));
+          }
+          if (i % 2) checks.push(store.callEnded(callSid, 2000 + i, "stop"));
+        }
+        await Promise.all(checks);
+        const segments = await reader.segments("CAburst");
+        // In the order made, numbered without a gap where the failed one was.
+        assert.deepEqual(
+          segments.map((s) => [s.seq, s.text]),
+          Array.from({ length: 40 }, (_, i) => [i + 1, `final ${i}`]),
+        );
+        const rows = await store.transaction((tx) =>
+          tx.query<{ note: string }>("SELECT note FROM hook_log ORDER BY segment_id")
+        );
+        assert.deepEqual(rows.map((r) => r.note), segments.map((s) => s.text));
+        assert.equal((await reader.getCall("CAburst7"))!.status, "completed");
+        assert.equal((await reader.getCall("CAburst8"))!.status, "in-progress");
+      } finally {
+        remove();
+        await reader.close();
+      }
+    }),
+
   "a final is committed before a publisher hears it": (backend) =>
     withStore(backend, async (store, open) => {
       // An engine that hears a final in every write.
@@ -433,6 +496,25 @@ Deno.test("store on SQLite: WAL mode and the schema version are on the file", as
     SCHEMA_VERSION,
   );
   raw.close();
+});
+
+Deno.test("store on SQLite: calls starting at once commit together (their log is written once, not once each)", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = SqliteStore.open(dir);
+  try {
+    await Promise.all(
+      Array.from(
+        { length: 200 },
+        (_, i) => store.callStarted({ callSid: `CAgroup${i}`, direction: "inbound" }, i),
+      ),
+    );
+    // A commit each would append the calls table's pages to the log 200 times (about 1.6 MB).
+    const wal = (await Deno.stat(`${dbPath(dir)}-wal`)).size;
+    assert.ok(wal < 200_000, `the write-ahead log holds ${wal} bytes`);
+    assert.equal((await store.listCalls({ limit: 500 })).total, 200);
+  } finally {
+    await store.close();
+  }
 });
 
 Deno.test("store on SQLite: a database from a newer callscribe is refused with a clear message", async () => {

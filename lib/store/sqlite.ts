@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { dirname } from "node:path";
 import { mkdirSync } from "node:fs";
 import {
@@ -37,6 +37,17 @@ import { InstanceLock } from "./instance_lock.ts";
 
 type Row = Record<string, SQLInputValue>;
 
+/** A read or a transaction waiting its turn. */
+interface Job {
+  work: () => unknown;
+  transaction: boolean;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+/** The most transactions committed together. */
+const MAX_GROUP = 256;
+
 /** The SQLite store of calls and segments. */
 export class SqliteStore implements TranscriptStore {
   readonly kind = "sqlite";
@@ -46,8 +57,10 @@ export class SqliteStore implements TranscriptStore {
   #db: DatabaseSync;
   #seq = new Map<string, number>();
   #hooks = new Set<FinalHook>();
-  /** The tail of the queue of writes. */
-  #writes: Promise<unknown> = Promise.resolve();
+  /** Jobs waiting for the database, in order (see {@link SqliteStore.#drain}). */
+  #jobs: Job[] = [];
+  #draining = false;
+  readonly #statements = new Map<string, StatementSync>();
   #tx: StoreTransaction;
   /** The server recording calls through this store (null for readers such as the CLI). */
   readonly instanceId: string | null;
@@ -69,11 +82,10 @@ export class SqliteStore implements TranscriptStore {
     this.#db.exec("PRAGMA foreign_keys = ON");
     // The command line may read while the server writes.
     this.#db.exec("PRAGMA busy_timeout = 5000");
-    const db = this.#db;
     this.#tx = {
       dialect: "sqlite",
       query: <T>(sql: string, params: readonly SqlValue[] = []) =>
-        Promise.resolve(db.prepare(sql).all(...(params as SQLInputValue[])) as T[]),
+        Promise.resolve(this.#statement(sql).all(...(params as SQLInputValue[])) as T[]),
     };
     this.#migrate();
     if (this.instanceId && path !== ":memory:") {
@@ -87,7 +99,7 @@ export class SqliteStore implements TranscriptStore {
   }
 
   #migrate(): void {
-    const { user_version: version } = this.#db.prepare("PRAGMA user_version").get() as {
+    const { user_version: version } = this.#statement("PRAGMA user_version").get() as {
       user_version: number;
     };
     if (version > MIGRATIONS.length) throw newerSchemaError(this.path, version);
@@ -108,27 +120,104 @@ export class SqliteStore implements TranscriptStore {
     }
   }
 
-  /** Runs `work` after every write queued before it. */
+  /** `sql` compiled once (compiling a statement cost about a quarter of a call's start). */
+  #statement(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (!statement) this.#statements.set(sql, statement = this.#db.prepare(sql));
+    return statement;
+  }
+
+  /** Runs `work` after every job queued before it, outside any transaction. */
   #exclusive<T>(work: () => T | Promise<T>): Promise<T> {
-    const result = this.#writes.then(work);
-    this.#writes = result.catch(() => {});
-    return result;
+    return this.#enqueue(work, false);
+  }
+
+  /**
+   * Runs `work` in a transaction after every job queued before it; resolves
+   * once it is committed. Its writes and its hooks' commit together or not at
+   * all.
+   */
+  #transaction<T>(work: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
+    return this.#enqueue(() => work(this.#tx), true);
   }
 
   transaction<T>(work: (tx: StoreTransaction) => Promise<T>): Promise<T> {
-    return this.#exclusive(() => this.#inTransaction(work));
+    return this.#transaction(work);
   }
 
-  async #inTransaction<T>(work: (tx: StoreTransaction) => T | Promise<T>): Promise<T> {
-    this.#db.exec("BEGIN IMMEDIATE");
+  #enqueue<T>(work: () => T | Promise<T>, transaction: boolean): Promise<T> {
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.#jobs.push({ work, transaction, resolve: resolve as (value: unknown) => void, reject });
+    if (!this.#draining) this.#drain();
+    return promise;
+  }
+
+  /** Runs the queued jobs in order; transactions queued one behind another commit together. */
+  async #drain(): Promise<void> {
+    this.#draining = true;
     try {
-      const result = await work(this.#tx);
-      this.#db.exec("COMMIT");
-      return result;
-    } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
+      while (this.#jobs.length) {
+        const first = this.#jobs.shift()!;
+        if (!first.transaction) {
+          try {
+            first.resolve(await first.work());
+          } catch (error) {
+            first.reject(error);
+          }
+          continue;
+        }
+        const batch = [first];
+        while (batch.length < MAX_GROUP && this.#jobs[0]?.transaction) {
+          batch.push(this.#jobs.shift()!);
+        }
+        await this.#commitGroup(batch);
+      }
+    } finally {
+      this.#draining = false;
     }
+  }
+
+  /**
+   * Group commit: the jobs in one transaction, each in a savepoint of its own
+   * (one that throws is rolled back alone and rejects), then one commit: one
+   * write and sync of the log for a burst of calls starting or ending at
+   * once, where a transaction each held the event loop ~0.2 ms per call.
+   * None resolves before the commit is on disk.
+   */
+  async #commitGroup(batch: Job[]): Promise<void> {
+    const done: Array<{ job: Job; value: unknown }> = [];
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+    } catch (error) {
+      for (const job of batch) job.reject(error);
+      return;
+    }
+    for (const job of batch) {
+      this.#db.exec("SAVEPOINT job");
+      try {
+        const value = await job.work();
+        this.#db.exec("RELEASE job");
+        done.push({ job, value });
+      } catch (error) {
+        this.#db.exec("ROLLBACK TO job");
+        this.#db.exec("RELEASE job");
+        job.reject(error);
+      }
+    }
+    try {
+      this.#db.exec("COMMIT");
+    } catch (error) {
+      try {
+        this.#db.exec("ROLLBACK");
+      } catch {
+        // SQLite already rolled it back
+      }
+      // Turn numbers the rolled-back segments took are read again from the database.
+      this.#seq.clear();
+      for (const { job } of done) job.reject(error);
+      return;
+    }
+    for (const { job, value } of done) job.resolve(value);
   }
 
   addFinalHook(hook: FinalHook): () => void {
@@ -142,78 +231,75 @@ export class SqliteStore implements TranscriptStore {
     engine?: string,
     options: { within?: TransactionWork } = {},
   ): Promise<void> {
-    return this.#exclusive(() =>
-      this.#inTransaction(async (tx) => {
-        this.#db.prepare(
-          `INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status, instance_id)
+    return this.#transaction(async (tx) => {
+      this.#statement(
+        `INSERT INTO calls (call_sid, direction, from_number, to_number, engine, started_at, answered_at, status, instance_id)
          VALUES (?, ?, ?, ?, ?, ?, ?, 'in-progress', ?)
          ON CONFLICT (call_sid) DO UPDATE SET status = 'in-progress', ended_at = NULL, duration_ms = NULL,
            instance_id = excluded.instance_id`,
-        ).run(
-          call.callSid,
-          call.direction,
-          call.from ?? null,
-          call.to ?? null,
-          engine ?? null,
-          at,
-          at,
-          this.instanceId,
-        );
-        await options.within?.(tx);
-      })
-    );
+      ).run(
+        call.callSid,
+        call.direction,
+        call.from ?? null,
+        call.to ?? null,
+        engine ?? null,
+        at,
+        at,
+        this.instanceId,
+      );
+      await options.within?.(tx);
+    });
   }
 
   addSegment(callSid: string, t: NewSegment, options: AppendOptions = {}): Promise<Segment> {
     const receivedAt = options.receivedAt ?? Date.now();
     const confidence = meanConfidence(t.words);
     const hooks = [...this.#hooks, ...(options.within ? [options.within] : [])];
-    return this.#exclusive(async () => {
+    return this.#transaction(async (tx) => {
+      // Read when its turn comes: a final before it in the same group may have taken a number.
       const previous = this.#seq.get(callSid);
-      const segment = await this.#inTransaction(async (tx) => {
-        // A final may arrive for a call we never saw start (store opened mid-call).
-        this.#db.prepare(
-          `INSERT OR IGNORE INTO calls (call_sid, direction, started_at, status, instance_id)
+      // A final may arrive for a call we never saw start (store opened mid-call).
+      this.#statement(
+        `INSERT OR IGNORE INTO calls (call_sid, direction, started_at, status, instance_id)
            VALUES (?, 'unknown', ?, 'in-progress', ?)`,
-        ).run(callSid, receivedAt, this.instanceId);
-        const seq = (previous ?? (this.#db.prepare(
-          "SELECT COALESCE(MAX(seq), 0) AS seq FROM segments WHERE call_sid = ?",
-        ).get(callSid) as { seq: number }).seq) + 1;
-        const result = this.#db.prepare(
-          `INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at, engine, speaker, language)
+      ).run(callSid, receivedAt, this.instanceId);
+      const seq = (previous ?? (this.#statement(
+        "SELECT COALESCE(MAX(seq), 0) AS seq FROM segments WHERE call_sid = ?",
+      ).get(callSid) as { seq: number }).seq) + 1;
+      const result = this.#statement(
+        `INSERT INTO segments (call_sid, track, seq, text, start_ms, end_ms, words, confidence, received_at, engine, speaker, language)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-        ).run(
-          callSid,
-          t.track,
-          seq,
-          t.text,
-          Math.round(t.startMs),
-          Math.round(t.endMs),
-          JSON.stringify(t.words),
-          confidence,
-          receivedAt,
-          t.engine ?? null,
-          t.speaker ?? null,
-          t.language ?? null,
-        );
-        const segment: Segment = {
-          id: Number(result.lastInsertRowid),
-          callSid,
-          track: t.track,
-          seq,
-          text: t.text,
-          startMs: Math.round(t.startMs),
-          endMs: Math.round(t.endMs),
-          words: t.words,
-          confidence,
-          receivedAt,
-          engine: t.engine ?? null,
-          speaker: t.speaker ?? null,
-          language: t.language ?? null,
-        };
-        for (const hook of hooks) await hook(tx, segment);
-        return segment;
-      });
+      ).run(
+        callSid,
+        t.track,
+        seq,
+        t.text,
+        Math.round(t.startMs),
+        Math.round(t.endMs),
+        JSON.stringify(t.words),
+        confidence,
+        receivedAt,
+        t.engine ?? null,
+        t.speaker ?? null,
+        t.language ?? null,
+      );
+      const segment: Segment = {
+        id: Number(result.lastInsertRowid),
+        callSid,
+        track: t.track,
+        seq,
+        text: t.text,
+        startMs: Math.round(t.startMs),
+        endMs: Math.round(t.endMs),
+        words: t.words,
+        confidence,
+        receivedAt,
+        engine: t.engine ?? null,
+        speaker: t.speaker ?? null,
+        language: t.language ?? null,
+      };
+      for (const hook of hooks) await hook(tx, segment);
+      // Set only once the final and its hooks succeeded; a failed commit clears the numbers.
       this.#seq.set(callSid, segment.seq);
       return segment;
     });
@@ -226,16 +312,14 @@ export class SqliteStore implements TranscriptStore {
     status = "completed",
     options: { within?: TransactionWork; audioMs?: number } = {},
   ): Promise<void> {
-    return this.#exclusive(() =>
-      this.#inTransaction(async (tx) => {
-        this.#db.prepare(
-          `UPDATE calls SET ended_at = ?, status = ?, end_reason = ?, duration_ms = MAX(0, ? - started_at, ?)
+    return this.#transaction(async (tx) => {
+      this.#statement(
+        `UPDATE calls SET ended_at = ?, status = ?, end_reason = ?, duration_ms = MAX(0, ? - started_at, ?)
          WHERE call_sid = ?`,
-        ).run(at, status, reason, at, Math.round(options.audioMs ?? 0), callSid);
-        await options.within?.(tx);
-        this.#seq.delete(callSid);
-      })
-    );
+      ).run(at, status, reason, at, Math.round(options.audioMs ?? 0), callSid);
+      await options.within?.(tx);
+      this.#seq.delete(callSid);
+    });
   }
 
   /**
@@ -245,44 +329,42 @@ export class SqliteStore implements TranscriptStore {
    * this database (a second server on the same DATA_DIR) are left alone.
    */
   markInterrupted(options: { within?: InterruptedHook } = {}): Promise<number> {
-    return this.#exclusive(() =>
-      this.#inTransaction(async (tx) => {
-        const alive = new Map<string, boolean>();
-        const isAlive = (id: string) => {
-          if (id === this.instanceId) return true;
-          if (!alive.has(id)) alive.set(id, InstanceLock.isAlive(dirname(this.path), id));
-          return alive.get(id)!;
-        };
-        const marked = (this.#db.prepare(
-          `SELECT call_sid, instance_id FROM calls WHERE status = 'in-progress' ORDER BY started_at, call_sid`,
-        ).all() as Row[]).filter((row) =>
-          row.instance_id === null || !isAlive(String(row.instance_id))
-        )
-          .map((row) => String(row.call_sid));
-        const mark = this.#db.prepare(
-          `UPDATE calls SET status = 'interrupted', end_reason = 'server stopped',
+    return this.#transaction(async (tx) => {
+      const alive = new Map<string, boolean>();
+      const isAlive = (id: string) => {
+        if (id === this.instanceId) return true;
+        if (!alive.has(id)) alive.set(id, InstanceLock.isAlive(dirname(this.path), id));
+        return alive.get(id)!;
+      };
+      const marked = (this.#statement(
+        `SELECT call_sid, instance_id FROM calls WHERE status = 'in-progress' ORDER BY started_at, call_sid`,
+      ).all() as Row[]).filter((row) =>
+        row.instance_id === null || !isAlive(String(row.instance_id))
+      )
+        .map((row) => String(row.call_sid));
+      const mark = this.#statement(
+        `UPDATE calls SET status = 'interrupted', end_reason = 'server stopped',
              ended_at = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at),
              duration_ms = COALESCE((SELECT MAX(received_at) FROM segments s WHERE s.call_sid = calls.call_sid), started_at) - started_at
            WHERE call_sid = ?`,
-        );
-        for (const callSid of marked) mark.run(callSid);
-        if (options.within) {
-          for (const callSid of marked) {
-            const row = this.#db.prepare(`${CALL_SELECT} WHERE c.call_sid = ?`).get(callSid) as Row;
-            await options.within(tx, {
-              call: callFromRow(row),
-              segments: this.#segmentsOf(callSid),
-            });
-          }
+      );
+      for (const callSid of marked) mark.run(callSid);
+      if (options.within) {
+        for (const callSid of marked) {
+          const row = this.#statement(`${CALL_SELECT} WHERE c.call_sid = ?`).get(callSid) as Row;
+          await options.within(tx, {
+            call: callFromRow(row),
+            segments: this.#segmentsOf(callSid),
+          });
         }
-        return marked.length;
-      })
-    );
+      }
+      return marked.length;
+    });
   }
 
   getCall(callSid: string): Promise<StoredCall | null> {
     return this.#exclusive(() => {
-      const row = this.#db.prepare(`${CALL_SELECT} WHERE c.call_sid = ?`).get(callSid) as
+      const row = this.#statement(`${CALL_SELECT} WHERE c.call_sid = ?`).get(callSid) as
         | Row
         | undefined;
       return row ? callFromRow(row) : null;
@@ -317,10 +399,10 @@ export class SqliteStore implements TranscriptStore {
         params.push(query.until);
       }
       const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
-      const total = (this.#db.prepare(`SELECT COUNT(*) AS n FROM calls c ${clause}`).get(
+      const total = (this.#statement(`SELECT COUNT(*) AS n FROM calls c ${clause}`).get(
         ...params,
       ) as { n: number }).n;
-      const rows = this.#db.prepare(
+      const rows = this.#statement(
         `${CALL_SELECT} ${clause} ORDER BY c.started_at DESC, c.rowid DESC LIMIT ? OFFSET ?`,
       ).all(...params, query.limit ?? 50, query.offset ?? 0) as Row[];
       return { calls: rows.map(callFromRow), total };
@@ -332,16 +414,16 @@ export class SqliteStore implements TranscriptStore {
   }
 
   #segmentsOf(callSid: string): Segment[] {
-    const rows = this.#db.prepare(
+    const rows = this.#statement(
       "SELECT * FROM segments WHERE call_sid = ? ORDER BY seq",
     ).all(callSid) as Row[];
     return rows.map(segmentFromRow);
   }
 
   deleteCall(callSid: string): Promise<boolean> {
-    return this.#exclusive(async () => {
-      const changes = await this.#inTransaction(() =>
-        Number(this.#db.prepare("DELETE FROM calls WHERE call_sid = ?").run(callSid).changes)
+    return this.#transaction(() => {
+      const changes = Number(
+        this.#statement("DELETE FROM calls WHERE call_sid = ?").run(callSid).changes,
       );
       this.#seq.delete(callSid);
       return changes > 0;
