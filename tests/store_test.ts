@@ -517,6 +517,25 @@ Deno.test("store on SQLite: calls starting at once commit together (their log is
   }
 });
 
+Deno.test("store on SQLite: a group whose transaction breaks fails as a whole, and the store goes on", async () => {
+  const dir = await Deno.makeTempDir();
+  const store = SqliteStore.open(dir);
+  try {
+    const first = store.callStarted({ callSid: "CAfirst", direction: "inbound" }, 1);
+    // A hook that ends the transaction under the group: what the group wrote before is gone too.
+    const broken = store.callStarted({ callSid: "CAbroken", direction: "inbound" }, 2, undefined, {
+      within: async (tx) => void await tx.query("ROLLBACK"),
+    });
+    const after = store.callStarted({ callSid: "CAafter", direction: "inbound" }, 3);
+    const results = await Promise.allSettled([first, broken, after]);
+    assert.deepEqual(results.map((r) => r.status), ["rejected", "rejected", "rejected"]);
+    await store.callStarted({ callSid: "CAnext", direction: "inbound" }, 4);
+    assert.deepEqual(sids(await store.listCalls()), ["CAnext"]);
+  } finally {
+    await store.close();
+  }
+});
+
 Deno.test("store on SQLite: a database from a newer callscribe is refused with a clear message", async () => {
   const dir = await Deno.makeTempDir();
   const raw = new DatabaseSync(dbPath(dir));

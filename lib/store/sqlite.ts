@@ -148,13 +148,16 @@ export class SqliteStore implements TranscriptStore {
   #enqueue<T>(work: () => T | Promise<T>, transaction: boolean): Promise<T> {
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     this.#jobs.push({ work, transaction, resolve: resolve as (value: unknown) => void, reject });
-    if (!this.#draining) this.#drain();
+    if (!this.#draining) {
+      this.#draining = true;
+      // From a microtask: the jobs a caller queues in one go are then all there for one group.
+      queueMicrotask(() => this.#drain());
+    }
     return promise;
   }
 
   /** Runs the queued jobs in order; transactions queued one behind another commit together. */
   async #drain(): Promise<void> {
-    this.#draining = true;
     try {
       while (this.#jobs.length) {
         const first = this.#jobs.shift()!;
@@ -185,39 +188,41 @@ export class SqliteStore implements TranscriptStore {
    * None resolves before the commit is on disk.
    */
   async #commitGroup(batch: Job[]): Promise<void> {
-    const done: Array<{ job: Job; value: unknown }> = [];
+    /** Jobs not yet rejected on their own, with what their work returned. */
+    const unsettled = new Map<Job, unknown>(batch.map((job) => [job, undefined]));
     try {
       this.#db.exec("BEGIN IMMEDIATE");
-    } catch (error) {
-      for (const job of batch) job.reject(error);
-      return;
-    }
-    for (const job of batch) {
-      this.#db.exec("SAVEPOINT job");
-      try {
-        const value = await job.work();
+      for (const job of batch) {
+        this.#db.exec("SAVEPOINT job");
+        let value: unknown;
+        try {
+          value = await job.work();
+        } catch (error) {
+          this.#db.exec("ROLLBACK TO job");
+          this.#db.exec("RELEASE job");
+          unsettled.delete(job);
+          job.reject(error);
+          continue;
+        }
         this.#db.exec("RELEASE job");
-        done.push({ job, value });
-      } catch (error) {
-        this.#db.exec("ROLLBACK TO job");
-        this.#db.exec("RELEASE job");
-        job.reject(error);
+        unsettled.set(job, value);
       }
-    }
-    try {
       this.#db.exec("COMMIT");
     } catch (error) {
-      try {
-        this.#db.exec("ROLLBACK");
-      } catch {
-        // SQLite already rolled it back
+      // The database failed (its disk, a lock held too long): nothing of the group is kept.
+      if (this.#db.isTransaction) {
+        try {
+          this.#db.exec("ROLLBACK");
+        } catch {
+          // SQLite rolled it back itself
+        }
       }
       // Turn numbers the rolled-back segments took are read again from the database.
       this.#seq.clear();
-      for (const { job } of done) job.reject(error);
+      for (const job of unsettled.keys()) job.reject(error);
       return;
     }
-    for (const { job, value } of done) job.resolve(value);
+    for (const [job, value] of unsettled) job.resolve(value);
   }
 
   addFinalHook(hook: FinalHook): () => void {
