@@ -113,6 +113,19 @@ async function withStore(
 
 const sids = (page: { calls: { callSid: string }[] }) => page.calls.map((c) => c.callSid);
 
+/** A final hook writing each final's id and text to a table of its own; returns its removal. */
+async function logFinalsInHook(store: TranscriptStore): Promise<() => void> {
+  await store.transaction((tx) =>
+    tx.query("CREATE TABLE hook_log (segment_id INTEGER NOT NULL, note TEXT NOT NULL)")
+  );
+  return store.addFinalHook(async (tx, segment) => {
+    await tx.query("INSERT INTO hook_log (segment_id, note) VALUES (?, ?)", [
+      segment.id,
+      segment.text,
+    ]);
+  });
+}
+
 /** The specification every store meets. */
 const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
   "calls and segments survive closing and reopening the database": async (backend) => {
@@ -310,15 +323,7 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
 
   "final hooks run inside the final's transaction: both commit, or neither": (backend) =>
     withStore(backend, async (store) => {
-      await store.transaction((tx) =>
-        tx.query("CREATE TABLE hook_log (segment_id INTEGER NOT NULL, note TEXT NOT NULL)")
-      );
-      const remove = store.addFinalHook(async (tx, segment) => {
-        await tx.query("INSERT INTO hook_log (segment_id, note) VALUES (?, ?)", [
-          segment.id,
-          segment.text,
-        ]);
-      });
+      const remove = await logFinalsInHook(store);
       const kept = await store.addSegment("CAhook", {
         track: "inbound",
         text: "kept",
@@ -365,15 +370,7 @@ const SPEC: Record<string, (backend: Backend) => Promise<void>> = {
     backend,
   ) =>
     withStore(backend, async (store, open) => {
-      await store.transaction((tx) =>
-        tx.query("CREATE TABLE hook_log (segment_id INTEGER NOT NULL, note TEXT NOT NULL)")
-      );
-      const remove = store.addFinalHook(async (tx, segment) => {
-        await tx.query("INSERT INTO hook_log (segment_id, note) VALUES (?, ?)", [
-          segment.id,
-          segment.text,
-        ]);
-      });
+      const remove = await logFinalsInHook(store);
       // Another connection, as another process would read it: what a promise promised is there.
       const reader = await open();
       try {
