@@ -190,6 +190,29 @@ export interface TranscriptStore {
   close(): Promise<void>;
 }
 
+/** The segment a store returns for `t` once written with `row`'s id, turn number and time. */
+export function storedSegment(
+  callSid: string,
+  t: NewSegment,
+  row: { id: number; seq: number; receivedAt: number; confidence: number | null },
+): Segment {
+  return {
+    id: row.id,
+    callSid,
+    track: t.track,
+    seq: row.seq,
+    text: t.text,
+    startMs: Math.round(t.startMs),
+    endMs: Math.round(t.endMs),
+    words: t.words,
+    confidence: row.confidence,
+    receivedAt: row.receivedAt,
+    engine: t.engine ?? null,
+    speaker: t.speaker ?? null,
+    language: t.language ?? null,
+  };
+}
+
 /** Mean word confidence, or null when the engine gave none. */
 export function meanConfidence(words: Word[]): number | null {
   const confidences = words.map((w) => w.confidence).filter((c): c is number =>

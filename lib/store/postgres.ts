@@ -23,6 +23,7 @@ import {
   segmentFromRow,
   type SqlValue,
   type StoredCall,
+  storedSegment,
   type StoreTransaction,
   type TransactionWork,
   type TranscriptStore,
@@ -183,21 +184,12 @@ export class PostgresStore implements TranscriptStore {
                ${t.engine ?? null}, ${t.speaker ?? null}, ${t.language ?? null}
         FROM segments WHERE call_sid = ${callSid}
         RETURNING id, seq`;
-      const segment: Segment = {
+      const segment = storedSegment(callSid, t, {
         id: Number(row.id),
-        callSid,
-        track: t.track,
         seq: Number(row.seq),
-        text: t.text,
-        startMs,
-        endMs,
-        words: t.words,
-        confidence,
         receivedAt,
-        engine: t.engine ?? null,
-        speaker: t.speaker ?? null,
-        language: t.language ?? null,
-      };
+        confidence,
+      });
       const transaction = transactionOf(tx);
       for (const hook of hooks) await hook(transaction, segment);
       return segment;

@@ -28,6 +28,7 @@ import {
   segmentFromRow,
   type SqlValue,
   type StoredCall,
+  storedSegment,
   type StoreTransaction,
   type TransactionWork,
   type TranscriptStore,
@@ -288,21 +289,12 @@ export class SqliteStore implements TranscriptStore {
         t.speaker ?? null,
         t.language ?? null,
       );
-      const segment: Segment = {
+      const segment = storedSegment(callSid, t, {
         id: Number(result.lastInsertRowid),
-        callSid,
-        track: t.track,
         seq,
-        text: t.text,
-        startMs: Math.round(t.startMs),
-        endMs: Math.round(t.endMs),
-        words: t.words,
-        confidence,
         receivedAt,
-        engine: t.engine ?? null,
-        speaker: t.speaker ?? null,
-        language: t.language ?? null,
-      };
+        confidence,
+      });
       for (const hook of hooks) await hook(tx, segment);
       // Set only once the final and its hooks succeeded; a failed commit clears the numbers.
       this.#seq.set(callSid, segment.seq);
