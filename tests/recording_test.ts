@@ -434,6 +434,46 @@ Deno.test("recorder: a track that lags the other keeps its queued audio intact w
   }
 });
 
+Deno.test("recorder: a flush that leaves a frame of one track moves it to its block's start, and the audio stays exact", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "callscribe-recorder-" });
+  const path = `${dir}/call.wav`;
+  const recorder = new CallRecorder({
+    callSid: makeSid("CA"),
+    target: { path, lockPath: `${dir}/call.lock` },
+    log: memoryLogger(),
+    flushMs: 50,
+  });
+  const frame = (track: number, ms: number) => {
+    const bytes = new Uint8Array(160);
+    for (let i = 0; i < 160; i++) bytes[i] = (ms / 20 * 7 + i * 3 + track * 101) & 0xff;
+    return bytes;
+  };
+  // Each turn writes inbound's frame before outbound's, and a flush may come between them (a
+  // timer of 50 ms against turns of 7 ms): then inbound's last frame is left queued, to be moved
+  // to its block's start. 4 s of audio, more than three blocks: a block not started over would be
+  // replaced, and a frame moved wrongly shows as a mismatch.
+  const totalMs = 4000;
+  try {
+    for (let ms = 0; ms < totalMs; ms += 20) {
+      recorder.write("inbound", 0, frame(0, ms));
+      if ((ms / 20) % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 7));
+      recorder.write("outbound", 0, frame(1, ms));
+      if ((ms / 20) % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 7));
+    }
+    await recorder.end();
+    const { left, right } = readStereo(await Deno.readFile(path));
+    const expected = { inbound: new Uint8Array(totalMs * 8), outbound: new Uint8Array(totalMs * 8) };
+    for (let ms = 0; ms < totalMs; ms += 20) {
+      expected.inbound.set(frame(0, ms), ms * 8);
+      expected.outbound.set(frame(1, ms), ms * 8);
+    }
+    assert.equal(firstMismatch(left, expected.inbound), -1);
+    assert.equal(firstMismatch(right, expected.outbound), -1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("config: RECORD_CALLS and RECORDINGS_MAX_GB are checked, with the fix in the message", () => {
   assert.deepEqual(loadConfig({}).recordings, { enabled: true, maxBytes: 10e9 });
   assert.deepEqual(loadConfig({ RECORD_CALLS: "0", RECORDINGS_MAX_GB: "0.5" }).recordings, {
