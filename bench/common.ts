@@ -236,7 +236,9 @@ export class FrameCounters {
 
 /**
  * A control endpoint on its own port, beside the server under test (the
- * product app gets no bench routes): `GET /stats`, `POST /reset` and `POST /exit`.
+ * product app gets no bench routes): `GET /stats`, `POST /reset`, `POST /exit`
+ * and `POST /gc` (a full collection, then the memory left: the server runs with
+ * `--v8-flags=--expose-gc`).
  * Resolves to its base URL.
  */
 export function serveControl(handlers: {
@@ -259,6 +261,21 @@ export function serveControl(handlers: {
         Deno.exit(0);
       }, 50);
       return Response.json({ ok: true });
+    }
+    if (url.pathname === "/gc" && request.method === "POST") {
+      const gc = (globalThis as { gc?: (options: Record<string, string>) => void }).gc;
+      if (!gc) {
+        return new Response(
+          "Cannot collect garbage: start the server with --v8-flags=--expose-gc",
+          {
+            status: 501,
+          },
+        );
+      }
+      // V8's last-resort collection: every generation, repeated until nothing more is freed, and
+      // the emptied pages (the young generation's too) given back, as a heap snapshot does.
+      gc({ type: "major", execution: "sync", flavor: "last-resort" });
+      return Response.json({ rssBytes: ownRssBytes(), memory: Deno.memoryUsage() });
     }
     if (url.pathname === "/reset" && request.method === "POST") {
       handlers.reset();

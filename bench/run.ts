@@ -101,13 +101,26 @@ function profileFlags(script: string): string[] {
   return dir && script.endsWith("_server.ts") ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
 }
 
+/** Servers can be asked for a full collection (`POST /gc`, for the memory they hold). */
+function gcFlags(script: string): string[] {
+  return script.endsWith("_server.ts") ? ["--v8-flags=--expose-gc"] : [];
+}
+
 /** Scratch space of this run: servers' databases, speech files. Removed at the end. */
 const workDir = await Deno.makeTempDir({ prefix: "callscribe-bench-" });
 let serverCount = 0;
 
 function spawn(script: string, args: string[] = [], env: Record<string, string> = {}): Proc {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-q", ...PERMISSIONS, ...profileFlags(script), `${ROOT}bench/${script}`, ...args],
+    args: [
+      "run",
+      "-q",
+      ...PERMISSIONS,
+      ...gcFlags(script),
+      ...profileFlags(script),
+      `${ROOT}bench/${script}`,
+      ...args,
+    ],
     cwd: ROOT,
     env: { ...env, TWILIO_AUTH_TOKEN: token },
     stdin: "null",
@@ -169,6 +182,52 @@ async function stats(server: Server, query = ""): Promise<any> {
 
 async function reset(server: Server): Promise<void> {
   await (await fetch(`${server.control}/reset`, { method: "POST" })).body?.cancel();
+}
+
+/** A full collection in `server`; its resident memory afterwards, in bytes. */
+async function rssAfterGc(server: Server): Promise<number> {
+  const response = await fetch(`${server.control}/gc`, { method: "POST" });
+  if (!response.ok) throw new Error(`bench: ${await response.text()}`);
+  return (await response.json()).rssBytes;
+}
+
+/**
+ * Memory a fresh server (`script` and its arguments) holds per call with
+ * `calls` streaming: its RSS right after a full collection mid-run, less the
+ * same before the first call. The sampled figures of {@link relayRun} also
+ * count garbage not yet collected, whose amount is V8's choice of when to
+ * collect (our old generation grows about 2.4 MB a second at 200 calls, from
+ * reading the connections), not what a call keeps. Fresh, since what earlier
+ * steps left in the heap and in malloc would be reused; a run of its own,
+ * since the collection's pause would count in a step's latency.
+ */
+async function heldMemoryKbPerCall(
+  [script, ...args]: string[],
+  calls: number,
+  seconds: number,
+): Promise<number> {
+  const server = await startServer(script, args);
+  try {
+    await sleep(500);
+    const before = await rssAfterGc(server);
+    const load = spawn("load.ts", [
+      "--url",
+      server.url,
+      "--calls",
+      String(calls),
+      "--seconds",
+      String(seconds),
+    ]);
+    await nextJson(load, "the load generator"); // connected
+    const { t0 } = await nextJson<{ t0: number }>(load, "the load generator");
+    await sleep(Math.max(0, t0 - Date.now()) + seconds * 500);
+    const during = await rssAfterGc(server);
+    await nextJson(load, "the load generator");
+    await load.child.status;
+    return (during - before) / 1024 / calls;
+  } finally {
+    await stopServer(server);
+  }
 }
 
 // ---------------------------------------------------------------- relay
@@ -299,6 +358,15 @@ async function relayPhase() {
     await stopServer(ours);
     await stopServer(floor);
   }
+  progress(`relay: memory held per call after a full collection, N = ${referenceCalls}`);
+  const held = {
+    ours: await heldMemoryKbPerCall(
+      ["relay_server.ts", "--engine", "null"],
+      referenceCalls,
+      seconds / 2,
+    ),
+    floor: await heldMemoryKbPerCall(["floor_server.ts"], referenceCalls, seconds / 2),
+  };
   const at = (kind: string) =>
     runs.find((r) => r.server === kind && r.calls === referenceCalls) ??
       runs.filter((r) => r.server === kind).at(-1)!;
@@ -326,6 +394,9 @@ async function relayPhase() {
     memoryKbPerCallMean: our.memoryKbPerCallMean,
     floorMemoryKbPerCallMean: floorRun.memoryKbPerCallMean,
     memoryRatioMean: our.memoryKbPerCallMean / floorRun.memoryKbPerCallMean,
+    heldMemoryKbPerCall: held.ours,
+    floorHeldMemoryKbPerCall: held.floor,
+    heldMemoryRatio: held.ours / held.floor,
     latencyP50Ms: our.latencyP50Ms,
     latencyP99Ms: our.latencyP99Ms,
     runs,
@@ -347,6 +418,9 @@ function skippedRelay(): Awaited<ReturnType<typeof relayPhase>> {
     memoryKbPerCallMean: NaN,
     floorMemoryKbPerCallMean: NaN,
     memoryRatioMean: NaN,
+    heldMemoryKbPerCall: NaN,
+    floorHeldMemoryKbPerCall: NaN,
+    heldMemoryRatio: NaN,
     latencyP50Ms: NaN,
     latencyP99Ms: NaN,
     runs: [],
@@ -844,6 +918,13 @@ const rows: Array<[string, string, string]> = [
     "  the same, mean through the window",
     `${f(relay.memoryKbPerCallMean, 0)} / ${f(relay.floorMemoryKbPerCallMean, 0)} KiB (${
       f(relay.memoryRatioMean, 1)
+    }×)`,
+    "",
+  ],
+  [
+    "  held: RSS after a full collection mid-run",
+    `${f(relay.heldMemoryKbPerCall, 0)} / ${f(relay.floorHeldMemoryKbPerCall, 0)} KiB (${
+      f(relay.heldMemoryRatio, 2)
     }×)`,
     "",
   ],
