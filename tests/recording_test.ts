@@ -462,7 +462,10 @@ Deno.test("recorder: a flush that leaves a frame of one track moves it to its bl
     }
     await recorder.end();
     const { left, right } = readStereo(await Deno.readFile(path));
-    const expected = { inbound: new Uint8Array(totalMs * 8), outbound: new Uint8Array(totalMs * 8) };
+    const expected = {
+      inbound: new Uint8Array(totalMs * 8),
+      outbound: new Uint8Array(totalMs * 8),
+    };
     for (let ms = 0; ms < totalMs; ms += 20) {
       expected.inbound.set(frame(0, ms), ms * 8);
       expected.outbound.set(frame(1, ms), ms * 8);
