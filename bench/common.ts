@@ -265,12 +265,8 @@ export function serveControl(handlers: {
     if (url.pathname === "/gc" && request.method === "POST") {
       const gc = (globalThis as { gc?: (options: Record<string, string>) => void }).gc;
       if (!gc) {
-        return new Response(
-          "Cannot collect garbage: start the server with --v8-flags=--expose-gc",
-          {
-            status: 501,
-          },
-        );
+        const problem = "Cannot collect garbage: start the server with --v8-flags=--expose-gc";
+        return new Response(problem, { status: 501 });
       }
       // V8's last-resort collection: every generation, repeated until nothing more is freed, and
       // the emptied pages (the young generation's too) given back, as a heap snapshot does.

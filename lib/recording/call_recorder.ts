@@ -435,8 +435,8 @@ function nextBlock(channel: Channel, bytes: number): void {
 /**
  * Moves what a flush left of a channel's block (a frame the other track has
  * not matched yet, or nothing) to the block's start: each track then keeps
- * one block, not a block and a spare (16 KB a call less, held by every
- * call). Left as it is while audio of an earlier block is still queued.
+ * one block of 10 KB, not a block and a spare of 8 KB each (12 KB a call
+ * less, held by every call). Left as it is while audio of an earlier block is still queued.
  */
 function compactBlock(channel: Channel): void {
   const block = channel.block;
