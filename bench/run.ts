@@ -184,6 +184,22 @@ async function reset(server: Server): Promise<void> {
   await (await fetch(`${server.control}/reset`, { method: "POST" })).body?.cancel();
 }
 
+/**
+ * Starts the load generator: `calls` silent calls into `server` for `seconds`.
+ * Resolves once they are connected, with the time their first frames are due.
+ */
+async function startLoad(
+  server: Server,
+  calls: number,
+  seconds: number,
+): Promise<{ load: Proc; t0: number }> {
+  const args = ["--url", server.url, "--calls", String(calls), "--seconds", String(seconds)];
+  const load = spawn("load.ts", args);
+  await nextJson(load, "the load generator"); // connected
+  const { t0 } = await nextJson<{ t0: number }>(load, "the load generator");
+  return { load, t0 };
+}
+
 /** A full collection in `server`; its resident memory afterwards, in bytes. */
 async function rssAfterGc(server: Server): Promise<number> {
   const response = await fetch(`${server.control}/gc`, { method: "POST" });
@@ -210,16 +226,7 @@ async function heldMemoryKbPerCall(
   try {
     await sleep(500);
     const before = await rssAfterGc(server);
-    const load = spawn("load.ts", [
-      "--url",
-      server.url,
-      "--calls",
-      String(calls),
-      "--seconds",
-      String(seconds),
-    ]);
-    await nextJson(load, "the load generator"); // connected
-    const { t0 } = await nextJson<{ t0: number }>(load, "the load generator");
+    const { load, t0 } = await startLoad(server, calls, seconds);
     await sleep(Math.max(0, t0 - Date.now()) + seconds * 500);
     const during = await rssAfterGc(server);
     await nextJson(load, "the load generator");
@@ -269,16 +276,7 @@ async function relayRun(
   await reset(server);
   await sleep(200);
   const rssBefore = (await stats(server)).rssBytes;
-  const load = spawn("load.ts", [
-    "--url",
-    server.url,
-    "--calls",
-    String(calls),
-    "--seconds",
-    String(seconds),
-  ]);
-  await nextJson(load, "the load generator"); // connected
-  const { t0 } = await nextJson<{ t0: number }>(load, "the load generator");
+  const { load, t0 } = await startLoad(server, calls, seconds);
   // Measure the steady state: skip the first second (or fifth) and the last half second.
   const warmupMs = Math.min(2000, seconds * 200);
   const windowMs = seconds * 1000 - warmupMs - 500;

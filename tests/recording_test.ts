@@ -382,6 +382,25 @@ Deno.test("recorder: a long gap is written batch by batch and stays aligned; the
   }
 });
 
+/** Frame `ms` of `track` (0 inbound, 1 outbound): every frame different, so a misplaced one shows. */
+function distinctFrame(track: number, ms: number): Uint8Array {
+  const bytes = new Uint8Array(160);
+  for (let i = 0; i < 160; i++) bytes[i] = (ms / 20 * 7 + i * 3 + track * 101) & 0xff;
+  return bytes;
+}
+
+/** The recording holds {@link distinctFrame}s of both tracks, in order, for `totalMs`. */
+function assertRecordedFrames(wav: Uint8Array, totalMs: number): void {
+  const { left, right } = readStereo(wav);
+  const expected = { inbound: new Uint8Array(totalMs * 8), outbound: new Uint8Array(totalMs * 8) };
+  for (let ms = 0; ms < totalMs; ms += 20) {
+    expected.inbound.set(distinctFrame(0, ms), ms * 8);
+    expected.outbound.set(distinctFrame(1, ms), ms * 8);
+  }
+  assert.equal(firstMismatch(left, expected.inbound), -1);
+  assert.equal(firstMismatch(right, expected.outbound), -1);
+}
+
 Deno.test("recorder: a track that lags the other keeps its queued audio intact while blocks are reused", async () => {
   const dir = await Deno.makeTempDir({ prefix: "callscribe-recorder-" });
   const path = `${dir}/call.wav`;
@@ -393,12 +412,6 @@ Deno.test("recorder: a track that lags the other keeps its queued audio intact w
     log: memoryLogger(),
     flushMs: 200,
   });
-  // Every frame different: a block reused while its audio was still queued shows as a mismatch.
-  const frame = (track: number, ms: number) => {
-    const bytes = new Uint8Array(160);
-    for (let i = 0; i < 160; i++) bytes[i] = (ms / 20 * 7 + i * 3 + track * 101) & 0xff;
-    return bytes;
-  };
   const totalMs = 9600;
   // Outbound trails by 900 ms, under the recorder's one-second wait: each flush leaves inbound's
   // last 900 ms queued.
@@ -407,28 +420,18 @@ Deno.test("recorder: a track that lags the other keeps its queued audio intact w
     let outboundMs = 0;
     for (let inboundMs = 0; inboundMs < totalMs;) {
       for (const end = inboundMs + 240; inboundMs < end; inboundMs += 20) {
-        recorder.write("inbound", 0, frame(0, inboundMs));
+        recorder.write("inbound", 0, distinctFrame(0, inboundMs));
       }
       for (; outboundMs < inboundMs - lagMs; outboundMs += 20) {
-        recorder.write("outbound", 0, frame(1, outboundMs));
+        recorder.write("outbound", 0, distinctFrame(1, outboundMs));
       }
       await new Promise((resolve) => setTimeout(resolve, 30));
     }
     for (; outboundMs < totalMs; outboundMs += 20) {
-      recorder.write("outbound", 0, frame(1, outboundMs));
+      recorder.write("outbound", 0, distinctFrame(1, outboundMs));
     }
     await recorder.end();
-    const { left, right } = readStereo(await Deno.readFile(path));
-    const expected = {
-      inbound: new Uint8Array(totalMs * 8),
-      outbound: new Uint8Array(totalMs * 8),
-    };
-    for (let ms = 0; ms < totalMs; ms += 20) {
-      expected.inbound.set(frame(0, ms), ms * 8);
-      expected.outbound.set(frame(1, ms), ms * 8);
-    }
-    assert.equal(firstMismatch(left, expected.inbound), -1);
-    assert.equal(firstMismatch(right, expected.outbound), -1);
+    assertRecordedFrames(await Deno.readFile(path), totalMs);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -443,11 +446,6 @@ Deno.test("recorder: a flush that leaves a frame of one track moves it to its bl
     log: memoryLogger(),
     flushMs: 50,
   });
-  const frame = (track: number, ms: number) => {
-    const bytes = new Uint8Array(160);
-    for (let i = 0; i < 160; i++) bytes[i] = (ms / 20 * 7 + i * 3 + track * 101) & 0xff;
-    return bytes;
-  };
   // Each turn writes inbound's frame before outbound's, and a flush may come between them (a
   // timer of 50 ms against turns of 7 ms): then inbound's last frame is left queued, to be moved
   // to its block's start. 4 s of audio, more than three blocks: a block not started over would be
@@ -455,23 +453,13 @@ Deno.test("recorder: a flush that leaves a frame of one track moves it to its bl
   const totalMs = 4000;
   try {
     for (let ms = 0; ms < totalMs; ms += 20) {
-      recorder.write("inbound", 0, frame(0, ms));
+      recorder.write("inbound", 0, distinctFrame(0, ms));
       if ((ms / 20) % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 7));
-      recorder.write("outbound", 0, frame(1, ms));
+      recorder.write("outbound", 0, distinctFrame(1, ms));
       if ((ms / 20) % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 7));
     }
     await recorder.end();
-    const { left, right } = readStereo(await Deno.readFile(path));
-    const expected = {
-      inbound: new Uint8Array(totalMs * 8),
-      outbound: new Uint8Array(totalMs * 8),
-    };
-    for (let ms = 0; ms < totalMs; ms += 20) {
-      expected.inbound.set(frame(0, ms), ms * 8);
-      expected.outbound.set(frame(1, ms), ms * 8);
-    }
-    assert.equal(firstMismatch(left, expected.inbound), -1);
-    assert.equal(firstMismatch(right, expected.outbound), -1);
+    assertRecordedFrames(await Deno.readFile(path), totalMs);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
