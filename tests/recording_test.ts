@@ -401,22 +401,37 @@ function assertRecordedFrames(wav: Uint8Array, totalMs: number): void {
   assert.equal(firstMismatch(right, expected.outbound), -1);
 }
 
-Deno.test("recorder: a track that lags the other keeps its queued audio intact while blocks are reused", async () => {
+/** Runs `write` on a recorder flushing every `flushMs` into a new file; checks what it wrote. */
+async function recordFrames(
+  flushMs: number,
+  totalMs: number,
+  write: (recorder: CallRecorder) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "callscribe-recorder-" });
   const path = `${dir}/call.wav`;
-  // Flushes every 200 ms of wall time, while the turns below write 240 ms of audio every 30 ms:
-  // between flushes a track queues more than a block (one second).
   const recorder = new CallRecorder({
     callSid: makeSid("CA"),
     target: { path, lockPath: `${dir}/call.lock` },
     log: memoryLogger(),
-    flushMs: 200,
+    flushMs,
   });
+  try {
+    await write(recorder);
+    await recorder.end();
+    assertRecordedFrames(await Deno.readFile(path), totalMs);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("recorder: a track that lags the other keeps its queued audio intact while blocks are reused", async () => {
+  // Flushes every 200 ms of wall time, while the turns below write 240 ms of audio every 30 ms:
+  // between flushes a track queues more than a block.
   const totalMs = 9600;
   // Outbound trails by 900 ms, under the recorder's one-second wait: each flush leaves inbound's
   // last 900 ms queued.
   const lagMs = 900;
-  try {
+  await recordFrames(200, totalMs, async (recorder) => {
     let outboundMs = 0;
     for (let inboundMs = 0; inboundMs < totalMs;) {
       for (const end = inboundMs + 240; inboundMs < end; inboundMs += 20) {
@@ -430,39 +445,23 @@ Deno.test("recorder: a track that lags the other keeps its queued audio intact w
     for (; outboundMs < totalMs; outboundMs += 20) {
       recorder.write("outbound", 0, distinctFrame(1, outboundMs));
     }
-    await recorder.end();
-    assertRecordedFrames(await Deno.readFile(path), totalMs);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("recorder: a flush that leaves a frame of one track moves it to its block's start, and the audio stays exact", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "callscribe-recorder-" });
-  const path = `${dir}/call.wav`;
-  const recorder = new CallRecorder({
-    callSid: makeSid("CA"),
-    target: { path, lockPath: `${dir}/call.lock` },
-    log: memoryLogger(),
-    flushMs: 50,
-  });
   // Each turn writes inbound's frame before outbound's, and a flush may come between them (a
   // timer of 50 ms against turns of 7 ms): then inbound's last frame is left queued, to be moved
   // to its block's start. 4 s of audio, more than three blocks: a block not started over would be
   // replaced, and a frame moved wrongly shows as a mismatch.
   const totalMs = 4000;
-  try {
+  await recordFrames(50, totalMs, async (recorder) => {
     for (let ms = 0; ms < totalMs; ms += 20) {
       recorder.write("inbound", 0, distinctFrame(0, ms));
       if ((ms / 20) % 3 === 0) await new Promise((resolve) => setTimeout(resolve, 7));
       recorder.write("outbound", 0, distinctFrame(1, ms));
       if ((ms / 20) % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 7));
     }
-    await recorder.end();
-    assertRecordedFrames(await Deno.readFile(path), totalMs);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("config: RECORD_CALLS and RECORDINGS_MAX_GB are checked, with the fix in the message", () => {
