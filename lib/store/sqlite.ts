@@ -35,6 +35,7 @@ import {
 } from "./db.ts";
 import { MIGRATIONS, newerSchemaError } from "./migrations.ts";
 import { InstanceLock } from "./instance_lock.ts";
+import { StatementCache } from "./statement_cache.ts";
 
 type Row = Record<string, SQLInputValue>;
 
@@ -61,7 +62,7 @@ export class SqliteStore implements TranscriptStore {
   /** Jobs waiting for the database, in order (see {@link SqliteStore.#drain}). */
   #jobs: Job[] = [];
   #draining = false;
-  readonly #statements = new Map<string, StatementSync>();
+  readonly #statements: StatementCache<StatementSync>;
   #tx: StoreTransaction;
   /** The server recording calls through this store (null for readers such as the CLI). */
   readonly instanceId: string | null;
@@ -77,6 +78,7 @@ export class SqliteStore implements TranscriptStore {
     this.instanceId = options.instanceId ?? null;
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
     this.#db = new DatabaseSync(path);
+    this.#statements = new StatementCache((sql) => this.#db.prepare(sql));
     this.#db.exec("PRAGMA journal_mode = WAL");
     // FULL: each commit is on disk before the final is printed, even across power loss.
     this.#db.exec("PRAGMA synchronous = FULL");
@@ -123,9 +125,7 @@ export class SqliteStore implements TranscriptStore {
 
   /** `sql` compiled once (compiling a statement cost about a quarter of a call's start). */
   #statement(sql: string): StatementSync {
-    let statement = this.#statements.get(sql);
-    if (!statement) this.#statements.set(sql, statement = this.#db.prepare(sql));
-    return statement;
+    return this.#statements.get(sql);
   }
 
   /** Runs `work` after every job queued before it, outside any transaction. */
