@@ -18,7 +18,7 @@ import {
   stereoWavHeader,
   takeLock,
 } from "../lib/recording/recording_file.ts";
-import { CallRecorder } from "../lib/recording/call_recorder.ts";
+import { CallRecorder, LEVELS_MS, type TrackLevels } from "../lib/recording/call_recorder.ts";
 import { Recordings } from "../lib/recording/recordings.ts";
 import { loadCallAudio, saveCallAudio } from "../lib/store/call_audio.ts";
 import { SqliteStore } from "../lib/store/sqlite.ts";
@@ -462,6 +462,26 @@ Deno.test("recorder: a flush that leaves a frame of one track moves it to its bl
       if ((ms / 20) % 5 === 0) await new Promise((resolve) => setTimeout(resolve, 7));
     }
   });
+});
+
+Deno.test("recorder: each track's level is reported once a LEVELS_MS, over all its audio since the last, however often it flushes", async () => {
+  // Flushes every 100 ms: ten flushes a level. One frame a track at the start (inbound loud,
+  // outbound silent), nothing after: the first level still has them.
+  const levels: TrackLevels[] = [];
+  const recorder = new CallRecorder({
+    callSid: makeSid("CA"),
+    log: memoryLogger(),
+    flushMs: 100,
+    onLevels: (level) => levels.push(level),
+  });
+  recorder.write("inbound", 0, new Uint8Array(160).fill(0x00));
+  recorder.write("outbound", 0, new Uint8Array(160).fill(MULAW_SILENCE));
+  await new Promise((resolve) => setTimeout(resolve, LEVELS_MS * 2 + 300));
+  await recorder.end();
+  assert.ok(levels.length >= 1 && levels.length <= 3, `${levels.length} levels in 2.3 s`);
+  assert.ok((levels[0].inbound ?? -Infinity) > -20, JSON.stringify(levels));
+  assert.ok((levels[0].outbound ?? 0) < -90, JSON.stringify(levels));
+  assert.equal(levels[1]?.inbound ?? null, null, "nothing since");
 });
 
 Deno.test("config: RECORD_CALLS and RECORDINGS_MAX_GB are checked, with the fix in the message", () => {
